@@ -1,0 +1,159 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// SignatureScheme names how an integration's webhooks are signed.
+type SignatureScheme string
+
+// Supported signature schemes.
+const (
+	// SchemeSoftPro is hex HMAC-SHA256 of the raw body in x-softpro-signature
+	// or x-signature, optionally prefixed "sha256=".
+	SchemeSoftPro SignatureScheme = "softpro"
+	// SchemeStandardWebhooks follows the Standard Webhooks specification.
+	SchemeStandardWebhooks SignatureScheme = "standard-webhooks"
+)
+
+// Valid reports whether s is a supported scheme.
+func (s SignatureScheme) Valid() bool {
+	return s == SchemeSoftPro || s == SchemeStandardWebhooks
+}
+
+// Sync types an integration may pull.
+const (
+	SyncTransactions = "transactions"
+	SyncContacts     = "contacts"
+	SyncDocuments    = "documents"
+	SyncTasks        = "tasks"
+)
+
+// SyncTypes are every sync type, in the order syncs run them.
+var SyncTypes = []string{SyncTransactions, SyncContacts, SyncDocuments, SyncTasks}
+
+// Secret is one webhook signing secret with the window in which it verifies.
+// A zero NotAfter means it has not been rotated out.
+type Secret struct {
+	KeyID     string
+	Value     []byte
+	NotBefore time.Time
+	NotAfter  time.Time
+}
+
+// ValidAt reports whether the secret verifies signatures at t.
+func (s Secret) ValidAt(t time.Time) bool {
+	if t.Before(s.NotBefore) {
+		return false
+	}
+	return s.NotAfter.IsZero() || t.Before(s.NotAfter)
+}
+
+// RetryConfig is the per-integration webhook retry setting of the original
+// system, kept as configuration.
+type RetryConfig struct {
+	MaxRetries   int `json:"maxRetries"`
+	InitialDelay int `json:"initialDelay"`
+}
+
+// Integration is one SoftPro 360 connection of a customer organization.
+type Integration struct {
+	ID                  string
+	OrganizationID      string
+	Active              bool
+	WebhookEnabled      bool
+	SignatureScheme     SignatureScheme
+	Secrets             []Secret
+	SyncEnabled         bool
+	SyncFrequency       int // minutes
+	SyncTypes           []string
+	LastSyncAt          *time.Time
+	LastScheduledSyncAt *time.Time
+	SyncStatus          string
+	LastSyncError       *string
+	RateLimit           int // SoftPro API requests per rate-limit window
+	IngestRateLimit     int // webhooks per minute
+	RetryConfig         *RetryConfig
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+// ValidSecrets returns the secrets that verify signatures at t, newest first.
+func (in Integration) ValidSecrets(t time.Time) []Secret {
+	out := make([]Secret, 0, len(in.Secrets))
+	for _, s := range in.Secrets {
+		if s.ValidAt(t) {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b Secret) int { return b.NotBefore.Compare(a.NotBefore) })
+	return out
+}
+
+// HasSecret reports whether the integration has any webhook secret at all.
+func (in Integration) HasSecret() bool { return len(in.Secrets) > 0 }
+
+// ErrNotFound is returned when an integration or event does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a create collides with an existing record.
+var ErrConflict = errors.New("conflict")
+
+// ValidationError lists every problem with an input, for a 400 answer.
+type ValidationError struct {
+	Problems []string
+}
+
+func (e *ValidationError) Error() string {
+	if len(e.Problems) == 1 {
+		return e.Problems[0]
+	}
+	return fmt.Sprintf("%d problems: %v", len(e.Problems), e.Problems)
+}
+
+// Add records a problem.
+func (e *ValidationError) Add(format string, args ...any) {
+	e.Problems = append(e.Problems, fmt.Sprintf(format, args...))
+}
+
+// Err returns e when it holds problems, nil otherwise.
+func (e *ValidationError) Err() error {
+	if len(e.Problems) == 0 {
+		return nil
+	}
+	return e
+}
+
+// ValidateSettings checks the user-settable fields of an integration.
+func ValidateSettings(in Integration, minSyncInterval int) error {
+	var v ValidationError
+	if in.ID == "" {
+		v.Add("id is required")
+	} else if len(in.ID) > 128 {
+		v.Add("id must be at most 128 characters")
+	}
+	if in.OrganizationID == "" {
+		v.Add("organizationId is required")
+	}
+	if !in.SignatureScheme.Valid() {
+		v.Add("signatureScheme must be %q or %q", SchemeSoftPro, SchemeStandardWebhooks)
+	}
+	if in.SyncFrequency < minSyncInterval {
+		v.Add("syncFrequency must be at least %d minutes", minSyncInterval)
+	}
+	for _, t := range in.SyncTypes {
+		if !slices.Contains(SyncTypes, t) {
+			v.Add("syncTypes: unknown type %q", t)
+		}
+	}
+	if in.RateLimit <= 0 {
+		v.Add("rateLimit must be positive")
+	}
+	if in.IngestRateLimit <= 0 {
+		v.Add("ingestRateLimit must be positive")
+	}
+	return v.Err()
+}

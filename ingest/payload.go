@@ -1,0 +1,60 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrInvalidPayload marks a body that is not a SoftPro webhook.
+var ErrInvalidPayload = errors.New("invalid payload")
+
+// Payload is the part of a SoftPro webhook body ingest needs; the body
+// itself goes onto the log untouched.
+type Payload struct {
+	ID        string
+	Type      string
+	Timestamp time.Time
+}
+
+// ParsePayload reads id, type and timestamp from a webhook body. The
+// timestamp is RFC 3339.
+func ParsePayload(body []byte) (Payload, error) {
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return Payload{}, fmt.Errorf("%w: body must be a JSON object", ErrInvalidPayload)
+	}
+	var raw struct {
+		ID        *string `json:"id"`
+		Type      *string `json:"type"`
+		Timestamp *string `json:"timestamp"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			if typeErr.Field == "" {
+				return Payload{}, fmt.Errorf("%w: body must be a JSON object", ErrInvalidPayload)
+			}
+			return Payload{}, fmt.Errorf("%w: %s must be a string", ErrInvalidPayload, typeErr.Field)
+		}
+		return Payload{}, fmt.Errorf("%w: body is not valid JSON", ErrInvalidPayload)
+	}
+	switch {
+	case raw.ID == nil || *raw.ID == "":
+		return Payload{}, fmt.Errorf("%w: id is required", ErrInvalidPayload)
+	case raw.Type == nil || *raw.Type == "":
+		return Payload{}, fmt.Errorf("%w: type is required", ErrInvalidPayload)
+	case raw.Timestamp == nil || *raw.Timestamp == "":
+		return Payload{}, fmt.Errorf("%w: timestamp is required", ErrInvalidPayload)
+	case len(*raw.ID) > 256:
+		return Payload{}, fmt.Errorf("%w: id must be at most 256 characters", ErrInvalidPayload)
+	case len(*raw.Type) > 128:
+		return Payload{}, fmt.Errorf("%w: type must be at most 128 characters", ErrInvalidPayload)
+	}
+	ts, err := time.Parse(time.RFC3339Nano, *raw.Timestamp)
+	if err != nil {
+		return Payload{}, fmt.Errorf("%w: timestamp must be RFC 3339", ErrInvalidPayload)
+	}
+	return Payload{ID: *raw.ID, Type: *raw.Type, Timestamp: ts.UTC()}, nil
+}

@@ -1,0 +1,60 @@
+package ingest
+
+import (
+	"context"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// Position is where an appended event lives on the log.
+type Position struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Appender appends an envelope to the log and returns only once the broker
+// has acknowledged it with acks=all. An error means the event is not on the
+// log as far as the caller can know.
+type Appender interface {
+	Append(ctx context.Context, e domain.Envelope) (Position, error)
+}
+
+// Admission is the gate's answer for one verified webhook.
+type Admission struct {
+	// Allowed is false when the integration's token bucket is empty.
+	Allowed bool
+	// RetryAfter is how long until a token is available, when not allowed.
+	RetryAfter time.Duration
+	// Duplicate is true when the event id was seen within the dedup TTL.
+	Duplicate bool
+}
+
+// Ticket names one admission: the integration's bucket and the event's
+// dedup fingerprint.
+type Ticket struct {
+	IntegrationID string
+	EventID       string
+	// Limit is the number of webhooks allowed per Window.
+	Limit  int
+	Window time.Duration
+	// DedupTTL is how long the fingerprint is kept.
+	DedupTTL time.Duration
+}
+
+// Gate rate-limits and de-duplicates verified webhooks in one round trip:
+// it takes a token from the integration's bucket and, only if one was
+// available, sets the event's fingerprint if absent. Release removes the
+// fingerprint again when the append failed, so the sender's retry is
+// accepted. Implementations are safe for concurrent use.
+type Gate interface {
+	Admit(ctx context.Context, t Ticket) (Admission, error)
+	Release(ctx context.Context, integrationID, eventID string) error
+}
+
+// IntegrationSource looks an integration up by id; it returns an error
+// wrapping domain.ErrNotFound when there is none.
+type IntegrationSource interface {
+	Integration(ctx context.Context, id string) (domain.Integration, error)
+}
