@@ -1,0 +1,353 @@
+package domain
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// ErrUnprojectable marks an event whose payload can never be projected:
+// retrying it cannot help.
+var ErrUnprojectable = errors.New("unprojectable event")
+
+// Op is what an event does to the entity it concerns.
+type Op int
+
+// Operations on entities.
+const (
+	// OpUpsert creates or updates the entity from the event's data.
+	OpUpsert Op = iota + 1
+	// OpDelete soft-deletes the entity.
+	OpDelete
+	// OpStatusChange sets a transaction's status.
+	OpStatusChange
+	// OpClosingScheduled sets a transaction's closing date.
+	OpClosingScheduled
+	// OpClosingCompleted marks a transaction closed.
+	OpClosingCompleted
+	// OpTaskCompleted marks a task complete.
+	OpTaskCompleted
+)
+
+type effect struct {
+	kind Kind
+	op   Op
+}
+
+var effects = map[EventType]effect{
+	TransactionCreated:       {KindTransaction, OpUpsert},
+	TransactionUpdated:       {KindTransaction, OpUpsert},
+	TransactionSynced:        {KindTransaction, OpUpsert},
+	TransactionStatusChanged: {KindTransaction, OpStatusChange},
+	ClosingScheduled:         {KindTransaction, OpClosingScheduled},
+	ClosingCompleted:         {KindTransaction, OpClosingCompleted},
+	DocumentUploaded:         {KindDocument, OpUpsert},
+	DocumentUpdated:          {KindDocument, OpUpsert},
+	DocumentSynced:           {KindDocument, OpUpsert},
+	DocumentDeleted:          {KindDocument, OpDelete},
+	ContactCreated:           {KindContact, OpUpsert},
+	ContactUpdated:           {KindContact, OpUpsert},
+	ContactSynced:            {KindContact, OpUpsert},
+	ContactDeleted:           {KindContact, OpDelete},
+	TaskCreated:              {KindTask, OpUpsert},
+	TaskSynced:               {KindTask, OpUpsert},
+	TaskCompleted:            {KindTask, OpTaskCompleted},
+}
+
+// Projectable reports whether events of type t change an entity. Events of
+// other types are kept in the audit only.
+func (t EventType) Projectable() bool {
+	_, ok := effects[t]
+	return ok
+}
+
+// Change is what one event says about one entity, read from its payload.
+type Change struct {
+	Key     EntityKey
+	Op      Op
+	Type    EventType
+	EventID string
+	// At is SoftPro's timestamp of the change: the envelope's OccurredAt.
+	At time.Time
+	// Data is the event's data object, field by field.
+	Data map[string]json.RawMessage
+	// Raw is the data object's bytes.
+	Raw json.RawMessage
+}
+
+// ChangeOf reads the change an event makes. It returns ok false, and no
+// error, for event types that change no entity. A payload without a data
+// object or entity id is an error wrapping ErrUnprojectable.
+//
+// The data object is the payload's "data" field (webhooks, and sync records
+// that keep the webhook shape) or, when there is none, the payload itself
+// (bare API records).
+func ChangeOf(e Envelope) (c Change, ok bool, err error) {
+	eff, known := effects[e.Type]
+	if !known {
+		return Change{}, false, nil
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(e.Payload, &top); err != nil || top == nil {
+		return Change{}, false, fmt.Errorf("%w: %s %s: payload is not a JSON object", ErrUnprojectable, e.Type, e.EventID)
+	}
+	raw := json.RawMessage(e.Payload)
+	data := top
+	if d, has := top["data"]; has {
+		raw = d
+		data = nil
+		if err := json.Unmarshal(d, &data); err != nil || data == nil {
+			return Change{}, false, fmt.Errorf("%w: %s %s: data is not a JSON object", ErrUnprojectable, e.Type, e.EventID)
+		}
+	}
+	var id string
+	if eff.op == OpClosingScheduled || eff.op == OpClosingCompleted {
+		id = text(data, "transaction_id", "transactionId")
+	}
+	if id == "" {
+		id = text(data, "id")
+	}
+	if id == "" {
+		return Change{}, false, fmt.Errorf("%w: %s %s: data has no %s id", ErrUnprojectable, e.Type, e.EventID, eff.kind)
+	}
+	at := e.OccurredAt
+	if at.IsZero() {
+		at = e.ReceivedAt
+	}
+	return Change{
+		Key:     EntityKey{IntegrationID: e.IntegrationID, Kind: eff.kind, ID: id},
+		Op:      eff.op,
+		Type:    e.Type,
+		EventID: e.EventID,
+		At:      at.UTC(),
+		Data:    data,
+		Raw:     raw,
+	}, true, nil
+}
+
+// Effect is what Apply did.
+type Effect struct {
+	// Applied is false when the change is older than the entity's state and
+	// so changed nothing.
+	Applied bool
+	// StatusChange is set when a transaction's status changed.
+	StatusChange *StatusChange
+}
+
+// Apply folds a change into the entity's current state and returns the new
+// state. It is pure: cur is not modified.
+//
+// Rules:
+//   - Newest wins: a change older than cur.UpdatedAt is not applied. Changes
+//     with equal timestamps apply in log order (SoftPro timestamps have
+//     second precision, so a create and an update often tie).
+//   - Deletes are soft: the entity is marked deleted and kept, so an older
+//     event arriving late cannot resurrect it. A newer change clears the mark.
+//   - Typed fields change only when the event carries them; the data jsonb
+//     keeps the union of top-level fields, newest value per field. Closing
+//     events keep their data under "closing", as their ids are not the
+//     transaction's.
+//   - A transaction's status change is recorded whenever the status differs
+//     from the previous one, and for every transaction.status_changed.
+func Apply(cur Entity, c Change) (Entity, Effect) {
+	if cur.Exists && c.At.Before(cur.UpdatedAt) {
+		return cur, Effect{}
+	}
+	next := cur
+	next.Key = c.Key
+	if !cur.Exists {
+		next.Exists = true
+		next.CreatedAt = c.At
+	}
+	next.UpdatedAt = c.At
+	next.LastEventID = c.EventID
+	if c.Op == OpDelete {
+		next.Deleted = true
+		at := c.At
+		next.DeletedAt = &at
+	} else {
+		next.Deleted = false
+		next.DeletedAt = nil
+	}
+	if c.Op == OpClosingScheduled || c.Op == OpClosingCompleted {
+		next.Data = mergeData(cur.Data, map[string]json.RawMessage{"closing": c.Raw}, nil)
+	} else {
+		next.Data = mergeData(cur.Data, c.Data, c.Raw)
+	}
+
+	var eff Effect
+	eff.Applied = true
+	d := c.Data
+	switch c.Key.Kind {
+	case KindTransaction:
+		t := &next.Transaction
+		setText(&t.FileNumber, d, "file_number", "fileNumber")
+		setText(&t.Status, d, "status", "new_status", "newStatus")
+		if obj, ok := d["property"]; ok {
+			var p map[string]json.RawMessage
+			if json.Unmarshal(obj, &p) == nil && p != nil {
+				setText(&t.PropertyAddress, p, "address")
+			} else {
+				setText(&t.PropertyAddress, d, "property")
+			}
+		}
+		setText(&t.PropertyAddress, d, "property_address", "propertyAddress")
+		switch c.Op {
+		case OpClosingScheduled:
+			setTime(&t.ClosingDate, d, "closing_date", "closingDate", "scheduled_date", "scheduled_at", "date")
+		case OpClosingCompleted:
+			at := c.At
+			t.ClosedAt = &at
+			setTime(&t.ClosedAt, d, "closed_at", "closedAt", "completed_at", "completedAt")
+			setTime(&t.ClosingDate, d, "closing_date", "closingDate")
+		default:
+			setTime(&t.ClosingDate, d, "closing_date", "closingDate")
+		}
+		from := cur.Transaction.Status
+		if from == "" {
+			from = text(d, "previous_status", "previousStatus", "old_status", "oldStatus", "from")
+		}
+		differs := t.Status != cur.Transaction.Status && cur.Transaction.Status != ""
+		if t.Status != "" && (differs || c.Op == OpStatusChange) {
+			eff.StatusChange = &StatusChange{Key: c.Key, From: from, To: t.Status, At: c.At, EventID: c.EventID}
+		}
+	case KindContact:
+		f := &next.Contact
+		setText(&f.TransactionID, d, "transaction_id", "transactionId")
+		setText(&f.FirstName, d, "first_name", "firstName")
+		setText(&f.LastName, d, "last_name", "lastName")
+		setText(&f.Email, d, "email")
+		setText(&f.Phone, d, "phone")
+		setText(&f.Role, d, "role")
+	case KindDocument:
+		f := &next.Document
+		setText(&f.TransactionID, d, "transaction_id", "transactionId")
+		setText(&f.Name, d, "name", "file_name", "fileName", "filename")
+		setText(&f.DocumentType, d, "document_type", "documentType", "type")
+		setText(&f.URL, d, "url")
+	case KindTask:
+		f := &next.Task
+		setText(&f.TransactionID, d, "transaction_id", "transactionId")
+		setText(&f.Title, d, "title", "name")
+		setText(&f.Status, d, "status")
+		setText(&f.AssignedTo, d, "assigned_to", "assignedTo", "assignee")
+		setTime(&f.DueDate, d, "due_date", "dueDate")
+		if c.Op == OpTaskCompleted {
+			if _, has := d["status"]; !has {
+				f.Status = "completed"
+			}
+			at := c.At
+			f.CompletedAt = &at
+		}
+		setTime(&f.CompletedAt, d, "completed_at", "completedAt")
+	}
+	return next, eff
+}
+
+// text returns the first of keys present in d as text: strings as they are,
+// numbers and booleans in their JSON form, null and objects as "".
+func text(d map[string]json.RawMessage, keys ...string) string {
+	for _, k := range keys {
+		raw, ok := d[k]
+		if !ok {
+			continue
+		}
+		return rawText(raw)
+	}
+	return ""
+}
+
+func rawText(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return ""
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+		return ""
+	case 'n', '{', '[':
+		return ""
+	default:
+		return string(raw)
+	}
+}
+
+// setText overwrites *dst with the first of keys present in d.
+func setText(dst *string, d map[string]json.RawMessage, keys ...string) {
+	for _, k := range keys {
+		if raw, ok := d[k]; ok {
+			*dst = rawText(raw)
+			return
+		}
+	}
+}
+
+// setTime overwrites *dst with the first of keys present in d: null clears
+// it, a timestamp or date sets it, anything else leaves it (the value stays
+// in the data jsonb).
+func setTime(dst **time.Time, d map[string]json.RawMessage, keys ...string) {
+	for _, k := range keys {
+		raw, ok := d[k]
+		if !ok {
+			continue
+		}
+		if string(bytes.TrimSpace(raw)) == "null" {
+			*dst = nil
+			return
+		}
+		if t, ok := parseTime(rawText(raw)); ok {
+			*dst = &t
+		}
+		return
+	}
+}
+
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", time.DateOnly}
+
+func parseTime(s string) (time.Time, bool) {
+	if s == "" {
+		return time.Time{}, false
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+		if n > 1e12 {
+			return time.UnixMilli(n).UTC(), true
+		}
+		return time.Unix(n, 0).UTC(), true
+	}
+	return time.Time{}, false
+}
+
+// mergeData returns cur's fields overlaid with add's. When cur is empty the
+// event's own bytes (raw) are kept as they are.
+func mergeData(cur json.RawMessage, add map[string]json.RawMessage, raw json.RawMessage) json.RawMessage {
+	var base map[string]json.RawMessage
+	if len(cur) > 0 {
+		_ = json.Unmarshal(cur, &base)
+	}
+	if len(base) == 0 && raw != nil {
+		return raw
+	}
+	if base == nil {
+		base = make(map[string]json.RawMessage, len(add))
+	}
+	for k, v := range add {
+		base[k] = v
+	}
+	out, err := json.Marshal(base)
+	if err != nil {
+		return cur
+	}
+	return out
+}

@@ -1,0 +1,244 @@
+package domain
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+
+func env(typ EventType, id string, at time.Time, payload string) Envelope {
+	return Envelope{Schema: SchemaV1, EventID: id, IntegrationID: "int_1", Type: typ, OccurredAt: at, ReceivedAt: at, Payload: json.RawMessage(payload)}
+}
+
+// fold applies envelopes in order from the zero state and returns the final
+// state and every effect.
+func fold(t *testing.T, es ...Envelope) (Entity, []Effect) {
+	t.Helper()
+	var cur Entity
+	var effs []Effect
+	for _, e := range es {
+		c, ok, err := ChangeOf(e)
+		if err != nil || !ok {
+			t.Fatalf("ChangeOf(%s) = ok %v, err %v", e.EventID, ok, err)
+		}
+		var eff Effect
+		cur, eff = Apply(cur, c)
+		effs = append(effs, eff)
+	}
+	return cur, effs
+}
+
+func TestChangeOf(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     Envelope
+		wantOK  bool
+		wantErr bool
+		wantKey EntityKey
+	}{
+		{name: "webhook shape", env: env(TransactionUpdated, "e1", t0, `{"id":"e1","data":{"id":"txn_1"}}`), wantOK: true,
+			wantKey: EntityKey{"int_1", KindTransaction, "txn_1"}},
+		{name: "bare record", env: env(ContactSynced, "e1", t0, `{"id":"c_9","email":"a@b"}`), wantOK: true,
+			wantKey: EntityKey{"int_1", KindContact, "c_9"}},
+		{name: "closing uses transaction_id", env: env(ClosingScheduled, "e1", t0, `{"data":{"id":"cl_1","transaction_id":"txn_2"}}`), wantOK: true,
+			wantKey: EntityKey{"int_1", KindTransaction, "txn_2"}},
+		{name: "numeric id", env: env(TaskCreated, "e1", t0, `{"data":{"id":42}}`), wantOK: true,
+			wantKey: EntityKey{"int_1", KindTask, "42"}},
+		{name: "unknown type", env: env("invoice.paid", "e1", t0, `{"data":{"id":"x"}}`)},
+		{name: "no id", env: env(DocumentUploaded, "e1", t0, `{"data":{"name":"a.pdf"}}`), wantErr: true},
+		{name: "data not object", env: env(DocumentUploaded, "e1", t0, `{"data":"oops"}`), wantErr: true},
+		{name: "payload not object", env: env(DocumentUploaded, "e1", t0, `[1,2]`), wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, ok, err := ChangeOf(tt.env)
+			if tt.wantErr {
+				if !errors.Is(err, ErrUnprojectable) {
+					t.Fatalf("err = %v, want ErrUnprojectable", err)
+				}
+				return
+			}
+			if err != nil || ok != tt.wantOK {
+				t.Fatalf("ok, err = %v, %v; want %v, nil", ok, err, tt.wantOK)
+			}
+			if ok && c.Key != tt.wantKey {
+				t.Fatalf("key = %+v, want %+v", c.Key, tt.wantKey)
+			}
+		})
+	}
+}
+
+func TestApplyTransaction(t *testing.T) {
+	t.Parallel()
+	created := env(TransactionCreated, "e1", t0, `{"data":{"id":"txn_1","file_number":"2024-001","status":"open","property":{"address":"123 Main St"},"closing_date":"2024-02-01"}}`)
+	tests := []struct {
+		name          string
+		events        []Envelope
+		wantStatus    string
+		wantApplied   []bool
+		wantChanges   []string // "from>to" per effect, "" when none
+		wantDeleted   bool
+		wantClosed    bool
+		wantClosing   string
+		wantUpdatedAt time.Time
+		wantFile      string
+	}{
+		{
+			name: "create", events: []Envelope{created},
+			wantStatus: "open", wantApplied: []bool{true}, wantChanges: []string{""},
+			wantClosing: "2024-02-01", wantUpdatedAt: t0, wantFile: "2024-001",
+		},
+		{
+			name: "newer update wins and logs status difference",
+			events: []Envelope{created,
+				env(TransactionUpdated, "e2", t0.Add(time.Minute), `{"data":{"id":"txn_1","status":"in_progress"}}`)},
+			wantStatus: "in_progress", wantApplied: []bool{true, true}, wantChanges: []string{"", "open>in_progress"},
+			wantClosing: "2024-02-01", wantUpdatedAt: t0.Add(time.Minute), wantFile: "2024-001",
+		},
+		{
+			name: "older event does not overwrite",
+			events: []Envelope{
+				env(TransactionUpdated, "e2", t0.Add(time.Minute), `{"data":{"id":"txn_1","status":"in_progress"}}`),
+				created},
+			wantStatus: "in_progress", wantApplied: []bool{true, false}, wantChanges: []string{"", ""},
+			wantUpdatedAt: t0.Add(time.Minute),
+		},
+		{
+			name: "equal timestamps apply in log order",
+			events: []Envelope{created,
+				env(TransactionStatusChanged, "e2", t0, `{"data":{"id":"txn_1","status":"pending","previous_status":"open"}}`)},
+			wantStatus: "pending", wantApplied: []bool{true, true}, wantChanges: []string{"", "open>pending"},
+			wantClosing: "2024-02-01", wantUpdatedAt: t0, wantFile: "2024-001",
+		},
+		{
+			name: "status_changed on unseen transaction takes from the event",
+			events: []Envelope{
+				env(TransactionStatusChanged, "e2", t0, `{"data":{"id":"txn_1","new_status":"closed","old_status":"open"}}`)},
+			wantStatus: "closed", wantApplied: []bool{true}, wantChanges: []string{"open>closed"}, wantUpdatedAt: t0,
+		},
+		{
+			name: "closing scheduled then completed",
+			events: []Envelope{created,
+				env(ClosingScheduled, "e2", t0.Add(time.Hour), `{"data":{"id":"cl_1","transaction_id":"txn_1","closing_date":"2024-03-01"}}`),
+				env(ClosingCompleted, "e3", t0.Add(2*time.Hour), `{"data":{"id":"cl_1","transaction_id":"txn_1"}}`)},
+			wantStatus: "open", wantApplied: []bool{true, true, true}, wantChanges: []string{"", "", ""},
+			wantClosing: "2024-03-01", wantClosed: true, wantUpdatedAt: t0.Add(2 * time.Hour), wantFile: "2024-001",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, effs := fold(t, tt.events...)
+			if got.Transaction.Status != tt.wantStatus {
+				t.Errorf("status = %q, want %q", got.Transaction.Status, tt.wantStatus)
+			}
+			if tt.wantFile != "" && got.Transaction.FileNumber != tt.wantFile {
+				t.Errorf("file number = %q, want %q", got.Transaction.FileNumber, tt.wantFile)
+			}
+			if !got.UpdatedAt.Equal(tt.wantUpdatedAt) {
+				t.Errorf("updatedAt = %v, want %v", got.UpdatedAt, tt.wantUpdatedAt)
+			}
+			if tt.wantClosing != "" && (got.Transaction.ClosingDate == nil || got.Transaction.ClosingDate.Format(time.DateOnly) != tt.wantClosing) {
+				t.Errorf("closing date = %v, want %s", got.Transaction.ClosingDate, tt.wantClosing)
+			}
+			if (got.Transaction.ClosedAt != nil) != tt.wantClosed {
+				t.Errorf("closedAt = %v, want closed %v", got.Transaction.ClosedAt, tt.wantClosed)
+			}
+			for i, eff := range effs {
+				if eff.Applied != tt.wantApplied[i] {
+					t.Errorf("effect %d applied = %v, want %v", i, eff.Applied, tt.wantApplied[i])
+				}
+				var ch string
+				if eff.StatusChange != nil {
+					ch = eff.StatusChange.From + ">" + eff.StatusChange.To
+				}
+				if ch != tt.wantChanges[i] {
+					t.Errorf("effect %d status change = %q, want %q", i, ch, tt.wantChanges[i])
+				}
+			}
+		})
+	}
+}
+
+func TestApplyDeleteAndResurrect(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		events      []Envelope
+		wantDeleted bool
+		wantEmail   string
+	}{
+		{name: "delete soft-deletes",
+			events: []Envelope{
+				env(ContactCreated, "e1", t0, `{"data":{"id":"c1","email":"a@x"}}`),
+				env(ContactDeleted, "e2", t0.Add(time.Minute), `{"data":{"id":"c1"}}`)},
+			wantDeleted: true, wantEmail: "a@x"},
+		{name: "late older create does not resurrect",
+			events: []Envelope{
+				env(ContactDeleted, "e2", t0.Add(time.Minute), `{"data":{"id":"c1"}}`),
+				env(ContactCreated, "e1", t0, `{"data":{"id":"c1","email":"a@x"}}`)},
+			wantDeleted: true},
+		{name: "newer update clears the mark",
+			events: []Envelope{
+				env(ContactDeleted, "e2", t0, `{"data":{"id":"c1"}}`),
+				env(ContactUpdated, "e3", t0.Add(time.Minute), `{"data":{"id":"c1","email":"b@x"}}`)},
+			wantDeleted: false, wantEmail: "b@x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, _ := fold(t, tt.events...)
+			if got.Deleted != tt.wantDeleted || (got.DeletedAt != nil) != tt.wantDeleted {
+				t.Errorf("deleted = %v (at %v), want %v", got.Deleted, got.DeletedAt, tt.wantDeleted)
+			}
+			if got.Contact.Email != tt.wantEmail {
+				t.Errorf("email = %q, want %q", got.Contact.Email, tt.wantEmail)
+			}
+		})
+	}
+}
+
+func TestApplyTaskAndDocument(t *testing.T) {
+	t.Parallel()
+	task, _ := fold(t,
+		env(TaskCreated, "e1", t0, `{"data":{"id":"t1","title":"Order title","transaction_id":"txn_1","due_date":"2024-02-01","status":"open"}}`),
+		env(TaskCompleted, "e2", t0.Add(time.Hour), `{"data":{"id":"t1"}}`))
+	if task.Task.Status != "completed" || task.Task.CompletedAt == nil || !task.Task.CompletedAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("task = %+v, want completed at %v", task.Task, t0.Add(time.Hour))
+	}
+	if task.Task.Title != "Order title" || task.Task.DueDate == nil {
+		t.Errorf("task fields lost: %+v", task.Task)
+	}
+	doc, _ := fold(t,
+		env(DocumentUploaded, "e1", t0, `{"data":{"id":"d1","name":"deed.pdf","document_type":"deed","transaction_id":"txn_1"}}`),
+		env(DocumentUpdated, "e2", t0.Add(time.Hour), `{"data":{"id":"d1","name":"deed-v2.pdf"}}`))
+	if doc.Document.Name != "deed-v2.pdf" || doc.Document.DocumentType != "deed" || doc.Document.TransactionID != "txn_1" {
+		t.Errorf("document = %+v", doc.Document)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(doc.Data, &data); err != nil {
+		t.Fatalf("data: %v", err)
+	}
+	if data["name"] != "deed-v2.pdf" || data["document_type"] != "deed" {
+		t.Errorf("merged data = %v", data)
+	}
+}
+
+func TestApplyIsPure(t *testing.T) {
+	t.Parallel()
+	cur, _ := fold(t, env(TransactionCreated, "e1", t0, `{"data":{"id":"txn_1","status":"open","closing_date":"2024-02-01"}}`))
+	before := *cur.Transaction.ClosingDate
+	c, _, _ := ChangeOf(env(ClosingScheduled, "e2", t0.Add(time.Hour), `{"data":{"transaction_id":"txn_1","closing_date":"2024-05-05"}}`))
+	next, _ := Apply(cur, c)
+	if !cur.Transaction.ClosingDate.Equal(before) || cur.LastEventID != "e1" {
+		t.Fatalf("Apply modified its input: %+v", cur)
+	}
+	if next.Transaction.ClosingDate.Format(time.DateOnly) != "2024-05-05" {
+		t.Fatalf("closing date = %v", next.Transaction.ClosingDate)
+	}
+}
