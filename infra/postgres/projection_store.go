@@ -1,0 +1,366 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/projections"
+)
+
+// ProjectionStore keeps the read models of migration 00002 and satisfies
+// projections.Store. It is safe for concurrent use.
+type ProjectionStore struct {
+	pool *pgxpool.Pool
+}
+
+var _ projections.Store = (*ProjectionStore)(nil)
+
+// NewProjectionStore returns a store over pool; the pool's search_path
+// decides which schema's tables it writes.
+func NewProjectionStore(pool *pgxpool.Pool) *ProjectionStore {
+	if pool == nil {
+		panic("postgres: NewProjectionStore needs a pool")
+	}
+	return &ProjectionStore{pool: pool}
+}
+
+// InTx implements projections.Store. Errors that say the database could not
+// do the work, rather than that the work is wrong, wrap
+// projections.ErrUnavailable; a lost insert race on a checkpoint wraps
+// projections.ErrCheckpointMoved.
+func (s *ProjectionStore) InTx(ctx context.Context, fn func(ctx context.Context, tx projections.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return classify("begin", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := fn(ctx, projectionTx{tx: tx}); err != nil {
+		return classify("project", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return classify("commit", err)
+	}
+	return nil
+}
+
+// classify marks errors that are the database's fault as transient.
+func classify(op string, err error) error {
+	if errors.Is(err, projections.ErrUnavailable) || errors.Is(err, projections.ErrCheckpointMoved) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == codeUniqueViolation:
+			return fmt.Errorf("%s: %w: %w", op, projections.ErrCheckpointMoved, err)
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			strings.HasPrefix(pgErr.Code, "53"), // insufficient resources
+			strings.HasPrefix(pgErr.Code, "57"), // operator intervention: shutdown, cancel
+			strings.HasPrefix(pgErr.Code, "58"), // system error
+			pgErr.Code == "40001", pgErr.Code == "40P01", // serialization failure, deadlock
+			pgErr.Code == "55P03", // lock not available
+			pgErr.Code == "42501": // insufficient privilege: revoked grants come back
+			return projections.Unavailable(op, err)
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	// Not a server answer: the connection failed or could not be made.
+	return projections.Unavailable(op, err)
+}
+
+type projectionTx struct {
+	tx pgx.Tx
+}
+
+// entityTable describes one entity kind's table.
+type entityTable struct {
+	name    string
+	columns []string // kind-specific columns, after the common ones
+	scan    func(e *domain.Entity) []any
+	values  func(e domain.Entity) []any
+}
+
+const commonColumns = "integration_id, id, softpro_created_at, softpro_updated_at, last_event_id, deleted, deleted_at, payload"
+
+var entityTables = map[domain.Kind]entityTable{
+	domain.KindTransaction: {
+		name:    "transactions",
+		columns: []string{"file_number", "status", "property_address", "closing_date", "closed_at"},
+		scan: func(e *domain.Entity) []any {
+			f := &e.Transaction
+			return []any{&f.FileNumber, &f.Status, &f.PropertyAddress, &f.ClosingDate, &f.ClosedAt}
+		},
+		values: func(e domain.Entity) []any {
+			f := e.Transaction
+			return []any{f.FileNumber, f.Status, f.PropertyAddress, f.ClosingDate, f.ClosedAt}
+		},
+	},
+	domain.KindContact: {
+		name:    "contacts",
+		columns: []string{"transaction_id", "first_name", "last_name", "email", "phone", "role"},
+		scan: func(e *domain.Entity) []any {
+			f := &e.Contact
+			return []any{&f.TransactionID, &f.FirstName, &f.LastName, &f.Email, &f.Phone, &f.Role}
+		},
+		values: func(e domain.Entity) []any {
+			f := e.Contact
+			return []any{f.TransactionID, f.FirstName, f.LastName, f.Email, f.Phone, f.Role}
+		},
+	},
+	domain.KindDocument: {
+		name:    "documents",
+		columns: []string{"transaction_id", "name", "document_type", "url"},
+		scan: func(e *domain.Entity) []any {
+			f := &e.Document
+			return []any{&f.TransactionID, &f.Name, &f.DocumentType, &f.URL}
+		},
+		values: func(e domain.Entity) []any {
+			f := e.Document
+			return []any{f.TransactionID, f.Name, f.DocumentType, f.URL}
+		},
+	},
+	domain.KindTask: {
+		name:    "tasks",
+		columns: []string{"transaction_id", "title", "status", "assigned_to", "due_date", "completed_at"},
+		scan: func(e *domain.Entity) []any {
+			f := &e.Task
+			return []any{&f.TransactionID, &f.Title, &f.Status, &f.AssignedTo, &f.DueDate, &f.CompletedAt}
+		},
+		values: func(e domain.Entity) []any {
+			f := e.Task
+			return []any{f.TransactionID, f.Title, f.Status, f.AssignedTo, f.DueDate, f.CompletedAt}
+		},
+	},
+}
+
+// selectSQL locks rows in key order, so concurrent batches touching the same
+// entities queue rather than deadlock.
+func (t entityTable) selectSQL() string {
+	return "SELECT " + commonColumns + ", " + strings.Join(t.columns, ", ") + " FROM " + t.name +
+		" WHERE (integration_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))" +
+		" ORDER BY integration_id, id FOR UPDATE"
+}
+
+// upsertSQL writes an entity unless the stored state is newer: the domain
+// rules already decided, this guards against a concurrent writer that
+// inserted the row after Load found none.
+func (t entityTable) upsertSQL() string {
+	cols := strings.Split(commonColumns, ", ")
+	cols = append(cols, t.columns...)
+	ph := make([]string, len(cols))
+	var set []string
+	for i, c := range cols {
+		ph[i] = fmt.Sprintf("$%d", i+1)
+		if c != "integration_id" && c != "id" && c != "softpro_created_at" {
+			set = append(set, c+" = EXCLUDED."+c)
+		}
+	}
+	set = append(set, "projected_at = now()")
+	return "INSERT INTO " + t.name + " AS t (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(ph, ", ") + ")" +
+		" ON CONFLICT (integration_id, id) DO UPDATE SET " + strings.Join(set, ", ") +
+		" WHERE t.softpro_updated_at <= EXCLUDED.softpro_updated_at"
+}
+
+var (
+	entitySelectSQL = map[domain.Kind]string{}
+	entityUpsertSQL = map[domain.Kind]string{}
+)
+
+func init() {
+	for k, t := range entityTables {
+		entitySelectSQL[k] = t.selectSQL()
+		entityUpsertSQL[k] = t.upsertSQL()
+	}
+}
+
+const (
+	checkpointSelectSQL = `SELECT topic, "partition", next_offset FROM projection_checkpoints
+WHERE projection = $1 AND (topic, "partition") IN (SELECT * FROM unnest($2::text[], $3::int[]))
+ORDER BY topic, "partition" FOR UPDATE`
+	checkpointInsertSQL = `INSERT INTO projection_checkpoints (projection, topic, "partition", next_offset) VALUES ($1, $2, $3, $4)`
+	checkpointUpdateSQL = `UPDATE projection_checkpoints SET next_offset = $5, updated_at = now()
+WHERE projection = $1 AND topic = $2 AND "partition" = $3 AND next_offset = $4`
+
+	auditSelectSQL = `SELECT integration_id, event_id, status, received_at, processing_started_at, retry_count, last_retry_at
+FROM webhook_events WHERE (integration_id, event_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+ORDER BY integration_id, event_id FOR UPDATE`
+	auditUpsertSQL = `INSERT INTO webhook_events AS w (integration_id, event_id, event_type, payload, headers, status,
+ received_at, processing_started_at, processed_at, failed_at, processing_time_ms, retry_count, last_retry_at, error,
+ occurred_at, applied, source, topic, "partition", "offset")
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+ON CONFLICT (integration_id, event_id) DO UPDATE SET event_type = EXCLUDED.event_type, payload = EXCLUDED.payload,
+ headers = EXCLUDED.headers, status = EXCLUDED.status, received_at = EXCLUDED.received_at,
+ processing_started_at = EXCLUDED.processing_started_at, processed_at = EXCLUDED.processed_at,
+ failed_at = EXCLUDED.failed_at, processing_time_ms = EXCLUDED.processing_time_ms,
+ retry_count = EXCLUDED.retry_count, last_retry_at = EXCLUDED.last_retry_at, error = EXCLUDED.error,
+ occurred_at = EXCLUDED.occurred_at, applied = EXCLUDED.applied, source = EXCLUDED.source,
+ topic = EXCLUDED.topic, "partition" = EXCLUDED."partition", "offset" = EXCLUDED."offset"`
+
+	statusChangeInsertSQL = `INSERT INTO transaction_status_changes (integration_id, transaction_id, from_status, to_status, changed_at, event_id)
+VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (integration_id, event_id) DO NOTHING`
+
+	metricsUpsertSQL = `INSERT INTO integration_metrics_hourly AS m (integration_id, event_type, hour, received, completed, failed, skipped,
+ total_processing_ms, max_processing_ms, latency_buckets)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (integration_id, event_type, hour) DO UPDATE SET
+ received = m.received + EXCLUDED.received, completed = m.completed + EXCLUDED.completed,
+ failed = m.failed + EXCLUDED.failed, skipped = m.skipped + EXCLUDED.skipped,
+ total_processing_ms = m.total_processing_ms + EXCLUDED.total_processing_ms,
+ max_processing_ms = GREATEST(m.max_processing_ms, EXCLUDED.max_processing_ms),
+ latency_buckets = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
+   FROM unnest(m.latency_buckets, EXCLUDED.latency_buckets) WITH ORDINALITY AS u(a, b, i) ORDER BY i)`
+)
+
+// Load implements projections.Tx in one round trip.
+func (t projectionTx) Load(ctx context.Context, q projections.Query) (projections.Snapshot, error) {
+	snap := projections.Snapshot{
+		Checkpoints: map[projections.Partition]int64{},
+		Audit:       map[projections.EventKey]projections.AuditRow{},
+		Entities:    map[domain.EntityKey]domain.Entity{},
+	}
+	b := &pgx.Batch{}
+	if len(q.Partitions) > 0 {
+		topics := make([]string, len(q.Partitions))
+		parts := make([]int32, len(q.Partitions))
+		for i, p := range q.Partitions {
+			topics[i], parts[i] = p.Topic, p.Partition
+		}
+		b.Queue(checkpointSelectSQL, q.Projection, topics, parts).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var p projections.Partition
+				var next int64
+				if err := rows.Scan(&p.Topic, &p.Partition, &next); err != nil {
+					return err
+				}
+				snap.Checkpoints[p] = next
+			}
+			return rows.Err()
+		})
+	}
+	if len(q.Events) > 0 {
+		ints := make([]string, len(q.Events))
+		ids := make([]string, len(q.Events))
+		for i, k := range q.Events {
+			ints[i], ids[i] = k.IntegrationID, k.EventID
+		}
+		b.Queue(auditSelectSQL, ints, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var r projections.AuditRow
+				var status string
+				if err := rows.Scan(&r.IntegrationID, &r.EventID, &status, &r.ReceivedAt, &r.ProcessingStartedAt, &r.RetryCount, &r.LastRetryAt); err != nil {
+					return err
+				}
+				r.Status = projections.Status(status)
+				snap.Audit[projections.EventKey{IntegrationID: r.IntegrationID, EventID: r.EventID}] = r
+			}
+			return rows.Err()
+		})
+	}
+	byKind := map[domain.Kind][2][]string{}
+	for _, k := range q.Entities {
+		v := byKind[k.Kind]
+		v[0] = append(v[0], k.IntegrationID)
+		v[1] = append(v[1], k.ID)
+		byKind[k.Kind] = v
+	}
+	for _, kind := range domain.Kinds {
+		keys, ok := byKind[kind]
+		if !ok {
+			continue
+		}
+		table := entityTables[kind]
+		b.Queue(entitySelectSQL[kind], keys[0], keys[1]).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				e := domain.Entity{Exists: true}
+				var payload []byte
+				dest := []any{&e.Key.IntegrationID, &e.Key.ID, &e.CreatedAt, &e.UpdatedAt, &e.LastEventID, &e.Deleted, &e.DeletedAt, &payload}
+				if err := rows.Scan(append(dest, table.scan(&e)...)...); err != nil {
+					return err
+				}
+				e.Key.Kind = kind
+				e.Data = payload
+				snap.Entities[e.Key] = e
+			}
+			return rows.Err()
+		})
+	}
+	if b.Len() == 0 {
+		return snap, nil
+	}
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return projections.Snapshot{}, fmt.Errorf("load: %w", err)
+	}
+	return snap, nil
+}
+
+// Save implements projections.Tx in one round trip.
+func (t projectionTx) Save(ctx context.Context, w projections.Writes) error {
+	b := &pgx.Batch{}
+	for _, c := range w.Checkpoints {
+		if c.Prev < 0 {
+			b.Queue(checkpointInsertSQL, c.Projection, c.Topic, c.Partition.Partition, c.Next)
+			continue
+		}
+		c := c
+		b.Queue(checkpointUpdateSQL, c.Projection, c.Topic, c.Partition.Partition, c.Prev, c.Next).Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() != 1 {
+				return fmt.Errorf("%w: %s %s/%d is no longer at %d", projections.ErrCheckpointMoved, c.Projection, c.Topic, c.Partition.Partition, c.Prev)
+			}
+			return nil
+		})
+	}
+	for _, r := range w.Audit {
+		var errText *string
+		if r.Error != "" {
+			errText = &r.Error
+		}
+		var occurred *time.Time
+		if !r.OccurredAt.IsZero() {
+			occurred = &r.OccurredAt
+		}
+		b.Queue(auditUpsertSQL, r.IntegrationID, r.EventID, string(r.EventType), []byte(r.Payload), []byte(r.Headers), string(r.Status),
+			r.ReceivedAt, r.ProcessingStartedAt, r.ProcessedAt, r.FailedAt, r.ProcessingTimeMs, r.RetryCount, r.LastRetryAt, errText,
+			occurred, r.Applied, string(r.Source), r.Topic, r.Partition, r.Offset)
+	}
+	for _, e := range w.Entities {
+		table, ok := entityTables[e.Key.Kind]
+		if !ok {
+			return fmt.Errorf("save entity: unknown kind %q", e.Key.Kind)
+		}
+		payload := []byte(e.Data)
+		if len(payload) == 0 {
+			payload = []byte("{}")
+		}
+		args := []any{e.Key.IntegrationID, e.Key.ID, e.CreatedAt, e.UpdatedAt, e.LastEventID, e.Deleted, e.DeletedAt, payload}
+		b.Queue(entityUpsertSQL[e.Key.Kind], append(args, table.values(e)...)...)
+	}
+	for _, c := range w.StatusChanges {
+		b.Queue(statusChangeInsertSQL, c.Key.IntegrationID, c.Key.ID, c.From, c.To, c.At, c.EventID)
+	}
+	for _, m := range w.Metrics {
+		buckets := m.LatencyBuckets
+		if buckets == nil {
+			buckets = []int64{}
+		}
+		b.Queue(metricsUpsertSQL, m.IntegrationID, string(m.EventType), m.Hour, m.Received, m.Completed, m.Failed, m.Skipped,
+			m.ProcessingMs, m.MaxProcessingMs, buckets)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,265 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/projections"
+)
+
+var tBase = time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+
+// newProjector opens a fresh migrated schema and a projector over it.
+func newProjector(t *testing.T) (*projections.Projector, *pgxpool.Pool) {
+	t.Helper()
+	pool, _ := openTestSchema(t, nil)
+	if err := Migrate(testContext(t), pool); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return projections.NewProjector("test", NewProjectionStore(pool), nil), pool
+}
+
+func rec(topic string, partition int32, offset int64, integration, eventID string, typ domain.EventType, at time.Time, data string) projections.Record {
+	return projections.Record{
+		Partition: projections.Partition{Topic: topic, Partition: partition},
+		Offset:    offset,
+		Envelope: domain.Envelope{
+			Schema: domain.SchemaV1, EventID: eventID, IntegrationID: integration, Type: typ,
+			OccurredAt: at, ReceivedAt: time.Now().Add(-20 * time.Millisecond), Source: domain.SourceWebhook,
+			Payload: json.RawMessage(fmt.Sprintf(`{"id":%q,"type":%q,"timestamp":%q,"data":%s}`, eventID, typ, at.Format(time.RFC3339), data)),
+		},
+		Attempt: 1,
+	}
+}
+
+func apply(t *testing.T, p *projections.Projector, recs ...projections.Record) []projections.Outcome {
+	t.Helper()
+	out, err := p.Apply(testContext(t), recs...)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	return out
+}
+
+func queryOne[T any](t *testing.T, pool *pgxpool.Pool, sql string, args ...any) T {
+	t.Helper()
+	var v T
+	if err := pool.QueryRow(testContext(t), sql, args...).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return v
+}
+
+type metricsRow struct {
+	received, completed, failed, skipped int64
+	buckets                              []int64
+}
+
+func metricsOf(t *testing.T, pool *pgxpool.Pool, integration string, typ domain.EventType) metricsRow {
+	t.Helper()
+	var m metricsRow
+	err := pool.QueryRow(testContext(t), `SELECT coalesce(sum(received),0), coalesce(sum(completed),0), coalesce(sum(failed),0), coalesce(sum(skipped),0)
+		FROM integration_metrics_hourly WHERE integration_id = $1 AND event_type = $2`, integration, string(typ)).
+		Scan(&m.received, &m.completed, &m.failed, &m.skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestProjectorRedeliveryChangesNothing(t *testing.T) {
+	t.Parallel()
+	p, pool := newProjector(t)
+	r := rec("tx", 0, 0, "int_a", "evt_1", domain.TransactionCreated, tBase, `{"id":"txn_1","status":"open","file_number":"F-1"}`)
+	r2 := rec("tx", 0, 1, "int_a", "evt_2", domain.TransactionStatusChanged, tBase.Add(time.Minute), `{"id":"txn_1","status":"closed"}`)
+	if got := apply(t, p, r); got[0] != projections.OutcomeApplied {
+		t.Fatalf("first apply = %v", got)
+	}
+	apply(t, p, r2)
+	for _, again := range []projections.Record{r, r2} {
+		if got := apply(t, p, again); got[0] != projections.OutcomeRedelivered {
+			t.Fatalf("redelivery of offset %d = %v, want redelivered", again.Offset, got)
+		}
+	}
+	if n := queryOne[int64](t, pool, "SELECT count(*) FROM webhook_events WHERE integration_id = 'int_a'"); n != 2 {
+		t.Errorf("audit rows = %d, want 2", n)
+	}
+	if n := queryOne[int64](t, pool, "SELECT count(*) FROM transaction_status_changes WHERE integration_id = 'int_a'"); n != 1 {
+		t.Errorf("status changes = %d, want 1", n)
+	}
+	if m := metricsOf(t, pool, "int_a", domain.TransactionCreated); m.received != 1 || m.completed != 1 {
+		t.Errorf("metrics = %+v, want received 1 completed 1", m)
+	}
+	if next := queryOne[int64](t, pool, "SELECT next_offset FROM projection_checkpoints WHERE projection='test' AND topic='tx' AND partition=0"); next != 2 {
+		t.Errorf("checkpoint = %d, want 2", next)
+	}
+	if s := queryOne[string](t, pool, "SELECT status FROM transactions WHERE integration_id='int_a' AND id='txn_1'"); s != "closed" {
+		t.Errorf("status = %q, want closed", s)
+	}
+}
+
+func TestProjectorNewestWins(t *testing.T) {
+	t.Parallel()
+	p, pool := newProjector(t)
+	newer := rec("tx", 0, 0, "int_a", "evt_new", domain.TransactionUpdated, tBase.Add(time.Hour), `{"id":"txn_1","status":"in_progress"}`)
+	older := rec("sync", 3, 0, "int_a", "evt_old", domain.TransactionSynced, tBase, `{"id":"txn_1","status":"open","file_number":"F-1"}`)
+	apply(t, p, newer)
+	if got := apply(t, p, older); got[0] != projections.OutcomeStale {
+		t.Fatalf("older apply = %v, want stale", got)
+	}
+	var status string
+	var updated time.Time
+	if err := pool.QueryRow(testContext(t), "SELECT status, softpro_updated_at FROM transactions WHERE integration_id='int_a' AND id='txn_1'").Scan(&status, &updated); err != nil {
+		t.Fatal(err)
+	}
+	if status != "in_progress" || !updated.Equal(tBase.Add(time.Hour)) {
+		t.Errorf("row = %q at %v, want in_progress at %v", status, updated, tBase.Add(time.Hour))
+	}
+	var st string
+	var applied bool
+	if err := pool.QueryRow(testContext(t), "SELECT status, applied FROM webhook_events WHERE integration_id='int_a' AND event_id='evt_old'").Scan(&st, &applied); err != nil {
+		t.Fatalf("older event not in audit: %v", err)
+	}
+	if st != "COMPLETED" || applied {
+		t.Errorf("older audit = %s applied %v, want COMPLETED applied false", st, applied)
+	}
+}
+
+func TestProjectorDeleteUnknownAndIntegrationsIsolated(t *testing.T) {
+	t.Parallel()
+	p, pool := newProjector(t)
+	apply(t, p,
+		rec("c", 0, 0, "int_a", "evt_1", domain.ContactCreated, tBase, `{"id":"c1","email":"a@x"}`),
+		rec("c", 0, 1, "int_b", "evt_1", domain.ContactCreated, tBase, `{"id":"c1","email":"b@x"}`),
+		rec("c", 0, 2, "int_a", "evt_2", domain.ContactDeleted, tBase.Add(time.Minute), `{"id":"c1"}`),
+		rec("o", 0, 0, "int_a", "evt_3", "invoice.paid", tBase, `{"id":"inv1"}`),
+	)
+	rows, err := pool.Query(testContext(t), "SELECT integration_id, email, deleted FROM contacts WHERE id='c1' ORDER BY integration_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var in, email string
+		var del bool
+		if err := rows.Scan(&in, &email, &del); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s:%s:%v", in, email, del))
+	}
+	if want := "[int_a:a@x:true int_b:b@x:false]"; fmt.Sprint(got) != want {
+		t.Errorf("contacts = %v, want %s", got, want)
+	}
+	if s := queryOne[string](t, pool, "SELECT status FROM webhook_events WHERE integration_id='int_a' AND event_id='evt_3'"); s != "SKIPPED" {
+		t.Errorf("unknown type status = %s, want SKIPPED", s)
+	}
+	if n := queryOne[int64](t, pool, "SELECT count(*) FROM webhook_events WHERE event_id='evt_1'"); n != 2 {
+		t.Errorf("audit rows for evt_1 = %d, want one per integration", n)
+	}
+	if m := metricsOf(t, pool, "int_a", "invoice.paid"); m.received != 1 || m.skipped != 1 || m.completed != 0 {
+		t.Errorf("unknown type metrics = %+v", m)
+	}
+}
+
+func TestProjectorFailThenRetry(t *testing.T) {
+	t.Parallel()
+	p, pool := newProjector(t)
+	poison := projections.NewProjector("poison", NewProjectionStore(pool), nil)
+	bad := rec("docs", 1, 7, "int_a", "evt_bad", domain.DocumentUploaded, tBase, `{"name":"no id"}`)
+	_, err := p.Apply(testContext(t), bad)
+	if !projections.IsPermanent(err) {
+		t.Fatalf("apply unprojectable = %v, want permanent", err)
+	}
+	f := projections.Failure{
+		Record:       projections.Record{Partition: projections.Partition{Topic: "poison", Partition: 0}, Offset: 0, Envelope: bad.Envelope},
+		Origin:       bad.Partition,
+		OriginOffset: bad.Offset,
+		Reason:       err.Error(),
+		Attempts:     1,
+	}
+	for range 2 { // the second is a redelivery
+		if err := poison.Fail(testContext(t), f); err != nil {
+			t.Fatalf("fail: %v", err)
+		}
+	}
+	var status, errText string
+	var off int64
+	if err := pool.QueryRow(testContext(t), `SELECT status, error, "offset" FROM webhook_events WHERE event_id='evt_bad'`).Scan(&status, &errText, &off); err != nil {
+		t.Fatal(err)
+	}
+	if status != "FAILED" || errText == "" || off != 7 {
+		t.Errorf("audit = %s %q @%d, want FAILED with error @7", status, errText, off)
+	}
+	if m := metricsOf(t, pool, "int_a", domain.DocumentUploaded); m.received != 1 || m.failed != 1 {
+		t.Errorf("metrics after fail = %+v, want received 1 failed 1", m)
+	}
+	// A manual retry appends a fixed event under the same id.
+	fixed := rec("docs", 1, 9, "int_a", "evt_bad", domain.DocumentUploaded, tBase, `{"id":"d1","name":"fixed"}`)
+	apply(t, p, fixed)
+	if m := metricsOf(t, pool, "int_a", domain.DocumentUploaded); m.received != 1 || m.failed != 0 || m.completed != 1 {
+		t.Errorf("metrics after retry = %+v, want received 1 failed 0 completed 1", m)
+	}
+}
+
+func TestProjectorBatchAndRecordAttempt(t *testing.T) {
+	t.Parallel()
+	p, pool := newProjector(t)
+	first := rec("t", 0, 0, "int_a", "evt_1", domain.TaskCreated, tBase, `{"id":"k1","title":"Order title"}`)
+	if err := p.RecordAttempt(testContext(t), first, errors.New("db hiccup")); err != nil {
+		t.Fatal(err)
+	}
+	if s := queryOne[string](t, pool, "SELECT status FROM webhook_events WHERE event_id='evt_1'"); s != "PROCESSING" {
+		t.Errorf("after failed attempt status = %s, want PROCESSING", s)
+	}
+	first.Attempt = 2
+	out := apply(t, p, first,
+		rec("t", 0, 1, "int_a", "evt_2", domain.TaskCompleted, tBase.Add(time.Minute), `{"id":"k1"}`),
+		rec("t", 1, 0, "int_a", "evt_3", domain.TaskCreated, tBase, `{"id":"k2","title":"Other"}`),
+	)
+	if fmt.Sprint(out) != "[applied applied applied]" {
+		t.Errorf("outcomes = %v", out)
+	}
+	var status string
+	var retries int
+	if err := pool.QueryRow(testContext(t), "SELECT w.status, w.retry_count FROM webhook_events w WHERE event_id='evt_1'").Scan(&status, &retries); err != nil {
+		t.Fatal(err)
+	}
+	if status != "COMPLETED" || retries != 1 {
+		t.Errorf("audit = %s retries %d, want COMPLETED 1", status, retries)
+	}
+	if s := queryOne[string](t, pool, "SELECT status FROM tasks WHERE id='k1'"); s != "completed" {
+		t.Errorf("task status = %s", s)
+	}
+	if m := metricsOf(t, pool, "int_a", domain.TaskCreated); m.received != 2 || m.completed != 2 {
+		t.Errorf("metrics = %+v, want received 2 completed 2", m)
+	}
+	if n := queryOne[int64](t, pool, "SELECT sum(next_offset) FROM projection_checkpoints WHERE projection='test'"); n != 3 {
+		t.Errorf("checkpoints sum = %d, want 2+1", n)
+	}
+}
+
+func TestProjectionStoreClassifiesOutage(t *testing.T) {
+	t.Parallel()
+	_, pool := newProjector(t)
+	// A server that does not answer must give a transient error, never a
+	// permanent one: the event is fine, the database is not.
+	cfg := pool.Config().Copy()
+	cfg.ConnConfig.Port = 1
+	dead, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	p := projections.NewProjector("test", NewProjectionStore(dead), nil)
+	_, err = p.Apply(testContext(t), rec("t", 0, 0, "int_a", "evt_1", domain.TaskCreated, tBase, `{"id":"k1"}`))
+	if !projections.IsTransient(err) || projections.IsPermanent(err) {
+		t.Fatalf("apply against dead server = %v, want transient", err)
+	}
+}

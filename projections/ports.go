@@ -1,0 +1,138 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// Store is where the read models live. Implementations are safe for
+// concurrent use; each InTx call is its own transaction.
+type Store interface {
+	// InTx runs fn in one transaction, committing when fn returns nil and
+	// rolling back otherwise. Errors caused by the database being
+	// unreachable or overloaded wrap ErrUnavailable.
+	InTx(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+}
+
+// Tx is one read-model transaction.
+type Tx interface {
+	// Load returns, locked for update until the transaction ends, the
+	// checkpoints, audit rows and entities q names. Missing rows are absent
+	// from the maps.
+	Load(ctx context.Context, q Query) (Snapshot, error)
+	// Save writes w. A checkpoint whose stored offset is no longer its
+	// Prev fails the save with ErrCheckpointMoved.
+	Save(ctx context.Context, w Writes) error
+}
+
+// Partition names one partition of one topic.
+type Partition struct {
+	Topic     string
+	Partition int32
+}
+
+// EventKey identifies one SoftPro event of one integration.
+type EventKey struct {
+	IntegrationID string
+	EventID       string
+}
+
+// Query names the rows a batch of records reads.
+type Query struct {
+	Projection string
+	Partitions []Partition
+	Events     []EventKey
+	Entities   []domain.EntityKey
+}
+
+// Snapshot is what Load found.
+type Snapshot struct {
+	// Checkpoints holds each partition's next offset to apply.
+	Checkpoints map[Partition]int64
+	Audit       map[EventKey]AuditRow
+	Entities    map[domain.EntityKey]domain.Entity
+}
+
+// Status is an audit row's lifecycle state, a wire contract of the API.
+type Status string
+
+// Audit lifecycle: RECEIVED → PROCESSING → COMPLETED or FAILED; events of
+// types that change no entity are SKIPPED.
+const (
+	StatusReceived   Status = "RECEIVED"
+	StatusProcessing Status = "PROCESSING"
+	StatusCompleted  Status = "COMPLETED"
+	StatusFailed     Status = "FAILED"
+	StatusSkipped    Status = "SKIPPED"
+)
+
+// Final reports whether no further processing will change the status.
+func (s Status) Final() bool { return s == StatusCompleted || s == StatusSkipped }
+
+// AuditRow is one row of the webhook_events read model.
+type AuditRow struct {
+	IntegrationID       string
+	EventID             string
+	EventType           domain.EventType
+	Payload             json.RawMessage
+	Headers             json.RawMessage
+	Status              Status
+	ReceivedAt          time.Time
+	ProcessingStartedAt *time.Time
+	ProcessedAt         *time.Time
+	FailedAt            *time.Time
+	ProcessingTimeMs    *int64
+	RetryCount          int
+	LastRetryAt         *time.Time
+	Error               string
+	OccurredAt          time.Time
+	// Applied is nil for events that concern no entity.
+	Applied   *bool
+	Source    domain.Source
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Checkpoint is a partition's next offset to apply, advanced from Prev
+// (-1 when there was none) to Next.
+type Checkpoint struct {
+	Projection string
+	Partition
+	Prev int64
+	Next int64
+}
+
+// MetricsDelta is added to one integration_metrics_hourly row. Counts may be
+// negative (a failed event completed by a manual retry moves buckets).
+type MetricsDelta struct {
+	IntegrationID   string
+	EventType       domain.EventType
+	Hour            time.Time
+	Received        int64
+	Completed       int64
+	Failed          int64
+	Skipped         int64
+	ProcessingMs    int64
+	MaxProcessingMs int64
+	// LatencyBuckets has len(LatencyBucketsMs)+1 entries or none.
+	LatencyBuckets []int64
+}
+
+// Writes is everything a batch changes.
+type Writes struct {
+	Checkpoints   []Checkpoint
+	Audit         []AuditRow
+	Entities      []domain.Entity
+	StatusChanges []domain.StatusChange
+	Metrics       []MetricsDelta
+}
+
+// Empty reports whether w writes nothing.
+func (w Writes) Empty() bool {
+	return len(w.Checkpoints) == 0 && len(w.Audit) == 0 && len(w.Entities) == 0 &&
+		len(w.StatusChanges) == 0 && len(w.Metrics) == 0
+}

@@ -1,0 +1,463 @@
+// Package projections turns the event log into the Postgres read models:
+// the projector applies events through the domain rules in one transaction
+// with a per (projection, topic, partition) checkpoint, so a redelivered
+// record changes nothing. It declares the store it needs; infra/postgres
+// provides it.
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// Record is one event read from the log, with where it lives.
+type Record struct {
+	Partition
+	Offset   int64
+	Envelope domain.Envelope
+	// Attempt is the 1-based attempt at projecting this delivery; 0 counts
+	// as 1. Attempt-1 is stored as the audit row's retry count.
+	Attempt int
+	// StartedAt is when processing of the record first started; zero means
+	// the projector's clock at apply time.
+	StartedAt time.Time
+}
+
+// Outcome is what applying one record did, a metrics label.
+type Outcome string
+
+// Outcomes of Apply.
+const (
+	// OutcomeApplied: the event changed its entity and is COMPLETED.
+	OutcomeApplied Outcome = "applied"
+	// OutcomeStale: the event is older than its entity's state; it is
+	// COMPLETED in the audit but changed nothing (newest wins).
+	OutcomeStale Outcome = "stale"
+	// OutcomeSkipped: the event's type changes no entity; it is SKIPPED.
+	OutcomeSkipped Outcome = "skipped"
+	// OutcomeDuplicate: an event with the same id is already final (a
+	// duplicate append); nothing changed.
+	OutcomeDuplicate Outcome = "duplicate"
+	// OutcomeRedelivered: the offset was applied before; nothing changed.
+	OutcomeRedelivered Outcome = "redelivered"
+)
+
+// Projector applies records to the read models. It is safe for concurrent
+// use as long as no two callers apply the same partition at once (a
+// consumer group guarantees that; the checkpoint compare-and-set turns a
+// violation into ErrCheckpointMoved or a no-op, never a double effect).
+type Projector struct {
+	name  string
+	store Store
+	now   func() time.Time
+}
+
+// NewProjector returns a projector whose checkpoints are kept under name (a
+// wire contract like a consumer group: a new name re-applies the log).
+// now is the clock; nil means time.Now.
+func NewProjector(name string, store Store, now func() time.Time) *Projector {
+	if name == "" || store == nil {
+		panic("projections: NewProjector needs a name and a store")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Projector{name: name, store: store, now: now}
+}
+
+// Name is the projection name checkpoints are kept under.
+func (p *Projector) Name() string { return p.name }
+
+// Apply applies recs, in order, in one transaction together with their
+// partitions' checkpoints, and returns one outcome per record. Records at
+// offsets below their partition's checkpoint are redelivered and change
+// nothing. A record whose payload can never project fails the whole call
+// with a PermanentError before anything is written; the caller decides
+// (poison it, or split the batch). Records of one partition must come in
+// offset order.
+func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	changes := make([]*domain.Change, len(recs))
+	q := Query{Projection: p.name}
+	for i, r := range recs {
+		c, ok, err := domain.ChangeOf(r.Envelope)
+		if err != nil {
+			return nil, Permanent(fmt.Errorf("project %s/%d@%d: %w", r.Topic, r.Partition.Partition, r.Offset, err))
+		}
+		if ok {
+			changes[i] = &c
+			q.Entities = append(q.Entities, c.Key)
+		}
+		q.Partitions = append(q.Partitions, r.Partition)
+		q.Events = append(q.Events, keyOf(r.Envelope))
+	}
+	q.Partitions = uniq(q.Partitions)
+	q.Events = uniq(q.Events)
+	q.Entities = uniq(q.Entities)
+
+	var outcomes []Outcome
+	err := p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+		snap, err := tx.Load(ctx, q)
+		if err != nil {
+			return err
+		}
+		var w Writes
+		w, outcomes = plan(p.name, snap, recs, changes, p.now().UTC())
+		if w.Empty() {
+			return nil
+		}
+		return tx.Save(ctx, w)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("project %d records: %w", len(recs), err)
+	}
+	return outcomes, nil
+}
+
+// plan is the pure core of Apply: from what is stored and the records, what
+// to write and what happened to each record.
+func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Change, now time.Time) (Writes, []Outcome) {
+	var w Writes
+	outcomes := make([]Outcome, len(recs))
+	next := make(map[Partition]int64, 1)
+	for part, off := range snap.Checkpoints {
+		next[part] = off
+	}
+	var advanced []Partition
+	audit := make(map[EventKey]AuditRow, len(recs))
+	auditAt := make(map[EventKey]int, len(recs))
+	entities := make(map[domain.EntityKey]domain.Entity, len(snap.Entities))
+	dirty := make(map[domain.EntityKey]bool)
+	metrics := newMetricsAcc()
+
+	for i, r := range recs {
+		if off, ok := next[r.Partition]; ok && r.Offset < off {
+			outcomes[i] = OutcomeRedelivered
+			continue
+		}
+		if !slices.Contains(advanced, r.Partition) {
+			advanced = append(advanced, r.Partition)
+		}
+		next[r.Partition] = r.Offset + 1
+
+		key := keyOf(r.Envelope)
+		prev, hasPrev := audit[key]
+		if !hasPrev {
+			prev, hasPrev = snap.Audit[key]
+		}
+		if hasPrev && prev.Status.Final() {
+			outcomes[i] = OutcomeDuplicate
+			continue
+		}
+		row := auditRow(r, now)
+		if hasPrev {
+			row.ReceivedAt = prev.ReceivedAt
+			if prev.ProcessingStartedAt != nil {
+				row.ProcessingStartedAt = prev.ProcessingStartedAt
+			}
+			row.RetryCount = max(row.RetryCount, prev.RetryCount)
+			row.LastRetryAt = prev.LastRetryAt
+		}
+		if c := changes[i]; c == nil {
+			row.Status = StatusSkipped
+			outcomes[i] = OutcomeSkipped
+		} else {
+			cur, ok := entities[c.Key]
+			if !ok {
+				cur = snap.Entities[c.Key]
+			}
+			nextState, eff := domain.Apply(cur, *c)
+			applied := eff.Applied
+			row.Applied = &applied
+			row.Status = StatusCompleted
+			outcomes[i] = OutcomeStale
+			if applied {
+				outcomes[i] = OutcomeApplied
+				entities[c.Key] = nextState
+				dirty[c.Key] = true
+				if eff.StatusChange != nil {
+					w.StatusChanges = append(w.StatusChanges, *eff.StatusChange)
+				}
+			}
+		}
+		ms := now.Sub(row.ReceivedAt).Milliseconds()
+		ms = max(ms, 0)
+		row.ProcessedAt = &now
+		row.ProcessingTimeMs = &ms
+
+		d := metrics.get(r.Envelope.IntegrationID, r.Envelope.Type, row.ReceivedAt)
+		if !hasPrev {
+			d.Received++
+		}
+		if hasPrev && prev.Status == StatusFailed {
+			d.Failed--
+		}
+		if row.Status == StatusSkipped {
+			d.Skipped++
+		} else {
+			d.Completed++
+			d.ProcessingMs += ms
+			d.MaxProcessingMs = max(d.MaxProcessingMs, ms)
+			d.LatencyBuckets[latencyBucket(ms)]++
+		}
+
+		audit[key] = row
+		if j, ok := auditAt[key]; ok {
+			w.Audit[j] = row
+		} else {
+			auditAt[key] = len(w.Audit)
+			w.Audit = append(w.Audit, row)
+		}
+	}
+
+	for _, part := range advanced {
+		prev, ok := snap.Checkpoints[part]
+		if !ok {
+			prev = -1
+		}
+		w.Checkpoints = append(w.Checkpoints, Checkpoint{Projection: projection, Partition: part, Prev: prev, Next: next[part]})
+	}
+	keys := make([]domain.EntityKey, 0, len(dirty))
+	for k := range dirty {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareEntityKeys)
+	for _, k := range keys {
+		w.Entities = append(w.Entities, entities[k])
+	}
+	w.Metrics = metrics.list()
+	return w, outcomes
+}
+
+// RecordAttempt notes a failed attempt at rec in the audit: the event shows
+// as PROCESSING with its retry count and last error until it completes or
+// fails for good. Events already past PROCESSING are left alone. It writes
+// no checkpoint and is best effort: callers ignore its error, as the store
+// is often the very thing that failed.
+func (p *Projector) RecordAttempt(ctx context.Context, rec Record, cause error) error {
+	key := keyOf(rec.Envelope)
+	err := p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+		snap, err := tx.Load(ctx, Query{Projection: p.name, Events: []EventKey{key}})
+		if err != nil {
+			return err
+		}
+		now := p.now().UTC()
+		row := auditRow(rec, now)
+		row.Status = StatusProcessing
+		row.RetryCount = max(rec.Attempt, 1)
+		row.LastRetryAt = &now
+		row.Error = cause.Error()
+		var w Writes
+		if prev, ok := snap.Audit[key]; ok {
+			if prev.Status != StatusProcessing {
+				return nil
+			}
+			row.ReceivedAt = prev.ReceivedAt
+			row.ProcessingStartedAt = prev.ProcessingStartedAt
+			row.RetryCount = max(row.RetryCount, prev.RetryCount)
+		} else {
+			m := newMetricsAcc()
+			m.get(key.IntegrationID, rec.Envelope.Type, row.ReceivedAt).Received++
+			w.Metrics = m.list()
+		}
+		w.Audit = []AuditRow{row}
+		return tx.Save(ctx, w)
+	})
+	if err != nil {
+		return fmt.Errorf("record attempt %s: %w", key.EventID, err)
+	}
+	return nil
+}
+
+// Failure is an event that could not be projected, as the poison queue
+// reports it.
+type Failure struct {
+	// Record is the poison record: its position is checkpointed under the
+	// projector's name; its envelope is the failed event.
+	Record Record
+	// Origin is where the failed event lives on the event log.
+	Origin Partition
+	// OriginOffset is the failed event's offset.
+	OriginOffset int64
+	// Reason is the last error.
+	Reason string
+	// Attempts is how many times projecting it was tried.
+	Attempts int
+}
+
+// Fail marks a poisoned event FAILED in the audit with its error, in one
+// transaction with the poison record's checkpoint: a redelivered poison
+// record changes nothing, and an event that has completed meanwhile (a
+// manual retry) stays completed. An envelope without integration or event
+// id only advances the checkpoint.
+func (p *Projector) Fail(ctx context.Context, f Failure) error {
+	r := f.Record
+	key := keyOf(r.Envelope)
+	hasKey := key.IntegrationID != "" && key.EventID != ""
+	q := Query{Projection: p.name, Partitions: []Partition{r.Partition}}
+	if hasKey {
+		q.Events = []EventKey{key}
+	}
+	err := p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+		snap, err := tx.Load(ctx, q)
+		if err != nil {
+			return err
+		}
+		prevOff, hasCp := snap.Checkpoints[r.Partition]
+		if hasCp && r.Offset < prevOff {
+			return nil
+		}
+		if !hasCp {
+			prevOff = -1
+		}
+		w := Writes{Checkpoints: []Checkpoint{{Projection: p.name, Partition: r.Partition, Prev: prevOff, Next: r.Offset + 1}}}
+		prev, hasPrev := snap.Audit[key]
+		if hasKey && !(hasPrev && prev.Status.Final()) {
+			now := p.now().UTC()
+			row := auditRow(r, now)
+			row.Topic, row.Partition, row.Offset = f.Origin.Topic, f.Origin.Partition, f.OriginOffset
+			row.Status = StatusFailed
+			row.FailedAt = &now
+			row.Error = f.Reason
+			row.RetryCount = max(f.Attempts-1, 0)
+			if row.RetryCount > 0 {
+				row.LastRetryAt = &now
+			}
+			m := newMetricsAcc()
+			if hasPrev {
+				row.ReceivedAt = prev.ReceivedAt
+				row.ProcessingStartedAt = prev.ProcessingStartedAt
+				row.RetryCount = max(row.RetryCount, prev.RetryCount)
+			} else {
+				m.get(key.IntegrationID, r.Envelope.Type, row.ReceivedAt).Received++
+			}
+			if !hasPrev || prev.Status != StatusFailed {
+				m.get(key.IntegrationID, r.Envelope.Type, row.ReceivedAt).Failed++
+			}
+			w.Audit = []AuditRow{row}
+			w.Metrics = m.list()
+		}
+		return tx.Save(ctx, w)
+	})
+	if err != nil {
+		return fmt.Errorf("fail %s: %w", key.EventID, err)
+	}
+	return nil
+}
+
+func keyOf(e domain.Envelope) EventKey {
+	return EventKey{IntegrationID: e.IntegrationID, EventID: e.EventID}
+}
+
+// auditRow is the audit row for r without its status.
+func auditRow(r Record, now time.Time) AuditRow {
+	e := r.Envelope
+	started := r.StartedAt.UTC()
+	if r.StartedAt.IsZero() {
+		started = now
+	}
+	received := e.ReceivedAt.UTC()
+	if e.ReceivedAt.IsZero() {
+		received = started
+	}
+	headers, _ := json.Marshal(struct {
+		Schema          string                 `json:"schema"`
+		Priority        domain.Priority        `json:"priority"`
+		SignatureScheme domain.SignatureScheme `json:"signatureScheme,omitempty"`
+		KeyID           string                 `json:"keyId,omitempty"`
+		CorrelationID   string                 `json:"correlationId,omitempty"`
+		Attempt         int                    `json:"attempt,omitempty"`
+	}{e.Schema, e.Priority, e.SignatureScheme, e.KeyID, e.CorrelationID, e.Attempt})
+	payload := e.Payload
+	if len(payload) == 0 || !json.Valid(payload) {
+		payload = json.RawMessage("null")
+	}
+	return AuditRow{
+		IntegrationID:       e.IntegrationID,
+		EventID:             e.EventID,
+		EventType:           e.Type,
+		Payload:             payload,
+		Headers:             headers,
+		ReceivedAt:          received,
+		ProcessingStartedAt: &started,
+		RetryCount:          max(r.Attempt-1, 0),
+		OccurredAt:          e.OccurredAt.UTC(),
+		Source:              e.Source,
+		Topic:               r.Topic,
+		Partition:           r.Partition.Partition,
+		Offset:              r.Offset,
+	}
+}
+
+type metricsKey struct {
+	integrationID string
+	eventType     domain.EventType
+	hour          time.Time
+}
+
+// metricsAcc sums metrics deltas per row, keeping first-use order.
+type metricsAcc struct {
+	rows  map[metricsKey]*MetricsDelta
+	order []metricsKey
+}
+
+func newMetricsAcc() *metricsAcc { return &metricsAcc{rows: map[metricsKey]*MetricsDelta{}} }
+
+func (m *metricsAcc) get(integrationID string, t domain.EventType, at time.Time) *MetricsDelta {
+	k := metricsKey{integrationID, t, at.UTC().Truncate(time.Hour)}
+	d, ok := m.rows[k]
+	if !ok {
+		d = &MetricsDelta{IntegrationID: k.integrationID, EventType: t, Hour: k.hour,
+			LatencyBuckets: make([]int64, len(LatencyBucketsMs)+1)}
+		m.rows[k] = d
+		m.order = append(m.order, k)
+	}
+	return d
+}
+
+func (m *metricsAcc) list() []MetricsDelta {
+	out := make([]MetricsDelta, 0, len(m.order))
+	for _, k := range m.order {
+		out = append(out, *m.rows[k])
+	}
+	slices.SortFunc(out, func(a, b MetricsDelta) int {
+		if c := strings.Compare(a.IntegrationID, b.IntegrationID); c != 0 {
+			return c
+		}
+		if c := strings.Compare(string(a.EventType), string(b.EventType)); c != 0 {
+			return c
+		}
+		return a.Hour.Compare(b.Hour)
+	})
+	return out
+}
+
+func compareEntityKeys(a, b domain.EntityKey) int {
+	if c := strings.Compare(string(a.Kind), string(b.Kind)); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.IntegrationID, b.IntegrationID); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+func uniq[T comparable](xs []T) []T {
+	seen := make(map[T]bool, len(xs))
+	out := xs[:0]
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
