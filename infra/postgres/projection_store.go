@@ -65,9 +65,9 @@ func classify(op string, err error) error {
 		case pgErr.Code == codeUniqueViolation:
 			return fmt.Errorf("%s: %w: %w", op, projections.ErrCheckpointMoved, err)
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-			strings.HasPrefix(pgErr.Code, "53"), // insufficient resources
-			strings.HasPrefix(pgErr.Code, "57"), // operator intervention: shutdown, cancel
-			strings.HasPrefix(pgErr.Code, "58"), // system error
+			strings.HasPrefix(pgErr.Code, "53"),          // insufficient resources
+			strings.HasPrefix(pgErr.Code, "57"),          // operator intervention: shutdown, cancel
+			strings.HasPrefix(pgErr.Code, "58"),          // system error
 			pgErr.Code == "40001", pgErr.Code == "40P01", // serialization failure, deadlock
 			pgErr.Code == "55P03", // lock not available
 			pgErr.Code == "42501": // insufficient privilege: revoked grants come back
