@@ -1,0 +1,61 @@
+package events
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// promMetrics are the softprohub_projection_* metrics, documented in the
+// README.
+type promMetrics struct {
+	// events counts attempts by topic, event type and outcome (applied,
+	// stale, skipped, duplicate, redelivered, permanent, unavailable,
+	// cancelled, error).
+	events *prometheus.CounterVec
+	// latency is the duration of one attempt.
+	latency *prometheus.HistogramVec
+	// lag is each partition's records not yet consumed.
+	lag *prometheus.GaugeVec
+	// retries counts attempts after the first.
+	retries *prometheus.CounterVec
+	// poisoned counts events sent to the poison topic.
+	poisoned *prometheus.CounterVec
+}
+
+func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
+	m := &promMetrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "softprohub_projection_events_total",
+			Help: "Projection attempts by topic, event type and outcome.",
+		}, []string{"topic", "type", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "softprohub_projection_duration_seconds",
+			Help:    "Time to project one event (one attempt), by topic.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"topic"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "softprohub_projection_consumer_lag",
+			Help: "Records in the partition after the one being projected.",
+		}, []string{"topic", "partition"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "softprohub_projection_retries_total",
+			Help: "Projection attempts after the first, by topic.",
+		}, []string{"topic"}),
+		poisoned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "softprohub_projection_poisoned_total",
+			Help: "Events sent to the poison topic, by original topic.",
+		}, []string{"topic"}),
+	}
+	for _, c := range []prometheus.Collector{m.events, m.latency, m.lag, m.retries, m.poisoned} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register projection metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *promMetrics) setLag(topic string, partition int32, lag int64) {
+	m.lag.WithLabelValues(topic, strconv.Itoa(int(partition))).Set(float64(lag))
+}

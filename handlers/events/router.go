@@ -1,0 +1,233 @@
+// Package events runs the live projections: a watermill router with one
+// handler per event topic, each in its own consumer group, feeding records
+// to the projections through retry and poison-queue middleware, and a
+// poison consumer that marks dead letters FAILED in the audit.
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/metrics"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/projections"
+)
+
+// SubscriberFactory builds a subscriber in consumer group group. onLag,
+// when the subscriber can tell, is called with each partition's lag as
+// messages are handed out. infra/kafka.NewWatermillSubscriberFactory
+// returns one.
+type SubscriberFactory = func(group string, onLag func(topic string, partition int32, lag int64)) (message.Subscriber, error)
+
+// Config tunes the router. Zero values take the defaults noted.
+type Config struct {
+	// Topics are the event topics to project, one handler each (default
+	// domain.EventTopics).
+	Topics []string
+	// PoisonTopic receives dead letters (default domain.TopicPoison).
+	PoisonTopic string
+	// MaxRetries is QUEUE_MAX_RETRIES: attempts in all before an event is
+	// poisoned (default 5).
+	MaxRetries int
+	// RetryDelay is QUEUE_RETRY_DELAY: the wait after the first failed
+	// attempt, doubling after each (default 2 s: 2, 4, 8, 16 s).
+	RetryDelay time.Duration
+	// Concurrency is QUEUE_CONCURRENCY: how many partitions of one topic
+	// this process projects at once (default 5). It is per topic, so a
+	// flood on one family never takes another's slots.
+	Concurrency int
+	// HandlerTimeout bounds one attempt (default 30 s, the original job
+	// timeout).
+	HandlerTimeout time.Duration
+	// RebalanceTimeout is the consumer groups' rebalance timeout (default
+	// 60 s). A message's retries stop early rather than outlast it.
+	RebalanceTimeout time.Duration
+	// CloseTimeout bounds the wait for in-flight messages at shutdown
+	// (default 30 s).
+	CloseTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Topics == nil {
+		c.Topics = domain.EventTopics
+	}
+	if c.PoisonTopic == "" {
+		c.PoisonTopic = domain.TopicPoison
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = 5
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = 2 * time.Second
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 5
+	}
+	if c.HandlerTimeout == 0 {
+		c.HandlerTimeout = 30 * time.Second
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = 60 * time.Second
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = 30 * time.Second
+	}
+}
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Topics) == 0 {
+		errs = append(errs, errors.New("at least one topic is required"))
+	}
+	for _, t := range c.Topics {
+		if t == c.PoisonTopic {
+			errs = append(errs, fmt.Errorf("topic %s is the poison topic", t))
+		}
+	}
+	if c.MaxRetries < 1 {
+		errs = append(errs, fmt.Errorf("max retries must be at least 1 attempt, got %d", c.MaxRetries))
+	}
+	if c.RetryDelay < 0 {
+		errs = append(errs, fmt.Errorf("retry delay must not be negative, got %v", c.RetryDelay))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency must be positive, got %d", c.Concurrency))
+	}
+	if c.HandlerTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("handler timeout must be positive, got %v", c.HandlerTimeout))
+	}
+	if c.retryBudget() <= 0 {
+		errs = append(errs, fmt.Errorf("rebalance timeout %v leaves no time for retries after the %v handler timeout", c.RebalanceTimeout, c.HandlerTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// retryBudget is how long a message may spend between its first attempt
+// and its last, so that last attempt still ends within the rebalance
+// timeout.
+func (c Config) retryBudget() time.Duration {
+	return c.RebalanceTimeout - c.HandlerTimeout - 5*time.Second
+}
+
+// Deps are the router's collaborators; all are required.
+type Deps struct {
+	Logger *slog.Logger
+	// Store holds the read models.
+	Store projections.Store
+	// Subscribers builds one subscriber per consumer group.
+	Subscribers SubscriberFactory
+	// Publisher publishes to the poison topic. The router does not close it.
+	Publisher message.Publisher
+	// Registerer receives the softprohub_projection_* and watermill metrics.
+	Registerer prometheus.Registerer
+}
+
+// ProjectionName is the projection (and checkpoint) name of an event
+// topic's handler: "transactions" for softpro.transactions.v1.
+func ProjectionName(topic string) string {
+	name := strings.TrimPrefix(topic, "softpro.")
+	name = strings.TrimSuffix(name, ".v1")
+	return name
+}
+
+// GroupName is the consumer group of a projection, a wire contract:
+// renaming it re-reads the whole log.
+func GroupName(projection string) string { return "softprohub." + projection + ".v1" }
+
+// PoisonProjection is the projection name of the poison consumer.
+const PoisonProjection = "poison"
+
+// Router runs the live projections.
+type Router struct {
+	cfg     Config
+	log     *slog.Logger
+	router  *message.Router
+	pub     message.Publisher
+	metrics *promMetrics
+}
+
+// NewRouter builds the router: a handler per topic in cfg.Topics and the
+// poison consumer. Nothing connects until Run.
+func NewRouter(cfg Config, deps Deps) (*Router, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new events router: %w", err)
+	}
+	if deps.Logger == nil || deps.Store == nil || deps.Subscribers == nil || deps.Publisher == nil || deps.Registerer == nil {
+		return nil, errors.New("new events router: logger, store, subscribers, publisher and registerer are required")
+	}
+	wlog := watermill.NewSlogLogger(deps.Logger)
+	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, wlog)
+	if err != nil {
+		return nil, fmt.Errorf("new events router: %w", err)
+	}
+	m, err := newPromMetrics(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("new events router: %w", err)
+	}
+	metrics.NewPrometheusMetricsBuilder(deps.Registerer, "softprohub", "watermill").AddPrometheusRouterMetrics(wr)
+	r := &Router{cfg: cfg, log: deps.Logger, router: wr, pub: deps.Publisher, metrics: m}
+
+	for _, topic := range cfg.Topics {
+		name := ProjectionName(topic)
+		sub, err := deps.Subscribers(GroupName(name), m.setLag)
+		if err != nil {
+			return nil, fmt.Errorf("new events router: subscriber for %s: %w", topic, err)
+		}
+		p := projections.NewProjector(name, deps.Store, nil)
+		h := wr.AddConsumerHandler(name, topic, sub, r.project(p))
+		h.AddMiddleware(
+			limit(cfg.Concurrency),
+			r.poison(name),
+			recoverer,
+			r.retry(),
+			timeout(cfg.HandlerTimeout),
+			r.measure(topic),
+		)
+	}
+
+	sub, err := deps.Subscribers(GroupName(PoisonProjection), m.setLag)
+	if err != nil {
+		return nil, fmt.Errorf("new events router: subscriber for %s: %w", cfg.PoisonTopic, err)
+	}
+	pp := projections.NewProjector(PoisonProjection, deps.Store, nil)
+	h := wr.AddConsumerHandler(PoisonProjection, cfg.PoisonTopic, sub, r.markFailed(pp))
+	h.AddMiddleware(
+		r.dropUnfixable(),
+		recoverer,
+		r.retry(),
+		timeout(cfg.HandlerTimeout),
+	)
+	return r, nil
+}
+
+// Run consumes until ctx is cancelled, then stops taking messages, waits
+// up to CloseTimeout for in-flight ones and returns nil. Messages cancelled
+// by the shutdown are not acknowledged and are redelivered to whoever owns
+// their partition next; their effects are not doubled. Run returns an
+// error if the router cannot start or stops on its own.
+func (r *Router) Run(ctx context.Context) error {
+	err := r.router.Run(ctx)
+	if err != nil {
+		return fmt.Errorf("run events router: %w", err)
+	}
+	if ctx.Err() == nil {
+		return errors.New("run events router: all handlers stopped")
+	}
+	return nil
+}
+
+// Running is closed once every handler is subscribed.
+func (r *Router) Running() <-chan struct{} { return r.router.Running() }
+
+// Close stops the router as cancelling Run's context does.
+func (r *Router) Close() error { return r.router.Close() }
