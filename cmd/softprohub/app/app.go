@@ -1,0 +1,306 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/roisystems/softprohub/domain"
+	httpapi "github.com/roisystems/softprohub/handlers/http"
+	"github.com/roisystems/softprohub/infra/kafka"
+	"github.com/roisystems/softprohub/infra/postgres"
+	"github.com/roisystems/softprohub/infra/redis"
+	"github.com/roisystems/softprohub/infra/secretbox"
+	"github.com/roisystems/softprohub/ingest"
+)
+
+// Roles selects which parts of the system a process runs.
+type Roles struct {
+	Ingest, API, Project, Schedule bool
+}
+
+// AllRoles runs everything in one process.
+var AllRoles = Roles{Ingest: true, API: true, Project: true, Schedule: true}
+
+// ParseRoles reads a comma-separated role list.
+func ParseRoles(s string) (Roles, error) {
+	var r Roles
+	for _, name := range strings.Split(s, ",") {
+		switch strings.TrimSpace(name) {
+		case "ingest":
+			r.Ingest = true
+		case "api":
+			r.API = true
+		case "project":
+			r.Project = true
+		case "schedule":
+			r.Schedule = true
+		case "":
+		default:
+			return r, fmt.Errorf("unknown role %q (want ingest, api, project, schedule)", name)
+		}
+	}
+	if r == (Roles{}) {
+		return r, errors.New("no role given")
+	}
+	return r, nil
+}
+
+// Options are the choices made on the command line rather than in the
+// environment.
+type Options struct {
+	Dev   bool
+	Roles Roles
+	// Logger defaults to NewLogger(cfg.LogLevel, Dev).
+	Logger *slog.Logger
+	// Registry defaults to a new registry with the Go and process collectors.
+	Registry *prometheus.Registry
+}
+
+// App is a wired softprohub process. Build it with New, run it with Run.
+type App struct {
+	cfg  Config
+	opts Options
+	log  *slog.Logger
+
+	broker    *kafka.Broker // nil unless embedded
+	pool      *pgxpool.Pool
+	rdb       *goredis.Client
+	producer  *kafka.Producer
+	store     *postgres.IntegrationStore
+	cache     *ingest.Cache
+	receiver  *ingest.Receiver
+	handler   http.Handler
+	registry  *prometheus.Registry
+	listener  net.Listener
+	closers   []func()
+	runnables []func(ctx context.Context) error
+}
+
+// New connects to (or starts) every dependency, creates topics, migrates
+// the database and builds the handlers. It does not serve yet.
+func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := cfg.RequireSecrets(opts.Dev); err != nil {
+		return nil, err
+	}
+	if opts.Roles == (Roles{}) {
+		opts.Roles = AllRoles
+	}
+	if opts.Logger == nil {
+		opts.Logger = NewLogger(cfg.LogLevel, opts.Dev)
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	a = &App{cfg: cfg, opts: opts, log: opts.Logger, registry: opts.Registry}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+
+	if cfg.Embedded() {
+		a.broker, err = kafka.StartBroker(kafka.BrokerConfig{
+			DataDir: filepath.Join(cfg.DataDir, "kafka"), Port: cfg.KafkaEmbeddedPort,
+			Partitions: int32(cfg.KafkaPartitions), Logger: a.log.With("component", "broker"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("embedded broker: %w", err)
+		}
+		a.closers = append(a.closers, a.broker.Close)
+		a.log.Info("embedded kafka broker started", "addrs", a.broker.Addrs(), "dataDir", filepath.Join(cfg.DataDir, "kafka"))
+	}
+	brokers := a.Brokers()
+	created, err := kafka.EnsureTopics(ctx, brokers, domain.AllTopics, kafka.TopicSpec{
+		Partitions: int32(cfg.KafkaPartitions), Replication: int16(cfg.KafkaReplication),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure topics: %w", err)
+	}
+	if len(created) > 0 {
+		a.log.Info("topics created", "topics", created, "partitions", cfg.KafkaPartitions)
+	}
+
+	a.pool, err = postgres.Open(ctx, cfg.DatabaseURL, opts.Dev)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.pool.Close)
+	if err := postgres.Migrate(ctx, a.pool); err != nil {
+		return nil, err
+	}
+
+	a.rdb, err = redis.NewClient(redis.ClientConfig{URL: cfg.RedisURL, Host: cfg.RedisHost, Port: cfg.RedisPort, Password: cfg.RedisPassword})
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() { _ = a.rdb.Close() })
+
+	box, err := secretbox.NewFromString(cfg.SecretsKey)
+	if err != nil {
+		return nil, fmt.Errorf("SECRETS_KEY: %w", err)
+	}
+	a.store = postgres.NewIntegrationStore(a.pool, box)
+	a.cache = ingest.NewCache(a.store, 30*time.Second, 2*time.Second)
+	a.runnables = append(a.runnables, func(ctx context.Context) error {
+		return a.store.Listen(ctx, a.cache.Invalidate)
+	})
+
+	a.producer, err = kafka.NewProducer(kafka.ProducerConfig{
+		Brokers: brokers, DeliveryTimeout: cfg.KafkaAppendTimeout, Logger: a.log.With("component", "producer"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.producer.Close)
+
+	metrics := httpapi.NewMetrics(a.registry)
+	gate := redis.NewGate(a.rdb)
+	a.receiver, err = ingest.NewReceiver(ingest.Config{
+		SignatureTTL:    time.Duration(cfg.WebhookSignatureTTL) * time.Second,
+		DedupTTL:        time.Duration(cfg.WebhookDedupTTL) * time.Second,
+		MaxBody:         cfg.WebhookMaxBody,
+		IngestRateLimit: cfg.IngestRateLimit,
+		AppendTimeout:   cfg.KafkaAppendTimeout,
+	}, a.cache, gate, metrics.InstrumentAppender(a.producer))
+	if err != nil {
+		return nil, err
+	}
+
+	a.handler, err = httpapi.NewHandler(httpapi.Config{
+		JWTSecret:              []byte(cfg.JWTSecret),
+		SecretGrace:            cfg.WebhookSecretGrace,
+		DefaultSyncFrequency:   cfg.SyncDefaultInterval,
+		MinSyncInterval:        cfg.SyncMinInterval,
+		DefaultRateLimit:       cfg.RateLimitDefault,
+		DefaultIngestRateLimit: cfg.IngestRateLimit,
+	}, httpapi.Deps{
+		Receiver:            a.receiver,
+		Integrations:        a.store,
+		OnIntegrationChange: a.cache.Invalidate,
+		Checks: []httpapi.Check{
+			{Name: "kafka", Critical: true, Probe: a.producer.Ping},
+			{Name: "postgres", Critical: true, Probe: a.pool.Ping},
+			{Name: "redis", Critical: false, Probe: gate.Ping},
+		},
+		Queues:   topicReporter{brokers: brokers},
+		Metrics:  metrics,
+		Gatherer: a.registry,
+		Logger:   a.log.With("component", "http"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Brokers are the Kafka bootstrap addresses in use.
+func (a *App) Brokers() []string {
+	if a.broker != nil {
+		return a.broker.Addrs()
+	}
+	return a.cfg.Brokers()
+}
+
+// Handler is the HTTP edge, for tests that serve it themselves.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Store is the integration store.
+func (a *App) Store() *postgres.IntegrationStore { return a.store }
+
+// Listen binds HTTP_ADDR; Addr then reports the bound address.
+func (a *App) Listen() error {
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", a.cfg.HTTPAddr, err)
+	}
+	a.listener = ln
+	return nil
+}
+
+// Addr is the bound HTTP address, after Listen.
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// Run serves until ctx ends, then shuts down: in-flight requests finish
+// (up to 15 s), background work stops, and the producer flushes in Close.
+func (a *App) Run(ctx context.Context) error {
+	if a.listener == nil {
+		if err := a.Listen(); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		a.log.Info("http listening", "addr", a.Addr())
+		if err := srv.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	for _, run := range a.runnables {
+		g.Go(func() error {
+			if err := run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// Close releases everything New acquired, in reverse order.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}
+
+// topicReporter reports each topic's appended count for the health answer.
+type topicReporter struct{ brokers []string }
+
+func (t topicReporter) Queues(ctx context.Context) ([]httpapi.QueueStat, error) {
+	offs, err := kafka.EndOffsets(ctx, t.brokers, domain.AllTopics...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]httpapi.QueueStat, 0, len(domain.AllTopics))
+	for _, topic := range domain.AllTopics {
+		out = append(out, httpapi.QueueStat{QueueName: topic, Appended: offs.Total(topic)})
+	}
+	return out, nil
+}
+
+// Migrate creates the database if missing and applies the migrations.
+func Migrate(ctx context.Context, cfg Config) error {
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL, true)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return postgres.Migrate(ctx, pool)
+}

@@ -1,0 +1,47 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+	httpapi "github.com/roisystems/softprohub/handlers/http"
+)
+
+// DemoIntegrationID is the integration dev mode creates on first start.
+const DemoIntegrationID = "demo"
+
+// BootstrapDev creates the demo integration when the database has none and
+// prints, once, what a newcomer needs to send a signed webhook: an admin
+// token, the integration id and its secret. Later starts print a token only.
+func (a *App) BootstrapDev(ctx context.Context, out io.Writer) error {
+	token, err := httpapi.IssueToken([]byte(a.cfg.JWTSecret), "dev", httpapi.RoleAdmin, 24*time.Hour, time.Now())
+	if err != nil {
+		return err
+	}
+	list, err := a.store.List(ctx)
+	if err != nil {
+		return fmt.Errorf("dev bootstrap: %w", err)
+	}
+	fmt.Fprintf(out, "\nsoftprohub dev mode\n  admin token (24h): %s\n", token)
+	if len(list) > 0 {
+		fmt.Fprintf(out, "  integrations: %d (the demo secret was printed on first start)\n\n", len(list))
+		return nil
+	}
+	secret := "demo-" + randomHex(16)
+	in := domain.Integration{
+		ID: DemoIntegrationID, OrganizationID: "org_demo", Active: true, WebhookEnabled: true,
+		SignatureScheme: domain.SchemeSoftPro, SyncEnabled: false, SyncFrequency: a.cfg.SyncDefaultInterval,
+		SyncTypes:  []string{domain.SyncTransactions, domain.SyncContacts, domain.SyncDocuments},
+		SyncStatus: "IDLE", RateLimit: a.cfg.RateLimitDefault, IngestRateLimit: a.cfg.IngestRateLimit,
+	}
+	if _, err := a.store.Create(ctx, in, secret); err != nil && !errors.Is(err, domain.ErrConflict) {
+		return fmt.Errorf("dev bootstrap: %w", err)
+	}
+	fmt.Fprintf(out, "  demo integration:  %s\n  demo secret:       %s   (shown once; rotate with PUT /api/v1/integrations/softpro/webhooks/config)\n\n",
+		DemoIntegrationID, secret)
+	return nil
+}

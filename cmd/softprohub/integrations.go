@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/roisystems/softprohub/cmd/softprohub/app"
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/infra/postgres"
+	"github.com/roisystems/softprohub/infra/secretbox"
+)
+
+// withStore opens the integration store described by the environment.
+func withStore(ctx context.Context, dev bool, fn func(cfg app.Config, s *postgres.IntegrationStore) error) error {
+	cfg, err := app.LoadConfig()
+	if err != nil {
+		return err
+	}
+	if _, err := cfg.RequireSecrets(dev); err != nil {
+		return err
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL, false)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	box, err := secretbox.NewFromString(cfg.SecretsKey)
+	if err != nil {
+		return fmt.Errorf("SECRETS_KEY: %w", err)
+	}
+	return fn(cfg, postgres.NewIntegrationStore(pool, box))
+}
+
+// integrationJSON prints an integration without its secrets.
+func printIntegration(w io.Writer, in domain.Integration) error {
+	type secret struct {
+		KeyID     string     `json:"keyId"`
+		NotBefore time.Time  `json:"notBefore"`
+		NotAfter  *time.Time `json:"notAfter,omitempty"`
+	}
+	var secrets []secret
+	for _, s := range in.Secrets {
+		sv := secret{KeyID: s.KeyID, NotBefore: s.NotBefore}
+		if !s.NotAfter.IsZero() {
+			na := s.NotAfter
+			sv.NotAfter = &na
+		}
+		secrets = append(secrets, sv)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{
+		"id": in.ID, "organizationId": in.OrganizationID, "active": in.Active, "webhookEnabled": in.WebhookEnabled,
+		"signatureScheme": in.SignatureScheme, "webhookSecret": "***", "secrets": secrets,
+		"syncEnabled": in.SyncEnabled, "syncFrequency": in.SyncFrequency, "syncTypes": in.SyncTypes,
+		"rateLimit": in.RateLimit, "ingestRateLimit": in.IngestRateLimit, "syncStatus": in.SyncStatus,
+	})
+}
+
+func newSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return "whk_" + hex.EncodeToString(b)
+}
+
+func newIntegrationsCmd() *cobra.Command {
+	var dev bool
+	cmd := &cobra.Command{Use: "integrations", Short: "Manage SoftPro integrations directly in the database"}
+	cmd.PersistentFlags().BoolVar(&dev, "dev", false, "use the dev secrets in DATA_DIR when JWT_SECRET/SECRETS_KEY are unset")
+
+	var id, org, secret, scheme string
+	var ingestLimit, rateLimit int
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create an integration; prints its webhook secret once if one was generated",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStore(cmd.Context(), dev, func(cfg app.Config, s *postgres.IntegrationStore) error {
+				generated := secret == ""
+				if generated {
+					secret = newSecret()
+				}
+				if id == "" {
+					id = "int_" + newSecret()[4:20]
+				}
+				in := domain.Integration{
+					ID: id, OrganizationID: org, Active: true, WebhookEnabled: true,
+					SignatureScheme: domain.SignatureScheme(scheme), SyncEnabled: true, SyncFrequency: cfg.SyncDefaultInterval,
+					SyncTypes:  []string{domain.SyncTransactions, domain.SyncContacts, domain.SyncDocuments},
+					SyncStatus: "IDLE", RateLimit: cfg.RateLimitDefault, IngestRateLimit: cfg.IngestRateLimit,
+				}
+				if rateLimit > 0 {
+					in.RateLimit = rateLimit
+				}
+				if ingestLimit > 0 {
+					in.IngestRateLimit = ingestLimit
+				}
+				if err := domain.ValidateSettings(in, cfg.SyncMinInterval); err != nil {
+					return err
+				}
+				created, err := s.Create(cmd.Context(), in, secret)
+				if err != nil {
+					return err
+				}
+				if generated {
+					fmt.Fprintf(cmd.ErrOrStderr(), "webhook secret (shown once): %s\n", secret)
+				}
+				return printIntegration(cmd.OutOrStdout(), created)
+			})
+		},
+	}
+	create.Flags().StringVar(&id, "id", "", "integration id (generated when empty)")
+	create.Flags().StringVar(&org, "org", "", "organization id (required)")
+	create.Flags().StringVar(&secret, "secret", "", "webhook secret (generated when empty)")
+	create.Flags().StringVar(&scheme, "scheme", string(domain.SchemeSoftPro), "signature scheme: softpro or standard-webhooks")
+	create.Flags().IntVar(&ingestLimit, "ingest-rate-limit", 0, "webhooks per minute (default INGEST_RATE_LIMIT)")
+	create.Flags().IntVar(&rateLimit, "rate-limit", 0, "SoftPro API requests per window (default RATE_LIMIT_DEFAULT)")
+	_ = create.MarkFlagRequired("org")
+
+	list := &cobra.Command{
+		Use: "list", Short: "List integrations", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStore(cmd.Context(), dev, func(_ app.Config, s *postgres.IntegrationStore) error {
+				all, err := s.List(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, in := range all {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\torg=%s\tactive=%t\twebhooks=%t\tscheme=%s\tkeys=%d\n",
+						in.ID, in.OrganizationID, in.Active, in.WebhookEnabled, in.SignatureScheme, len(in.ValidSecrets(time.Now())))
+				}
+				return nil
+			})
+		},
+	}
+	show := &cobra.Command{
+		Use: "show ID", Short: "Show one integration (secrets masked)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd.Context(), dev, func(_ app.Config, s *postgres.IntegrationStore) error {
+				in, err := s.Integration(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return printIntegration(cmd.OutOrStdout(), in)
+			})
+		},
+	}
+	var newSecretValue string
+	rotate := &cobra.Command{
+		Use:   "rotate-secret ID",
+		Short: "Rotate the webhook secret; the previous one verifies for WEBHOOK_SECRET_GRACE",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd.Context(), dev, func(cfg app.Config, s *postgres.IntegrationStore) error {
+				generated := newSecretValue == ""
+				if generated {
+					newSecretValue = newSecret()
+				}
+				in, err := s.RotateSecret(cmd.Context(), args[0], newSecretValue, cfg.WebhookSecretGrace, time.Now())
+				if err != nil {
+					return err
+				}
+				if generated {
+					fmt.Fprintf(cmd.ErrOrStderr(), "new webhook secret (shown once): %s\n", newSecretValue)
+				}
+				return printIntegration(cmd.OutOrStdout(), in)
+			})
+		},
+	}
+	rotate.Flags().StringVar(&newSecretValue, "secret", "", "new secret (generated when empty)")
+	cmd.AddCommand(create, list, show, rotate)
+	return cmd
+}

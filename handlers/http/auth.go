@@ -1,0 +1,98 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Roles carried in the JWT "role" claim.
+const (
+	RoleAdmin   = "admin"
+	RoleAnalyst = "analyst"
+)
+
+// Claims are the JWT claims softprohub issues and accepts.
+type Claims struct {
+	Role string `json:"role"`
+	jwt.RegisteredClaims
+}
+
+// IssueToken mints an HS256 token for subject with role, valid for ttl.
+func IssueToken(secret []byte, subject, role string, ttl time.Duration, now time.Time) (string, error) {
+	if role != RoleAdmin && role != RoleAnalyst {
+		return "", fmt.Errorf("issue token: role must be %q or %q", RoleAdmin, RoleAnalyst)
+	}
+	if len(secret) == 0 {
+		return "", errors.New("issue token: empty secret")
+	}
+	c := Claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{
+		Subject:   subject,
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+}
+
+type claimsKey struct{}
+
+// ClaimsFromContext returns the verified claims of the request, or the zero
+// value on unauthenticated routes.
+func ClaimsFromContext(ctx context.Context) Claims {
+	c, _ := ctx.Value(claimsKey{}).(Claims)
+	return c
+}
+
+// authenticate verifies the bearer token: 401 when it is missing, malformed,
+// expired or wrongly signed.
+func authenticate(secret []byte) func(http.Handler) http.Handler {
+	parser := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithExpirationRequired())
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := r.Header.Get("Authorization")
+			raw, ok := strings.CutPrefix(h, "Bearer ")
+			if !ok || raw == "" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="softprohub"`)
+				writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing bearer token")
+				return
+			}
+			var c Claims
+			_, err := parser.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return secret, nil })
+			if err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="softprohub", error="invalid_token"`)
+				msg := "invalid token"
+				if errors.Is(err, jwt.ErrTokenExpired) {
+					msg = "token expired"
+				}
+				writeError(w, http.StatusUnauthorized, codeUnauthorized, msg)
+				return
+			}
+			if c.Role != RoleAdmin && c.Role != RoleAnalyst {
+				writeError(w, http.StatusForbidden, codeForbidden, "unknown role")
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))
+		})
+	}
+}
+
+// requireRole answers 403 unless the authenticated role is one of roles.
+func requireRole(roles ...string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			role := ClaimsFromContext(r.Context()).Role
+			for _, want := range roles {
+				if role == want {
+					next.ServeHTTP(w, r)
+					return
+				}
+			}
+			writeError(w, http.StatusForbidden, codeForbidden, fmt.Sprintf("role %q may not do this", role))
+		})
+	}
+}

@@ -1,0 +1,299 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/ingest"
+)
+
+// integrationView is an integration as the API shows it: secrets never
+// appear, only "***" and their key ids and windows.
+type integrationView struct {
+	ID                  string              `json:"id"`
+	OrganizationID      string              `json:"organizationId"`
+	Active              bool                `json:"active"`
+	WebhookEnabled      bool                `json:"webhookEnabled"`
+	WebhookSecret       *string             `json:"webhookSecret"`
+	SignatureScheme     string              `json:"signatureScheme"`
+	Secrets             []secretView        `json:"secrets"`
+	SyncEnabled         bool                `json:"syncEnabled"`
+	SyncFrequency       int                 `json:"syncFrequency"`
+	SyncTypes           []string            `json:"syncTypes"`
+	LastSyncAt          *time.Time          `json:"lastSyncAt"`
+	LastScheduledSyncAt *time.Time          `json:"lastScheduledSyncAt"`
+	SyncStatus          string              `json:"syncStatus"`
+	LastSyncError       *string             `json:"lastSyncError"`
+	RateLimit           int                 `json:"rateLimit"`
+	IngestRateLimit     int                 `json:"ingestRateLimit"`
+	WebhookRetryConfig  *domain.RetryConfig `json:"webhookRetryConfig"`
+	CreatedAt           time.Time           `json:"createdAt"`
+	UpdatedAt           time.Time           `json:"updatedAt"`
+}
+
+type secretView struct {
+	KeyID     string     `json:"keyId"`
+	NotBefore time.Time  `json:"notBefore"`
+	NotAfter  *time.Time `json:"notAfter"`
+}
+
+const masked = "***"
+
+func viewIntegration(in domain.Integration) integrationView {
+	v := integrationView{
+		ID: in.ID, OrganizationID: in.OrganizationID, Active: in.Active, WebhookEnabled: in.WebhookEnabled,
+		SignatureScheme: string(in.SignatureScheme), Secrets: []secretView{},
+		SyncEnabled: in.SyncEnabled, SyncFrequency: in.SyncFrequency, SyncTypes: in.SyncTypes,
+		LastSyncAt: in.LastSyncAt, LastScheduledSyncAt: in.LastScheduledSyncAt, SyncStatus: in.SyncStatus,
+		LastSyncError: in.LastSyncError, RateLimit: in.RateLimit, IngestRateLimit: in.IngestRateLimit,
+		WebhookRetryConfig: in.RetryConfig, CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
+	}
+	if v.SyncTypes == nil {
+		v.SyncTypes = []string{}
+	}
+	if in.HasSecret() {
+		m := masked
+		v.WebhookSecret = &m
+	}
+	for _, s := range in.Secrets {
+		sv := secretView{KeyID: s.KeyID, NotBefore: s.NotBefore}
+		if !s.NotAfter.IsZero() {
+			na := s.NotAfter
+			sv.NotAfter = &na
+		}
+		v.Secrets = append(v.Secrets, sv)
+	}
+	return v
+}
+
+type createIntegrationRequest struct {
+	ID                 *string             `json:"id"`
+	OrganizationID     string              `json:"organizationId"`
+	Active             *bool               `json:"active"`
+	WebhookEnabled     *bool               `json:"webhookEnabled"`
+	WebhookSecret      *string             `json:"webhookSecret"`
+	SignatureScheme    *string             `json:"signatureScheme"`
+	SyncEnabled        *bool               `json:"syncEnabled"`
+	SyncFrequency      *int                `json:"syncFrequency"`
+	SyncTypes          []string            `json:"syncTypes"`
+	RateLimit          *int                `json:"rateLimit"`
+	IngestRateLimit    *int                `json:"ingestRateLimit"`
+	WebhookRetryConfig *domain.RetryConfig `json:"webhookRetryConfig"`
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
+
+// decodeBody reads a JSON body strictly: unknown fields and trailing data
+// are errors a client should hear about.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON body: %v", err)
+	}
+	if dec.More() {
+		return errors.New("invalid JSON body: trailing data")
+	}
+	return nil
+}
+
+func newIntegrationID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "int_" + hex.EncodeToString(b[:])
+}
+
+// validateSecret checks a webhook secret for the scheme it will verify.
+func validateSecret(v *domain.ValidationError, scheme domain.SignatureScheme, secret string) {
+	switch {
+	case len(secret) < 8:
+		v.Add("webhookSecret must be at least 8 characters")
+	case len(secret) > 512:
+		v.Add("webhookSecret must be at most 512 characters")
+	case scheme == domain.SchemeStandardWebhooks:
+		if _, err := ingest.StandardKey([]byte(secret)); err != nil {
+			v.Add("webhookSecret for standard-webhooks must be \"whsec_\" followed by base64")
+		}
+	}
+}
+
+func (s *server) createIntegration(w http.ResponseWriter, r *http.Request) {
+	var req createIntegrationRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
+	in := domain.Integration{
+		ID: newIntegrationID(), OrganizationID: req.OrganizationID, Active: true, WebhookEnabled: true,
+		SignatureScheme: domain.SchemeSoftPro, SyncEnabled: true, SyncFrequency: s.cfg.DefaultSyncFrequency,
+		SyncTypes:  []string{domain.SyncTransactions, domain.SyncContacts, domain.SyncDocuments},
+		SyncStatus: "IDLE", RateLimit: s.cfg.DefaultRateLimit, IngestRateLimit: s.cfg.DefaultIngestRateLimit,
+		RetryConfig: req.WebhookRetryConfig,
+	}
+	var v domain.ValidationError
+	if req.ID != nil {
+		if !idPattern.MatchString(*req.ID) {
+			v.Add("id must be 1-128 characters of letters, digits, '_', '.', ':' or '-'")
+		}
+		in.ID = *req.ID
+	}
+	setIf(&in.Active, req.Active)
+	setIf(&in.WebhookEnabled, req.WebhookEnabled)
+	setIf(&in.SyncEnabled, req.SyncEnabled)
+	setIf(&in.SyncFrequency, req.SyncFrequency)
+	setIf(&in.RateLimit, req.RateLimit)
+	setIf(&in.IngestRateLimit, req.IngestRateLimit)
+	if req.SignatureScheme != nil {
+		in.SignatureScheme = domain.SignatureScheme(*req.SignatureScheme)
+	}
+	if req.SyncTypes != nil {
+		in.SyncTypes = req.SyncTypes
+	}
+	secret := ""
+	if req.WebhookSecret != nil {
+		secret = *req.WebhookSecret
+		validateSecret(&v, in.SignatureScheme, secret)
+	}
+	validateRetryConfig(&v, in.RetryConfig)
+	if err := domain.ValidateSettings(in, s.cfg.MinSyncInterval); err != nil {
+		var verr *domain.ValidationError
+		if errors.As(err, &verr) {
+			v.Problems = append(v.Problems, verr.Problems...)
+		}
+	}
+	if err := v.Err(); err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	created, err := s.integrations.Create(r.Context(), in, secret)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	s.onChange(created.ID)
+	writeData(w, http.StatusCreated, map[string]any{"integration": viewIntegration(created)})
+}
+
+func validateRetryConfig(v *domain.ValidationError, rc *domain.RetryConfig) {
+	if rc == nil {
+		return
+	}
+	if rc.MaxRetries < 0 || rc.MaxRetries > 20 {
+		v.Add("retryConfig.maxRetries must be between 0 and 20")
+	}
+	if rc.InitialDelay < 0 || rc.InitialDelay > 3_600_000 {
+		v.Add("retryConfig.initialDelay must be between 0 and 3600000 ms")
+	}
+}
+
+func setIf[T any](dst *T, src *T) {
+	if src != nil {
+		*dst = *src
+	}
+}
+
+func (s *server) listIntegrations(w http.ResponseWriter, r *http.Request) {
+	list, err := s.integrations.List(r.Context())
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	views := make([]integrationView, 0, len(list))
+	for _, in := range list {
+		views = append(views, viewIntegration(in))
+	}
+	writeData(w, http.StatusOK, map[string]any{"integrations": views})
+}
+
+func (s *server) getIntegration(w http.ResponseWriter, r *http.Request) {
+	in, err := s.integrations.Integration(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	writeData(w, http.StatusOK, map[string]any{"integration": viewIntegration(in)})
+}
+
+type webhookConfigRequest struct {
+	IntegrationID   string              `json:"integrationId"`
+	Enabled         *bool               `json:"enabled"`
+	Active          *bool               `json:"active"`
+	WebhookSecret   *string             `json:"webhookSecret"`
+	SignatureScheme *string             `json:"signatureScheme"`
+	IngestRateLimit *int                `json:"ingestRateLimit"`
+	RetryConfig     *domain.RetryConfig `json:"retryConfig"`
+}
+
+// updateWebhookConfig is the original PUT …/webhooks/config. A new
+// webhookSecret rotates: the previous one keeps verifying for the grace
+// period.
+func (s *server) updateWebhookConfig(w http.ResponseWriter, r *http.Request) {
+	var req webhookConfigRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
+	var v domain.ValidationError
+	if req.IntegrationID == "" {
+		v.Add("integrationId is required")
+	}
+	if req.SignatureScheme != nil && !domain.SignatureScheme(*req.SignatureScheme).Valid() {
+		v.Add("signatureScheme must be %q or %q", domain.SchemeSoftPro, domain.SchemeStandardWebhooks)
+	}
+	if req.IngestRateLimit != nil && *req.IngestRateLimit <= 0 {
+		v.Add("ingestRateLimit must be positive")
+	}
+	validateRetryConfig(&v, req.RetryConfig)
+	if err := v.Err(); err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	updated, err := s.integrations.Update(r.Context(), req.IntegrationID, func(in *domain.Integration) error {
+		setIf(&in.WebhookEnabled, req.Enabled)
+		setIf(&in.Active, req.Active)
+		setIf(&in.IngestRateLimit, req.IngestRateLimit)
+		if req.SignatureScheme != nil {
+			in.SignatureScheme = domain.SignatureScheme(*req.SignatureScheme)
+		}
+		if req.RetryConfig != nil {
+			in.RetryConfig = req.RetryConfig
+		}
+		if req.WebhookSecret != nil {
+			var sv domain.ValidationError
+			validateSecret(&sv, in.SignatureScheme, *req.WebhookSecret)
+			return sv.Err()
+		}
+		return nil
+	})
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	if req.WebhookSecret != nil {
+		updated, err = s.integrations.RotateSecret(r.Context(), req.IntegrationID, *req.WebhookSecret, s.cfg.SecretGrace, s.cfg.Now())
+		if err != nil {
+			s.writeStoreError(w, r, err)
+			return
+		}
+	}
+	s.onChange(updated.ID)
+	writeData(w, http.StatusOK, map[string]any{"integration": viewIntegration(updated)})
+}
+
+func (s *server) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
+	var verr *domain.ValidationError
+	if !errors.As(err, &verr) && !errors.Is(err, domain.ErrNotFound) && !errors.Is(err, domain.ErrConflict) {
+		s.log.ErrorContext(r.Context(), "integration store", "err", err)
+	}
+	writeDomainError(w, err)
+}

@@ -1,0 +1,230 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/ingest"
+)
+
+// IntegrationStore is what the management API needs of the integration
+// store.
+type IntegrationStore interface {
+	Create(ctx context.Context, in domain.Integration, secret string) (domain.Integration, error)
+	Integration(ctx context.Context, id string) (domain.Integration, error)
+	List(ctx context.Context) ([]domain.Integration, error)
+	Update(ctx context.Context, id string, fn func(*domain.Integration) error) (domain.Integration, error)
+	RotateSecret(ctx context.Context, id, secret string, grace time.Duration, now time.Time) (domain.Integration, error)
+}
+
+// Receiver is the webhook ingest use case.
+type Receiver interface {
+	Receive(ctx context.Context, req ingest.Request) (ingest.Result, error)
+}
+
+// Check is one named dependency probed by /readyz and the health endpoint.
+type Check struct {
+	Name string
+	// Critical checks make the service unready; others only degrade it.
+	Critical bool
+	Probe    func(ctx context.Context) error
+}
+
+// QueueStat is one topic's figures in the health and stats answers, named
+// as the original queue system named them.
+type QueueStat struct {
+	QueueName string `json:"queueName"`
+	Waiting   int64  `json:"waiting"`
+	Active    int64  `json:"active"`
+	Completed int64  `json:"completed"`
+	Failed    int64  `json:"failed"`
+	Delayed   int64  `json:"delayed"`
+	Paused    bool   `json:"paused"`
+	// Appended is the number of events on the topic (its end offsets).
+	Appended int64 `json:"appended"`
+}
+
+// QueueReporter reports per-topic figures.
+type QueueReporter interface {
+	Queues(ctx context.Context) ([]QueueStat, error)
+}
+
+// Config configures the HTTP edge.
+type Config struct {
+	JWTSecret []byte
+	// SecretGrace is how long a rotated-out webhook secret keeps verifying.
+	SecretGrace time.Duration
+	// Defaults for new integrations.
+	DefaultSyncFrequency   int
+	MinSyncInterval        int
+	DefaultRateLimit       int
+	DefaultIngestRateLimit int
+	Now                    func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.SecretGrace == 0 {
+		c.SecretGrace = 24 * time.Hour
+	}
+	if c.DefaultSyncFrequency == 0 {
+		c.DefaultSyncFrequency = 15
+	}
+	if c.MinSyncInterval == 0 {
+		c.MinSyncInterval = 5
+	}
+	if c.DefaultRateLimit == 0 {
+		c.DefaultRateLimit = 100
+	}
+	if c.DefaultIngestRateLimit == 0 {
+		c.DefaultIngestRateLimit = 6000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports every problem with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.JWTSecret) == 0 {
+		errs = append(errs, errors.New("JWT secret is required"))
+	}
+	if c.SecretGrace < 0 {
+		errs = append(errs, errors.New("secret grace must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are the handlers' collaborators. Receiver and Integrations are
+// required; the rest are optional.
+type Deps struct {
+	Receiver     Receiver
+	Integrations IntegrationStore
+	// OnIntegrationChange is called after every change made through the API
+	// (the ingest cache invalidates there).
+	OnIntegrationChange func(id string)
+	Checks              []Check
+	Queues              QueueReporter
+	Metrics             *Metrics
+	Gatherer            prometheus.Gatherer
+	Logger              *slog.Logger
+	// Mount adds routes of later capabilities to the authenticated API
+	// router (under /api/v1).
+	Mount []func(r chi.Router)
+}
+
+type server struct {
+	cfg          Config
+	receiver     Receiver
+	integrations IntegrationStore
+	onChange     func(string)
+	checks       []Check
+	queues       QueueReporter
+	metrics      *Metrics
+	log          *slog.Logger
+}
+
+// NewHandler builds the HTTP handler of the whole edge.
+func NewHandler(cfg Config, d Deps) (http.Handler, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Receiver == nil || d.Integrations == nil {
+		panic("httpapi.NewHandler: nil receiver or integration store")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	if d.Gatherer == nil {
+		d.Gatherer = prometheus.DefaultGatherer
+	}
+	if d.OnIntegrationChange == nil {
+		d.OnIntegrationChange = func(string) {}
+	}
+	s := &server{cfg: cfg, receiver: d.Receiver, integrations: d.Integrations, onChange: d.OnIntegrationChange,
+		checks: d.Checks, queues: d.Queues, metrics: d.Metrics, log: d.Logger}
+
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, s.recoverer)
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
+	r.Get("/api/webhooks/health", s.health)
+	r.Post("/api/webhooks/softpro/{integrationId}", s.webhook)
+
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(s.accessLog, authenticate(cfg.JWTSecret))
+		r.Route("/integrations/softpro", func(r chi.Router) {
+			r.Group(func(r chi.Router) {
+				r.Use(requireRole(RoleAdmin))
+				r.Post("/", s.createIntegration)
+				r.Put("/webhooks/config", s.updateWebhookConfig)
+			})
+			r.Group(func(r chi.Router) {
+				r.Use(requireRole(RoleAdmin, RoleAnalyst))
+				r.Get("/", s.listIntegrations)
+				r.Get("/{id}", s.getIntegration)
+			})
+		})
+		for _, mount := range d.Mount {
+			mount(r)
+		}
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, codeNotFound, "no such route")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed")
+	})
+	return r, nil
+}
+
+func (s *server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "panic in handler", slog.Any("panic", v), slog.String("path", r.URL.Path),
+					slog.String("requestId", middleware.GetReqID(r.Context())))
+				writeError(w, http.StatusInternalServerError, codeInternal, "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// accessLog logs management API requests and records their metrics.
+func (s *server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		route := chi.RouteContext(r.Context()).RoutePattern()
+		d := time.Since(start)
+		s.metrics.apiRequests.WithLabelValues(route, strconv.Itoa(ww.Status())).Inc()
+		s.metrics.apiDuration.WithLabelValues(route).Observe(d.Seconds())
+		level := slog.LevelInfo
+		if ww.Status() >= 500 {
+			level = slog.LevelError
+		}
+		s.log.LogAttrs(r.Context(), level, "api request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", ww.Status()), slog.Duration("duration", d),
+			slog.String("sub", ClaimsFromContext(r.Context()).Subject), slog.String("requestId", middleware.GetReqID(r.Context())))
+	})
+}
