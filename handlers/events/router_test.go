@@ -1,0 +1,370 @@
+package events_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/handlers/events"
+	"github.com/roisystems/softprohub/infra/kafka"
+	"github.com/roisystems/softprohub/infra/postgres"
+)
+
+const defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+func testDatabaseURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return defaultTestDatabaseURL
+}
+
+func randomID(prefix string) string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// env is one test's world: a broker, random topics and a fresh schema.
+type env struct {
+	t        *testing.T
+	brokers  []string
+	topics   []string // transactions, documents
+	poison   string
+	pool     *pgxpool.Pool
+	dbURL    string
+	producer *kafka.Producer
+	schema   string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	b, err := kafka.StartBroker(kafka.BrokerConfig{DataDir: t.TempDir(), Partitions: 4})
+	if err != nil {
+		t.Fatalf("start broker: %v", err)
+	}
+	t.Cleanup(b.Close)
+	run := randomID("")
+	e := &env{
+		t:       t,
+		brokers: b.Addrs(),
+		topics:  []string{"softpro.transactions." + run + ".v1", "softpro.documents." + run + ".v1"},
+		poison:  "softpro.poison." + run + ".v1",
+		schema:  randomID("test_"),
+	}
+	ctx := context.Background()
+	if _, err := kafka.EnsureTopics(ctx, e.brokers, append([]string{e.poison}, e.topics...), kafka.TopicSpec{Partitions: 4}); err != nil {
+		t.Fatalf("ensure topics: %v", err)
+	}
+	e.producer, err = kafka.NewProducer(kafka.ProducerConfig{Brokers: e.brokers})
+	if err != nil {
+		t.Fatalf("new producer: %v", err)
+	}
+	t.Cleanup(e.producer.Close)
+	u, err := url.Parse(testDatabaseURL())
+	if err != nil {
+		t.Fatalf("TEST_DATABASE_URL is not a URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", e.schema)
+	u.RawQuery = q.Encode()
+	e.dbURL = u.String()
+	e.pool, err = postgres.Open(ctx, e.dbURL, false)
+	if err != nil {
+		t.Fatalf("Postgres is needed: set TEST_DATABASE_URL (now %q): %v", testDatabaseURL(), err)
+	}
+	t.Cleanup(func() {
+		_, _ = e.pool.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{e.schema}.Sanitize()+" CASCADE")
+		e.pool.Close()
+	})
+	if err := postgres.Migrate(ctx, e.pool); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return e
+}
+
+// start runs a router over pool until the returned stop is called; stop
+// waits for Run to return and fails the test if it returned an error.
+func (e *env) start(pool *pgxpool.Pool) (stop func()) {
+	e.t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	wlog := watermill.NewSlogLogger(logger)
+	pub, err := kafka.NewWatermillPublisher(e.brokers, wlog)
+	if err != nil {
+		e.t.Fatalf("publisher: %v", err)
+	}
+	r, err := events.NewRouter(events.Config{
+		Topics:           e.topics,
+		PoisonTopic:      e.poison,
+		MaxRetries:       3,
+		RetryDelay:       50 * time.Millisecond,
+		HandlerTimeout:   5 * time.Second,
+		RebalanceTimeout: 20 * time.Second,
+		CloseTimeout:     10 * time.Second,
+		Concurrency:      4,
+	}, events.Deps{
+		Logger:      logger,
+		Store:       postgres.NewProjectionStore(pool),
+		Subscribers: kafka.NewWatermillSubscriberFactory(e.brokers, 20*time.Second, wlog),
+		Publisher:   pub,
+		Registerer:  prometheus.NewRegistry(),
+	})
+	if err != nil {
+		e.t.Fatalf("new router: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					e.t.Errorf("router run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				e.t.Errorf("router did not stop within 30s")
+			}
+			_ = pub.Close()
+		})
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+// append puts an event for integration on topic i (0 transactions, 1 documents).
+func (e *env) append(i int, integration, eventID string, typ domain.EventType, at time.Time, data string) {
+	e.t.Helper()
+	ev := domain.Envelope{
+		Schema: domain.SchemaV1, EventID: eventID, IntegrationID: integration, Type: typ,
+		OccurredAt: at, ReceivedAt: time.Now().UTC(), Source: domain.SourceWebhook, Priority: typ.Priority(),
+		Payload: json.RawMessage(fmt.Sprintf(`{"id":%q,"type":%q,"timestamp":%q,"data":%s}`, eventID, typ, at.Format(time.RFC3339), data)),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.producer.AppendTo(ctx, e.topics[i], ev); err != nil {
+		e.t.Fatalf("append %s: %v", eventID, err)
+	}
+}
+
+func (e *env) count(sql string, args ...any) int64 {
+	e.t.Helper()
+	var n int64
+	if err := e.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		e.t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// waitFor polls until cond holds or fails the test after d.
+func (e *env) waitFor(d time.Duration, what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var t0 = time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
+
+func TestRouterProjectsPoisonsAndSkips(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.start(e.pool)
+
+	for _, in := range []string{"int_a", "int_b"} {
+		e.append(0, in, "e1", domain.TransactionCreated, t0, `{"id":"txn_1","file_number":"F-1","status":"open"}`)
+		e.append(0, in, "e2", domain.TransactionStatusChanged, t0.Add(time.Minute), `{"id":"txn_1","status":"in_progress"}`)
+		e.append(0, in, "e3", domain.ClosingScheduled, t0.Add(2*time.Minute), `{"transaction_id":"txn_1","closing_date":"2024-03-01"}`)
+		// Late and older: recorded, not applied.
+		e.append(0, in, "e4", domain.TransactionUpdated, t0.Add(-time.Hour), `{"id":"txn_1","status":"stale"}`)
+		e.append(1, in, "d1", domain.DocumentUploaded, t0, `{"id":"doc_1","name":"deed.pdf"}`)
+		// Can never project: no id. It must not block d3 behind it.
+		e.append(1, in, "d2", domain.DocumentUpdated, t0.Add(time.Minute), `{"name":"no id"}`)
+		e.append(1, in, "d3", domain.DocumentDeleted, t0.Add(2*time.Minute), `{"id":"doc_1"}`)
+		e.append(1, in, "d4", "document.shredded", t0.Add(3*time.Minute), `{"id":"doc_1"}`)
+	}
+
+	e.waitFor(30*time.Second, "16 audit rows", func() bool { return e.count("SELECT count(*) FROM webhook_events") == 16 })
+	e.waitFor(10*time.Second, "poisoned events FAILED", func() bool {
+		return e.count("SELECT count(*) FROM webhook_events WHERE status='FAILED' AND event_id='d2' AND error <> ''") == 2
+	})
+	for _, in := range []string{"int_a", "int_b"} {
+		var status, closing string
+		if err := e.pool.QueryRow(context.Background(),
+			"SELECT status, closing_date::text FROM transactions WHERE integration_id=$1 AND id='txn_1'", in).Scan(&status, &closing); err != nil {
+			t.Fatalf("transaction of %s: %v", in, err)
+		}
+		if status != "in_progress" || closing != "2024-03-01" {
+			t.Errorf("%s transaction = %s closing %s, want in_progress closing 2024-03-01", in, status, closing)
+		}
+		if n := e.count("SELECT count(*) FROM documents WHERE integration_id=$1 AND id='doc_1' AND deleted", in); n != 1 {
+			t.Errorf("%s document not soft-deleted", in)
+		}
+		if n := e.count("SELECT count(*) FROM webhook_events WHERE integration_id=$1 AND event_id='d4' AND status='SKIPPED'", in); n != 1 {
+			t.Errorf("%s unknown type not SKIPPED", in)
+		}
+		if n := e.count("SELECT count(*) FROM webhook_events WHERE integration_id=$1 AND event_id='e4' AND status='COMPLETED' AND NOT applied", in); n != 1 {
+			t.Errorf("%s older event not recorded as not applied", in)
+		}
+		if n := e.count("SELECT count(*) FROM transaction_status_changes WHERE integration_id=$1", in); n != 1 {
+			t.Errorf("%s status changes = %d, want 1", in, n)
+		}
+	}
+	if n := e.count("SELECT coalesce(sum(received),0) FROM integration_metrics_hourly"); n != 16 {
+		t.Errorf("metrics received = %d, want 16", n)
+	}
+	if n := e.count("SELECT coalesce(sum(failed),0) FROM integration_metrics_hourly"); n != 2 {
+		t.Errorf("metrics failed = %d, want 2", n)
+	}
+}
+
+// proxy forwards TCP to target until stopped; it can be stopped and
+// started again on the same address to simulate a database outage.
+type proxy struct {
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func (p *proxy) start(t *testing.T) {
+	t.Helper()
+	addr := p.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var ln net.Listener
+	var err error
+	for range 50 {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("proxy listen: %v", err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(s, c); s.Close() }()
+			go func() { _, _ = io.Copy(c, s); c.Close() }()
+		}
+	}()
+}
+
+func (p *proxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func TestRouterSurvivesDatabaseOutageAndRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	u, _ := url.Parse(e.dbURL)
+	px := &proxy{target: u.Host}
+	px.start(t)
+	t.Cleanup(px.stop)
+	u.Host = px.addr
+	cfg, err := pgxpool.ParseConfig(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.ConnectTimeout = time.Second
+	viaProxy, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(viaProxy.Close)
+
+	const perPhase = 150
+	produce := func(phase int) {
+		for i := range perPhase {
+			in := fmt.Sprintf("int_%d", i%5)
+			id := fmt.Sprintf("p%d_%d", phase, i)
+			at := t0.Add(time.Duration(phase*perPhase+i) * time.Second)
+			e.append(i%2, in, id, map[int]domain.EventType{0: domain.TransactionUpdated, 1: domain.DocumentUpdated}[i%2], at,
+				fmt.Sprintf(`{"id":"x%d","status":"s%d","name":"n%d"}`, i%7, phase, i))
+		}
+	}
+	stop := e.start(viaProxy)
+	produce(0)
+	e.waitFor(30*time.Second, "phase 0 projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") >= perPhase/3 })
+
+	// The database goes away mid-stream, for longer than one round of retries.
+	px.stop()
+	produce(1)
+	time.Sleep(2 * time.Second)
+	px.start(t)
+	e.waitFor(60*time.Second, "phases 0 and 1 projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") == 2*perPhase })
+
+	// The process stops mid-stream and a new one takes over from the checkpoints.
+	produce(2)
+	stop()
+	e.start(viaProxy)
+	produce(3)
+	e.waitFor(60*time.Second, "all phases projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") == 4*perPhase })
+
+	if n := e.count("SELECT count(*) FROM webhook_events WHERE status <> 'COMPLETED'"); n != 0 {
+		t.Errorf("%d events not COMPLETED", n)
+	}
+	if n := e.count("SELECT coalesce(sum(received),0) FROM integration_metrics_hourly"); n != 4*perPhase {
+		t.Errorf("metrics received = %d, want %d", n, 4*perPhase)
+	}
+	if n := e.count("SELECT coalesce(sum(completed),0) FROM integration_metrics_hourly"); n != 4*perPhase {
+		t.Errorf("metrics completed = %d, want %d", n, 4*perPhase)
+	}
+	// Newest wins across the outage and restart: every entity holds its last event.
+	if n := e.count("SELECT count(*) FROM transactions WHERE status <> 's3'"); n != 0 {
+		t.Errorf("%d transactions not at their newest status", n)
+	}
+	var sumNext int64
+	for _, topic := range e.topics {
+		sumNext += e.count("SELECT coalesce(sum(next_offset),0) FROM projection_checkpoints WHERE topic=$1", topic)
+	}
+	if sumNext != 4*perPhase {
+		t.Errorf("checkpoints cover %d offsets, want %d", sumNext, 4*perPhase)
+	}
+}
