@@ -1,0 +1,332 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// collect runs Tail and returns the event ids it passed to fn, sorted.
+func collect(t *testing.T, cfg TailConfig) []string {
+	t.Helper()
+	var ids []string
+	err := Tail(testContext(t), cfg, func(r Record) error {
+		if r.Err != nil {
+			t.Errorf("record %s[%d]@%d: %v", r.Topic, r.Partition, r.Offset, r.Err)
+			return nil
+		}
+		ids = append(ids, r.Envelope.EventID)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("tail: %v", err)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func TestTailFilters(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	ensureTopics(t, b.Addrs())
+	p := newProducer(t, b.Addrs(), 5*time.Second)
+
+	alpha, beta := randomID("alpha"), randomID("beta")
+	type appended struct {
+		env   domain.Envelope
+		early bool
+	}
+	var log []appended
+	add := func(integration string, typ domain.EventType, early bool) {
+		e := envelope(integration, typ, "")
+		mustAppend(t, p, e)
+		log = append(log, appended{env: e, early: early})
+	}
+	for range 3 {
+		add(alpha, domain.TransactionCreated, true)
+		add(beta, domain.TransactionCreated, true)
+		add(alpha, domain.ContactCreated, true)
+		add(beta, domain.TaskCompleted, true)
+	}
+	// Record timestamps have millisecond precision: From is the first
+	// millisecond after the early records, and the late ones are appended
+	// once it has come.
+	from := time.Now().Truncate(time.Millisecond).Add(time.Millisecond)
+	time.Sleep(time.Until(from))
+	for range 2 {
+		add(alpha, domain.TransactionStatusChanged, false)
+		add(beta, domain.ContactCreated, false)
+		add(alpha, domain.DocumentUploaded, false)
+	}
+
+	ids := func(keep func(a appended) bool) []string {
+		var out []string
+		for _, a := range log {
+			if keep(a) {
+				out = append(out, a.env.EventID)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	tests := []struct {
+		name string
+		cfg  TailConfig
+		want []string
+	}{
+		{
+			name: "everything",
+			cfg:  TailConfig{},
+			want: ids(func(appended) bool { return true }),
+		},
+		{
+			name: "one integration",
+			cfg:  TailConfig{IntegrationID: alpha},
+			want: ids(func(a appended) bool { return a.env.IntegrationID == alpha }),
+		},
+		{
+			name: "types across topics",
+			cfg:  TailConfig{Types: []domain.EventType{domain.TransactionCreated, domain.ContactCreated}},
+			want: ids(func(a appended) bool {
+				return a.env.Type == domain.TransactionCreated || a.env.Type == domain.ContactCreated
+			}),
+		},
+		{
+			name: "integration and type",
+			cfg:  TailConfig{IntegrationID: beta, Types: []domain.EventType{domain.ContactCreated}},
+			want: ids(func(a appended) bool { return a.env.IntegrationID == beta && a.env.Type == domain.ContactCreated }),
+		},
+		{
+			name: "from a time",
+			cfg:  TailConfig{From: from},
+			want: ids(func(a appended) bool { return !a.early }),
+		},
+		{
+			name: "from a time, one integration",
+			cfg:  TailConfig{From: from, IntegrationID: alpha},
+			want: ids(func(a appended) bool { return !a.early && a.env.IntegrationID == alpha }),
+		},
+		{
+			name: "from the future",
+			cfg:  TailConfig{From: time.Now().Add(time.Hour)},
+			want: nil,
+		},
+		{
+			name: "one topic",
+			cfg:  TailConfig{Topics: []string{domain.TopicContacts}},
+			want: ids(func(a appended) bool { return a.env.Type.Topic() == domain.TopicContacts }),
+		},
+		{
+			name: "missing topics are skipped",
+			cfg:  TailConfig{Topics: []string{domain.TopicTasks, randomID("absent")}},
+			want: ids(func(a appended) bool { return a.env.Type.Topic() == domain.TopicTasks }),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := tt.cfg
+			cfg.Brokers = b.Addrs()
+			if got := collect(t, cfg); !slices.Equal(got, tt.want) {
+				t.Errorf("read %d events %v,\nwant %d %v", len(got), got, len(tt.want), tt.want)
+			}
+		})
+	}
+}
+
+// Without Follow, Tail stops at the end offsets it listed first, even while
+// records keep arriving, and passes each partition's records in order.
+func TestTailStopsAtEnd(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	ensureTopics(t, b.Addrs())
+	p := newProducer(t, b.Addrs(), 5*time.Second)
+	integration := randomID("int")
+	const n = 500
+	for range n {
+		mustAppend(t, p, envelope(integration, domain.TaskCreated, ""))
+	}
+
+	var read int
+	last := int64(-1)
+	err := Tail(testContext(t), TailConfig{Brokers: b.Addrs()}, func(r Record) error {
+		if r.Offset != last+1 {
+			t.Errorf("offset %d after %d, want consecutive offsets", r.Offset, last)
+		}
+		last = r.Offset
+		read++
+		// Appended after Tail listed the end: must not be read.
+		mustAppend(t, p, envelope(integration, domain.TaskCreated, ""))
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("tail: %v", err)
+	}
+	if read != n {
+		t.Errorf("read %d records, want the %d there were when Tail started", read, n)
+	}
+}
+
+func TestTailEmptyLog(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	ensureTopics(t, b.Addrs())
+	if got := collect(t, TailConfig{Brokers: b.Addrs()}); len(got) != 0 {
+		t.Errorf("read %v from an empty log", got)
+	}
+}
+
+func TestTailFollow(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	ensureTopics(t, b.Addrs())
+	p := newProducer(t, b.Addrs(), 5*time.Second)
+	integration := randomID("int")
+	mustAppend(t, p, envelope(integration, domain.ContactCreated, ""))
+
+	errEnough := errors.New("enough")
+	const want = 4
+	seen := make(chan string, want)
+	done := make(chan error, 1)
+	go func() {
+		var n int
+		done <- Tail(testContext(t), TailConfig{Brokers: b.Addrs(), IntegrationID: integration, Follow: true}, func(r Record) error {
+			seen <- r.Envelope.EventID
+			if n++; n == want {
+				return errEnough
+			}
+			return nil
+		})
+	}()
+	<-seen // the record from before Tail started
+	for range want - 1 {
+		mustAppend(t, p, envelope(integration, domain.ContactCreated, ""))
+	}
+	if err := <-done; !errors.Is(err, errEnough) {
+		t.Errorf("tail returned %v, want the callback's error", err)
+	}
+
+	ctx, cancel := context.WithCancel(testContext(t))
+	cancel()
+	err := Tail(ctx, TailConfig{Brokers: b.Addrs(), Follow: true}, func(Record) error { return nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("tail with a cancelled context returned %v, want context.Canceled", err)
+	}
+}
+
+// A value that is not an envelope reaches fn with Err set instead of being
+// dropped.
+func TestTailKeepsUndecodableRecords(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	topic := randomID("raw")
+	if _, err := EnsureTopics(testContext(t), b.Addrs(), []string{topic}, TopicSpec{Partitions: 1}); err != nil {
+		t.Fatalf("ensure topics: %v", err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+	if err != nil {
+		t.Fatalf("new client: %v", err)
+	}
+	defer cl.Close()
+	p := newProducer(t, b.Addrs(), 5*time.Second)
+	good := envelope("int-1", domain.TaskCreated, "")
+	if _, err := p.AppendTo(testContext(t), topic, good); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	if err := cl.ProduceSync(testContext(t), &kgo.Record{Topic: topic, Key: []byte("int-1"), Value: []byte("not json")}).FirstErr(); err != nil {
+		t.Fatalf("produce raw: %v", err)
+	}
+
+	tests := []struct {
+		name    string
+		cfg     TailConfig
+		wantBad int
+		wantOK  int
+	}{
+		{name: "no filter", cfg: TailConfig{}, wantBad: 1, wantOK: 1},
+		{name: "type filter cannot rule it out", cfg: TailConfig{Types: []domain.EventType{domain.TaskCreated}}, wantBad: 1, wantOK: 1},
+		{name: "key filter rules it out", cfg: TailConfig{IntegrationID: "int-2"}, wantBad: 0, wantOK: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := tt.cfg
+			cfg.Brokers, cfg.Topics = b.Addrs(), []string{topic}
+			var bad, ok int
+			err := Tail(testContext(t), cfg, func(r Record) error {
+				switch {
+				case r.Err != nil && errors.Is(r.Err, domain.ErrInvalidEnvelope) && r.Offset == 1 && r.Key == "int-1":
+					bad++
+				case r.Err == nil && r.Envelope.EventID == good.EventID:
+					ok++
+				default:
+					t.Errorf("unexpected record %+v", r)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("tail: %v", err)
+			}
+			if bad != tt.wantBad || ok != tt.wantOK {
+				t.Errorf("read %d undecodable and %d good records, want %d and %d", bad, ok, tt.wantBad, tt.wantOK)
+			}
+		})
+	}
+}
+
+// BenchmarkTail reads a log of 20,000 events spread over every partition
+// of one topic: go test -run '^$' -bench Tail ./infra/kafka/
+func BenchmarkTail(b *testing.B) {
+	br, err := StartBroker(BrokerConfig{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatalf("start broker: %v", err)
+	}
+	defer br.Close()
+	ctx := context.Background()
+	if _, err := EnsureTopics(ctx, br.Addrs(), []string{domain.TopicTasks}, TopicSpec{Partitions: 12}); err != nil {
+		b.Fatalf("ensure topics: %v", err)
+	}
+	p, err := NewProducer(ProducerConfig{Brokers: br.Addrs()})
+	if err != nil {
+		b.Fatalf("new producer: %v", err)
+	}
+	defer p.Close()
+	const n = 20000
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 256)
+	for i := range n {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			_, err := p.Append(ctx, envelope(fmt.Sprintf("int-%d", i%500), domain.TaskCreated, ""))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			b.Fatalf("append: %v", err)
+		}
+	}
+
+	b.ResetTimer()
+	for b.Loop() {
+		var read int
+		if err := Tail(ctx, TailConfig{Brokers: br.Addrs(), Topics: []string{domain.TopicTasks}}, func(Record) error {
+			read++
+			return nil
+		}); err != nil {
+			b.Fatalf("tail: %v", err)
+		}
+		if read != n {
+			b.Fatalf("read %d records, want %d", read, n)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}
