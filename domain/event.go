@@ -231,5 +231,16 @@ func DecodeEnvelope(value []byte) (Envelope, error) {
 	if e.EventID == "" || e.IntegrationID == "" || e.Type == "" {
 		return Envelope{}, fmt.Errorf("%w: eventId, integrationId and type are required", ErrInvalidEnvelope)
 	}
+	// encoding/json trims white space around a RawMessage. Encode writes the
+	// payload last, after the first `,"payload":` (which cannot occur
+	// unescaped inside the head's strings), so its exact bytes can be cut out.
+	if i := bytes.Index(value, payloadKey); i >= 0 && len(value) > 0 && value[len(value)-1] == '}' {
+		raw := value[i+len(payloadKey) : len(value)-1]
+		if len(raw) != len(e.Payload) && bytes.Equal(bytes.TrimSpace(raw), e.Payload) {
+			e.Payload = append(json.RawMessage(nil), raw...)
+		}
+	}
 	return e, nil
 }
+
+var payloadKey = []byte(`,"payload":`)

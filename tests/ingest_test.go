@@ -31,7 +31,7 @@ func TestSignedWebhookLandsInItsTopicWithBytesIntact(t *testing.T) {
 		t.Run(string(typ), func(t *testing.T) {
 			eventID := "evt_" + randomID(6)
 			// Odd spacing and key order: the log must keep SoftPro's bytes.
-			body := []byte(fmt.Sprintf("{ \"type\" : %q,\n  \"id\":%q, \"timestamp\":%q,\n  \"data\": {\"id\": \"x_1\",  \"note\":\"caf\\u00e9\"} }",
+			body := []byte(fmt.Sprintf("{ \"type\" : %q,\n  \"id\":%q, \"timestamp\":%q,\n  \"data\": {\"id\": \"x_1\",  \"note\":\"caf\\u00e9\"} }\n",
 				typ, eventID, time.Now().UTC().Format(time.RFC3339)))
 			r := e.send(signedWebhook(id, secret, body))
 			if r.Status != http.StatusOK || r.Body["success"] != true || r.Body["message"] != "Webhook received" ||

@@ -1,0 +1,57 @@
+package domain
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestEnvelopeRoundTripKeepsPayloadBytes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		payload string
+	}{
+		{name: "compact", payload: `{"id":"e","type":"t"}`},
+		{name: "spaced", payload: "{ \"id\" : \"e\",\n \"type\":\"t\" }"},
+		{name: "trailing newline", payload: "{\"id\":\"e\"}\n"},
+		{name: "leading space", payload: "  {\"id\":\"e\"}"},
+		{name: "payload key inside payload", payload: `{"x":",\"payload\":1","payload":{"a":1}}`},
+		{name: "unicode escapes", payload: `{"n":"caf\u00e9 \ud83d\ude00"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			in := Envelope{Schema: SchemaV1, EventID: `e,"payload":x`, IntegrationID: "i", Type: TaskCreated,
+				OccurredAt: time.Unix(1, 0).UTC(), ReceivedAt: time.Unix(2, 0).UTC(), Source: SourceWebhook, Priority: 3,
+				Payload: []byte(tt.payload)}
+			b, err := in.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := DecodeEnvelope(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out.Payload, in.Payload) {
+				t.Fatalf("payload %q, want %q", out.Payload, in.Payload)
+			}
+			if out.EventID != in.EventID || out.Type != in.Type || !out.OccurredAt.Equal(in.OccurredAt) {
+				t.Fatalf("head %+v", out)
+			}
+		})
+	}
+}
+
+func TestDecodeEnvelopeRejects(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{`nope`, `{}`, `{"schema":"other"}`, `{"schema":"softprohub.event.v1","eventId":"e"}`} {
+		if _, err := DecodeEnvelope([]byte(v)); !errors.Is(err, ErrInvalidEnvelope) {
+			t.Errorf("%s: err = %v", v, err)
+		}
+	}
+	if _, err := (Envelope{Payload: []byte("{")}).Encode(); !errors.Is(err, ErrInvalidEnvelope) {
+		t.Errorf("encode of invalid payload: %v", err)
+	}
+}
