@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/handlers/events"
 	httpapi "github.com/roisystems/softprohub/handlers/http"
 	"github.com/roisystems/softprohub/infra/kafka"
 	"github.com/roisystems/softprohub/infra/postgres"
@@ -85,6 +86,7 @@ type App struct {
 	handler   http.Handler
 	registry  *prometheus.Registry
 	listener  net.Listener
+	router    *events.Router
 	closers   []func()
 	runnables []func(ctx context.Context) error
 }
@@ -170,6 +172,12 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	}
 	a.closers = append(a.closers, a.producer.Close)
 
+	if opts.Roles.Project {
+		if err := a.startProjections(); err != nil {
+			return nil, err
+		}
+	}
+
 	metrics := httpapi.NewMetrics(a.registry)
 	gate := redis.NewGate(a.rdb)
 	a.receiver, err = ingest.NewReceiver(ingest.Config{
@@ -220,6 +228,9 @@ func (a *App) Brokers() []string {
 
 // Handler is the HTTP edge, for tests that serve it themselves.
 func (a *App) Handler() http.Handler { return a.handler }
+
+// Pool is the Postgres pool holding the read models.
+func (a *App) Pool() *pgxpool.Pool { return a.pool }
 
 // Store is the integration store.
 func (a *App) Store() *postgres.IntegrationStore { return a.store }
