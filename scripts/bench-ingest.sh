@@ -28,6 +28,8 @@
 #   BENCH_RATE          fixed rate of the latency run, events/s (1000)
 #   BENCH_WARMUP        warm-up at half BENCH_RATE before measuring (3s)
 #   BENCH_SETTLE_MAX    longest wait for the service to go idle, seconds (60)
+#   BENCH_ROLES         serve --roles, e.g. ingest,api to leave the projections
+#                       out of the measurement (unset: every role, as deployed)
 #   BENCH_DATABASE_URL  Postgres for the service; created if missing
 #                       (postgres://postgres@127.0.0.1:5432/softprohub_bench?sslmode=disable)
 #   BENCH_REDIS_URL     Redis for the service (redis://127.0.0.1:6379/0)
@@ -48,6 +50,7 @@ BENCH_DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/soft
 BENCH_REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/0}
 BENCH_DROP_DB=${BENCH_DROP_DB:-0}
 BENCH_STRICT=${BENCH_STRICT:-0}
+BENCH_ROLES=${BENCH_ROLES:-}
 
 # Goals.
 GOAL_RATE=6000     # accepted/s flat out, at least
@@ -253,8 +256,10 @@ SERVICE_ENV=(
 	LOG_LEVEL=warn
 )
 mkdir -p "$TMP/data"
-log "starting softprohub serve --dev on $URL (DATA_DIR $TMP/data)"
-env "${SERVICE_ENV[@]}" ./bin/softprohub serve --dev >"$TMP/service.log" 2>&1 &
+SERVE_ARGS=(serve --dev)
+if [[ -n $BENCH_ROLES ]]; then SERVE_ARGS+=(--roles "$BENCH_ROLES"); fi
+log "starting softprohub ${SERVE_ARGS[*]} on $URL (DATA_DIR $TMP/data)"
+env "${SERVICE_ENV[@]}" ./bin/softprohub "${SERVE_ARGS[@]}" >"$TMP/service.log" 2>&1 &
 SERVICE_PID=$!
 PIDS+=("$SERVICE_PID")
 wait_ready "$URL" "$SERVICE_PID"
