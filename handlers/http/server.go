@@ -164,6 +164,7 @@ func NewHandler(cfg Config, d Deps) (http.Handler, error) {
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	r.Get("/api/webhooks/health", s.health)
+	r.Get("/api/openapi.json", serveOpenAPI)
 	r.Post("/api/webhooks/softpro/{integrationId}", s.webhook)
 
 	r.Route("/api/v1", func(r chi.Router) {

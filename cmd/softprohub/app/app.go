@@ -210,6 +210,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		Queues:   topicReporter{brokers: brokers},
 		Metrics:  metrics,
 		Gatherer: a.registry,
+		Mount:    a.queryMounts(),
 		Logger:   a.log.With("component", "http"),
 	})
 	if err != nil {

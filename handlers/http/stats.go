@@ -1,0 +1,128 @@
+package httpapi
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/roisystems/softprohub/projections"
+)
+
+// statsPeriods are the periods of GET …/webhooks/stats.
+var statsPeriods = map[string]time.Duration{
+	"1h":  time.Hour,
+	"24h": 24 * time.Hour,
+	"7d":  7 * 24 * time.Hour,
+	"30d": 30 * 24 * time.Hour,
+}
+
+type webhookStats struct {
+	TotalEvents int64 `json:"totalEvents"`
+	Received    int64 `json:"received"`
+	Completed   int64 `json:"completed"`
+	Failed      int64 `json:"failed"`
+	Processing  int64 `json:"processing"`
+	// Skipped events (types that change no entity) count as successes.
+	Skipped             int64   `json:"skipped"`
+	SuccessRate         float64 `json:"successRate"`
+	FailureRate         float64 `json:"failureRate"`
+	AvgProcessingTimeMs int64   `json:"avgProcessingTimeMs"`
+}
+
+type queueStatsView struct {
+	QueueName string `json:"queueName"`
+	Waiting   int64  `json:"waiting"`
+	Active    int64  `json:"active"`
+	Completed int64  `json:"completed"`
+	Failed    int64  `json:"failed"`
+	Delayed   int64  `json:"delayed"`
+	Paused    bool   `json:"paused"`
+}
+
+// percent is part of whole as a percentage with two decimals.
+func percent(part, whole int64) float64 {
+	if whole == 0 {
+		return 0
+	}
+	return math.Round(float64(part)*10000/float64(whole)) / 100
+}
+
+// stats is GET …/webhooks/stats: figures of the events received in the
+// period, from the read models, and per-topic queue figures.
+func (q *queryAPI) stats(w http.ResponseWriter, r *http.Request) {
+	p := newParams(r)
+	period := p.oneOf("period", "24h", "1h", "24h", "7d", "30d")
+	integrationID := p.str("integrationId")
+	if p.err != nil {
+		writeQueryError(w, p.err)
+		return
+	}
+	end := q.Now().UTC()
+	start := end.Add(-statsPeriods[period])
+	counts, err := q.Stats.Stats(r.Context(), projections.StatsFilter{IntegrationID: integrationID, Start: start, End: end})
+	if err != nil {
+		writeQueryError(w, err)
+		return
+	}
+	var ws webhookStats
+	var processingMs int64
+	perTopic := map[string]*queueStatsView{}
+	for _, t := range q.Topics {
+		perTopic[t] = &queueStatsView{QueueName: t}
+	}
+	for _, c := range counts {
+		ws.Received += c.Received
+		ws.Completed += c.Completed
+		ws.Failed += c.Failed
+		ws.Skipped += c.Skipped
+		ws.Processing += c.InFlight()
+		processingMs += c.ProcessingMs
+		if qs := perTopic[c.EventType.Topic()]; qs != nil {
+			qs.Completed += c.Completed + c.Skipped
+			qs.Failed += c.Failed
+		}
+	}
+	ws.TotalEvents = ws.Received
+	ws.SuccessRate = percent(ws.Completed+ws.Skipped, ws.TotalEvents)
+	ws.FailureRate = percent(ws.Failed, ws.TotalEvents)
+	if ws.Completed > 0 {
+		ws.AvgProcessingTimeMs = int64(math.Round(float64(processingMs) / float64(ws.Completed)))
+	}
+	writeData(w, http.StatusOK, map[string]any{
+		"period":        period,
+		"integrationId": nullable(integrationID),
+		"startDate":     start.Format(time.RFC3339),
+		"endDate":       end.Format(time.RFC3339),
+		"webhookStats":  ws,
+		"queueStats":    q.queueStats(r.Context(), perTopic),
+	})
+}
+
+// queueStats fills in the live figures. Lag comes from the broker; if it
+// does not answer, waiting is left at 0 rather than failing the stats.
+func (q *queryAPI) queueStats(ctx context.Context, perTopic map[string]*queueStatsView) []queueStatsView {
+	var lag map[string]int64
+	if q.Lag != nil {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		lag, _ = q.Lag.Lag(lctx)
+		cancel()
+	}
+	out := make([]queueStatsView, 0, len(q.Topics))
+	for _, t := range q.Topics {
+		qs := perTopic[t]
+		qs.Waiting = max(lag[t], 0)
+		if q.Gauges != nil {
+			qs.Active, qs.Delayed, qs.Paused = q.Gauges.Gauges(t)
+		}
+		out = append(out, *qs)
+	}
+	return out
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

@@ -1,0 +1,625 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/projections"
+)
+
+// QueryStore answers the management and query API from the read models of
+// migration 00002 (indexes in 00020) and claims FAILED events for manual
+// retries. It is safe for concurrent use.
+//
+// Counts over the audit (the events list's total, stats) add whole hours
+// from integration_metrics_hourly, which the projector keeps in the same
+// transaction as the audit rows, to the partial hours at either end of the
+// range counted from webhook_events: exact, and independent of how many
+// events the whole hours hold.
+type QueryStore struct {
+	pool *pgxpool.Pool
+}
+
+var _ projections.RetryStore = (*QueryStore)(nil)
+
+// NewQueryStore returns a store over pool; the pool's search_path decides
+// which schema it reads.
+func NewQueryStore(pool *pgxpool.Pool) *QueryStore {
+	if pool == nil {
+		panic("postgres: NewQueryStore needs a pool")
+	}
+	return &QueryStore{pool: pool}
+}
+
+// args collects positional query arguments.
+type args []any
+
+// add appends v and returns its placeholder.
+func (a *args) add(v any) string {
+	*a = append(*a, v)
+	return "$" + strconv.Itoa(len(*a))
+}
+
+func joinWhere(conds []string) string {
+	if len(conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
+}
+
+const eventListColumns = `id::text, integration_id, event_id, event_type, status, received_at, processing_started_at,
+ processed_at, failed_at, processing_time_ms, retry_count, last_retry_at, error, occurred_at, applied, source, topic,
+ "partition", "offset"`
+
+func scanEvent(row pgx.Row, withPayload bool) (projections.EventRow, error) {
+	var r projections.EventRow
+	var typ, status, source string
+	var errText *string
+	var occurred *time.Time
+	var payload, headers []byte
+	dest := []any{&r.ID, &r.IntegrationID, &r.EventID, &typ, &status, &r.ReceivedAt, &r.ProcessingStartedAt,
+		&r.ProcessedAt, &r.FailedAt, &r.ProcessingTimeMs, &r.RetryCount, &r.LastRetryAt, &errText, &occurred, &r.Applied,
+		&source, &r.Topic, &r.Partition, &r.Offset}
+	if withPayload {
+		dest = append(dest, &payload, &headers)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return r, err
+	}
+	r.EventType, r.Status, r.Source = domain.EventType(typ), projections.Status(status), domain.Source(source)
+	if errText != nil {
+		r.Error = *errText
+	}
+	if occurred != nil {
+		r.OccurredAt = *occurred
+	}
+	r.Payload, r.Headers = payload, headers
+	return r, nil
+}
+
+// eventConds are the conditions of f on webhook_events.
+func eventConds(f projections.EventFilter, a *args) []string {
+	var conds []string
+	if f.IntegrationID != "" {
+		conds = append(conds, "integration_id = "+a.add(f.IntegrationID))
+	}
+	if f.EventType != "" {
+		conds = append(conds, "event_type = "+a.add(string(f.EventType)))
+	}
+	if f.Status != "" {
+		conds = append(conds, "status = "+a.add(string(f.Status)))
+	}
+	if !f.Start.IsZero() {
+		conds = append(conds, "received_at >= "+a.add(f.Start))
+	}
+	if !f.End.IsZero() {
+		conds = append(conds, "received_at <= "+a.add(f.End))
+	}
+	return conds
+}
+
+// Events returns one page of audit rows, newest first, and how many match.
+func (s *QueryStore) Events(ctx context.Context, f projections.EventFilter) (projections.EventPage, error) {
+	var a args
+	conds := eventConds(f, &a)
+	q := "SELECT " + eventListColumns + " FROM webhook_events" + joinWhere(conds) +
+		" ORDER BY received_at DESC, id DESC LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(int64(max(f.Page-1, 0))*int64(f.Limit))
+	rows, err := s.pool.Query(ctx, q, a...)
+	if err != nil {
+		return projections.EventPage{}, fmt.Errorf("list events: %w", err)
+	}
+	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (projections.EventRow, error) { return scanEvent(r, false) })
+	if err != nil {
+		return projections.EventPage{}, fmt.Errorf("list events: %w", err)
+	}
+	total, err := s.countEvents(ctx, f)
+	if err != nil {
+		return projections.EventPage{}, err
+	}
+	return projections.EventPage{Events: events, Total: total}, nil
+}
+
+// countEvents counts the rows matching f. RECEIVED and PROCESSING are one
+// figure in the hourly metrics, so filtering on either counts the audit.
+func (s *QueryStore) countEvents(ctx context.Context, f projections.EventFilter) (int64, error) {
+	if f.Status == projections.StatusReceived || f.Status == projections.StatusProcessing {
+		var a args
+		var n int64
+		err := s.pool.QueryRow(ctx, "SELECT count(*) FROM webhook_events"+joinWhere(eventConds(f, &a)), a...).Scan(&n)
+		if err != nil {
+			return 0, fmt.Errorf("count events: %w", err)
+		}
+		return n, nil
+	}
+	end := f.End
+	if !end.IsZero() {
+		end = end.Add(time.Microsecond) // inclusive, at Postgres' resolution
+	}
+	counts, err := s.counts(ctx, f.IntegrationID, f.EventType, f.Start, end)
+	if err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	var n int64
+	for _, c := range counts {
+		switch f.Status {
+		case "":
+			n += c.Received
+		case projections.StatusCompleted:
+			n += c.Completed
+		case projections.StatusFailed:
+			n += c.Failed
+		case projections.StatusSkipped:
+			n += c.Skipped
+		}
+	}
+	return n, nil
+}
+
+// Stats returns per event type figures of the events received in
+// [f.Start, f.End).
+func (s *QueryStore) Stats(ctx context.Context, f projections.StatsFilter) ([]projections.Counts, error) {
+	counts, err := s.counts(ctx, f.IntegrationID, "", f.Start, f.End)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	return counts, nil
+}
+
+// splitHours divides [lo, hi) (a zero bound is open) into whole UTC hours
+// [hLo, hHi) and the partial ranges outside them.
+func splitHours(lo, hi time.Time) (hLo, hHi time.Time, hours bool, partial [][2]time.Time) {
+	if !lo.IsZero() {
+		hLo = lo.Truncate(time.Hour)
+		if hLo.Before(lo) {
+			hLo = hLo.Add(time.Hour)
+		}
+	}
+	if !hi.IsZero() {
+		hHi = hi.Truncate(time.Hour)
+	}
+	if !lo.IsZero() && !hi.IsZero() && !hLo.Before(hHi) {
+		if lo.Before(hi) {
+			partial = append(partial, [2]time.Time{lo, hi})
+		}
+		return time.Time{}, time.Time{}, false, partial
+	}
+	if !lo.IsZero() && lo.Before(hLo) {
+		partial = append(partial, [2]time.Time{lo, hLo})
+	}
+	if !hi.IsZero() && hHi.Before(hi) {
+		partial = append(partial, [2]time.Time{hHi, hi})
+	}
+	return hLo, hHi, true, partial
+}
+
+// counts adds the hourly metrics of the whole hours in [lo, hi) to the
+// audit rows of the partial hours, per event type.
+func (s *QueryStore) counts(ctx context.Context, integrationID string, typ domain.EventType, lo, hi time.Time) ([]projections.Counts, error) {
+	hLo, hHi, hours, partial := splitHours(lo, hi)
+	b := &pgx.Batch{}
+	byType := map[domain.EventType]*projections.Counts{}
+	var order []domain.EventType
+	collect := func(rows pgx.Rows) error {
+		for rows.Next() {
+			var c projections.Counts
+			var t string
+			if err := rows.Scan(&t, &c.Received, &c.Completed, &c.Failed, &c.Skipped, &c.ProcessingMs); err != nil {
+				return err
+			}
+			c.EventType = domain.EventType(t)
+			acc, ok := byType[c.EventType]
+			if !ok {
+				acc = &projections.Counts{EventType: c.EventType}
+				byType[c.EventType] = acc
+				order = append(order, c.EventType)
+			}
+			acc.Received += c.Received
+			acc.Completed += c.Completed
+			acc.Failed += c.Failed
+			acc.Skipped += c.Skipped
+			acc.ProcessingMs += c.ProcessingMs
+		}
+		return rows.Err()
+	}
+	common := func(a *args) []string {
+		var conds []string
+		if integrationID != "" {
+			conds = append(conds, "integration_id = "+a.add(integrationID))
+		}
+		if typ != "" {
+			conds = append(conds, "event_type = "+a.add(string(typ)))
+		}
+		return conds
+	}
+	if hours {
+		var a args
+		conds := common(&a)
+		if !hLo.IsZero() {
+			conds = append(conds, "hour >= "+a.add(hLo))
+		}
+		if !hHi.IsZero() {
+			conds = append(conds, "hour < "+a.add(hHi))
+		}
+		b.Queue(`SELECT event_type, sum(received)::bigint, sum(completed)::bigint, sum(failed)::bigint, sum(skipped)::bigint,
+ sum(total_processing_ms)::bigint FROM integration_metrics_hourly`+joinWhere(conds)+` GROUP BY event_type`, a...).Query(collect)
+	}
+	for _, p := range partial {
+		var a args
+		conds := common(&a)
+		conds = append(conds, "received_at >= "+a.add(p[0]), "received_at < "+a.add(p[1]))
+		b.Queue(`SELECT event_type, count(*), count(*) FILTER (WHERE status = 'COMPLETED'),
+ count(*) FILTER (WHERE status = 'FAILED'), count(*) FILTER (WHERE status = 'SKIPPED'),
+ coalesce(sum(processing_time_ms) FILTER (WHERE status = 'COMPLETED'), 0)::bigint
+ FROM webhook_events`+joinWhere(conds)+` GROUP BY event_type`, a...).Query(collect)
+	}
+	if b.Len() > 0 {
+		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]projections.Counts, 0, len(order))
+	for _, t := range order {
+		out = append(out, *byType[t])
+	}
+	return out, nil
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// refConds selects the rows ref may name.
+func refConds(ref projections.EventRef, a *args) []string {
+	cond := "event_id = " + a.add(ref.ID)
+	if uuidPattern.MatchString(ref.ID) {
+		cond = "(" + cond + " OR id = " + a.add(ref.ID) + "::uuid)"
+	}
+	conds := []string{cond}
+	if ref.IntegrationID != "" {
+		conds = append(conds, "integration_id = "+a.add(ref.IntegrationID))
+	}
+	return conds
+}
+
+// Event returns one audit row with its payload: ErrNotFound when ref names
+// none, ErrAmbiguous when a SoftPro event id names several integrations'
+// events (a row id always wins).
+func (s *QueryStore) Event(ctx context.Context, ref projections.EventRef) (projections.EventRow, error) {
+	var a args
+	q := "SELECT " + eventListColumns + ", payload, headers FROM webhook_events" + joinWhere(refConds(ref, &a)) + " LIMIT 3"
+	rows, err := s.pool.Query(ctx, q, a...)
+	if err != nil {
+		return projections.EventRow{}, fmt.Errorf("event %s: %w", ref.ID, err)
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (projections.EventRow, error) { return scanEvent(r, true) })
+	if err != nil {
+		return projections.EventRow{}, fmt.Errorf("event %s: %w", ref.ID, err)
+	}
+	return pick(found, ref)
+}
+
+func pick(found []projections.EventRow, ref projections.EventRef) (projections.EventRow, error) {
+	for _, r := range found {
+		if strings.EqualFold(r.ID, ref.ID) {
+			return r, nil
+		}
+	}
+	switch len(found) {
+	case 0:
+		return projections.EventRow{}, fmt.Errorf("event %s: %w", ref.ID, projections.ErrNotFound)
+	case 1:
+		return found[0], nil
+	default:
+		return projections.EventRow{}, fmt.Errorf("event %s: %w", ref.ID, projections.ErrAmbiguous)
+	}
+}
+
+// claimSQL moves FAILED events (chosen by the condition spliced in) back
+// to RECEIVED, one more retry counted, and takes them out of their hour's
+// failed count, in one statement: the WHERE status = 'FAILED' is the
+// compare-and-set that lets only one concurrent retry have each event.
+const claimSQL = `WITH claimed AS (
+  UPDATE webhook_events SET status = 'RECEIVED', retry_count = retry_count + 1, last_retry_at = $1
+  WHERE status = 'FAILED' AND %s
+  RETURNING id::text, integration_id, event_id, event_type, received_at, topic, "partition", "offset"),
+d AS (SELECT integration_id, event_type, date_trunc('hour', received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
+  count(*) AS n FROM claimed GROUP BY 1, 2, 3),
+m AS (UPDATE integration_metrics_hourly m SET failed = m.failed - d.n FROM d
+  WHERE m.integration_id = d.integration_id AND m.event_type = d.event_type AND m.hour = d.hour)
+SELECT * FROM claimed`
+
+func (s *QueryStore) claim(ctx context.Context, cond string, a args) ([]projections.Claim, error) {
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(claimSQL, cond), a...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (projections.Claim, error) {
+		var c projections.Claim
+		var typ string
+		err := r.Scan(&c.RowID, &c.IntegrationID, &c.EventID, &typ, &c.ReceivedAt, &c.At.Topic, &c.At.Partition, &c.At.Offset)
+		c.EventType = domain.EventType(typ)
+		return c, err
+	})
+}
+
+// ClaimEvent implements projections.RetryStore.
+func (s *QueryStore) ClaimEvent(ctx context.Context, ref projections.EventRef, now time.Time) (projections.Claim, error) {
+	ev, err := s.Event(ctx, ref)
+	if err != nil {
+		return projections.Claim{}, err
+	}
+	if ev.Status != projections.StatusFailed {
+		return projections.Claim{}, fmt.Errorf("retry %s (%s): %w", ev.EventID, ev.Status, projections.ErrNotFailed)
+	}
+	claims, err := s.claim(ctx, "id = $2::uuid", args{now, ev.ID})
+	if err != nil {
+		return projections.Claim{}, fmt.Errorf("claim %s: %w", ev.EventID, err)
+	}
+	if len(claims) == 0 {
+		return projections.Claim{}, fmt.Errorf("retry %s: %w", ev.EventID, projections.ErrNotFailed)
+	}
+	return claims[0], nil
+}
+
+// ClaimFailed implements projections.RetryStore.
+func (s *QueryStore) ClaimFailed(ctx context.Context, integrationID string, eventIDs []string, now time.Time) ([]projections.Claim, error) {
+	a := args{now, integrationID}
+	cond := "integration_id = $2"
+	if len(eventIDs) > 0 {
+		a = append(a, eventIDs)
+		cond += " AND event_id = ANY($3::text[])"
+	}
+	claims, err := s.claim(ctx, cond, a)
+	if err != nil {
+		return nil, fmt.Errorf("claim failed events of %s: %w", integrationID, err)
+	}
+	return claims, nil
+}
+
+// Release implements projections.RetryStore.
+func (s *QueryStore) Release(ctx context.Context, claims []projections.Claim, reason string, now time.Time) error {
+	if len(claims) == 0 {
+		return nil
+	}
+	ids := make([]string, len(claims))
+	for i, c := range claims {
+		ids[i] = c.RowID
+	}
+	_, err := s.pool.Exec(ctx, `WITH back AS (
+  UPDATE webhook_events SET status = 'FAILED', failed_at = $3, error = $2, retry_count = greatest(retry_count - 1, 0)
+  WHERE id = ANY($1::uuid[]) AND status = 'RECEIVED'
+  RETURNING integration_id, event_type, received_at),
+d AS (SELECT integration_id, event_type, date_trunc('hour', received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
+  count(*) AS n FROM back GROUP BY 1, 2, 3)
+UPDATE integration_metrics_hourly m SET failed = m.failed + d.n FROM d
+WHERE m.integration_id = d.integration_id AND m.event_type = d.event_type AND m.hour = d.hour`, ids, reason, now)
+	if err != nil {
+		return fmt.Errorf("release %d claims: %w", len(claims), err)
+	}
+	return nil
+}
+
+// entityQuery is the SQL shape of one kind's list.
+type entityQuery struct {
+	table entityTable
+	// sortExpr and cast give each Sort's key expression and the type its
+	// cursor text is cast to.
+	sortExpr map[projections.Sort][2]string
+}
+
+var entityQueries = map[domain.Kind]entityQuery{
+	domain.KindTransaction: {entityTables[domain.KindTransaction], map[projections.Sort][2]string{
+		projections.SortUpdatedAt:   {"softpro_updated_at", "timestamptz"},
+		projections.SortClosingDate: {"COALESCE(closing_date, 'infinity'::date)", "date"},
+	}},
+	domain.KindContact:  {entityTables[domain.KindContact], map[projections.Sort][2]string{projections.SortUpdatedAt: {"softpro_updated_at", "timestamptz"}}},
+	domain.KindDocument: {entityTables[domain.KindDocument], map[projections.Sort][2]string{projections.SortUpdatedAt: {"softpro_updated_at", "timestamptz"}}},
+	domain.KindTask:     {entityTables[domain.KindTask], map[projections.Sort][2]string{projections.SortUpdatedAt: {"softpro_updated_at", "timestamptz"}}},
+}
+
+// ErrUnsupportedSort is returned for a sort a kind does not have.
+var ErrUnsupportedSort = errors.New("unsupported sort")
+
+func (q entityQuery) columns() string {
+	return commonColumns + ", " + strings.Join(q.table.columns, ", ")
+}
+
+func (q entityQuery) scan(row pgx.Row, kind domain.Kind) (domain.Entity, error) {
+	e := domain.Entity{Exists: true}
+	e.Key.Kind = kind
+	var payload []byte
+	dest := append([]any{&e.Key.IntegrationID, &e.Key.ID, &e.CreatedAt, &e.UpdatedAt, &e.LastEventID, &e.Deleted, &e.DeletedAt, &payload},
+		q.table.scan(&e)...)
+	if err := row.Scan(dest...); err != nil {
+		return e, err
+	}
+	e.Data = payload
+	return e, nil
+}
+
+// entityConds are f's conditions without the cursor.
+func entityConds(f projections.EntityFilter, a *args) []string {
+	conds := []string{"integration_id = " + a.add(f.IntegrationID)}
+	if !f.IncludeDeleted {
+		conds = append(conds, "NOT deleted")
+	}
+	if f.TransactionID != "" && f.Kind != domain.KindTransaction {
+		conds = append(conds, "transaction_id = "+a.add(f.TransactionID))
+	}
+	if f.UpdatedSince != nil {
+		conds = append(conds, "softpro_updated_at >= "+a.add(*f.UpdatedSince))
+	}
+	switch f.Kind {
+	case domain.KindTransaction:
+		if f.Status != "" {
+			conds = append(conds, "status = "+a.add(f.Status))
+		}
+		if f.FileNumber != "" {
+			conds = append(conds, "file_number = "+a.add(f.FileNumber))
+		}
+		if f.ClosingFrom != nil {
+			conds = append(conds, "closing_date >= "+a.add(f.ClosingFrom.Format(time.DateOnly))+"::date")
+		}
+		if f.ClosingTo != nil {
+			conds = append(conds, "closing_date <= "+a.add(f.ClosingTo.Format(time.DateOnly))+"::date")
+		}
+	case domain.KindContact:
+		if f.Email != "" {
+			conds = append(conds, "lower(email) = lower("+a.add(f.Email)+")")
+		}
+		if f.NamePrefix != "" {
+			p := a.add(likePrefix(strings.ToLower(f.NamePrefix)))
+			conds = append(conds, "(lower(first_name || ' ' || last_name) LIKE "+p+" OR lower(last_name) LIKE "+p+")")
+		}
+	case domain.KindTask:
+		if f.Status != "" {
+			conds = append(conds, "status = "+a.add(f.Status))
+		}
+		if f.DueBefore != nil {
+			conds = append(conds, "due_date < "+a.add(*f.DueBefore))
+		}
+	}
+	return conds
+}
+
+// likePrefix escapes LIKE's wildcards in p and appends one.
+func likePrefix(p string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(p) + "%"
+}
+
+// Entities returns one keyset page of entities, ordered by (sort key, id).
+func (s *QueryStore) Entities(ctx context.Context, f projections.EntityFilter) (projections.EntityPage, error) {
+	eq, ok := entityQueries[f.Kind]
+	if !ok {
+		return projections.EntityPage{}, fmt.Errorf("list entities: unknown kind %q", f.Kind)
+	}
+	if f.Sort == "" {
+		f.Sort = projections.SortUpdatedAt
+	}
+	sortKey, ok := eq.sortExpr[f.Sort]
+	if !ok {
+		return projections.EntityPage{}, fmt.Errorf("list %s: %w %q", eq.table.name, ErrUnsupportedSort, f.Sort)
+	}
+	var ca args
+	countSQL := "SELECT count(*) FROM " + eq.table.name + joinWhere(entityConds(f, &ca))
+
+	var a args
+	conds := entityConds(f, &a)
+	op, dir := ">", "ASC"
+	if f.Desc {
+		op, dir = "<", "DESC"
+	}
+	if f.After != nil {
+		conds = append(conds, "("+sortKey[0]+", id) "+op+" ("+a.add(f.After.Key)+"::text::"+sortKey[1]+", "+a.add(f.After.ID)+")")
+	}
+	q := "SELECT " + eq.columns() + ", " + sortKey[0] + "::text FROM " + eq.table.name + joinWhere(conds) +
+		" ORDER BY " + sortKey[0] + " " + dir + ", id " + dir + " LIMIT " + a.add(f.Limit+1)
+
+	b := &pgx.Batch{}
+	var page projections.EntityPage
+	var keys []string
+	b.Queue(q, a...).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			e := domain.Entity{Exists: true, Key: domain.EntityKey{Kind: f.Kind}}
+			var payload []byte
+			var key string
+			dest := append([]any{&e.Key.IntegrationID, &e.Key.ID, &e.CreatedAt, &e.UpdatedAt, &e.LastEventID, &e.Deleted, &e.DeletedAt, &payload},
+				eq.table.scan(&e)...)
+			if err := rows.Scan(append(dest, &key)...); err != nil {
+				return err
+			}
+			e.Data = payload
+			page.Entities = append(page.Entities, e)
+			keys = append(keys, key)
+		}
+		return rows.Err()
+	})
+	b.Queue(countSQL, ca...).QueryRow(func(row pgx.Row) error { return row.Scan(&page.Total) })
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		if isBadCursor(err) {
+			return projections.EntityPage{}, fmt.Errorf("list %s: %w", eq.table.name, projections.ErrBadCursor)
+		}
+		return projections.EntityPage{}, fmt.Errorf("list %s: %w", eq.table.name, err)
+	}
+	if len(page.Entities) > f.Limit {
+		page.Entities = page.Entities[:f.Limit]
+		last := page.Entities[f.Limit-1]
+		page.Next = &projections.Cursor{Key: keys[f.Limit-1], ID: last.Key.ID}
+	}
+	return page, nil
+}
+
+// isBadCursor reports a cursor key Postgres could not cast.
+func isBadCursor(err error) bool {
+	return hasCode(err, "22007", "22008", "22P02") // invalid datetime format, datetime overflow, invalid text
+}
+
+// Entity returns one entity: ErrNotFound when there is none, or when it is
+// deleted and includeDeleted is false.
+func (s *QueryStore) Entity(ctx context.Context, kind domain.Kind, integrationID, id string, includeDeleted bool) (domain.Entity, error) {
+	eq, ok := entityQueries[kind]
+	if !ok {
+		return domain.Entity{}, fmt.Errorf("entity: unknown kind %q", kind)
+	}
+	q := "SELECT " + eq.columns() + " FROM " + eq.table.name + " WHERE integration_id = $1 AND id = $2"
+	if !includeDeleted {
+		q += " AND NOT deleted"
+	}
+	e, err := eq.scan(s.pool.QueryRow(ctx, q, integrationID, id), kind)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.Entity{}, fmt.Errorf("%s %s: %w", kind, id, projections.ErrNotFound)
+	}
+	if err != nil {
+		return domain.Entity{}, fmt.Errorf("%s %s: %w", kind, id, err)
+	}
+	return e, nil
+}
+
+// StatusHistory returns one keyset page of a transaction's status changes,
+// oldest first, ordered by (changed_at, id).
+func (s *QueryStore) StatusHistory(ctx context.Context, f projections.HistoryFilter) (projections.HistoryPage, error) {
+	a := args{f.IntegrationID, f.TransactionID}
+	conds := []string{"integration_id = $1", "transaction_id = $2"}
+	countSQL := "SELECT count(*) FROM transaction_status_changes" + joinWhere(conds)
+	if f.After != nil {
+		conds = append(conds, "(changed_at, id) > ("+a.add(f.After.Key)+"::text::timestamptz, "+a.add(f.After.ID)+"::text::bigint)")
+	}
+	q := "SELECT id::text, from_status, to_status, changed_at, event_id FROM transaction_status_changes" + joinWhere(conds) +
+		" ORDER BY changed_at, id LIMIT " + a.add(f.Limit+1)
+	b := &pgx.Batch{}
+	var page projections.HistoryPage
+	var ids []string
+	b.Queue(q, a...).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			c := domain.StatusChange{Key: domain.EntityKey{IntegrationID: f.IntegrationID, Kind: domain.KindTransaction, ID: f.TransactionID}}
+			var id string
+			if err := rows.Scan(&id, &c.From, &c.To, &c.At, &c.EventID); err != nil {
+				return err
+			}
+			page.Changes = append(page.Changes, c)
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	b.Queue(countSQL, f.IntegrationID, f.TransactionID).QueryRow(func(row pgx.Row) error { return row.Scan(&page.Total) })
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		if isBadCursor(err) {
+			return projections.HistoryPage{}, fmt.Errorf("status history: %w", projections.ErrBadCursor)
+		}
+		return projections.HistoryPage{}, fmt.Errorf("status history: %w", err)
+	}
+	if len(page.Changes) > f.Limit {
+		page.Changes = page.Changes[:f.Limit]
+		last := page.Changes[f.Limit-1]
+		page.Next = &projections.Cursor{Key: last.At.UTC().Format(time.RFC3339Nano), ID: ids[f.Limit-1]}
+	}
+	return page, nil
+}
