@@ -505,10 +505,10 @@ func TestStatsHandCounted(t *testing.T) {
 			AvgProcessingTimeMs                                           int64
 		}
 		QueueStats []struct {
-			QueueName                           string
+			QueueName                          string
 			Waiting, Active, Completed, Failed int64
-			Delayed                             int64
-			Paused                              bool
+			Delayed                            int64
+			Paused                             bool
 		}
 	}
 	get := func(query string) stats {
