@@ -520,7 +520,7 @@ func (s *QueryStore) Entities(ctx context.Context, f projections.EntityFilter) (
 	if f.After != nil {
 		conds = append(conds, "("+sortKey[0]+", id) "+op+" ("+a.add(f.After.Key)+"::text::"+sortKey[1]+", "+a.add(f.After.ID)+")")
 	}
-	q := "SELECT " + eq.columns() + ", " + sortKey[0] + "::text FROM " + eq.table.name + joinWhere(conds) +
+	q := "SELECT " + eq.columns() + ", (" + sortKey[0] + ")::text AS sort_key FROM " + eq.table.name + joinWhere(conds) +
 		" ORDER BY " + sortKey[0] + " " + dir + ", id " + dir + " LIMIT " + a.add(f.Limit+1)
 
 	b := &pgx.Batch{}
