@@ -55,23 +55,6 @@ func deliveryFrom(ctx context.Context) *delivery {
 	return d
 }
 
-// limit lets at most n messages of one handler (so n partitions) be
-// processed at once.
-func limit(n int) message.HandlerMiddleware {
-	sem := make(chan struct{}, n)
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) {
-			select {
-			case sem <- struct{}{}:
-			case <-msg.Context().Done():
-				return nil, msg.Context().Err()
-			}
-			defer func() { <-sem }()
-			return h(msg)
-		}
-	}
-}
-
 // notTheEvents reports whether err says nothing about the event: the
 // process is shutting down or a dependency is unavailable. Such messages
 // are nacked and redelivered, never poisoned.
@@ -215,7 +198,7 @@ func recordOf(msg *message.Message) (projections.Record, error) {
 // project is the handler of an event topic: it applies the record through
 // the projector. A failed attempt is noted in the audit (PROCESSING, with
 // the error and retry count) on a best-effort basis.
-func (r *Router) project(p *projections.Projector) message.NoPublishHandlerFunc {
+func (r *Router) project(p *projections.Projector, c *committer) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		ctx := msg.Context()
 		d := deliveryFrom(ctx)
@@ -226,7 +209,7 @@ func (r *Router) project(p *projections.Projector) message.NoPublishHandlerFunc 
 		}
 		rec.Attempt = d.attempts
 		rec.StartedAt = d.started
-		outcomes, err := p.Apply(ctx, rec)
+		outcome, err := c.apply(ctx, rec)
 		if err != nil {
 			if !projections.IsPermanent(err) && !errors.Is(err, context.Canceled) {
 				actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
@@ -237,7 +220,7 @@ func (r *Router) project(p *projections.Projector) message.NoPublishHandlerFunc 
 			}
 			return err
 		}
-		d.outcome = outcomes[0]
+		d.outcome = outcome
 		return nil
 	}
 }

@@ -40,10 +40,15 @@ type Config struct {
 	// RetryDelay is QUEUE_RETRY_DELAY: the wait after the first failed
 	// attempt, doubling after each (default 2 s: 2, 4, 8, 16 s).
 	RetryDelay time.Duration
-	// Concurrency is QUEUE_CONCURRENCY: how many partitions of one topic
-	// this process projects at once (default 5). It is per topic, so a
-	// flood on one family never takes another's slots.
+	// Concurrency is QUEUE_CONCURRENCY: how many projection transactions
+	// this process runs at once, across all topics (default 5). Each
+	// transaction applies every message its topic's partitions handed over
+	// meanwhile (group commit), up to MaxBatch; a topic has at most two
+	// transactions in flight, so a flood on one family leaves slots for
+	// the others.
 	Concurrency int
+	// MaxBatch bounds the messages applied in one transaction (default 256).
+	MaxBatch int
 	// HandlerTimeout bounds one attempt (default 30 s, the original job
 	// timeout).
 	HandlerTimeout time.Duration
@@ -70,6 +75,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 5
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 256
 	}
 	if c.HandlerTimeout == 0 {
 		c.HandlerTimeout = 30 * time.Second
@@ -101,6 +109,9 @@ func (c Config) Validate() error {
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("concurrency must be positive, got %d", c.Concurrency))
+	}
+	if c.MaxBatch < 1 {
+		errs = append(errs, fmt.Errorf("max batch must be positive, got %d", c.MaxBatch))
 	}
 	if c.HandlerTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("handler timeout must be positive, got %v", c.HandlerTimeout))
@@ -153,6 +164,7 @@ type Router struct {
 	router  *message.Router
 	pub     message.Publisher
 	metrics *promMetrics
+	commits []*committer
 }
 
 // NewRouter builds the router: a handler per topic in cfg.Topics and the
@@ -176,6 +188,7 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 	}
 	metrics.NewPrometheusMetricsBuilder(deps.Registerer, "softprohub", "watermill").AddPrometheusRouterMetrics(wr)
 	r := &Router{cfg: cfg, log: deps.Logger, router: wr, pub: deps.Publisher, metrics: m}
+	slots := make(chan struct{}, cfg.Concurrency)
 
 	for _, topic := range cfg.Topics {
 		name := ProjectionName(topic)
@@ -184,9 +197,10 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 			return nil, fmt.Errorf("new events router: subscriber for %s: %w", topic, err)
 		}
 		p := projections.NewProjector(name, deps.Store, nil)
-		h := wr.AddConsumerHandler(name, topic, sub, r.project(p))
+		c := newCommitter(p, slots, cfg.MaxBatch, cfg.HandlerTimeout)
+		r.commits = append(r.commits, c)
+		h := wr.AddConsumerHandler(name, topic, sub, r.project(p, c))
 		h.AddMiddleware(
-			limit(cfg.Concurrency),
 			r.poison(name),
 			recoverer,
 			r.retry(),
@@ -216,7 +230,18 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 // their partition next; their effects are not doubled. Run returns an
 // error if the router cannot start or stops on its own.
 func (r *Router) Run(ctx context.Context) error {
+	// The committers outlive the router's shutdown so in-flight messages
+	// can still commit while it drains.
+	cctx, stop := context.WithCancel(context.Background())
+	var waits []func()
+	for _, c := range r.commits {
+		waits = append(waits, c.start(cctx))
+	}
 	err := r.router.Run(ctx)
+	stop()
+	for _, w := range waits {
+		w()
+	}
 	if err != nil {
 		return fmt.Errorf("run events router: %w", err)
 	}

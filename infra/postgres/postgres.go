@@ -67,6 +67,11 @@ func Open(ctx context.Context, databaseURL string, createIfMissing bool) (*pgxpo
 		// The parse error may quote the URL, password included.
 		return nil, errors.New("open postgres: invalid database URL")
 	}
+	if !strings.Contains(databaseURL, "pool_max_conns") {
+		// pgxpool's default (4 on two cores) is below the projections'
+		// transactions plus the API's queries.
+		cfg.MaxConns = defaultMaxConns
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
@@ -89,6 +94,9 @@ func Open(ctx context.Context, databaseURL string, createIfMissing bool) (*pgxpo
 	}
 	return pool, nil
 }
+
+// defaultMaxConns is the pool size unless the URL sets pool_max_conns.
+const defaultMaxConns = 16
 
 // createDatabase creates cfg.Database through the server's maintenance
 // database.

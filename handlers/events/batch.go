@@ -1,0 +1,166 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/roisystems/softprohub/projections"
+)
+
+// committer applies the records that a topic's partitions hand over
+// concurrently in shared transactions (group commit). Each partition has
+// one message in flight; while one transaction runs, the next partitions'
+// messages queue up and are applied together by the next one. A message is
+// acknowledged only after the transaction that applied it committed, so
+// the retry and poison middleware see each message's own outcome.
+type committer struct {
+	p        *projections.Projector
+	queue    chan *pending
+	maxBatch int
+	timeout  time.Duration
+	// slots bounds transactions in flight across every topic of the
+	// process (QUEUE_CONCURRENCY).
+	slots   chan struct{}
+	stopped chan struct{}
+}
+
+type pending struct {
+	ctx  context.Context
+	rec  projections.Record
+	done chan result
+}
+
+type result struct {
+	outcome projections.Outcome
+	err     error
+}
+
+// loopsPerTopic is how many transactions one topic may have in flight: one
+// committing while the next gathers.
+const loopsPerTopic = 2
+
+func newCommitter(p *projections.Projector, slots chan struct{}, maxBatch int, timeout time.Duration) *committer {
+	return &committer{p: p, queue: make(chan *pending, maxBatch), maxBatch: maxBatch, timeout: timeout, slots: slots,
+		stopped: make(chan struct{})}
+}
+
+// apply hands rec to the committer and waits for its outcome. If ctx ends
+// first it returns ctx's error; the record may still have been applied, in
+// which case its redelivery is a no-op (checkpoints).
+func (c *committer) apply(ctx context.Context, rec projections.Record) (projections.Outcome, error) {
+	pd := &pending{ctx: ctx, rec: rec, done: make(chan result, 1)}
+	select {
+	case c.queue <- pd:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-c.stopped:
+		return "", errStopped
+	}
+	select {
+	case r := <-pd.done:
+		return r.outcome, r.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-c.stopped:
+		return "", errStopped
+	}
+}
+
+// start runs the committer's loops until ctx ends.
+func (c *committer) start(ctx context.Context) (wait func()) {
+	done := make(chan struct{})
+	for range loopsPerTopic {
+		go func() {
+			c.run(ctx)
+			done <- struct{}{}
+		}()
+	}
+	return func() {
+		for range loopsPerTopic {
+			<-done
+		}
+		close(c.stopped)
+	}
+}
+
+// run gathers and applies batches until ctx ends.
+func (c *committer) run(ctx context.Context) {
+	batch := make([]*pending, 0, c.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case pd := <-c.queue:
+			batch = append(batch, pd)
+		}
+		select {
+		case c.slots <- struct{}{}:
+		case <-ctx.Done():
+			c.finish(batch, nil, ctx.Err())
+			return
+		}
+	gather:
+		for len(batch) < c.maxBatch {
+			select {
+			case pd := <-c.queue:
+				batch = append(batch, pd)
+			default:
+				break gather
+			}
+		}
+		c.commit(batch)
+		<-c.slots
+	}
+}
+
+// commit applies batch in one transaction. A permanent error belongs to
+// one record, so the batch is then applied record by record to give each
+// its own outcome; any other error is every record's.
+func (c *committer) commit(batch []*pending) {
+	live := batch[:0:0]
+	for _, pd := range batch {
+		if err := pd.ctx.Err(); err != nil {
+			pd.done <- result{err: err}
+			continue
+		}
+		live = append(live, pd)
+	}
+	if len(live) == 0 {
+		return
+	}
+	recs := make([]projections.Record, len(live))
+	for i, pd := range live {
+		recs[i] = pd.rec
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	outcomes, err := c.p.Apply(ctx, recs...)
+	if err == nil || len(live) == 1 || !projections.IsPermanent(err) {
+		c.finish(live, outcomes, err)
+		return
+	}
+	for i, pd := range live {
+		out, err := c.p.Apply(ctx, recs[i])
+		var o projections.Outcome
+		if err == nil {
+			o = out[0]
+		}
+		pd.done <- result{outcome: o, err: err}
+	}
+}
+
+func (c *committer) finish(batch []*pending, outcomes []projections.Outcome, err error) {
+	for i, pd := range batch {
+		r := result{err: err}
+		if err == nil {
+			r.outcome = outcomes[i]
+		}
+		pd.done <- r
+	}
+}
+
+// errStopped is returned to handlers whose committer stopped at shutdown;
+// like a cancellation, it is neither retried nor poisoned.
+var errStopped = fmt.Errorf("projection committer stopped: %w", context.Canceled)
