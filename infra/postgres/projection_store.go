@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -152,35 +151,13 @@ func (t entityTable) selectSQL() string {
 		" ORDER BY integration_id, id FOR UPDATE"
 }
 
-// upsertSQL writes an entity unless the stored state is newer: the domain
-// rules already decided, this guards against a concurrent writer that
-// inserted the row after Load found none.
-func (t entityTable) upsertSQL() string {
-	cols := strings.Split(commonColumns, ", ")
-	cols = append(cols, t.columns...)
-	ph := make([]string, len(cols))
-	var set []string
-	for i, c := range cols {
-		ph[i] = fmt.Sprintf("$%d", i+1)
-		if c != "integration_id" && c != "id" && c != "softpro_created_at" {
-			set = append(set, c+" = EXCLUDED."+c)
-		}
-	}
-	set = append(set, "projected_at = now()")
-	return "INSERT INTO " + t.name + " AS t (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(ph, ", ") + ")" +
-		" ON CONFLICT (integration_id, id) DO UPDATE SET " + strings.Join(set, ", ") +
-		" WHERE t.softpro_updated_at <= EXCLUDED.softpro_updated_at"
-}
-
 var (
 	entitySelectSQL = map[domain.Kind]string{}
-	entityUpsertSQL = map[domain.Kind]string{}
 )
 
 func init() {
 	for k, t := range entityTables {
 		entitySelectSQL[k] = t.selectSQL()
-		entityUpsertSQL[k] = t.upsertSQL()
 	}
 }
 
@@ -188,24 +165,10 @@ const (
 	checkpointSelectSQL = `SELECT topic, "partition", next_offset FROM projection_checkpoints
 WHERE projection = $1 AND (topic, "partition") IN (SELECT * FROM unnest($2::text[], $3::int[]))
 ORDER BY topic, "partition" FOR UPDATE`
-	checkpointInsertSQL = `INSERT INTO projection_checkpoints (projection, topic, "partition", next_offset) VALUES ($1, $2, $3, $4)`
-	checkpointUpdateSQL = `UPDATE projection_checkpoints SET next_offset = $5, updated_at = now()
-WHERE projection = $1 AND topic = $2 AND "partition" = $3 AND next_offset = $4`
 
 	auditSelectSQL = `SELECT integration_id, event_id, status, received_at, processing_started_at, retry_count, last_retry_at
 FROM webhook_events WHERE (integration_id, event_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 ORDER BY integration_id, event_id FOR UPDATE`
-	auditUpsertSQL = `INSERT INTO webhook_events AS w (integration_id, event_id, event_type, payload, headers, status,
- received_at, processing_started_at, processed_at, failed_at, processing_time_ms, retry_count, last_retry_at, error,
- occurred_at, applied, source, topic, "partition", "offset")
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-ON CONFLICT (integration_id, event_id) DO UPDATE SET event_type = EXCLUDED.event_type, payload = EXCLUDED.payload,
- headers = EXCLUDED.headers, status = EXCLUDED.status, received_at = EXCLUDED.received_at,
- processing_started_at = EXCLUDED.processing_started_at, processed_at = EXCLUDED.processed_at,
- failed_at = EXCLUDED.failed_at, processing_time_ms = EXCLUDED.processing_time_ms,
- retry_count = EXCLUDED.retry_count, last_retry_at = EXCLUDED.last_retry_at, error = EXCLUDED.error,
- occurred_at = EXCLUDED.occurred_at, applied = EXCLUDED.applied, source = EXCLUDED.source,
- topic = EXCLUDED.topic, "partition" = EXCLUDED."partition", "offset" = EXCLUDED."offset"`
 
 	statusChangeInsertSQL = `INSERT INTO transaction_status_changes (integration_id, transaction_id, from_status, to_status, changed_at, event_id)
 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (integration_id, event_id) DO NOTHING`
@@ -230,6 +193,11 @@ func (t projectionTx) Load(ctx context.Context, q projections.Query) (projection
 		Entities:    map[domain.EntityKey]domain.Entity{},
 	}
 	b := &pgx.Batch{}
+	// The lookups below take arrays of keys. A cached generic plan, made
+	// while a table was small, keeps scanning it sequentially as it grows;
+	// custom plans see the array and the table's size and use the keys'
+	// indexes.
+	b.Queue(`SET LOCAL plan_cache_mode = force_custom_plan`)
 	if len(q.Partitions) > 0 {
 		topics := make([]string, len(q.Partitions))
 		parts := make([]int32, len(q.Partitions))
@@ -304,46 +272,30 @@ func (t projectionTx) Load(ctx context.Context, q projections.Query) (projection
 	return snap, nil
 }
 
-// Save implements projections.Tx in one round trip.
+// Save implements projections.Tx in one round trip, one statement per
+// table (see projection_bulk.go).
 func (t projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	b := &pgx.Batch{}
-	for _, c := range w.Checkpoints {
-		if c.Prev < 0 {
-			b.Queue(checkpointInsertSQL, c.Projection, c.Topic, c.Partition.Partition, c.Next)
-			continue
-		}
-		c := c
-		b.Queue(checkpointUpdateSQL, c.Projection, c.Topic, c.Partition.Partition, c.Prev, c.Next).Exec(func(tag pgconn.CommandTag) error {
-			if tag.RowsAffected() != 1 {
-				return fmt.Errorf("%w: %s %s/%d is no longer at %d", projections.ErrCheckpointMoved, c.Projection, c.Topic, c.Partition.Partition, c.Prev)
-			}
-			return nil
-		})
+	if len(w.Checkpoints) > 0 {
+		queueCheckpointsBulk(b, w.Checkpoints)
 	}
-	for _, r := range w.Audit {
-		var errText *string
-		if r.Error != "" {
-			errText = &r.Error
-		}
-		var occurred *time.Time
-		if !r.OccurredAt.IsZero() {
-			occurred = &r.OccurredAt
-		}
-		b.Queue(auditUpsertSQL, r.IntegrationID, r.EventID, string(r.EventType), []byte(r.Payload), []byte(r.Headers), string(r.Status),
-			r.ReceivedAt, r.ProcessingStartedAt, r.ProcessedAt, r.FailedAt, r.ProcessingTimeMs, r.RetryCount, r.LastRetryAt, errText,
-			occurred, r.Applied, string(r.Source), r.Topic, r.Partition, r.Offset)
+	if len(w.Audit) > 0 {
+		queueAuditBulk(b, w.Audit)
 	}
+	byKind := map[domain.Kind][]domain.Entity{}
 	for _, e := range w.Entities {
-		table, ok := entityTables[e.Key.Kind]
-		if !ok {
-			return fmt.Errorf("save entity: unknown kind %q", e.Key.Kind)
+		byKind[e.Key.Kind] = append(byKind[e.Key.Kind], e)
+	}
+	for _, kind := range domain.Kinds {
+		if ents := byKind[kind]; len(ents) > 0 {
+			if err := queueEntitiesBulk(b, kind, ents); err != nil {
+				return err
+			}
+			delete(byKind, kind)
 		}
-		payload := []byte(e.Data)
-		if len(payload) == 0 {
-			payload = []byte("{}")
-		}
-		args := []any{e.Key.IntegrationID, e.Key.ID, e.CreatedAt, e.UpdatedAt, e.LastEventID, e.Deleted, e.DeletedAt, payload}
-		b.Queue(entityUpsertSQL[e.Key.Kind], append(args, table.values(e)...)...)
+	}
+	if len(byKind) > 0 {
+		return fmt.Errorf("save entity: unknown kinds %v", byKind)
 	}
 	for _, c := range w.StatusChanges {
 		b.Queue(statusChangeInsertSQL, c.Key.IntegrationID, c.Key.ID, c.From, c.To, c.At, c.EventID)

@@ -1,0 +1,215 @@
+package postgres
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/projections"
+)
+
+// Set-based writes: each table gets one statement per transaction, its rows
+// passed as arrays and expanded with unnest, so a batch of n records costs a
+// handful of statements rather than several per record. Statements that
+// upsert never see the same key twice (the projector's plan merges them).
+
+var auditColumns = []string{"integration_id", "event_id", "event_type", "payload", "headers", "status",
+	"received_at", "processing_started_at", "processed_at", "failed_at", "processing_time_ms", "retry_count",
+	"last_retry_at", "error", "occurred_at", "applied", "source", "topic", "partition", "offset"}
+
+var auditTypes = []string{"text", "text", "text", "text", "text", "text",
+	"timestamptz", "timestamptz", "timestamptz", "timestamptz", "bigint", "int",
+	"timestamptz", "text", "timestamptz", "bool", "text", "text", "int", "bigint"}
+
+// unnestSelect renders SELECT <exprs> FROM unnest($first::t[], …) AS u(c1, …).
+func unnestSelect(types []string, first int, cast map[int]string) string {
+	args := make([]string, len(types))
+	names := make([]string, len(types))
+	exprs := make([]string, len(types))
+	for i, t := range types {
+		args[i] = fmt.Sprintf("$%d::%s[]", first+i, t)
+		names[i] = "c" + strconv.Itoa(i)
+		exprs[i] = names[i]
+		if c, ok := cast[i]; ok {
+			exprs[i] = names[i] + "::" + c
+		}
+	}
+	return "SELECT " + strings.Join(exprs, ", ") + " FROM unnest(" + strings.Join(args, ", ") + ") AS u(" + strings.Join(names, ", ") + ")"
+}
+
+func quoteAll(cols []string) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = pgx.Identifier{c}.Sanitize()
+	}
+	return out
+}
+
+var auditBulkSQL = func() string {
+	var set []string
+	for _, c := range auditColumns[2:] {
+		q := pgx.Identifier{c}.Sanitize()
+		set = append(set, q+" = EXCLUDED."+q)
+	}
+	return "INSERT INTO webhook_events AS w (" + strings.Join(quoteAll(auditColumns), ", ") + ") " +
+		unnestSelect(auditTypes, 1, map[int]string{3: "jsonb", 4: "jsonb"}) +
+		" ON CONFLICT (integration_id, event_id) DO UPDATE SET " + strings.Join(set, ", ")
+}()
+
+func queueAuditBulk(b *pgx.Batch, rows []projections.AuditRow) {
+	n := len(rows)
+	var (
+		ints, ids, types, payloads, headers, statuses = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		received                                      = make([]time.Time, n)
+		started, processed, failed, lastRetry         = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+		procMs                                        = make([]*int64, n)
+		retries, parts                                = make([]int32, n), make([]int32, n)
+		errs                                          = make([]*string, n)
+		occurred                                      = make([]*time.Time, n)
+		applied                                       = make([]*bool, n)
+		sources, topics                               = make([]string, n), make([]string, n)
+		offsets                                       = make([]int64, n)
+	)
+	for i, r := range rows {
+		ints[i], ids[i], types[i] = r.IntegrationID, r.EventID, string(r.EventType)
+		payloads[i], headers[i], statuses[i] = jsonText(r.Payload, "null"), jsonText(r.Headers, "{}"), string(r.Status)
+		received[i], started[i], processed[i], failed[i] = r.ReceivedAt, r.ProcessingStartedAt, r.ProcessedAt, r.FailedAt
+		procMs[i], retries[i], lastRetry[i] = r.ProcessingTimeMs, int32(r.RetryCount), r.LastRetryAt
+		if r.Error != "" {
+			e := r.Error
+			errs[i] = &e
+		}
+		if !r.OccurredAt.IsZero() {
+			o := r.OccurredAt
+			occurred[i] = &o
+		}
+		applied[i], sources[i], topics[i], parts[i], offsets[i] = r.Applied, string(r.Source), r.Topic, r.Partition, r.Offset
+	}
+	b.Queue(auditBulkSQL, ints, ids, types, payloads, headers, statuses, received, started, processed, failed,
+		procMs, retries, lastRetry, errs, occurred, applied, sources, topics, parts, offsets)
+}
+
+func jsonText(b []byte, empty string) string {
+	if len(b) == 0 {
+		return empty
+	}
+	return string(b)
+}
+
+// entityColumnTypes are the SQL types of each kind's own columns, in the
+// order of entityTable.columns and entityTable.values.
+var entityColumnTypes = map[domain.Kind][]string{
+	domain.KindTransaction: {"text", "text", "text", "date", "timestamptz"},
+	domain.KindContact:     {"text", "text", "text", "text", "text", "text"},
+	domain.KindDocument:    {"text", "text", "text", "text"},
+	domain.KindTask:        {"text", "text", "text", "text", "timestamptz", "timestamptz"},
+}
+
+var commonTypes = []string{"text", "text", "timestamptz", "timestamptz", "text", "bool", "timestamptz", "text"}
+
+var entityBulkSQL = func() map[domain.Kind]string {
+	out := map[domain.Kind]string{}
+	for kind, t := range entityTables {
+		cols := append(strings.Split(commonColumns, ", "), t.columns...)
+		types := append(append([]string(nil), commonTypes...), entityColumnTypes[kind]...)
+		cast := map[int]string{7: "jsonb"}
+		var set []string
+		for _, c := range cols {
+			if c != "integration_id" && c != "id" && c != "softpro_created_at" {
+				set = append(set, c+" = EXCLUDED."+c)
+			}
+		}
+		set = append(set, "projected_at = now()")
+		out[kind] = "INSERT INTO " + t.name + " AS t (" + strings.Join(cols, ", ") + ") " + unnestSelect(types, 1, cast) +
+			" ON CONFLICT (integration_id, id) DO UPDATE SET " + strings.Join(set, ", ") +
+			" WHERE t.softpro_updated_at <= EXCLUDED.softpro_updated_at"
+	}
+	return out
+}()
+
+// queueEntitiesBulk writes every entity of one kind in one statement.
+func queueEntitiesBulk(b *pgx.Batch, kind domain.Kind, ents []domain.Entity) error {
+	t, ok := entityTables[kind]
+	if !ok {
+		return fmt.Errorf("save entity: unknown kind %q", kind)
+	}
+	types := append(append([]string(nil), commonTypes...), entityColumnTypes[kind]...)
+	cols := make([]any, len(types))
+	for c, typ := range types {
+		switch typ {
+		case "text":
+			cols[c] = make([]string, len(ents))
+		case "bool":
+			cols[c] = make([]bool, len(ents))
+		default:
+			cols[c] = make([]*time.Time, len(ents))
+		}
+	}
+	for i, e := range ents {
+		payload := string(e.Data)
+		if payload == "" {
+			payload = "{}"
+		}
+		vals := append([]any{e.Key.IntegrationID, e.Key.ID, e.CreatedAt, e.UpdatedAt, e.LastEventID, e.Deleted, e.DeletedAt, payload}, t.values(e)...)
+		for c, v := range vals {
+			switch col := cols[c].(type) {
+			case []string:
+				col[i] = v.(string)
+			case []bool:
+				col[i] = v.(bool)
+			case []*time.Time:
+				switch tv := v.(type) {
+				case time.Time:
+					col[i] = &tv
+				case *time.Time:
+					col[i] = tv
+				default:
+					return fmt.Errorf("save %s: column %d is %T, want a time", t.name, c, v)
+				}
+			}
+		}
+	}
+	b.Queue(entityBulkSQL[kind], cols...)
+	return nil
+}
+
+const checkpointBulkUpdateSQL = `UPDATE projection_checkpoints AS c SET next_offset = u.nx, updated_at = now()
+FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS u(t, p, pv, nx)
+WHERE c.projection = $1 AND c.topic = u.t AND c."partition" = u.p AND c.next_offset = u.pv`
+
+const checkpointBulkInsertSQL = `INSERT INTO projection_checkpoints (projection, topic, "partition", next_offset)
+SELECT $1, t, p, nx FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, nx)`
+
+// queueCheckpointsBulk advances every checkpoint compare-and-set: the update
+// must touch exactly the rows it names, or another writer got there first.
+func queueCheckpointsBulk(b *pgx.Batch, cps []projections.Checkpoint) {
+	var ut, it []string
+	var up, ip []int32
+	var prev, unext, inext []int64
+	projection := ""
+	for _, c := range cps {
+		projection = c.Projection
+		if c.Prev < 0 {
+			it, ip, inext = append(it, c.Topic), append(ip, c.Partition.Partition), append(inext, c.Next)
+			continue
+		}
+		ut, up, prev, unext = append(ut, c.Topic), append(up, c.Partition.Partition), append(prev, c.Prev), append(unext, c.Next)
+	}
+	if len(it) > 0 {
+		b.Queue(checkpointBulkInsertSQL, projection, it, ip, inext)
+	}
+	if len(ut) > 0 {
+		want := int64(len(ut))
+		b.Queue(checkpointBulkUpdateSQL, projection, ut, up, prev, unext).Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() != want {
+				return fmt.Errorf("%w: %s: %d of %d partitions moved", projections.ErrCheckpointMoved, projection, want-tag.RowsAffected(), want)
+			}
+			return nil
+		})
+	}
+}
