@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ type benchProjectConfig struct {
 	rate         int
 	latencyFor   time.Duration
 	seed         uint64
+	cpuProfile   string
 }
 
 func newBenchProjectCmd() *cobra.Command {
@@ -64,6 +66,7 @@ func newBenchProjectCmd() *cobra.Command {
 	f.IntVar(&cfg.rate, "rate", 500, "webhooks/s of the latency phase (0 skips it)")
 	f.DurationVar(&cfg.latencyFor, "latency-duration", 20*time.Second, "length of the latency phase")
 	f.Uint64Var(&cfg.seed, "seed", 1, "generator seed")
+	f.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the drain phase to this file")
 	return cmd
 }
 
@@ -163,6 +166,15 @@ func runBenchProject(ctx context.Context, cfg benchProjectConfig, out io.Writer)
 	if err := a.Listen(); err != nil {
 		return err
 	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	start = time.Now()
@@ -183,6 +195,9 @@ func runBenchProject(ctx context.Context, cfg benchProjectConfig, out io.Writer)
 		}
 	}
 	drain := time.Since(start)
+	if cfg.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	liveRate := float64(cfg.events) / drain.Seconds()
 	logf("live projection: %d events visible in %v: %.0f events/s (goal >= 3000)", cfg.events, drain.Round(time.Millisecond), liveRate)
 	var failed int64

@@ -40,6 +40,10 @@ type result struct {
 // committing while the next gathers.
 const loopsPerTopic = 2
 
+// lingerFor is how long a transaction waits for more messages once it has
+// one: a bound on the latency group commit adds.
+const lingerFor = 2 * time.Millisecond
+
 func newCommitter(p *projections.Projector, slots chan struct{}, maxBatch int, timeout time.Duration) *committer {
 	return &committer{p: p, queue: make(chan *pending, maxBatch), maxBatch: maxBatch, timeout: timeout, slots: slots,
 		stopped: make(chan struct{})}
@@ -101,15 +105,19 @@ func (c *committer) run(ctx context.Context) {
 			c.finish(batch, nil, ctx.Err())
 			return
 		}
+		// Wait a moment for the other partitions' messages: after a commit
+		// their next messages arrive within microseconds of each other.
+		linger := time.NewTimer(lingerFor)
 	gather:
 		for len(batch) < c.maxBatch {
 			select {
 			case pd := <-c.queue:
 				batch = append(batch, pd)
-			default:
+			case <-linger.C:
 				break gather
 			}
 		}
+		linger.Stop()
 		c.commit(batch)
 		<-c.slots
 	}

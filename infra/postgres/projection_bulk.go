@@ -213,3 +213,39 @@ func queueCheckpointsBulk(b *pgx.Batch, cps []projections.Checkpoint) {
 		})
 	}
 }
+
+var metricsBulkSQL = `INSERT INTO integration_metrics_hourly AS m (integration_id, event_type, hour, received, completed, failed, skipped,
+ total_processing_ms, max_processing_ms, latency_buckets)
+SELECT i, t, h, rc, co, fa, sk, tp, mp, lb::bigint[] FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[],
+ $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[]) AS u(i, t, h, rc, co, fa, sk, tp, mp, lb)
+ON CONFLICT (integration_id, event_type, hour) DO UPDATE SET
+ received = m.received + EXCLUDED.received, completed = m.completed + EXCLUDED.completed,
+ failed = m.failed + EXCLUDED.failed, skipped = m.skipped + EXCLUDED.skipped,
+ total_processing_ms = m.total_processing_ms + EXCLUDED.total_processing_ms,
+ max_processing_ms = GREATEST(m.max_processing_ms, EXCLUDED.max_processing_ms),
+ latency_buckets = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
+   FROM unnest(m.latency_buckets, EXCLUDED.latency_buckets) WITH ORDINALITY AS u(a, b, i) ORDER BY i)`
+
+// queueMetricsBulk adds every hourly delta in one statement. Histograms
+// travel as array literals: unnest would flatten a two-dimensional array.
+func queueMetricsBulk(b *pgx.Batch, ms []projections.MetricsDelta) {
+	n := len(ms)
+	ints, types, buckets := make([]string, n), make([]string, n), make([]string, n)
+	hours := make([]time.Time, n)
+	rc, co, fa, sk, tp, mp := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, m := range ms {
+		ints[i], types[i], hours[i] = m.IntegrationID, string(m.EventType), m.Hour
+		rc[i], co[i], fa[i], sk[i], tp[i], mp[i] = m.Received, m.Completed, m.Failed, m.Skipped, m.ProcessingMs, m.MaxProcessingMs
+		var sb strings.Builder
+		sb.WriteByte('{')
+		for j, v := range m.LatencyBuckets {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(strconv.FormatInt(v, 10))
+		}
+		sb.WriteByte('}')
+		buckets[i] = sb.String()
+	}
+	b.Queue(metricsBulkSQL, ints, types, hours, rc, co, fa, sk, tp, mp, buckets)
+}

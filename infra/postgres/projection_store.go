@@ -172,17 +172,6 @@ ORDER BY integration_id, event_id FOR UPDATE`
 
 	statusChangeInsertSQL = `INSERT INTO transaction_status_changes (integration_id, transaction_id, from_status, to_status, changed_at, event_id)
 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (integration_id, event_id) DO NOTHING`
-
-	metricsUpsertSQL = `INSERT INTO integration_metrics_hourly AS m (integration_id, event_type, hour, received, completed, failed, skipped,
- total_processing_ms, max_processing_ms, latency_buckets)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-ON CONFLICT (integration_id, event_type, hour) DO UPDATE SET
- received = m.received + EXCLUDED.received, completed = m.completed + EXCLUDED.completed,
- failed = m.failed + EXCLUDED.failed, skipped = m.skipped + EXCLUDED.skipped,
- total_processing_ms = m.total_processing_ms + EXCLUDED.total_processing_ms,
- max_processing_ms = GREATEST(m.max_processing_ms, EXCLUDED.max_processing_ms),
- latency_buckets = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
-   FROM unnest(m.latency_buckets, EXCLUDED.latency_buckets) WITH ORDINALITY AS u(a, b, i) ORDER BY i)`
 )
 
 // Load implements projections.Tx in one round trip.
@@ -300,13 +289,8 @@ func (t projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	for _, c := range w.StatusChanges {
 		b.Queue(statusChangeInsertSQL, c.Key.IntegrationID, c.Key.ID, c.From, c.To, c.At, c.EventID)
 	}
-	for _, m := range w.Metrics {
-		buckets := m.LatencyBuckets
-		if buckets == nil {
-			buckets = []int64{}
-		}
-		b.Queue(metricsUpsertSQL, m.IntegrationID, string(m.EventType), m.Hour, m.Received, m.Completed, m.Failed, m.Skipped,
-			m.ProcessingMs, m.MaxProcessingMs, buckets)
+	if len(w.Metrics) > 0 {
+		queueMetricsBulk(b, w.Metrics)
 	}
 	if b.Len() == 0 {
 		return nil
