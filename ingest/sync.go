@@ -1,0 +1,209 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// The ports of scheduled sync. Each is declared here, by its consumer;
+// infra/softpro, infra/redis and infra/postgres satisfy them.
+
+// PageRequest asks the SoftPro API for one page of one list endpoint.
+type PageRequest struct {
+	// Type is a sync type: "transactions", "contacts", "documents", "tasks".
+	Type string
+	// ModifiedSince, when not zero, keeps records whose updated_at is at or
+	// after it.
+	ModifiedSince time.Time
+	// Cursor is the previous page's NextCursor; empty for the first page.
+	Cursor string
+	// Limit is the page size.
+	Limit int
+}
+
+// Record is one SoftPro record as the API returned it.
+type Record struct {
+	ID        string
+	UpdatedAt time.Time
+	// Raw is the record's JSON, byte for byte.
+	Raw json.RawMessage
+}
+
+// Page is one page of a list endpoint, ordered by (updated_at, id).
+type Page struct {
+	Records []Record
+	// NextCursor is empty on the last page.
+	NextCursor string
+}
+
+// SoftProAPI lists records of one integration's SoftPro API. Errors are
+// classified: *RateLimitedError for a 429, *APIError otherwise (see
+// IsRetryable). Implementations are safe for concurrent use.
+type SoftProAPI interface {
+	List(ctx context.Context, conn domain.SoftProConnection, req PageRequest) (Page, error)
+}
+
+// RateLimitedError is SoftPro's 429: wait RetryAfter before the next request.
+type RateLimitedError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("softpro api: rate limited, retry after %s", e.RetryAfter)
+}
+
+// APIError is any other failed request. Status 0 means no answer
+// (connection refused, timeout, malformed body).
+type APIError struct {
+	Status int
+	Msg    string
+}
+
+func (e *APIError) Error() string {
+	if e.Status == 0 {
+		return "softpro api: " + e.Msg
+	}
+	return fmt.Sprintf("softpro api: status %d: %s", e.Status, e.Msg)
+}
+
+// IsRetryable reports whether repeating the request may succeed: 429s, 5xx,
+// 408 and requests that got no answer.
+func IsRetryable(err error) bool {
+	var rl *RateLimitedError
+	if errors.As(err, &rl) {
+		return true
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status == 0 || ae.Status == 408 || ae.Status >= 500
+	}
+	return false
+}
+
+// Quota is an integration's SoftPro API allowance: Limit requests per Window.
+type Quota struct {
+	Limit  int
+	Window time.Duration
+}
+
+// Limiter is the SoftPro API rate limit shared by every process. Wait
+// blocks until the integration's quota allows one more request and takes
+// it, or until ctx ends. Drain tells every process that SoftPro answered
+// 429: nothing more may be sent for retryAfter.
+type Limiter interface {
+	Wait(ctx context.Context, integrationID string, q Quota) error
+	Drain(ctx context.Context, integrationID string, q Quota, retryAfter time.Duration) error
+}
+
+// Locker is a lock with a TTL owned by a token: TryLock takes it when
+// free, Extend and Unlock act only while token still owns it (Extend then
+// reports false).
+type Locker interface {
+	TryLock(ctx context.Context, key string, ttl time.Duration) (token string, ok bool, err error)
+	Extend(ctx context.Context, key, token string, ttl time.Duration) (bool, error)
+	Unlock(ctx context.Context, key, token string) error
+}
+
+// SyncLockKey is the Redis key of an integration's sync lock.
+func SyncLockKey(integrationID string) string { return "sync:lock:" + integrationID }
+
+// ConnectionSource looks up how to reach an integration's SoftPro API; an
+// error wrapping domain.ErrNotFound means none is configured.
+type ConnectionSource interface {
+	Connection(ctx context.Context, integrationID string) (domain.SoftProConnection, error)
+}
+
+// SyncIntegrations reads and updates integrations (the sync fields).
+type SyncIntegrations interface {
+	Integration(ctx context.Context, id string) (domain.Integration, error)
+	Update(ctx context.Context, id string, fn func(*domain.Integration) error) (domain.Integration, error)
+}
+
+// RunRecorder keeps the record of sync runs (sync_runs).
+type RunRecorder interface {
+	StartRun(ctx context.Context, r SyncRun) (int64, error)
+	FinishRun(ctx context.Context, r SyncRun) error
+}
+
+// Watermarks keep, per integration and sync type, the newest updated_at up
+// to which every record has been appended: the last good point a run
+// resumes from.
+type Watermarks interface {
+	Watermark(ctx context.Context, integrationID, syncType string) (time.Time, error)
+	SetWatermark(ctx context.Context, integrationID, syncType string, at time.Time) error
+}
+
+// Trigger says why a sync ran.
+type Trigger string
+
+// Triggers of sync runs.
+const (
+	TriggerScheduled Trigger = "scheduled"
+	TriggerCatchUp   Trigger = "catch-up"
+	TriggerManual    Trigger = "manual"
+)
+
+// Scheduled reports whether the run counts as the integration's scheduled
+// sync (lastScheduledSyncAt).
+func (t Trigger) Scheduled() bool { return t == TriggerScheduled || t == TriggerCatchUp }
+
+// RunStatus is the state of a sync run.
+type RunStatus string
+
+// Run states.
+const (
+	RunRunning   RunStatus = "running"
+	RunSucceeded RunStatus = "succeeded"
+	RunFailed    RunStatus = "failed"
+)
+
+// Sync status values written to the integration's syncStatus.
+const (
+	SyncStatusIdle    = "IDLE"
+	SyncStatusRunning = "RUNNING"
+	SyncStatusError   = "ERROR"
+)
+
+// SyncRun is one run of the sync job, as recorded in sync_runs.
+type SyncRun struct {
+	ID            int64          `json:"id"`
+	IntegrationID string         `json:"integrationId"`
+	Trigger       Trigger        `json:"trigger"`
+	Types         []string       `json:"types"`
+	Status        RunStatus      `json:"status"`
+	StartedAt     time.Time      `json:"startedAt"`
+	FinishedAt    *time.Time     `json:"finishedAt,omitempty"`
+	Records       map[string]int `json:"records"`
+	Requests      int            `json:"requests"`
+	RateLimited   int            `json:"rateLimited"`
+	Retries       int            `json:"retries"`
+	Error         string         `json:"error,omitempty"`
+	// Holder is the lock token of the process that ran it.
+	Holder string `json:"holder,omitempty"`
+}
+
+// Total is the number of records appended over every type.
+func (r SyncRun) Total() int {
+	n := 0
+	for _, c := range r.Records {
+		n += c
+	}
+	return n
+}
+
+// Sync errors callers branch on.
+var (
+	// ErrSyncInProgress: another process holds the integration's sync lock.
+	ErrSyncInProgress = errors.New("a sync of this integration is already running")
+	// ErrSyncDisabled: the integration is inactive or has sync disabled.
+	ErrSyncDisabled = errors.New("integration is inactive or sync is disabled")
+	// ErrNoConnection: no SoftPro API connection is configured.
+	ErrNoConnection = errors.New("no SoftPro API connection configured")
+	// ErrLockLost: the run's lock expired or was taken over mid-run.
+	ErrLockLost = errors.New("sync lock lost")
+)

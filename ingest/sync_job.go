@@ -1,0 +1,458 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// SyncConfig tunes the sync job. Zero values take the defaults named.
+type SyncConfig struct {
+	// PageSize is the page size asked of the API; default 500.
+	PageSize int
+	// Overlap is subtracted from the watermark when asking for changes, so
+	// records whose updated_at ties or trails the last page are not missed;
+	// they come again and dedupe by event id. Default 1 minute.
+	Overlap time.Duration
+	// LockTTL is the sync lock's time to live, extended every third of it
+	// while the run lasts; default 10 minutes.
+	LockTTL time.Duration
+	// DefaultRateLimit applies to integrations without a rateLimit; default
+	// 100 requests per RateWindow (default 1 minute).
+	DefaultRateLimit int
+	RateWindow       time.Duration
+	// PageAttempts bounds the tries of one page on 5xx and transport errors
+	// (429s do not count); default 5, with RetryDelay (default 500 ms)
+	// doubling between tries.
+	PageAttempts int
+	RetryDelay   time.Duration
+	// MaxRateLimitWaits bounds the 429s accepted for one page; default 30.
+	MaxRateLimitWaits int
+	// AppendConcurrency is how many records of a page are appended at once;
+	// default 64.
+	AppendConcurrency int
+	Now               func() time.Time
+}
+
+func (c *SyncConfig) setDefaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.PageSize, 500)
+	def(&c.DefaultRateLimit, 100)
+	def(&c.PageAttempts, 5)
+	def(&c.MaxRateLimitWaits, 30)
+	def(&c.AppendConcurrency, 64)
+	defDur(&c.Overlap, time.Minute)
+	defDur(&c.LockTTL, 10*time.Minute)
+	defDur(&c.RateWindow, time.Minute)
+	defDur(&c.RetryDelay, 500*time.Millisecond)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports every problem with the configuration.
+func (c SyncConfig) Validate() error {
+	var errs []error
+	if c.PageSize < 1 || c.PageSize > 1000 {
+		errs = append(errs, fmt.Errorf("page size %d must be 1..1000", c.PageSize))
+	}
+	if c.Overlap < 0 {
+		errs = append(errs, errors.New("overlap must not be negative"))
+	}
+	if c.LockTTL < time.Second {
+		errs = append(errs, fmt.Errorf("lock TTL %s must be at least 1s", c.LockTTL))
+	}
+	if c.DefaultRateLimit < 1 || c.RateWindow < time.Millisecond {
+		errs = append(errs, errors.New("default rate limit and window must be positive"))
+	}
+	if c.PageAttempts < 1 || c.MaxRateLimitWaits < 1 || c.AppendConcurrency < 1 || c.RetryDelay < 0 {
+		errs = append(errs, errors.New("page attempts, rate-limit waits and append concurrency must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// SyncDeps are the sync job's collaborators, all required.
+type SyncDeps struct {
+	Integrations SyncIntegrations
+	Connections  ConnectionSource
+	API          SoftProAPI
+	Limiter      Limiter
+	Locker       Locker
+	Appender     Appender
+	Runs         RunRecorder
+	Watermarks   Watermarks
+}
+
+// Syncer runs sync jobs: it pages through an integration's SoftPro API
+// since the last good point and appends every record it finds as a sync
+// event. It is safe for concurrent use; the lock keeps one run per
+// integration across every process.
+type Syncer struct {
+	cfg SyncConfig
+	d   SyncDeps
+}
+
+// NewSyncer checks cfg and deps and returns a Syncer.
+func NewSyncer(cfg SyncConfig, d SyncDeps) (*Syncer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sync config: %w", err)
+	}
+	if d.Integrations == nil || d.Connections == nil || d.API == nil || d.Limiter == nil ||
+		d.Locker == nil || d.Appender == nil || d.Runs == nil || d.Watermarks == nil {
+		panic("ingest.NewSyncer: every dependency is required")
+	}
+	return &Syncer{cfg: cfg, d: d}, nil
+}
+
+// SyncRequest asks for one run.
+type SyncRequest struct {
+	IntegrationID string
+	// Types to pull; empty means the integration's syncTypes.
+	Types   []string
+	Trigger Trigger
+}
+
+// StartedSync is a run that holds its integration's lock and is recorded as
+// running. Execute it exactly once.
+type StartedSync struct {
+	s     *Syncer
+	run   SyncRun
+	in    domain.Integration
+	conn  domain.SoftProConnection
+	token string
+}
+
+// Run is the run as recorded when it started.
+func (r *StartedSync) Run() SyncRun { return r.run }
+
+// Sync starts and executes one run.
+func (s *Syncer) Sync(ctx context.Context, req SyncRequest) (SyncRun, error) {
+	st, err := s.Start(ctx, req)
+	if err != nil {
+		return SyncRun{}, err
+	}
+	return st.Execute(ctx)
+}
+
+// Start checks the integration, takes its sync lock and records the run.
+// Errors: domain.ErrNotFound, ErrSyncDisabled (inactive; or sync disabled
+// for a scheduled run), ErrNoConnection, *domain.ValidationError for unknown
+// types, ErrSyncInProgress when another run holds the lock.
+func (s *Syncer) Start(ctx context.Context, req SyncRequest) (*StartedSync, error) {
+	if req.Trigger == "" {
+		req.Trigger = TriggerManual
+	}
+	in, err := s.d.Integrations.Integration(ctx, req.IntegrationID)
+	if err != nil {
+		return nil, err
+	}
+	if !in.Active || (!in.SyncEnabled && req.Trigger.Scheduled()) {
+		return nil, fmt.Errorf("sync %s: %w", in.ID, ErrSyncDisabled)
+	}
+	types, err := syncTypes(req.Types, in.SyncTypes)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := s.d.Connections.Connection(ctx, in.ID)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, fmt.Errorf("sync %s: %w", in.ID, ErrNoConnection)
+	} else if err != nil {
+		return nil, fmt.Errorf("sync %s: connection: %w", in.ID, err)
+	}
+	key := SyncLockKey(in.ID)
+	token, ok, err := s.d.Locker.TryLock(ctx, key, s.cfg.LockTTL)
+	if err != nil {
+		return nil, fmt.Errorf("sync %s: lock: %w", in.ID, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("sync %s: %w", in.ID, ErrSyncInProgress)
+	}
+	started := s.cfg.Now().UTC()
+	run := SyncRun{IntegrationID: in.ID, Trigger: req.Trigger, Types: types, Status: RunRunning,
+		StartedAt: started, Records: map[string]int{}, Holder: token}
+	fail := func(err error) (*StartedSync, error) {
+		_ = s.d.Locker.Unlock(context.WithoutCancel(ctx), key, token) // expires anyway
+		return nil, fmt.Errorf("sync %s: %w", in.ID, err)
+	}
+	if run.ID, err = s.d.Runs.StartRun(ctx, run); err != nil {
+		return fail(fmt.Errorf("record run: %w", err))
+	}
+	if _, err := s.d.Integrations.Update(ctx, in.ID, func(i *domain.Integration) error {
+		i.SyncStatus = SyncStatusRunning
+		if req.Trigger.Scheduled() {
+			i.LastScheduledSyncAt = &started
+		}
+		return nil
+	}); err != nil {
+		return fail(fmt.Errorf("mark running: %w", err))
+	}
+	return &StartedSync{s: s, run: run, in: in, conn: conn, token: token}, nil
+}
+
+func syncTypes(asked, configured []string) ([]string, error) {
+	if len(asked) == 0 {
+		asked = configured
+	}
+	var v domain.ValidationError
+	for _, t := range asked {
+		if !slices.Contains(domain.SyncTypes, t) {
+			v.Add("unknown sync type %q (want one of %v)", t, domain.SyncTypes)
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(asked))
+	for _, t := range domain.SyncTypes {
+		if slices.Contains(asked, t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// Execute pages through every type of the run, then records how it ended
+// and releases the lock. The returned run is the recorded one; its error,
+// if any, is also returned. Cancelling ctx stops the run between requests;
+// it is recorded as failed and the next run resumes from the last page
+// that was fully appended.
+func (r *StartedSync) Execute(ctx context.Context) (SyncRun, error) {
+	s, run := r.s, r.run
+	key := SyncLockKey(run.IntegrationID)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopKeeping := r.keepLock(ctx, cancel)
+
+	err := r.pull(ctx, &run)
+	stopKeeping()
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrLockLost) {
+		err = fmt.Errorf("%w: %w", ErrLockLost, err)
+	}
+
+	// Record the outcome even when ctx was cancelled (shutdown).
+	done := context.WithoutCancel(ctx)
+	finished := s.cfg.Now().UTC()
+	run.FinishedAt = &finished
+	run.Status = RunSucceeded
+	if err != nil {
+		run.Status = RunFailed
+		run.Error = err.Error()
+	}
+	var errs []error
+	if ferr := s.d.Runs.FinishRun(done, run); ferr != nil {
+		errs = append(errs, fmt.Errorf("record run: %w", ferr))
+	}
+	if _, uerr := s.d.Integrations.Update(done, run.IntegrationID, func(i *domain.Integration) error {
+		if err != nil {
+			i.SyncStatus = SyncStatusError
+			msg := run.Error
+			i.LastSyncError = &msg
+			return nil
+		}
+		i.SyncStatus = SyncStatusIdle
+		i.LastSyncError = nil
+		i.LastSyncAt = &finished
+		return nil
+	}); uerr != nil {
+		errs = append(errs, fmt.Errorf("update integration: %w", uerr))
+	}
+	if uerr := s.d.Locker.Unlock(done, key, r.token); uerr != nil {
+		errs = append(errs, fmt.Errorf("unlock: %w", uerr))
+	}
+	if err != nil {
+		errs = append([]error{err}, errs...)
+	}
+	if len(errs) > 0 {
+		return run, fmt.Errorf("sync %s run %d: %w", run.IntegrationID, run.ID, errors.Join(errs...))
+	}
+	return run, nil
+}
+
+// keepLock extends the lock every third of its TTL until stopped. When the
+// lock turns out to be someone else's, or cannot be extended for two
+// thirds of the TTL, it cancels the run with ErrLockLost.
+func (r *StartedSync) keepLock(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
+	s := r.s
+	key := SyncLockKey(r.run.IntegrationID)
+	every := s.cfg.LockTTL / 3
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		lastOK := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			ok, err := s.d.Locker.Extend(ctx, key, r.token, s.cfg.LockTTL)
+			switch {
+			case err == nil && ok:
+				lastOK = time.Now()
+			case err == nil && !ok:
+				cancel(ErrLockLost)
+				return
+			case time.Since(lastOK) >= 2*every:
+				cancel(fmt.Errorf("%w: %w", ErrLockLost, err))
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// pull pages through every type of the run.
+func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
+	s := r.s
+	q := Quota{Limit: r.in.RateLimit, Window: s.cfg.RateWindow}
+	if q.Limit <= 0 {
+		q.Limit = s.cfg.DefaultRateLimit
+	}
+	for _, typ := range run.Types {
+		evType, _ := domain.SyncEventType(typ)
+		mark, err := s.d.Watermarks.Watermark(ctx, run.IntegrationID, typ)
+		if err != nil {
+			return fmt.Errorf("%s: watermark: %w", typ, err)
+		}
+		req := PageRequest{Type: typ, Limit: s.cfg.PageSize}
+		if !mark.IsZero() {
+			req.ModifiedSince = mark.Add(-s.cfg.Overlap)
+		}
+		for {
+			page, err := r.fetch(ctx, run, q, req)
+			if err != nil {
+				return fmt.Errorf("%s: %w", typ, err)
+			}
+			if err := r.appendPage(ctx, run, evType, page.Records); err != nil {
+				return fmt.Errorf("%s: %w", typ, err)
+			}
+			run.Records[typ] += len(page.Records)
+			if newest := newestOf(page.Records); newest.After(mark) {
+				if err := s.d.Watermarks.SetWatermark(ctx, run.IntegrationID, typ, newest); err != nil {
+					return fmt.Errorf("%s: save watermark: %w", typ, err)
+				}
+				mark = newest
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			req.Cursor = page.NextCursor
+		}
+	}
+	return nil
+}
+
+func newestOf(recs []Record) time.Time {
+	var t time.Time
+	for _, rec := range recs {
+		if rec.UpdatedAt.After(t) {
+			t = rec.UpdatedAt
+		}
+	}
+	return t
+}
+
+// fetch gets one page: it waits for the shared quota before every request,
+// waits out 429s (draining the shared bucket for Retry-After), and retries
+// 5xx and transport failures with doubling delays.
+func (r *StartedSync) fetch(ctx context.Context, run *SyncRun, q Quota, req PageRequest) (Page, error) {
+	s := r.s
+	attempts, waits, delay := 0, 0, s.cfg.RetryDelay
+	for {
+		if err := s.d.Limiter.Wait(ctx, run.IntegrationID, q); err != nil {
+			return Page{}, fmt.Errorf("rate limiter: %w", err)
+		}
+		run.Requests++
+		page, err := s.d.API.List(ctx, r.conn, req)
+		if err == nil {
+			return page, nil
+		}
+		if ctx.Err() != nil {
+			return Page{}, context.Cause(ctx)
+		}
+		var rl *RateLimitedError
+		if errors.As(err, &rl) {
+			run.RateLimited++
+			waits++
+			if waits > s.cfg.MaxRateLimitWaits {
+				return Page{}, fmt.Errorf("gave up after %d rate-limited answers: %w", waits, err)
+			}
+			wait := max(rl.RetryAfter, 100*time.Millisecond)
+			// Best effort: when the bucket cannot be drained this process
+			// still waits; the others learn from their own 429s.
+			_ = s.d.Limiter.Drain(ctx, run.IntegrationID, q, wait)
+			if err := sleep(ctx, wait); err != nil {
+				return Page{}, err
+			}
+			continue
+		}
+		attempts++
+		if !IsRetryable(err) || attempts >= s.cfg.PageAttempts {
+			return Page{}, fmt.Errorf("list page (attempt %d): %w", attempts, err)
+		}
+		run.Retries++
+		if err := sleep(ctx, delay); err != nil {
+			return Page{}, err
+		}
+		delay *= 2
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}
+
+// appendPage appends every record of a page as a sync event, several at a
+// time, and returns once all are acknowledged (or the first failure).
+func (r *StartedSync) appendPage(ctx context.Context, run *SyncRun, t domain.EventType, recs []Record) error {
+	s := r.s
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.AppendConcurrency)
+	now := s.cfg.Now().UTC()
+	corr := fmt.Sprintf("sync-run-%d", run.ID)
+	for _, rec := range recs {
+		env := domain.Envelope{
+			Schema: domain.SchemaV1, EventID: domain.SyncEventID(t, rec.ID, rec.UpdatedAt),
+			IntegrationID: run.IntegrationID, Type: t, OccurredAt: rec.UpdatedAt.UTC(), ReceivedAt: now,
+			Source: domain.SourceSync, Priority: t.Priority(), CorrelationID: corr, Payload: rec.Raw,
+		}
+		g.Go(func() error {
+			if _, err := s.d.Appender.Append(gctx, env); err != nil {
+				return fmt.Errorf("append %s: %w", env.EventID, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
