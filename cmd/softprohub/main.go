@@ -39,6 +39,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newMigrateCmd(), newIntegrationsCmd(), newTokenCmd(), newKafkaCmd(), newLogCmd(), newHealthcheckCmd())
+	root.AddCommand(newServeCmd(), newMigrateCmd(), newIntegrationsCmd(), newTokenCmd(), newKafkaCmd(), newLogCmd(), newHealthcheckCmd(), newSyncCmd())
 	return root
 }

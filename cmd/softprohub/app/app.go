@@ -191,6 +191,11 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		return nil, err
 	}
 
+	syncRoutes, err := a.wireSync()
+	if err != nil {
+		return nil, err
+	}
+
 	a.handler, err = httpapi.NewHandler(httpapi.Config{
 		JWTSecret:              []byte(cfg.JWTSecret),
 		SecretGrace:            cfg.WebhookSecretGrace,
@@ -210,7 +215,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		Queues:   topicReporter{brokers: brokers},
 		Metrics:  metrics,
 		Gatherer: a.registry,
-		Mount:    a.queryMounts(),
+		Mount:    append(a.queryMounts(), syncRoutes),
 		Logger:   a.log.With("component", "http"),
 	})
 	if err != nil {

@@ -49,6 +49,9 @@ type Config struct {
 	WebhookMaxBody     int64         `env:"WEBHOOK_MAX_BODY" envDefault:"1048576"`
 	WebhookSecretGrace time.Duration `env:"WEBHOOK_SECRET_GRACE" envDefault:"24h"`
 	LogLevel           string        `env:"LOG_LEVEL" envDefault:"info"`
+	// SoftProAPIURL is the base URL of SoftPro API connections that do not
+	// set their own; "{integrationId}" in it is replaced by the integration's id.
+	SoftProAPIURL string `env:"SOFTPRO_API_URL"`
 }
 
 // LoadConfig reads the process environment and reports every problem at

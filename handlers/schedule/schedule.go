@@ -1,0 +1,327 @@
+// Package schedule runs scheduled syncs: one cron entry per integration
+// from its syncFrequency, starts staggered across integrations, catch-up at
+// start, and schedules that follow integration changes without a restart.
+// Runs themselves are ingest.Syncer's: its lock keeps two schedulers (or a
+// scheduler and a manual run) from syncing one integration at once.
+package schedule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/ingest"
+)
+
+// CronSpec converts a sync frequency in minutes to a cron schedule as the
+// original system did (5 → "*/5 * * * *", 60 → "0 * * * *", 120 →
+// "0 */2 * * *"), never more often than minInterval. Frequencies that do not
+// divide an hour or a day run every so many minutes from the scheduler's
+// start ("@every 45m").
+func CronSpec(frequency, minInterval int) string {
+	f := max(frequency, minInterval, 1)
+	switch {
+	case f < 60 && 60%f == 0:
+		return fmt.Sprintf("*/%d * * * *", f)
+	case f == 60:
+		return "0 * * * *"
+	case f == 24*60:
+		return "0 0 * * *"
+	case f%60 == 0 && 24%(f/60) == 0:
+		return fmt.Sprintf("0 */%d * * *", f/60)
+	default:
+		return fmt.Sprintf("@every %dm", f)
+	}
+}
+
+// Interval is the effective time between scheduled syncs.
+func Interval(frequency, minInterval int) time.Duration {
+	return time.Duration(max(frequency, minInterval, 1)) * time.Minute
+}
+
+// Scheduled reports whether an integration gets scheduled syncs.
+func Scheduled(in domain.Integration) bool {
+	return in.Active && in.SyncEnabled && len(in.SyncTypes) > 0
+}
+
+// Starter starts sync runs (ingest.Syncer).
+type Starter interface {
+	Start(ctx context.Context, req ingest.SyncRequest) (*ingest.StartedSync, error)
+}
+
+// Integrations lists integrations and reads one.
+type Integrations interface {
+	List(ctx context.Context) ([]domain.Integration, error)
+	Integration(ctx context.Context, id string) (domain.Integration, error)
+}
+
+// Changes delivers the id of every changed integration, "" meaning "any may
+// have changed" (postgres.IntegrationStore.Listen). Listen blocks until ctx
+// ends.
+type Changes interface {
+	Listen(ctx context.Context, fn func(id string)) error
+}
+
+// Config tunes the scheduler.
+type Config struct {
+	// MinInterval is SYNC_MIN_INTERVAL in minutes; default 5.
+	MinInterval int
+	// Stagger is the least time between two run starts; default 10 s.
+	Stagger time.Duration
+	// NoCatchUp turns off the start-up catch-up of overdue integrations.
+	NoCatchUp bool
+	Now       func() time.Time
+}
+
+// Scheduler runs scheduled syncs. Build it with New and run it with Run.
+type Scheduler struct {
+	cfg     Config
+	starter Starter
+	store   Integrations
+	changes Changes
+	log     *slog.Logger
+
+	cron  *cron.Cron
+	queue chan job
+
+	mu      sync.Mutex
+	entries map[string]entry
+	queued  map[string]bool
+	loaded  chan struct{}
+	once    sync.Once
+}
+
+type entry struct {
+	id   cron.EntryID
+	spec string
+}
+
+type job struct {
+	id      string
+	trigger ingest.Trigger
+}
+
+// New returns a scheduler; every collaborator is required except log.
+func New(cfg Config, starter Starter, store Integrations, changes Changes, log *slog.Logger) *Scheduler {
+	if starter == nil || store == nil || changes == nil {
+		panic("schedule.New: starter, store and changes are required")
+	}
+	if cfg.MinInterval <= 0 {
+		cfg.MinInterval = 5
+	}
+	if cfg.Stagger == 0 {
+		cfg.Stagger = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Scheduler{cfg: cfg, starter: starter, store: store, changes: changes, log: log,
+		cron:    cron.New(cron.WithLocation(time.UTC)),
+		queue:   make(chan job, 4096),
+		entries: map[string]entry{}, queued: map[string]bool{}, loaded: make(chan struct{})}
+}
+
+// Run schedules every integration, catches up on overdue ones, follows
+// changes and dispatches runs until ctx ends; then it waits for runs in
+// flight, which stop at their next request and are recorded as failed.
+func (s *Scheduler) Run(ctx context.Context) error {
+	s.cron.Start()
+	defer func() { <-s.cron.Stop().Done() }()
+
+	listenErr := make(chan error, 1)
+	go func() {
+		listenErr <- s.changes.Listen(ctx, func(id string) {
+			if err := s.reload(ctx, id); err != nil && ctx.Err() == nil {
+				s.log.Warn("reload schedules", "integration", id, "err", err)
+			}
+			s.once.Do(func() { close(s.loaded) })
+		})
+	}()
+	select {
+	case <-s.loaded:
+	case err := <-listenErr:
+		if err != nil {
+			return fmt.Errorf("scheduler: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return nil
+	}
+	if !s.cfg.NoCatchUp {
+		if err := s.catchUp(ctx); err != nil {
+			s.log.Warn("catch-up", "err", err)
+		}
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var next time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case j := <-s.queue:
+			if wait := time.Until(next); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return nil
+				case <-t.C:
+				}
+			}
+			next = time.Now().Add(s.cfg.Stagger)
+			s.mu.Lock()
+			delete(s.queued, j.id)
+			s.mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.execute(ctx, j)
+			}()
+		}
+	}
+}
+
+// Loaded is closed once every integration has been scheduled.
+func (s *Scheduler) Loaded() <-chan struct{} { return s.loaded }
+
+// Entries returns each scheduled integration's cron spec.
+func (s *Scheduler) Entries() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.entries))
+	for id, e := range s.entries {
+		out[id] = e.spec
+	}
+	return out
+}
+
+// enqueue queues a run unless one for the integration is queued already.
+func (s *Scheduler) enqueue(id string, t ingest.Trigger) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queued[id] {
+		return
+	}
+	select {
+	case s.queue <- job{id: id, trigger: t}:
+		s.queued[id] = true
+	default:
+		s.log.Warn("sync queue full; run skipped", "integration", id)
+	}
+}
+
+func (s *Scheduler) execute(ctx context.Context, j job) {
+	st, err := s.starter.Start(ctx, ingest.SyncRequest{IntegrationID: j.id, Trigger: j.trigger})
+	switch {
+	case errors.Is(err, ingest.ErrSyncInProgress):
+		s.log.Info("sync skipped: another run holds the lock", "integration", j.id, "trigger", j.trigger)
+		return
+	case errors.Is(err, ingest.ErrSyncDisabled), errors.Is(err, domain.ErrNotFound):
+		return
+	case err != nil:
+		s.log.Error("sync not started", "integration", j.id, "trigger", j.trigger, "err", err)
+		return
+	}
+	run, err := st.Execute(ctx)
+	if err != nil {
+		s.log.Error("sync failed", "integration", j.id, "run", run.ID, "trigger", j.trigger, "err", err)
+		return
+	}
+	s.log.Info("sync done", "integration", j.id, "run", run.ID, "trigger", j.trigger, "records", run.Total(),
+		"requests", run.Requests, "rateLimited", run.RateLimited)
+}
+
+// reload re-reads one integration ("" = all) and adjusts its cron entry.
+func (s *Scheduler) reload(ctx context.Context, id string) error {
+	if id == "" {
+		all, err := s.store.List(ctx)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, in := range all {
+			seen[in.ID] = true
+			s.apply(in.ID, in, true)
+		}
+		s.mu.Lock()
+		var gone []string
+		for id := range s.entries {
+			if !seen[id] {
+				gone = append(gone, id)
+			}
+		}
+		s.mu.Unlock()
+		for _, id := range gone {
+			s.apply(id, domain.Integration{}, false)
+		}
+		return nil
+	}
+	in, err := s.store.Integration(ctx, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		s.apply(id, domain.Integration{}, false)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.apply(id, in, true)
+	return nil
+}
+
+// apply makes the cron entry of id match in (exists false: none).
+func (s *Scheduler) apply(id string, in domain.Integration, exists bool) {
+	want := ""
+	if exists && Scheduled(in) {
+		want = CronSpec(in.SyncFrequency, s.cfg.MinInterval)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, has := s.entries[id]
+	if has && cur.spec == want {
+		return
+	}
+	if has {
+		s.cron.Remove(cur.id)
+		delete(s.entries, id)
+	}
+	if want == "" {
+		return
+	}
+	eid, err := s.cron.AddFunc(want, func() { s.enqueue(id, ingest.TriggerScheduled) })
+	if err != nil {
+		s.log.Error("bad cron spec", "integration", id, "spec", want, "err", err)
+		return
+	}
+	s.entries[id] = entry{id: eid, spec: want}
+}
+
+// catchUp queues a run for every scheduled integration whose last
+// scheduled sync is older than its interval (or never happened).
+func (s *Scheduler) catchUp(ctx context.Context) error {
+	all, err := s.store.List(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	for _, in := range all {
+		if !Scheduled(in) {
+			continue
+		}
+		last := in.LastScheduledSyncAt
+		if last == nil || now.Sub(*last) >= Interval(in.SyncFrequency, s.cfg.MinInterval) {
+			s.enqueue(in.ID, ingest.TriggerCatchUp)
+		}
+	}
+	return nil
+}

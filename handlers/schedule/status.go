@@ -1,0 +1,105 @@
+package schedule
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/roisystems/softprohub/ingest"
+)
+
+// LockHolder reads who holds a lock (redis.Locker).
+type LockHolder interface {
+	Holder(ctx context.Context, key string) (token string, ttl time.Duration, err error)
+}
+
+// LastRuns returns each integration's newest run (postgres.SyncStore).
+type LastRuns interface {
+	LastRuns(ctx context.Context) (map[string]ingest.SyncRun, error)
+}
+
+// IntegrationStatus is one integration's line of the scheduler status (the
+// original getSchedulerStatus).
+type IntegrationStatus struct {
+	IntegrationID       string          `json:"integrationId"`
+	Scheduled           bool            `json:"scheduled"`
+	SyncFrequency       int             `json:"syncFrequency"`
+	CronExpression      string          `json:"cronExpression,omitempty"`
+	SyncTypes           []string        `json:"syncTypes"`
+	NextRun             *time.Time      `json:"nextRun,omitempty"`
+	LastRun             *ingest.SyncRun `json:"lastRun,omitempty"`
+	LockHolder          string          `json:"lockHolder,omitempty"`
+	LockExpiresIn       string          `json:"lockExpiresIn,omitempty"`
+	SyncStatus          string          `json:"syncStatus"`
+	LastSyncAt          *time.Time      `json:"lastSyncAt"`
+	LastScheduledSyncAt *time.Time      `json:"lastScheduledSyncAt"`
+	LastSyncError       *string         `json:"lastSyncError"`
+}
+
+// StatusReader answers the scheduler status from the shared state
+// (integrations, runs, locks), so any process can serve it.
+type StatusReader struct {
+	Integrations Integrations
+	Runs         LastRuns
+	Locks        LockHolder
+	MinInterval  int
+	Now          func() time.Time
+}
+
+// Status lists every integration's schedule, last run and lock holder.
+func (r StatusReader) Status(ctx context.Context) ([]IntegrationStatus, error) {
+	now := time.Now()
+	if r.Now != nil {
+		now = r.Now()
+	}
+	all, err := r.Integrations.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler status: %w", err)
+	}
+	last, err := r.Runs.LastRuns(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler status: %w", err)
+	}
+	out := make([]IntegrationStatus, 0, len(all))
+	for _, in := range all {
+		st := IntegrationStatus{IntegrationID: in.ID, Scheduled: Scheduled(in), SyncFrequency: in.SyncFrequency,
+			SyncTypes: in.SyncTypes, SyncStatus: in.SyncStatus, LastSyncAt: in.LastSyncAt,
+			LastScheduledSyncAt: in.LastScheduledSyncAt, LastSyncError: in.LastSyncError}
+		if st.SyncTypes == nil {
+			st.SyncTypes = []string{}
+		}
+		if run, ok := last[in.ID]; ok {
+			st.LastRun = &run
+		}
+		if st.Scheduled {
+			st.CronExpression = CronSpec(in.SyncFrequency, r.MinInterval)
+			next := nextRun(st.CronExpression, in.LastScheduledSyncAt, Interval(in.SyncFrequency, r.MinInterval), now)
+			st.NextRun = &next
+		}
+		holder, ttl, err := r.Locks.Holder(ctx, ingest.SyncLockKey(in.ID))
+		if err != nil {
+			return nil, fmt.Errorf("scheduler status: %w", err)
+		}
+		if holder != "" {
+			st.LockHolder, st.LockExpiresIn = holder, ttl.Round(time.Second).String()
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// nextRun is the next time the cron spec fires; "@every" specs count from
+// the last scheduled sync.
+func nextRun(spec string, last *time.Time, every time.Duration, now time.Time) time.Time {
+	if sched, err := cron.ParseStandard(spec); err == nil {
+		if _, constant := sched.(cron.ConstantDelaySchedule); !constant {
+			return sched.Next(now.UTC())
+		}
+	}
+	if last == nil || last.Add(every).Before(now) {
+		return now.UTC()
+	}
+	return last.Add(every).UTC()
+}
