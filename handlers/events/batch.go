@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/roisystems/softprohub/projections"
 )
 
@@ -23,6 +25,8 @@ type committer struct {
 	// process (QUEUE_CONCURRENCY).
 	slots   chan struct{}
 	stopped chan struct{}
+	// sizes observes each transaction's batch size.
+	sizes prometheus.Observer
 }
 
 type pending struct {
@@ -44,9 +48,9 @@ const loopsPerTopic = 2
 // one: a bound on the latency group commit adds.
 const lingerFor = 2 * time.Millisecond
 
-func newCommitter(p *projections.Projector, slots chan struct{}, maxBatch int, timeout time.Duration) *committer {
+func newCommitter(p *projections.Projector, slots chan struct{}, maxBatch int, timeout time.Duration, sizes prometheus.Observer) *committer {
 	return &committer{p: p, queue: make(chan *pending, maxBatch), maxBatch: maxBatch, timeout: timeout, slots: slots,
-		stopped: make(chan struct{})}
+		stopped: make(chan struct{}), sizes: sizes}
 }
 
 // apply hands rec to the committer and waits for its outcome. If ctx ends
@@ -138,6 +142,7 @@ func (c *committer) commit(batch []*pending) {
 	if len(live) == 0 {
 		return
 	}
+	c.sizes.Observe(float64(len(live)))
 	recs := make([]projections.Record, len(live))
 	for i, pd := range live {
 		recs[i] = pd.rec

@@ -22,6 +22,8 @@ type promMetrics struct {
 	retries *prometheus.CounterVec
 	// poisoned counts events sent to the poison topic.
 	poisoned *prometheus.CounterVec
+	// batch is the number of messages each projection transaction applied.
+	batch *prometheus.HistogramVec
 }
 
 func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
@@ -47,8 +49,13 @@ func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
 			Name: "softprohub_projection_poisoned_total",
 			Help: "Events sent to the poison topic, by original topic.",
 		}, []string{"topic"}),
+		batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "softprohub_projection_batch_size",
+			Help:    "Messages applied per projection transaction (group commit), by topic.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}, []string{"topic"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.latency, m.lag, m.retries, m.poisoned} {
+	for _, c := range []prometheus.Collector{m.events, m.latency, m.lag, m.retries, m.poisoned, m.batch} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register projection metrics: %w", err)
 		}
