@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -17,13 +18,20 @@ import (
 // db opens the env's schema for assertions.
 func (e *Env) db() *pgxpool.Pool {
 	e.t.Helper()
-	pool, err := pgxpool.New(context.Background(), e.Cfg.DatabaseURL)
+	return e.dbAt(e.Cfg.DatabaseURL)
+}
+
+func (e *Env) dbAt(url string) *pgxpool.Pool {
+	e.t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
-		e.t.Fatalf("open %s: %v", e.Cfg.DatabaseURL, err)
+		e.t.Fatalf("open %s: %v", url, err)
 	}
 	e.t.Cleanup(pool.Close)
 	return pool
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // eventually polls fn until it returns "" or the deadline passes, then
 // fails with fn's last complaint.

@@ -333,10 +333,11 @@ func TestRouterSurvivesDatabaseOutageAndRestart(t *testing.T) {
 	produce(0)
 	e.waitFor(30*time.Second, "phase 0 projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") >= perPhase/3 })
 
-	// The database goes away mid-stream, for longer than one round of retries.
+	// The database goes away mid-stream for 30 s, longer than a message's
+	// whole retry budget would be if outages counted as failures.
 	px.stop()
 	produce(1)
-	time.Sleep(2 * time.Second)
+	time.Sleep(30 * time.Second)
 	px.start(t)
 	e.waitFor(60*time.Second, "phases 0 and 1 projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") == 2*perPhase })
 
