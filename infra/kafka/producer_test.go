@@ -72,9 +72,7 @@ func TestProducerAppend(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decode value: %v", err)
 			}
-			// encoding/json hands a RawMessage its value without the
-			// whitespace around it, so decoding keeps every byte but those.
-			if want := bytes.TrimSpace([]byte(tt.payload)); !bytes.Equal(got.Payload, want) {
+			if want := []byte(tt.payload); !bytes.Equal(got.Payload, want) {
 				t.Errorf("decoded payload = %q, want %q", got.Payload, want)
 			}
 			if got.EventID != first.EventID || got.IntegrationID != integration || got.Type != tt.typ ||
