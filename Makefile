@@ -6,7 +6,7 @@ PKGS     := ./...
 PURE     := ./domain/... ./ingest/... ./projections/...
 FORBIDDEN := github.com/jackc/pgx|github.com/redis/go-redis|github.com/twmb/franz-go|github.com/IBM/sarama|github.com/ThreeDotsLabs/watermill|github.com/go-chi/chi
 
-.PHONY: build run test test-unit lint fmt bench-ingest bench-api clean
+.PHONY: build run test test-unit lint fmt bench-ingest bench-api bench-sync clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -39,6 +39,10 @@ bench-ingest:
 ## bench-api: query API latency and throughput over 1,000,000 projected events
 bench-api:
 	bash scripts/bench-api.sh
+
+## bench-sync: time to sync 100 and 10,000 records of each type from softprosim, rate limit off and at 100 req/min
+bench-sync:
+	bash scripts/bench-sync.sh
 
 clean:
 	rm -rf $(BIN)
