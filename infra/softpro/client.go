@@ -257,4 +257,3 @@ func (c *Client) token(ctx context.Context, conn domain.SoftProConnection) (stri
 	c.mu.Unlock()
 	return tr.AccessToken, nil
 }
-
