@@ -179,6 +179,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	defer db.Close() // Does not close the pool.
 	provider, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
 		goose.WithDisableGlobalRegistry(true),
+		// Migrations are numbered by area (00010 sync, 00020 queries, …), so a
+		// database may have a higher one applied before a lower one ships.
+		goose.WithAllowOutofOrder(true),
 		goose.WithSessionLocker(advisoryLocker{id: lockID(database, *schema)}),
 	)
 	if err != nil {

@@ -182,11 +182,13 @@ func (t projectionTx) Load(ctx context.Context, q projections.Query) (projection
 		Entities:    map[domain.EntityKey]domain.Entity{},
 	}
 	b := &pgx.Batch{}
-	// The lookups below take arrays of keys. A cached generic plan, made
-	// while a table was small, keeps scanning it sequentially as it grows;
-	// custom plans see the array and the table's size and use the keys'
-	// indexes.
-	b.Queue(`SET LOCAL plan_cache_mode = force_custom_plan`)
+	// The lookups below take arrays of keys. A generic plan made while a
+	// table was small would keep scanning it as it grows, and custom plans
+	// cost more to make than to run; so the lookups are planned once, by
+	// key, with the alternatives switched off for this transaction.
+	b.Queue(`SET LOCAL enable_seqscan = off`)
+	b.Queue(`SET LOCAL enable_hashjoin = off`)
+	b.Queue(`SET LOCAL enable_mergejoin = off`)
 	if len(q.Partitions) > 0 {
 		topics := make([]string, len(q.Partitions))
 		parts := make([]int32, len(q.Partitions))
@@ -251,9 +253,6 @@ func (t projectionTx) Load(ctx context.Context, q projections.Query) (projection
 			}
 			return rows.Err()
 		})
-	}
-	if b.Len() == 0 {
-		return snap, nil
 	}
 	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
 		return projections.Snapshot{}, fmt.Errorf("load: %w", err)
