@@ -40,9 +40,11 @@ type result struct {
 	err     error
 }
 
-// loopsPerTopic is how many transactions one topic may have in flight: one
-// committing while the next gathers.
-const loopsPerTopic = 2
+// loopsPerTopic is how many transactions one topic may have in flight. One
+// lets every partition's next message join the next batch; two halve the
+// batches (measured: 3.6 instead of 6.2 events per transaction, and 60 %
+// more database time per event).
+const loopsPerTopic = 1
 
 // lingerFor is how long a transaction waits for more messages once it has
 // one: a bound on the latency group commit adds.

@@ -43,7 +43,7 @@ type Config struct {
 	// Concurrency is QUEUE_CONCURRENCY: how many projection transactions
 	// this process runs at once, across all topics (default 5). Each
 	// transaction applies every message its topic's partitions handed over
-	// meanwhile (group commit), up to MaxBatch; a topic has at most two
+	// meanwhile (group commit), up to MaxBatch; a topic has at most one
 	// transactions in flight, so a flood on one family leaves slots for
 	// the others.
 	Concurrency int
