@@ -44,7 +44,7 @@ type Config struct {
 	// this process runs at once, across all topics (default 5). Each
 	// transaction applies every message its topic's partitions handed over
 	// meanwhile (group commit), up to MaxBatch; a topic has at most one
-	// transactions in flight, so a flood on one family leaves slots for
+	// transaction in flight, so a flood on one family leaves slots for
 	// the others.
 	Concurrency int
 	// MaxBatch bounds the messages applied in one transaction (default 256).
