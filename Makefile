@@ -6,7 +6,7 @@ PKGS     := ./...
 PURE     := ./domain/... ./ingest/... ./projections/...
 FORBIDDEN := github.com/jackc/pgx|github.com/redis/go-redis|github.com/twmb/franz-go|github.com/IBM/sarama|github.com/ThreeDotsLabs/watermill|github.com/go-chi/chi
 
-.PHONY: build run test test-unit lint fmt bench-ingest bench-api bench-sync clean
+.PHONY: build run test test-unit lint fmt bench-ingest bench-project bench-api bench-sync clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -35,6 +35,10 @@ fmt:
 ## bench-ingest: webhook ingest throughput and latency against a bare HMAC ceiling
 bench-ingest:
 	bash scripts/bench-ingest.sh
+
+## bench-project: live projection drain rate, end-to-end latency at 500/s, and a COPY ceiling
+bench-project: build
+	./$(BIN)/softprosim bench-project $(BENCH_PROJECT_ARGS)
 
 ## bench-api: query API latency and throughput over 1,000,000 projected events
 bench-api:
