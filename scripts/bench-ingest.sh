@@ -28,8 +28,9 @@
 #   BENCH_RATE          fixed rate of the latency run, events/s (1000)
 #   BENCH_WARMUP        warm-up at half BENCH_RATE before measuring (3s)
 #   BENCH_SETTLE_MAX    longest wait for the service to go idle, seconds (60)
-#   BENCH_ROLES         serve --roles, e.g. ingest,api to leave the projections
-#                       out of the measurement (unset: every role, as deployed)
+#   BENCH_ROLES         serve --roles (ingest,api): the ingest role alone, as a
+#                       split deployment runs it; set "ingest,api,project,schedule"
+#                       to measure with the projectors catching up on the same cores
 #   BENCH_DATABASE_URL  Postgres for the service; created if missing
 #                       (postgres://postgres@127.0.0.1:5432/softprohub_bench?sslmode=disable)
 #   BENCH_REDIS_URL     Redis for the service (redis://127.0.0.1:6379/0)
@@ -50,7 +51,7 @@ BENCH_DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/soft
 BENCH_REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/0}
 BENCH_DROP_DB=${BENCH_DROP_DB:-0}
 BENCH_STRICT=${BENCH_STRICT:-0}
-BENCH_ROLES=${BENCH_ROLES:-}
+BENCH_ROLES=${BENCH_ROLES:-ingest,api}
 
 # Goals.
 GOAL_RATE=6000     # accepted/s flat out, at least
