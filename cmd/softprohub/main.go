@@ -40,5 +40,6 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newMigrateCmd(), newIntegrationsCmd(), newTokenCmd(), newKafkaCmd(), newLogCmd(), newHealthcheckCmd(), newSyncCmd())
+	root.AddCommand(newReplayCmds()...)
 	return root
 }

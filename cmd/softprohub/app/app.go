@@ -195,6 +195,10 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	recoveryRoutes, err := a.wireRecovery(ctx)
+	if err != nil {
+		return nil, err
+	}
 
 	a.handler, err = httpapi.NewHandler(httpapi.Config{
 		JWTSecret:              []byte(cfg.JWTSecret),
@@ -215,7 +219,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		Queues:   topicReporter{brokers: brokers},
 		Metrics:  metrics,
 		Gatherer: a.registry,
-		Mount:    append(a.queryMounts(), syncRoutes),
+		Mount:    append(a.queryMounts(), syncRoutes, recoveryRoutes),
 		Logger:   a.log.With("component", "http"),
 	})
 	if err != nil {

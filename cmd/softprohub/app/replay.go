@@ -1,0 +1,223 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/handlers/events"
+	httpapi "github.com/roisystems/softprohub/handlers/http"
+	"github.com/roisystems/softprohub/infra/kafka"
+	"github.com/roisystems/softprohub/infra/postgres"
+	"github.com/roisystems/softprohub/infra/secretbox"
+	"github.com/roisystems/softprohub/ingest"
+	"github.com/roisystems/softprohub/projections"
+)
+
+// ProjectionNames maps each event topic to its live projection name.
+func ProjectionNames() map[string]string {
+	out := make(map[string]string, len(domain.EventTopics))
+	for _, t := range domain.EventTopics {
+		out[t] = events.ProjectionName(t)
+	}
+	return out
+}
+
+// statusNames adds the poison consumer to ProjectionNames.
+func statusNames() map[string]string {
+	out := ProjectionNames()
+	out[domain.TopicPoison] = events.PoisonProjection
+	return out
+}
+
+// RecoveryTools are replay, rebuild, gap detection and filling,
+// consistency validation and resync, wired over a pool and brokers.
+type RecoveryTools struct {
+	Log       *kafka.ReplayReader
+	Replayer  *projections.Replayer
+	Rebuilder *projections.Rebuilder
+	Recovery  *projections.Recovery
+	Runs      *postgres.RebuildRuns
+	Target    *postgres.RebuildTarget
+}
+
+// RecoveryOptions tune NewRecoveryTools.
+type RecoveryOptions struct {
+	// BatchSize of rebuild transactions (default 4000).
+	BatchSize int
+	// Workers of rebuild (default 2).
+	Workers int
+	// OnProgress receives rebuild progress.
+	OnProgress func(projections.RebuildRun)
+	// Sync is scheduled sync and Integrations its integration store; nil
+	// leaves the schedule side and resync out.
+	Sync         *SyncSystem
+	Integrations *postgres.IntegrationStore
+	// SoftProAPIURL is SOFTPRO_API_URL: integrations without a connection
+	// of their own sync from it.
+	SoftProAPIURL string
+	// Behind is the log-side gap threshold (default 5 minutes).
+	Behind time.Duration
+}
+
+// NewRecoveryTools wires the recovery tools; appender appends manual
+// retries of poisoned events.
+func NewRecoveryTools(ctx context.Context, pool *pgxpool.Pool, brokers []string, producer *kafka.Producer, o RecoveryOptions) (*RecoveryTools, error) {
+	target, err := postgres.NewRebuildTarget(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	log := kafka.NewReplayReader(brokers)
+	runs := postgres.NewRebuildRuns(pool)
+	store := postgres.NewProjectionStore(pool)
+	rb, err := projections.NewRebuilder(projections.RebuildConfig{
+		LiveSchema: target.LiveSchema(), Names: ProjectionNames(),
+		BatchSize: o.BatchSize, Workers: o.Workers, OnProgress: o.OnProgress,
+	}, target, runs, log)
+	if err != nil {
+		return nil, err
+	}
+	replayer := projections.NewReplayer(store, log, nil)
+	qs := postgres.NewQueryStore(pool)
+	deps := projections.RecoveryDeps{
+		Log: log, Status: runs, Store: postgres.NewConsistencyStore(pool), Failed: postgres.NewConsistencyStore(pool),
+		Retrier:  projections.NewRetrier(qs, kafka.NewLogReader(brokers), topicAppender{producer}, nil),
+		Replayer: replayer,
+	}
+	if o.Sync != nil && o.Integrations != nil {
+		deps.Syncs = syncHistory{sys: o.Sync, integrations: o.Integrations, defaultURL: o.SoftProAPIURL}
+		deps.Syncer = syncNow{sys: o.Sync}
+	}
+	rec := projections.NewRecovery(projections.GapConfig{Behind: o.Behind, Names: ProjectionNames()}, deps)
+	return &RecoveryTools{Log: log, Replayer: replayer, Rebuilder: rb, Recovery: rec, Runs: runs, Target: target}, nil
+}
+
+// Status reports every projection.
+func (t *RecoveryTools) Status(ctx context.Context) (projections.StatusReport, error) {
+	return projections.ProjectionsStatus(ctx, t.Runs, t.Log, statusNames())
+}
+
+// syncHistory adapts the sync stores to projections.SyncHistory.
+type syncHistory struct {
+	sys          *SyncSystem
+	integrations *postgres.IntegrationStore
+	defaultURL   string
+}
+
+func (s syncHistory) SyncInfo(ctx context.Context, id string) (projections.SyncInfo, error) {
+	in, err := s.integrations.Integration(ctx, id)
+	if err != nil {
+		return projections.SyncInfo{}, err
+	}
+	info := projections.SyncInfo{Enabled: in.Active && in.SyncEnabled, Frequency: time.Duration(in.SyncFrequency) * time.Minute}
+	if _, err := s.sys.Store.Connection(ctx, id); err == nil || s.defaultURL != "" {
+		info.Connected = true
+	} else if !errors.Is(err, domain.ErrNotFound) {
+		return info, err
+	}
+	runs, err := s.sys.Store.Runs(ctx, id, 10)
+	if err != nil {
+		return info, err
+	}
+	for _, r := range runs {
+		if r.Status == ingest.RunRunning {
+			continue
+		}
+		info.Runs = append(info.Runs, projections.SyncRunInfo{Failed: r.Status == ingest.RunFailed, StartedAt: r.StartedAt,
+			FinishedAt: r.FinishedAt, Error: r.Error})
+	}
+	return info, nil
+}
+
+// syncNow adapts the sync job to projections.Syncer.
+type syncNow struct{ sys *SyncSystem }
+
+func (s syncNow) SyncNow(ctx context.Context, id string, full bool) (int, error) {
+	if full {
+		if err := s.sys.Store.ResetWatermarks(ctx, id); err != nil {
+			return 0, fmt.Errorf("reset watermarks: %w", err)
+		}
+	}
+	run, err := s.sys.Syncer.Sync(ctx, ingest.SyncRequest{IntegrationID: id, Trigger: ingest.TriggerManual})
+	return run.Total(), err
+}
+
+// wireRecovery builds the recovery tools into the app and returns their
+// admin routes.
+func (a *App) wireRecovery(ctx context.Context) (func(chi.Router), error) {
+	sys, err := NewSyncSystem(a.cfg, a.pool, a.rdb, a.store, a.producer)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: %w", err)
+	}
+	tools, err := NewRecoveryTools(ctx, a.pool, a.Brokers(), a.producer, RecoveryOptions{Sync: sys, Integrations: a.store, SoftProAPIURL: a.cfg.SoftProAPIURL})
+	if err != nil {
+		return nil, fmt.Errorf("recovery: %w", err)
+	}
+	bg := &background{}
+	a.runnables = append(a.runnables, bg.run)
+	return httpapi.RecoveryRoutes(httpapi.RecoveryDeps{
+		Status: tools, Rebuilder: tools.Rebuilder, Replayer: tools.Replayer, Recovery: tools.Recovery,
+		Go: bg.Go, Logger: a.log.With("component", "recovery"),
+	}), nil
+}
+
+// RecoveryTool is the recovery tools for the CLI.
+type RecoveryTool struct {
+	*RecoveryTools
+	closers []func()
+}
+
+// Close releases the tool's connections.
+func (t *RecoveryTool) Close() {
+	for i := len(t.closers) - 1; i >= 0; i-- {
+		t.closers[i]()
+	}
+}
+
+// OpenRecoveryTool connects to Postgres and the brokers named by cfg (a
+// running serve's embedded broker when KAFKA_BROKERS is unset). With
+// SECRETS_KEY set it also wires scheduled sync (Redis, SoftPro API), which
+// resync and the schedule side of gaps need.
+func OpenRecoveryTool(ctx context.Context, cfg Config, log *slog.Logger, o RecoveryOptions) (*RecoveryTool, error) {
+	t := &RecoveryTool{}
+	fail := func(err error) (*RecoveryTool, error) {
+		t.Close()
+		return nil, err
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL, false)
+	if err != nil {
+		return fail(err)
+	}
+	t.closers = append(t.closers, pool.Close)
+	if err := postgres.Migrate(ctx, pool); err != nil {
+		return fail(err)
+	}
+	producer, err := newProducer(cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	t.closers = append(t.closers, producer.Close)
+	if cfg.SecretsKey != "" {
+		st, err := OpenSyncTool(ctx, cfg, log)
+		if err != nil {
+			return fail(err)
+		}
+		t.closers = append(t.closers, st.Close)
+		box, err := secretbox.NewFromString(cfg.SecretsKey)
+		if err != nil {
+			return fail(fmt.Errorf("SECRETS_KEY: %w", err))
+		}
+		o.Sync, o.Integrations, o.SoftProAPIURL = st.SyncSystem, postgres.NewIntegrationStore(pool, box), cfg.SoftProAPIURL
+	}
+	t.RecoveryTools, err = NewRecoveryTools(ctx, pool, cfg.Brokers(), producer, o)
+	if err != nil {
+		return fail(err)
+	}
+	return t, nil
+}

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/roisystems/softprohub/cmd/softprohub/app"
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/projections"
+)
+
+// recoveryOpener opens the recovery tools from the environment.
+type recoveryOpener struct {
+	dev bool
+}
+
+func (o *recoveryOpener) open(cmd *cobra.Command, opts app.RecoveryOptions) (*app.RecoveryTool, error) {
+	cfg, err := app.LoadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if o.dev {
+		if _, err := cfg.RequireSecrets(true); err != nil {
+			return nil, err
+		}
+	}
+	return app.OpenRecoveryTool(cmd.Context(), cfg, app.NewLogger(cfg.LogLevel, o.dev), opts)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// parseWhen reads RFC 3339, or a duration meaning that long ago.
+func parseWhen(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration like 2h", s)
+	}
+	return t, nil
+}
+
+func newReplayCmds() []*cobra.Command {
+	o := &recoveryOpener{}
+	var integration, from, to string
+	var types []string
+	replay := &cobra.Command{
+		Use:   "replay --integration ID [--types T,…] [--from T1] [--to T2]",
+		Short: "Apply a window of the log again to the live read models (idempotent)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := o.open(cmd, app.RecoveryOptions{})
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			req := projections.ReplayRequest{IntegrationID: integration}
+			if req.From, err = parseWhen(from); err != nil {
+				return err
+			}
+			if req.To, err = parseWhen(to); err != nil {
+				return err
+			}
+			for _, ty := range types {
+				req.Types = append(req.Types, domain.EventType(strings.TrimSpace(ty)))
+			}
+			rep, err := t.Replayer.Replay(cmd.Context(), req)
+			if perr := printJSON(cmd.OutOrStdout(), rep); perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+	replay.Flags().StringVar(&integration, "integration", "", "integration id (required)")
+	replay.Flags().StringSliceVar(&types, "types", nil, "event types (default all)")
+	replay.Flags().StringVar(&from, "from", "", "window start: RFC 3339 or a duration ago (default the log start)")
+	replay.Flags().StringVar(&to, "to", "", "window end, exclusive (default now)")
+	_ = replay.MarkFlagRequired("integration")
+
+	var projection, asOf, schema string
+	var replace bool
+	var batch, workers int
+	rebuild := &cobra.Command{
+		Use:   "rebuild [--projection all] [--as-of T --schema NAME]",
+		Short: "Rebuild every read model from the log into a new schema and swap it in, or build a point-in-time copy",
+		Long: `rebuild builds the read models from the start of the log into a new schema, catches up with
+the head, pauses the live projectors briefly, swaps the schemas in one transaction and hands the
+rebuilt checkpoints over. Readers never see an empty table. Every projection writes the same tables,
+so the unit of a rebuild is all of them: --projection accepts "all" or any one projection name and
+rebuilds all of them either way.
+
+With --as-of, the read models as they were at that time are built into --schema, next to the live
+ones, which are not touched.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			names := app.ProjectionNames()
+			known := projection == "all"
+			for _, n := range names {
+				known = known || n == projection
+			}
+			if !known {
+				return fmt.Errorf("unknown projection %q", projection)
+			}
+			out := cmd.ErrOrStderr()
+			t, err := o.open(cmd, app.RecoveryOptions{BatchSize: batch, Workers: workers, OnProgress: func(r projections.RebuildRun) {
+				fmt.Fprintf(out, "\r%-11s %12d applied  %9.0f events/s  %10d offsets left  ETA %-8s",
+					r.State, r.Progress.Applied, r.Progress.Rate, r.Progress.Left, r.Progress.ETA.Round(time.Second))
+			}})
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			var run projections.RebuildRun
+			if asOf != "" {
+				when, perr := parseWhen(asOf)
+				if perr != nil {
+					return perr
+				}
+				run, err = t.Rebuilder.AsOf(cmd.Context(), when, schema, replace)
+			} else {
+				run, err = t.Rebuilder.Rebuild(cmd.Context())
+			}
+			fmt.Fprintln(out)
+			if perr := printJSON(cmd.OutOrStdout(), run); perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+	rebuild.Flags().StringVar(&projection, "projection", "all", "projection to rebuild (all of them share the read models)")
+	rebuild.Flags().StringVar(&asOf, "as-of", "", "build the state at this time (RFC 3339 or a duration ago) into --schema")
+	rebuild.Flags().StringVar(&schema, "schema", "", "schema of the point-in-time copy")
+	rebuild.Flags().BoolVar(&replace, "replace", false, "drop --schema first if it exists")
+	rebuild.Flags().IntVar(&batch, "batch", 4000, "records per transaction")
+	rebuild.Flags().IntVar(&workers, "workers", 2, "transactions in flight")
+
+	var behind time.Duration
+	gaps := &cobra.Command{
+		Use:   "gaps INTEGRATION_ID",
+		Short: "List an integration's gaps: log side, schedule side and read-model rows that disagree with the log",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := o.open(cmd, app.RecoveryOptions{Behind: behind})
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			g, err := t.Recovery.Gaps(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), map[string]any{"integrationId": args[0], "gaps": g})
+		},
+	}
+	gaps.PersistentFlags().DurationVar(&behind, "behind", 5*time.Minute, "how long a projection may lag before it is a gap")
+	fill := &cobra.Command{
+		Use:   "fill INTEGRATION_ID",
+		Short: "Fill an integration's gaps: replay, retry poisoned events, sync, refold rows",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := o.open(cmd, app.RecoveryOptions{Behind: behind})
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			rep, err := t.Recovery.Fill(cmd.Context(), args[0], "cli-gaps-fill")
+			if perr := printJSON(cmd.OutOrStdout(), rep); perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+	gaps.AddCommand(fill)
+
+	resync := &cobra.Command{
+		Use:   "resync INTEGRATION_ID",
+		Short: "Emergency: pull everything from the SoftPro API into the log, then re-apply the integration's log",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := o.open(cmd, app.RecoveryOptions{})
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			rep, err := t.Recovery.Resync(cmd.Context(), args[0])
+			if perr := printJSON(cmd.OutOrStdout(), rep); perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+
+	validate := &cobra.Command{
+		Use:   "validate INTEGRATION_ID",
+		Short: "Compare an integration's read models with its log: score 0–100 and the issues",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := o.open(cmd, app.RecoveryOptions{})
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			rep, err := t.Recovery.Validate(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), rep)
+		},
+	}
+
+	status := &cobra.Command{
+		Use:   "projections",
+		Short: "Print every projection: checkpoints, lag per partition, state, last error, and the last rebuild",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := o.open(cmd, app.RecoveryOptions{})
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			rep, err := t.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), rep)
+		},
+	}
+	cmds := []*cobra.Command{replay, rebuild, gaps, resync, validate, status}
+	for _, c := range cmds {
+		c.PersistentFlags().BoolVar(&o.dev, "dev", false, "use the secrets serve --dev generated")
+	}
+	return cmds
+}

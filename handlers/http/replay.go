@@ -1,0 +1,235 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/projections"
+)
+
+// ProjectionsStatusSource reports every projection.
+type ProjectionsStatusSource interface {
+	Status(ctx context.Context) (projections.StatusReport, error)
+}
+
+// RebuildStarter runs rebuilds (projections.Rebuilder).
+type RebuildStarter interface {
+	Rebuild(ctx context.Context) (projections.RebuildRun, error)
+	AsOf(ctx context.Context, t time.Time, schema string, replace bool) (projections.RebuildRun, error)
+	Status() []projections.RebuildRun
+}
+
+// WindowReplayer replays windows of the log (projections.Replayer).
+type WindowReplayer interface {
+	Replay(ctx context.Context, req projections.ReplayRequest) (projections.ReplayReport, error)
+}
+
+// GapsRecovery finds and fills gaps, validates and resyncs
+// (projections.Recovery).
+type GapsRecovery interface {
+	Gaps(ctx context.Context, integrationID string) ([]projections.Gap, error)
+	Fill(ctx context.Context, integrationID, correlationID string) (projections.FillReport, error)
+	Validate(ctx context.Context, integrationID string) (projections.ConsistencyReport, error)
+	Resync(ctx context.Context, integrationID string) (projections.ResyncReport, error)
+}
+
+// RecoveryDeps are the recovery endpoints' collaborators, all required but
+// Logger.
+type RecoveryDeps struct {
+	Status    ProjectionsStatusSource
+	Rebuilder RebuildStarter
+	Replayer  WindowReplayer
+	Recovery  GapsRecovery
+	// Go runs a rebuild in the background under the process's lifetime.
+	Go     func(fn func(ctx context.Context))
+	Logger *slog.Logger
+}
+
+// RecoveryRoutes mounts the admin endpoints of replay and recovery:
+// projections status, rebuild, replay, gaps, gap filling, consistency and
+// resync.
+func RecoveryRoutes(d RecoveryDeps) func(r chi.Router) {
+	if d.Status == nil || d.Rebuilder == nil || d.Replayer == nil || d.Recovery == nil || d.Go == nil {
+		panic("httpapi.RecoveryRoutes: every dependency is required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	api := &recoveryAPI{d}
+	return func(r chi.Router) {
+		const base = "/integrations/softpro"
+		r.Group(func(r chi.Router) {
+			r.Use(requireRole(RoleAdmin))
+			r.Get(base+"/projections", api.status)
+			r.Post(base+"/projections/rebuild", api.rebuild)
+			r.Post(base+"/{integrationId}/replay", api.replay)
+			r.Get(base+"/{integrationId}/gaps", api.gaps)
+			r.Post(base+"/{integrationId}/gaps/fill", api.fill)
+			r.Get(base+"/{integrationId}/consistency", api.consistency)
+			r.Post(base+"/{integrationId}/resync", api.resync)
+		})
+	}
+}
+
+type recoveryAPI struct{ d RecoveryDeps }
+
+func (a *recoveryAPI) fail(w http.ResponseWriter, r *http.Request, op string, err error) {
+	switch {
+	case errors.Is(err, projections.ErrRebuildRunning):
+		writeError(w, http.StatusConflict, codeConflict, err.Error())
+	case errors.Is(err, projections.ErrNoSync):
+		writeError(w, http.StatusConflict, codeNoConnection, err.Error())
+	case errors.Is(err, domain.ErrNotFound):
+		writeError(w, http.StatusNotFound, codeNotFound, err.Error())
+	case errors.Is(err, projections.ErrInvalidTarget):
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+	default:
+		a.d.Logger.Error(op+" failed", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, codeInternal, op+" failed")
+	}
+}
+
+func (a *recoveryAPI) status(w http.ResponseWriter, r *http.Request) {
+	rep, err := a.d.Status.Status(r.Context())
+	if err != nil {
+		a.fail(w, r, "projections status", err)
+		return
+	}
+	writeData(w, http.StatusOK, rep)
+}
+
+// rebuild starts a rebuild (or, with asOf and schema, a point-in-time
+// build) in the background and answers 202; progress shows in the status.
+func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		AsOf    string `json:"asOf"`
+		Schema  string `json:"schema"`
+		Replace bool   `json:"replace"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			writeError(w, http.StatusBadRequest, codeBadRequest, "invalid JSON body")
+			return
+		}
+	}
+	var asOf time.Time
+	if body.AsOf != "" {
+		t, err := time.Parse(time.RFC3339, body.AsOf)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, codeBadRequest, "asOf must be RFC 3339")
+			return
+		}
+		if body.Schema == "" {
+			writeError(w, http.StatusBadRequest, codeBadRequest, "schema is required with asOf")
+			return
+		}
+		asOf = t
+	}
+	for _, run := range a.d.Rebuilder.Status() {
+		if run.Kind == projections.KindRebuild && asOf.IsZero() {
+			writeError(w, http.StatusConflict, codeConflict, projections.ErrRebuildRunning.Error())
+			return
+		}
+	}
+	log := a.d.Logger
+	a.d.Go(func(ctx context.Context) {
+		var run projections.RebuildRun
+		var err error
+		if asOf.IsZero() {
+			run, err = a.d.Rebuilder.Rebuild(ctx)
+		} else {
+			run, err = a.d.Rebuilder.AsOf(ctx, asOf, body.Schema, body.Replace)
+		}
+		if err != nil {
+			log.Error("rebuild failed", "kind", run.Kind, "schema", run.Schema, "err", err)
+			return
+		}
+		log.Info("rebuild done", "kind", run.Kind, "schema", run.Schema, "applied", run.Progress.Applied,
+			"eventsPerSecond", int(run.Progress.Rate), "paused", run.Paused)
+	})
+	writeData(w, http.StatusAccepted, map[string]any{"started": true, "asOf": body.AsOf, "schema": body.Schema})
+}
+
+func (a *recoveryAPI) replay(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		From  string   `json:"from"`
+		To    string   `json:"to"`
+		Types []string `json:"types"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			writeError(w, http.StatusBadRequest, codeBadRequest, "invalid JSON body")
+			return
+		}
+	}
+	req := projections.ReplayRequest{IntegrationID: chi.URLParam(r, "integrationId")}
+	for name, v := range map[string]struct {
+		s   string
+		dst *time.Time
+	}{"from": {body.From, &req.From}, "to": {body.To, &req.To}} {
+		if v.s == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v.s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, codeBadRequest, name+" must be RFC 3339")
+			return
+		}
+		*v.dst = t
+	}
+	for _, t := range body.Types {
+		req.Types = append(req.Types, domain.EventType(strings.TrimSpace(t)))
+	}
+	rep, err := a.d.Replayer.Replay(r.Context(), req)
+	if err != nil {
+		a.fail(w, r, "replay", err)
+		return
+	}
+	writeData(w, http.StatusOK, rep)
+}
+
+func (a *recoveryAPI) gaps(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "integrationId")
+	gaps, err := a.d.Recovery.Gaps(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, "gaps", err)
+		return
+	}
+	writeData(w, http.StatusOK, map[string]any{"integrationId": id, "gaps": gaps})
+}
+
+func (a *recoveryAPI) fill(w http.ResponseWriter, r *http.Request) {
+	rep, err := a.d.Recovery.Fill(r.Context(), chi.URLParam(r, "integrationId"), middleware.GetReqID(r.Context()))
+	if err != nil {
+		a.fail(w, r, "gaps fill", err)
+		return
+	}
+	writeData(w, http.StatusOK, rep)
+}
+
+func (a *recoveryAPI) consistency(w http.ResponseWriter, r *http.Request) {
+	rep, err := a.d.Recovery.Validate(r.Context(), chi.URLParam(r, "integrationId"))
+	if err != nil {
+		a.fail(w, r, "consistency", err)
+		return
+	}
+	writeData(w, http.StatusOK, rep)
+}
+
+func (a *recoveryAPI) resync(w http.ResponseWriter, r *http.Request) {
+	rep, err := a.d.Recovery.Resync(r.Context(), chi.URLParam(r, "integrationId"))
+	if err != nil {
+		a.fail(w, r, "resync", err)
+		return
+	}
+	writeData(w, http.StatusOK, rep)
+}

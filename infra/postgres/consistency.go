@@ -1,0 +1,91 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/projections"
+)
+
+// ConsistencyStore reads an integration's read models for validation and
+// gap detection. It satisfies projections.ConsistencyStore and is safe for
+// concurrent use.
+type ConsistencyStore struct {
+	pool *pgxpool.Pool
+}
+
+var _ projections.ConsistencyStore = (*ConsistencyStore)(nil)
+
+// NewConsistencyStore returns a store over pool's schema.
+func NewConsistencyStore(pool *pgxpool.Pool) *ConsistencyStore { return &ConsistencyStore{pool: pool} }
+
+// EntityRows implements projections.ConsistencyStore.
+func (s *ConsistencyStore) EntityRows(ctx context.Context, integrationID string) ([]domain.Entity, error) {
+	var out []domain.Entity
+	for _, kind := range domain.Kinds {
+		t := entityTables[kind]
+		rows, err := s.pool.Query(ctx, "SELECT "+commonColumns+", "+strings.Join(t.columns, ", ")+" FROM "+t.name+
+			" WHERE integration_id = $1 ORDER BY id", integrationID)
+		if err != nil {
+			return nil, fmt.Errorf("entity rows of %s: %w", integrationID, err)
+		}
+		for rows.Next() {
+			e := domain.Entity{Exists: true}
+			var payload []byte
+			dest := []any{&e.Key.IntegrationID, &e.Key.ID, &e.CreatedAt, &e.UpdatedAt, &e.LastEventID, &e.Deleted, &e.DeletedAt, &payload}
+			if err := rows.Scan(append(dest, t.scan(&e)...)...); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("entity rows of %s: %w", integrationID, err)
+			}
+			e.Key.Kind = kind
+			e.Data = payload
+			out = append(out, e)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("entity rows of %s: %w", integrationID, err)
+		}
+	}
+	return out, nil
+}
+
+// AuditCounts implements projections.ConsistencyStore.
+func (s *ConsistencyStore) AuditCounts(ctx context.Context, integrationID string) (map[projections.AuditBucket]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT event_type, date_trunc('hour', received_at), count(*) FROM webhook_events
+WHERE integration_id = $1 GROUP BY 1, 2`, integrationID)
+	if err != nil {
+		return nil, fmt.Errorf("audit counts of %s: %w", integrationID, err)
+	}
+	out := map[projections.AuditBucket]int64{}
+	var typ string
+	var hour time.Time
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&typ, &hour, &n}, func() error {
+		out[projections.AuditBucket{Type: domain.EventType(typ), Hour: hour.UTC()}] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit counts of %s: %w", integrationID, err)
+	}
+	return out, nil
+}
+
+// FailedEvents counts the integration's FAILED events and the window of
+// their receipt.
+func (s *ConsistencyStore) FailedEvents(ctx context.Context, integrationID string) (n int64, from, to time.Time, err error) {
+	var lo, hi *time.Time
+	err = s.pool.QueryRow(ctx, `SELECT count(*), min(received_at), max(received_at) FROM webhook_events
+WHERE integration_id = $1 AND status = 'FAILED'`, integrationID).Scan(&n, &lo, &hi)
+	if err != nil {
+		return 0, time.Time{}, time.Time{}, fmt.Errorf("failed events of %s: %w", integrationID, err)
+	}
+	if lo != nil {
+		from, to = lo.UTC(), hi.UTC()
+	}
+	return n, from, to, nil
+}

@@ -1,0 +1,371 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/roisystems/softprohub/projections"
+)
+
+// ReadModelTables are the tables a rebuild replaces: everything the
+// projectors write except their checkpoints. Integrations, secrets, sync
+// state and run records stay where they are.
+var ReadModelTables = []string{
+	"webhook_events", "transactions", "transaction_status_changes", "contacts", "documents", "tasks",
+	"integration_metrics_hourly",
+}
+
+// RebuildTarget creates rebuild schemas next to the live one (the pool's
+// current schema) and swaps them in. It satisfies projections.RebuildTarget
+// and is safe for concurrent use.
+type RebuildTarget struct {
+	pool *pgxpool.Pool
+	live string
+
+	mu    sync.Mutex
+	pools map[string]*pgxpool.Pool
+}
+
+var _ projections.RebuildTarget = (*RebuildTarget)(nil)
+
+// NewRebuildTarget returns a target around the live schema of pool.
+func NewRebuildTarget(ctx context.Context, pool *pgxpool.Pool) (*RebuildTarget, error) {
+	live, err := CurrentSchema(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	return &RebuildTarget{pool: pool, live: live, pools: map[string]*pgxpool.Pool{}}, nil
+}
+
+// CurrentSchema is the schema pool's unqualified names resolve to.
+func CurrentSchema(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	var s *string
+	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&s); err != nil {
+		return "", fmt.Errorf("current schema: %w", err)
+	}
+	if s == nil {
+		return "", errors.New("current schema: no schema on the search_path exists")
+	}
+	return *s, nil
+}
+
+// LiveSchema is the schema the live read models are in.
+func (t *RebuildTarget) LiveSchema() string { return t.live }
+
+// Create implements projections.RebuildTarget. The returned store commits
+// with synchronous_commit off: a crash may lose its last transactions,
+// which only matters before the swap, when the schema is thrown away
+// anyway; the swap's own commit is durable and flushes everything before
+// it.
+func (t *RebuildTarget) Create(ctx context.Context, schema string) (projections.Store, error) {
+	if schema == t.live {
+		return nil, fmt.Errorf("create %s: %w", schema, projections.ErrInvalidTarget)
+	}
+	if _, err := t.pool.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return nil, fmt.Errorf("create schema %s: %w", schema, err)
+	}
+	cfg := t.pool.Config().Copy()
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	cfg.MaxConns = 6
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open schema %s: %w", schema, err)
+	}
+	if err := Migrate(ctx, p); err != nil {
+		p.Close()
+		return nil, err
+	}
+	t.mu.Lock()
+	if old := t.pools[schema]; old != nil {
+		old.Close()
+	}
+	t.pools[schema] = p
+	t.mu.Unlock()
+	return NewProjectionStore(p), nil
+}
+
+// Checkpoints implements projections.RebuildTarget.
+func (t *RebuildTarget) Checkpoints(ctx context.Context, schema, name string) (map[projections.Partition]int64, error) {
+	rows, err := t.pool.Query(ctx, `SELECT topic, "partition", next_offset FROM `+
+		pgx.Identifier{schema, "projection_checkpoints"}.Sanitize()+` WHERE projection = $1`, name)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints of %s in %s: %w", name, schema, err)
+	}
+	out := map[projections.Partition]int64{}
+	var p projections.Partition
+	var next int64
+	_, err = pgx.ForEachRow(rows, []any{&p.Topic, &p.Partition, &next}, func() error {
+		out[p] = next
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints of %s in %s: %w", name, schema, err)
+	}
+	return out, nil
+}
+
+// Drop implements projections.RebuildTarget. It never drops the live
+// schema.
+func (t *RebuildTarget) Drop(ctx context.Context, schema string) error {
+	if schema == "" || schema == t.live {
+		return fmt.Errorf("drop %q: %w", schema, projections.ErrInvalidTarget)
+	}
+	t.mu.Lock()
+	if p := t.pools[schema]; p != nil {
+		p.Close()
+		delete(t.pools, schema)
+	}
+	t.mu.Unlock()
+	if _, err := t.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		return fmt.Errorf("drop schema %s: %w", schema, err)
+	}
+	return nil
+}
+
+// Pause implements projections.RebuildTarget: it locks the live
+// checkpoints table against writers. Every live projection transaction
+// locks its checkpoints first, so each waits there (the ones in flight
+// finish first) until the swap commits or aborts. Readers are not held.
+func (t *RebuildTarget) Pause(ctx context.Context) (projections.Swap, error) {
+	tx, err := t.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pause live projections: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("pause live projections: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE projection_checkpoints IN EXCLUSIVE MODE"); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("pause live projections: %w", err)
+	}
+	return &swap{t: t, tx: tx}, nil
+}
+
+type swap struct {
+	t  *RebuildTarget
+	tx pgx.Tx
+}
+
+// Commit implements projections.Swap: each read-model table of the live
+// schema moves to retired and its rebuilt twin moves in, and the rebuilt
+// checkpoints replace the live ones, all in the transaction that holds
+// the pause. Readers wait for the commit and then see the rebuilt tables;
+// none sees an empty or partial one.
+func (s *swap) Commit(ctx context.Context, schema, retired string, names []string) error {
+	live := s.t.live
+	if schema == live || retired == live {
+		_ = s.tx.Rollback(ctx)
+		return fmt.Errorf("swap %s: %w", schema, projections.ErrInvalidTarget)
+	}
+	s.t.mu.Lock()
+	if p := s.t.pools[schema]; p != nil {
+		// No more writes into the rebuilt schema: its connections would
+		// only hold locks the swap needs.
+		p.Close()
+		delete(s.t.pools, schema)
+	}
+	s.t.mu.Unlock()
+	stmts := []string{"CREATE SCHEMA " + pgx.Identifier{retired}.Sanitize()}
+	for _, table := range ReadModelTables {
+		stmts = append(stmts,
+			"ALTER TABLE "+pgx.Identifier{live, table}.Sanitize()+" SET SCHEMA "+pgx.Identifier{retired}.Sanitize(),
+			"ALTER TABLE "+pgx.Identifier{schema, table}.Sanitize()+" SET SCHEMA "+pgx.Identifier{live}.Sanitize())
+	}
+	for _, q := range stmts {
+		if _, err := s.tx.Exec(ctx, q); err != nil {
+			_ = s.tx.Rollback(context.WithoutCancel(ctx))
+			return fmt.Errorf("swap %s: %w", schema, err)
+		}
+	}
+	liveCp := pgx.Identifier{live, "projection_checkpoints"}.Sanitize()
+	if _, err := s.tx.Exec(ctx, "DELETE FROM "+liveCp+" WHERE projection = ANY($1)", names); err != nil {
+		_ = s.tx.Rollback(context.WithoutCancel(ctx))
+		return fmt.Errorf("swap %s: checkpoints: %w", schema, err)
+	}
+	if _, err := s.tx.Exec(ctx, "INSERT INTO "+liveCp+` (projection, topic, "partition", next_offset)
+SELECT projection, topic, "partition", next_offset FROM `+pgx.Identifier{schema, "projection_checkpoints"}.Sanitize()+
+		" WHERE projection = ANY($1)", names); err != nil {
+		_ = s.tx.Rollback(context.WithoutCancel(ctx))
+		return fmt.Errorf("swap %s: checkpoints: %w", schema, err)
+	}
+	if err := s.tx.Commit(ctx); err != nil {
+		return fmt.Errorf("swap %s: commit: %w", schema, err)
+	}
+	return nil
+}
+
+// Abort implements projections.Swap.
+func (s *swap) Abort(ctx context.Context) error {
+	if err := s.tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
+		return fmt.Errorf("resume live projections: %w", err)
+	}
+	return nil
+}
+
+// RebuildRuns records rebuild runs in rebuild_runs and serialises full
+// rebuilds with a session advisory lock. It satisfies
+// projections.RebuildRuns and is safe for concurrent use.
+type RebuildRuns struct {
+	pool *pgxpool.Pool
+}
+
+var _ projections.RebuildRuns = (*RebuildRuns)(nil)
+
+// NewRebuildRuns returns the run store of pool's schema.
+func NewRebuildRuns(pool *pgxpool.Pool) *RebuildRuns { return &RebuildRuns{pool: pool} }
+
+func rebuildLockID(schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("softprohub/rebuild\x00" + schema))
+	return int64(h.Sum64())
+}
+
+// Begin implements projections.RebuildRuns.
+func (s *RebuildRuns) Begin(ctx context.Context, run projections.RebuildRun) (int64, []projections.RebuildRun, func(), error) {
+	release := func() {}
+	var stale []projections.RebuildRun
+	if run.Kind == projections.KindRebuild {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("begin rebuild: %w", err)
+		}
+		schema, err := CurrentSchema(ctx, s.pool)
+		if err != nil {
+			conn.Release()
+			return 0, nil, nil, err
+		}
+		id := rebuildLockID(schema)
+		var ok bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", id).Scan(&ok); err != nil {
+			conn.Release()
+			return 0, nil, nil, fmt.Errorf("begin rebuild: %w", err)
+		}
+		if !ok {
+			conn.Release()
+			return 0, nil, nil, projections.ErrRebuildRunning
+		}
+		release = func() {
+			_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", id)
+			conn.Release()
+		}
+		// Whoever left a run active died holding the lock.
+		rows, err := s.pool.Query(ctx, `UPDATE rebuild_runs SET state = 'failed', error = 'interrupted', finished_at = now(), updated_at = now()
+WHERE kind = 'rebuild' AND state IN ('building', 'catching-up', 'paused') RETURNING id, schema_name`)
+		if err == nil {
+			var r projections.RebuildRun
+			_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.Schema}, func() error {
+				stale = append(stale, r)
+				return nil
+			})
+		}
+		if err != nil {
+			release()
+			return 0, nil, nil, fmt.Errorf("begin rebuild: stale runs: %w", err)
+		}
+	}
+	var id int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO rebuild_runs (kind, schema_name, as_of, state, started_at)
+VALUES ($1, $2, $3, $4, $5) RETURNING id`, string(run.Kind), run.Schema, run.AsOf, string(run.State), run.StartedAt).Scan(&id)
+	if err != nil {
+		release()
+		return 0, nil, nil, fmt.Errorf("begin %s: %w", run.Kind, err)
+	}
+	return id, stale, release, nil
+}
+
+// Update implements projections.RebuildRuns.
+func (s *RebuildRuns) Update(ctx context.Context, r projections.RebuildRun) error {
+	var errText *string
+	if r.Error != "" {
+		errText = &r.Error
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE rebuild_runs SET schema_name = $2, state = $3, offsets_at_start = $4, applied = $5,
+offsets_left = $6, events_per_second = $7, eta_ms = $8, paused_ms = $9, finished_at = $10, error = $11, updated_at = now()
+WHERE id = $1`, r.ID, r.Schema, string(r.State), r.End, r.Progress.Applied, r.Progress.Left, r.Progress.Rate,
+		r.Progress.ETA.Milliseconds(), r.Paused.Milliseconds(), r.FinishedAt, errText)
+	if err != nil {
+		return fmt.Errorf("update rebuild run %d: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Latest returns the newest runs, newest first.
+func (s *RebuildRuns) Latest(ctx context.Context, limit int) ([]projections.RebuildRun, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, kind, schema_name, as_of, state, offsets_at_start, applied, offsets_left,
+events_per_second, eta_ms, paused_ms, started_at, updated_at, finished_at, coalesce(error, '')
+FROM rebuild_runs ORDER BY id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild runs: %w", err)
+	}
+	var out []projections.RebuildRun
+	var r projections.RebuildRun
+	var kind, state string
+	var eta, paused int64
+	var updated time.Time
+	_, err = pgx.ForEachRow(rows, []any{&r.ID, &kind, &r.Schema, &r.AsOf, &state, &r.End, &r.Progress.Applied, &r.Progress.Left,
+		&r.Progress.Rate, &eta, &paused, &r.StartedAt, &updated, &r.FinishedAt, &r.Error}, func() error {
+		r.Kind, r.State = projections.RebuildKind(kind), projections.RebuildState(state)
+		r.Progress.ETA, r.Paused = time.Duration(eta)*time.Millisecond, time.Duration(paused)*time.Millisecond
+		end := updated
+		if r.FinishedAt != nil {
+			end = *r.FinishedAt
+		}
+		r.Progress.Elapsed = end.Sub(r.StartedAt)
+		out = append(out, r)
+		r = projections.RebuildRun{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rebuild runs: %w", err)
+	}
+	return out, nil
+}
+
+// ProjectionCheckpoints returns every live checkpoint with when it last
+// moved.
+func (s *RebuildRuns) ProjectionCheckpoints(ctx context.Context) ([]projections.CheckpointRow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT projection, topic, "partition", next_offset, updated_at FROM projection_checkpoints
+ORDER BY projection, topic, "partition"`)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints: %w", err)
+	}
+	var out []projections.CheckpointRow
+	var c projections.CheckpointRow
+	_, err = pgx.ForEachRow(rows, []any{&c.Projection, &c.Topic, &c.Partition.Partition, &c.Next, &c.UpdatedAt}, func() error {
+		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// LastErrors returns, per topic, the newest error of a FAILED event.
+func (s *RebuildRuns) LastErrors(ctx context.Context) (map[string]projections.LastError, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (topic) topic, coalesce(error, ''), coalesce(failed_at, received_at), event_id, integration_id
+FROM webhook_events WHERE status = 'FAILED' ORDER BY topic, failed_at DESC NULLS LAST`)
+	if err != nil {
+		return nil, fmt.Errorf("last errors: %w", err)
+	}
+	out := map[string]projections.LastError{}
+	var topic string
+	var e projections.LastError
+	_, err = pgx.ForEachRow(rows, []any{&topic, &e.Error, &e.At, &e.EventID, &e.IntegrationID}, func() error {
+		out[topic] = e
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("last errors: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,285 @@
+package projections
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// ConsistencyStore reads an integration's read models for validation.
+type ConsistencyStore interface {
+	// EntityRows returns every entity row of the integration, deleted ones
+	// included.
+	EntityRows(ctx context.Context, integrationID string) ([]domain.Entity, error)
+	// AuditCounts counts the integration's audit rows per event type and
+	// hour received.
+	AuditCounts(ctx context.Context, integrationID string) (map[AuditBucket]int64, error)
+}
+
+// AuditBucket is one event type in one hour.
+type AuditBucket struct {
+	Type domain.EventType
+	Hour time.Time
+}
+
+// Issue kinds of a consistency report, a wire contract.
+const (
+	IssueMissing    = "missing"
+	IssueExtra      = "extra"
+	IssueDiffers    = "differs"
+	IssueAuditCount = "audit-count"
+)
+
+// Issue is one inconsistency between the log and the read models.
+type Issue struct {
+	Kind       string           `json:"kind"`
+	EntityKind domain.Kind      `json:"entityKind,omitempty"`
+	EntityID   string           `json:"entityId,omitempty"`
+	Fields     []string         `json:"fields,omitempty"`
+	EventType  domain.EventType `json:"eventType,omitempty"`
+	Hour       *time.Time       `json:"hour,omitempty"`
+	// Expected is what the log says, Actual what the read model holds.
+	Expected string `json:"expected,omitempty"`
+	Actual   string `json:"actual,omitempty"`
+}
+
+// Key is the issue's entity.
+func (i Issue) Key(integrationID string) domain.EntityKey {
+	return domain.EntityKey{IntegrationID: integrationID, Kind: i.EntityKind, ID: i.EntityID}
+}
+
+// ConsistencyReport is the original system's report: a score from 0 to 100
+// and the issues found.
+type ConsistencyReport struct {
+	IntegrationID string    `json:"integrationId"`
+	Score         int       `json:"score"`
+	CheckedAt     time.Time `json:"checkedAt"`
+	// Events is how many distinct events of the integration the log holds.
+	Events int64 `json:"events"`
+	// Entities is how many entities the log and the read models name.
+	Entities     int     `json:"entities"`
+	AuditBuckets int     `json:"auditBuckets"`
+	Issues       []Issue `json:"issues"`
+}
+
+// Validate folds each of the integration's entities from the log with the
+// domain's Apply rules and compares the result with its read-model row,
+// and compares the audit's counts per type and hour with the log's. The
+// score is the share of entities and audit buckets that agree. Events are
+// folded in append order across topics, each (integration, event id) once,
+// as the live projectors do; events that can never project are counted in
+// the audit but change no entity.
+func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integrationID string, topics []string) (ConsistencyReport, error) {
+	if len(topics) == 0 {
+		topics = domain.EventTopics
+	}
+	rep := ConsistencyReport{IntegrationID: integrationID, CheckedAt: time.Now().UTC(), Issues: []Issue{}}
+	bounds, err := log.Bounds(ctx, topics, time.Time{}, time.Time{})
+	if err != nil {
+		return rep, fmt.Errorf("validate %s: %w", integrationID, err)
+	}
+	bounds = onlyIntegration(bounds, log, integrationID)
+	type folded struct {
+		at     time.Time
+		part   Partition
+		offset int64
+		change domain.Change
+	}
+	var changes []folded
+	seen := map[string]bool{}
+	logCounts := map[AuditBucket]int64{}
+	err = log.Scan(ctx, ScanRequest{Bounds: bounds, IntegrationID: integrationID, BatchSize: 2000}, func(recs []ScannedRecord) error {
+		for _, r := range recs {
+			if r.Err != nil || seen[r.Envelope.EventID] {
+				continue
+			}
+			c, ok, err := domain.ChangeOf(r.Envelope)
+			received := r.Envelope.ReceivedAt
+			if received.IsZero() {
+				received = r.Timestamp
+			}
+			if err != nil {
+				// Poisoned: its audit row says FAILED; a later copy (a
+				// manual retry) cannot do better.
+				seen[r.Envelope.EventID] = true
+				logCounts[AuditBucket{r.Envelope.Type, received.UTC().Truncate(time.Hour)}]++
+				continue
+			}
+			seen[r.Envelope.EventID] = true
+			rep.Events++
+			logCounts[AuditBucket{r.Envelope.Type, received.UTC().Truncate(time.Hour)}]++
+			if ok {
+				changes = append(changes, folded{at: r.Timestamp, part: r.Partition, offset: r.Offset, change: c})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("validate %s: %w", integrationID, err)
+	}
+	slices.SortStableFunc(changes, func(a, b folded) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.part.Topic, b.part.Topic); c != 0 {
+			return c
+		}
+		return int(a.offset - b.offset)
+	})
+	want := map[domain.EntityKey]domain.Entity{}
+	for _, f := range changes {
+		next, eff := domain.Apply(want[f.change.Key], f.change)
+		if eff.Applied {
+			want[f.change.Key] = next
+		}
+	}
+	rows, err := store.EntityRows(ctx, integrationID)
+	if err != nil {
+		return rep, fmt.Errorf("validate %s: %w", integrationID, err)
+	}
+	have := make(map[domain.EntityKey]domain.Entity, len(rows))
+	for _, r := range rows {
+		have[r.Key] = r
+	}
+	keys := make([]domain.EntityKey, 0, len(want)+len(have))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	for k := range have {
+		if _, ok := want[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, compareEntityKeys)
+	rep.Entities = len(keys)
+	bad := 0
+	for _, k := range keys {
+		w, inLog := want[k]
+		h, inDB := have[k]
+		switch {
+		case !inDB:
+			rep.Issues = append(rep.Issues, Issue{Kind: IssueMissing, EntityKind: k.Kind, EntityID: k.ID, Expected: w.LastEventID})
+		case !inLog:
+			rep.Issues = append(rep.Issues, Issue{Kind: IssueExtra, EntityKind: k.Kind, EntityID: k.ID, Actual: h.LastEventID})
+		default:
+			fields, exp, act := entityDiff(w, h)
+			if len(fields) == 0 {
+				continue
+			}
+			rep.Issues = append(rep.Issues, Issue{Kind: IssueDiffers, EntityKind: k.Kind, EntityID: k.ID, Fields: fields,
+				Expected: strings.Join(exp, "; "), Actual: strings.Join(act, "; ")})
+		}
+		bad++
+	}
+	audit, err := store.AuditCounts(ctx, integrationID)
+	if err != nil {
+		return rep, fmt.Errorf("validate %s: %w", integrationID, err)
+	}
+	buckets := make([]AuditBucket, 0, len(logCounts)+len(audit))
+	for b := range logCounts {
+		buckets = append(buckets, b)
+	}
+	for b := range audit {
+		if _, ok := logCounts[b]; !ok {
+			buckets = append(buckets, b)
+		}
+	}
+	slices.SortFunc(buckets, func(a, b AuditBucket) int {
+		if c := a.Hour.Compare(b.Hour); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.Type), string(b.Type))
+	})
+	rep.AuditBuckets = len(buckets)
+	for _, b := range buckets {
+		if logCounts[b] == audit[b] {
+			continue
+		}
+		h := b.Hour
+		rep.Issues = append(rep.Issues, Issue{Kind: IssueAuditCount, EventType: b.Type, Hour: &h,
+			Expected: fmt.Sprint(logCounts[b]), Actual: fmt.Sprint(audit[b])})
+		bad++
+	}
+	rep.Score = 100
+	if checked := rep.Entities + rep.AuditBuckets; checked > 0 {
+		rep.Score = (checked - bad) * 100 / checked
+	}
+	return rep, nil
+}
+
+// entityDiff names the fields in which the read-model row h differs from
+// the folded state w, with both values.
+func entityDiff(w, h domain.Entity) (fields, expected, actual []string) {
+	add := func(name string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			fields = append(fields, name)
+			expected = append(expected, fmt.Sprintf("%s=%v", name, a))
+			actual = append(actual, fmt.Sprintf("%s=%v", name, b))
+		}
+	}
+	add("deleted", w.Deleted, h.Deleted)
+	add("softpro_updated_at", micros(w.UpdatedAt), micros(h.UpdatedAt))
+	add("softpro_created_at", micros(w.CreatedAt), micros(h.CreatedAt))
+	add("last_event_id", w.LastEventID, h.LastEventID)
+	switch w.Key.Kind {
+	case domain.KindTransaction:
+		a, b := w.Transaction, h.Transaction
+		add("file_number", a.FileNumber, b.FileNumber)
+		add("status", a.Status, b.Status)
+		add("property_address", a.PropertyAddress, b.PropertyAddress)
+		add("closing_date", day(a.ClosingDate), day(b.ClosingDate))
+		add("closed_at", microsPtr(a.ClosedAt), microsPtr(b.ClosedAt))
+	case domain.KindContact:
+		add("contact", w.Contact, h.Contact)
+	case domain.KindDocument:
+		add("document", w.Document, h.Document)
+	case domain.KindTask:
+		a, b := w.Task, h.Task
+		add("transaction_id", a.TransactionID, b.TransactionID)
+		add("title", a.Title, b.Title)
+		add("status", a.Status, b.Status)
+		add("assigned_to", a.AssignedTo, b.AssignedTo)
+		add("due_date", microsPtr(a.DueDate), microsPtr(b.DueDate))
+		add("completed_at", microsPtr(a.CompletedAt), microsPtr(b.CompletedAt))
+	}
+	if !sameJSON(w.Data, h.Data) {
+		fields = append(fields, "payload")
+		expected = append(expected, "payload="+string(w.Data))
+		actual = append(actual, "payload="+string(h.Data))
+	}
+	return fields, expected, actual
+}
+
+func micros(t time.Time) string { return t.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano) }
+
+func microsPtr(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return micros(*t)
+}
+
+func day(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(time.DateOnly)
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}

@@ -1,0 +1,418 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// Gap kinds, a wire contract of the gaps API.
+const (
+	// GapLogBehind: the integration has records on the log that its
+	// projection has not applied for longer than the threshold.
+	GapLogBehind = "log-behind"
+	// GapPoisoned: events of the integration are FAILED (poisoned).
+	GapPoisoned = "poisoned"
+	// GapSyncFailed: the last scheduled sync failed.
+	GapSyncFailed = "sync-failed"
+	// GapSyncMissed: no sync ran for more than twice the integration's
+	// frequency.
+	GapSyncMissed = "sync-missed"
+	// GapReadModel: read-model rows disagree with the log (rows deleted or
+	// edited behind the system's back), found by Validate.
+	GapReadModel = "read-model"
+)
+
+// Fill methods of a gap.
+const (
+	FillReplay = "replay"
+	FillRetry  = "retry"
+	FillSync   = "sync"
+	FillRefold = "refold"
+)
+
+// Gap is a period or a set of rows the read models lack, and how it will be
+// filled.
+type Gap struct {
+	Kind          string     `json:"kind"`
+	IntegrationID string     `json:"integrationId"`
+	Topic         string     `json:"topic,omitempty"`
+	Partition     *int32     `json:"partition,omitempty"`
+	From          *time.Time `json:"from,omitempty"`
+	To            *time.Time `json:"to,omitempty"`
+	// Missing says what is missing.
+	Missing string `json:"missing"`
+	// Records counts the records, events or rows concerned.
+	Records int64 `json:"records"`
+	// Fill says how gaps fill repairs it.
+	Fill     string             `json:"fill"`
+	Entities []domain.EntityKey `json:"-"`
+	Issues   []Issue            `json:"issues,omitempty"`
+}
+
+// SyncRunInfo is one sync run as gap detection sees it.
+type SyncRunInfo struct {
+	Failed     bool
+	StartedAt  time.Time
+	FinishedAt *time.Time
+	Error      string
+}
+
+// SyncInfo is an integration's sync configuration and newest runs.
+type SyncInfo struct {
+	Enabled bool
+	// Frequency is the interval between scheduled syncs.
+	Frequency time.Duration
+	// Connected is whether the integration has a SoftPro API connection.
+	Connected bool
+	// Runs are the newest runs, newest first.
+	Runs []SyncRunInfo
+}
+
+// SyncHistory reads an integration's sync state (the sync_runs table).
+type SyncHistory interface {
+	SyncInfo(ctx context.Context, integrationID string) (SyncInfo, error)
+}
+
+// Syncer runs a sync of an integration now and waits for it; full resets
+// its watermarks first, so every record is pulled again.
+type Syncer interface {
+	SyncNow(ctx context.Context, integrationID string, full bool) (records int, err error)
+}
+
+// FailedCounter counts an integration's FAILED events.
+type FailedCounter interface {
+	FailedEvents(ctx context.Context, integrationID string) (n int64, from, to time.Time, err error)
+}
+
+// FailedRetrier appends an integration's FAILED events again (Retrier).
+type FailedRetrier interface {
+	RetryFailed(ctx context.Context, integrationID string, eventIDs []string, correlationID string) (int, error)
+}
+
+// GapConfig tunes gap detection.
+type GapConfig struct {
+	// Behind is how long a projection may lag before it is a gap (default
+	// 5 minutes).
+	Behind time.Duration
+	// Topics and Names are the projected topics and their projection
+	// names, as for a Rebuilder.
+	Topics []string
+	Names  map[string]string
+	// ScanLimit bounds the offsets read to tell an integration's unapplied
+	// records (default 200000 per partition).
+	ScanLimit int64
+}
+
+// Recovery finds and fills gaps, validates and resyncs integrations. The
+// sync collaborators may be nil: the schedule side is then not checked,
+// and resync is unavailable.
+type Recovery struct {
+	cfg      GapConfig
+	log      LogScanner
+	status   StatusSource
+	store    ConsistencyStore
+	failed   FailedCounter
+	retrier  FailedRetrier
+	replayer *Replayer
+	syncs    SyncHistory
+	syncer   Syncer
+	now      func() time.Time
+}
+
+// RecoveryDeps are Recovery's collaborators; Syncs and Syncer may be nil.
+type RecoveryDeps struct {
+	Log      LogScanner
+	Status   StatusSource
+	Store    ConsistencyStore
+	Failed   FailedCounter
+	Retrier  FailedRetrier
+	Replayer *Replayer
+	Syncs    SyncHistory
+	Syncer   Syncer
+}
+
+// ErrNoSync is returned by operations that need scheduled sync when it is
+// not wired.
+var ErrNoSync = errors.New("scheduled sync is not available")
+
+// NewRecovery returns a Recovery.
+func NewRecovery(cfg GapConfig, d RecoveryDeps) *Recovery {
+	if d.Log == nil || d.Status == nil || d.Store == nil || d.Failed == nil || d.Retrier == nil || d.Replayer == nil {
+		panic("projections: NewRecovery needs a log, status, store, failed counter, retrier and replayer")
+	}
+	if cfg.Behind == 0 {
+		cfg.Behind = 5 * time.Minute
+	}
+	if cfg.Topics == nil {
+		cfg.Topics = domain.EventTopics
+	}
+	if cfg.ScanLimit == 0 {
+		cfg.ScanLimit = 200000
+	}
+	return &Recovery{cfg: cfg, log: d.Log, status: d.Status, store: d.Store, failed: d.Failed, retrier: d.Retrier,
+		replayer: d.Replayer, syncs: d.Syncs, syncer: d.Syncer, now: time.Now}
+}
+
+// Validate checks the integration's read models against the log.
+func (r *Recovery) Validate(ctx context.Context, integrationID string) (ConsistencyReport, error) {
+	return Validate(ctx, r.store, r.log, integrationID, r.cfg.Topics)
+}
+
+// Gaps finds the integration's gaps on every side this process can see:
+// the log (unapplied and poisoned records), the schedule (failed or
+// missed syncs) and the read models (rows that disagree with the log).
+func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error) {
+	gaps := []Gap{}
+	logGaps, err := r.logGaps(ctx, integrationID)
+	if err != nil {
+		return nil, err
+	}
+	gaps = append(gaps, logGaps...)
+	n, from, to, err := r.failed.FailedEvents(ctx, integrationID)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		gaps = append(gaps, Gap{Kind: GapPoisoned, IntegrationID: integrationID, From: &from, To: &to, Records: n,
+			Missing: fmt.Sprintf("%d FAILED events are not in the read models", n), Fill: FillRetry})
+	}
+	if r.syncs != nil {
+		g, err := r.syncGaps(ctx, integrationID)
+		if err != nil {
+			return nil, err
+		}
+		gaps = append(gaps, g...)
+	}
+	rep, err := r.Validate(ctx, integrationID)
+	if err != nil {
+		return nil, err
+	}
+	var keys []domain.EntityKey
+	var issues []Issue
+	for _, is := range rep.Issues {
+		if is.Kind == IssueMissing || is.Kind == IssueDiffers {
+			keys = append(keys, is.Key(integrationID))
+			issues = append(issues, is)
+		}
+	}
+	if len(keys) > 0 {
+		gaps = append(gaps, Gap{Kind: GapReadModel, IntegrationID: integrationID, Records: int64(len(keys)),
+			Missing: fmt.Sprintf("%d entities missing or differing from the log", len(keys)), Fill: FillRefold,
+			Entities: keys, Issues: issues})
+	}
+	return gaps, nil
+}
+
+// logGaps: per topic, the integration's partition, and the integration's
+// records in it past the projection's checkpoint that have waited longer
+// than the threshold.
+func (r *Recovery) logGaps(ctx context.Context, integrationID string) ([]Gap, error) {
+	bounds, err := r.log.Bounds(ctx, r.cfg.Topics, time.Time{}, time.Time{})
+	if err != nil {
+		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
+	}
+	bounds = onlyIntegration(bounds, r.log, integrationID)
+	cps, err := r.status.ProjectionCheckpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
+	}
+	next := map[Partition]int64{}
+	for _, c := range cps {
+		if r.cfg.Names[c.Topic] == c.Projection {
+			next[c.Partition] = c.Next
+		}
+	}
+	rest := bounds.From(next)
+	for p, s := range rest.Start {
+		// Bound the read; a projection that far behind is a gap anyway.
+		rest.Start[p] = max(s, rest.End[p]-r.cfg.ScanLimit)
+	}
+	cutoff := r.now().Add(-r.cfg.Behind)
+	type span struct {
+		n        int64
+		from, to time.Time
+	}
+	spans := map[Partition]*span{}
+	err = r.log.Scan(ctx, ScanRequest{Bounds: rest, IntegrationID: integrationID, BatchSize: 2000}, func(recs []ScannedRecord) error {
+		for _, rec := range recs {
+			if rec.Timestamp.After(cutoff) {
+				continue
+			}
+			s := spans[rec.Partition]
+			if s == nil {
+				s = &span{from: rec.Timestamp}
+				spans[rec.Partition] = s
+			}
+			s.n++
+			s.to = rec.Timestamp
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
+	}
+	var out []Gap
+	for p, s := range spans {
+		part := p.Partition
+		from, to := s.from.UTC(), s.to.UTC()
+		out = append(out, Gap{Kind: GapLogBehind, IntegrationID: integrationID, Topic: p.Topic, Partition: &part,
+			From: &from, To: &to, Records: s.n, Fill: FillReplay,
+			Missing: fmt.Sprintf("%d records of %s not projected by %s for over %v", s.n, p.Topic, r.cfg.Names[p.Topic], r.cfg.Behind)})
+	}
+	return out, nil
+}
+
+func (r *Recovery) syncGaps(ctx context.Context, integrationID string) ([]Gap, error) {
+	info, err := r.syncs.SyncInfo(ctx, integrationID)
+	if err != nil {
+		return nil, fmt.Errorf("gaps %s: sync runs: %w", integrationID, err)
+	}
+	if !info.Connected {
+		return nil, nil
+	}
+	now := r.now().UTC()
+	var lastOK *time.Time
+	for _, run := range info.Runs {
+		if !run.Failed && run.FinishedAt != nil {
+			lastOK = run.FinishedAt
+			break
+		}
+	}
+	var out []Gap
+	if len(info.Runs) > 0 && info.Runs[0].Failed {
+		from := info.Runs[0].StartedAt
+		if lastOK != nil {
+			from = *lastOK
+		}
+		to := now
+		out = append(out, Gap{Kind: GapSyncFailed, IntegrationID: integrationID, From: &from, To: &to, Fill: FillSync,
+			Missing: "SoftPro changes since the last good sync: the last run failed: " + info.Runs[0].Error})
+	}
+	if info.Enabled && info.Frequency > 0 {
+		var last time.Time
+		if len(info.Runs) > 0 {
+			last = info.Runs[0].StartedAt
+		}
+		if now.Sub(last) > 2*info.Frequency {
+			from := last
+			to := now
+			g := Gap{Kind: GapSyncMissed, IntegrationID: integrationID, To: &to, Fill: FillSync,
+				Missing: fmt.Sprintf("no sync ran for over twice the %v frequency", info.Frequency)}
+			if !last.IsZero() {
+				g.From = &from
+			}
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// FillReport says what gaps fill did.
+type FillReport struct {
+	IntegrationID string         `json:"integrationId"`
+	Gaps          []Gap          `json:"gaps"`
+	Replayed      []ReplayReport `json:"replayed"`
+	Retried       int            `json:"retried"`
+	Synced        int            `json:"synced"`
+	Errors        []string       `json:"errors,omitempty"`
+}
+
+// Fill finds the integration's gaps and fills each: log-side ones by
+// replaying their window, poisoned events by appending them again,
+// schedule-side ones by a sync now, and read-model ones by folding the
+// named entities again from the whole log. A gap that cannot be filled is
+// reported in Errors; the others are still filled.
+func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string) (FillReport, error) {
+	rep := FillReport{IntegrationID: integrationID, Replayed: []ReplayReport{}}
+	gaps, err := r.Gaps(ctx, integrationID)
+	if err != nil {
+		return rep, err
+	}
+	rep.Gaps = gaps
+	synced := false
+	for _, g := range gaps {
+		var err error
+		switch g.Fill {
+		case FillReplay:
+			var rr ReplayReport
+			rr, err = r.replayer.Replay(ctx, ReplayRequest{IntegrationID: integrationID, Topics: []string{g.Topic},
+				From: *g.From, To: g.To.Add(time.Millisecond)})
+			rep.Replayed = append(rep.Replayed, rr)
+		case FillRetry:
+			var n int
+			n, err = r.retrier.RetryFailed(ctx, integrationID, nil, correlationID)
+			rep.Retried += n
+		case FillSync:
+			if synced {
+				continue
+			}
+			if r.syncer == nil {
+				err = ErrNoSync
+				break
+			}
+			synced = true
+			var n int
+			n, err = r.syncer.SyncNow(ctx, integrationID, false)
+			rep.Synced += n
+		case FillRefold:
+			var rr ReplayReport
+			rr, err = r.replayer.Replay(ctx, ReplayRequest{IntegrationID: integrationID, Topics: r.cfg.Topics, Refold: g.Entities})
+			rep.Replayed = append(rep.Replayed, rr)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return rep, err
+			}
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", g.Kind, err))
+		}
+	}
+	return rep, nil
+}
+
+// ResyncReport says what a full resync did.
+type ResyncReport struct {
+	IntegrationID string       `json:"integrationId"`
+	Synced        int          `json:"synced"`
+	Replay        ReplayReport `json:"replay"`
+	// Consistency is the integration's report after the resync.
+	Consistency ConsistencyReport `json:"consistency"`
+}
+
+// Resync is the emergency path: pull every record of the integration from
+// the SoftPro API into the log (source sync), then apply the integration's
+// whole log again to its read models, refolding every entity that
+// disagrees with it, and validate.
+func (r *Recovery) Resync(ctx context.Context, integrationID string) (ResyncReport, error) {
+	rep := ResyncReport{IntegrationID: integrationID}
+	if r.syncer == nil {
+		return rep, ErrNoSync
+	}
+	n, err := r.syncer.SyncNow(ctx, integrationID, true)
+	rep.Synced = n
+	if err != nil {
+		return rep, fmt.Errorf("resync %s: %w", integrationID, err)
+	}
+	before, err := r.Validate(ctx, integrationID)
+	if err != nil {
+		return rep, fmt.Errorf("resync %s: %w", integrationID, err)
+	}
+	var keys []domain.EntityKey
+	for _, is := range before.Issues {
+		if is.Kind == IssueMissing || is.Kind == IssueDiffers {
+			keys = append(keys, is.Key(integrationID))
+		}
+	}
+	rep.Replay, err = r.replayer.Replay(ctx, ReplayRequest{IntegrationID: integrationID, Topics: r.cfg.Topics, Refold: keys})
+	if err != nil {
+		return rep, fmt.Errorf("resync %s: %w", integrationID, err)
+	}
+	rep.Consistency, err = r.Validate(ctx, integrationID)
+	if err != nil {
+		return rep, fmt.Errorf("resync %s: %w", integrationID, err)
+	}
+	return rep, nil
+}

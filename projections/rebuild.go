@@ -1,0 +1,599 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// RebuildKind says what a rebuild run builds.
+type RebuildKind string
+
+// Kinds of rebuild runs, a wire contract of the status API.
+const (
+	// KindRebuild builds every read model from the log and swaps it in.
+	KindRebuild RebuildKind = "rebuild"
+	// KindAsOf builds the read models as they were at a time into a
+	// schema of their own, never swapped in.
+	KindAsOf RebuildKind = "as-of"
+)
+
+// RebuildState is where a rebuild run is, a wire contract of the status
+// API.
+type RebuildState string
+
+// States of a rebuild run.
+const (
+	StateBuilding   RebuildState = "building"
+	StateCatchingUp RebuildState = "catching-up"
+	// StatePaused: the live projectors wait while the last records are
+	// applied and the schemas are swapped.
+	StatePaused    RebuildState = "paused"
+	StateDone      RebuildState = "done"
+	StateFailed    RebuildState = "failed"
+	StateCancelled RebuildState = "cancelled"
+)
+
+// Active reports whether a run in state s is still working.
+func (s RebuildState) Active() bool {
+	return s == StateBuilding || s == StateCatchingUp || s == StatePaused
+}
+
+// Progress is how far a run is.
+type Progress struct {
+	// Applied counts the records applied so far, over every phase.
+	Applied int64 `json:"applied"`
+	// Left is the offsets still to apply in the current phase.
+	Left int64 `json:"offsetsLeft"`
+	// Rate is records applied per second over the run.
+	Rate float64 `json:"eventsPerSecond"`
+	// ETA is the time the current phase still needs at Rate.
+	ETA     time.Duration `json:"etaNs"`
+	Elapsed time.Duration `json:"elapsedNs"`
+}
+
+// RebuildRun is one rebuild or as-of build, as recorded.
+type RebuildRun struct {
+	ID     int64        `json:"id"`
+	Kind   RebuildKind  `json:"kind"`
+	Schema string       `json:"schema"`
+	AsOf   *time.Time   `json:"asOf,omitempty"`
+	State  RebuildState `json:"state"`
+	// End is how many offsets the first pass had to apply.
+	End        int64      `json:"offsetsAtStart"`
+	Progress   Progress   `json:"progress"`
+	StartedAt  time.Time  `json:"startedAt"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	// Paused is how long the live projectors waited for the swap.
+	Paused time.Duration `json:"pausedNs,omitempty"`
+}
+
+// ErrRebuildRunning is returned when another rebuild holds the lock.
+var ErrRebuildRunning = errors.New("a rebuild is already running")
+
+// RebuildRuns records rebuild runs. Begin of a KindRebuild run takes a lock
+// that release gives back (a crashed process gives it back by dying), and
+// returns ErrRebuildRunning while another process holds it; the runs a
+// dead process left active are then returned as stale, marked failed.
+type RebuildRuns interface {
+	Begin(ctx context.Context, run RebuildRun) (id int64, stale []RebuildRun, release func(), err error)
+	Update(ctx context.Context, run RebuildRun) error
+}
+
+// RebuildTarget is where rebuilds write: fresh schemas next to the live
+// one, and the swap.
+type RebuildTarget interface {
+	// Create makes schema, migrated and empty, and returns a store writing
+	// into it (durability may be relaxed: it is not live until the swap).
+	// The store is valid until Drop or until the swap committed.
+	Create(ctx context.Context, schema string) (Store, error)
+	// Checkpoints returns the next offsets stored in schema under name.
+	Checkpoints(ctx context.Context, schema, name string) (map[Partition]int64, error)
+	// Pause makes the live projectors wait (their next transaction blocks)
+	// until the returned swap commits or aborts.
+	Pause(ctx context.Context) (Swap, error)
+	// Drop removes schema and everything in it; a missing one is fine.
+	Drop(ctx context.Context, schema string) error
+}
+
+// Swap is the paused moment of a rebuild.
+type Swap interface {
+	// Commit moves the read models of schema into the live schema in one
+	// transaction, hands the checkpoints of projections in schema to the
+	// live projectors, and resumes them. The replaced tables end up in
+	// retired, for the caller to drop.
+	Commit(ctx context.Context, schema, retired string, projections []string) error
+	// Abort resumes the live projectors with nothing changed.
+	Abort(ctx context.Context) error
+}
+
+// RebuildConfig tunes a Rebuilder. Zero values take the defaults noted.
+type RebuildConfig struct {
+	// LiveSchema names the schema the live read models are in; rebuild
+	// schemas are named after it. Required.
+	LiveSchema string
+	// Topics are the event topics (default domain.EventTopics).
+	Topics []string
+	// Names maps each topic to its projection name (the live checkpoint
+	// namespace). Required for every topic.
+	Names map[string]string
+	// BatchSize is how many records one transaction applies (default
+	// 4000).
+	BatchSize int
+	// Workers is how many transactions run at once (default 2).
+	Workers int
+	// PauseBelow is how few offsets may be left before the live
+	// projectors are paused for the last pass (default 20000).
+	PauseBelow int64
+	// OnProgress, when set, is called with the run every ProgressEvery
+	// (default 1 s) and when it ends.
+	OnProgress    func(RebuildRun)
+	ProgressEvery time.Duration
+}
+
+func (c *RebuildConfig) setDefaults() {
+	if c.Topics == nil {
+		c.Topics = domain.EventTopics
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 4000
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.PauseBelow == 0 {
+		c.PauseBelow = 20000
+	}
+	if c.ProgressEvery == 0 {
+		c.ProgressEvery = time.Second
+	}
+}
+
+// Validate reports every problem with c.
+func (c RebuildConfig) Validate() error {
+	var errs []error
+	if c.LiveSchema == "" {
+		errs = append(errs, errors.New("live schema is required"))
+	}
+	for _, t := range c.Topics {
+		if c.Names[t] == "" {
+			errs = append(errs, fmt.Errorf("topic %s has no projection name", t))
+		}
+	}
+	if c.BatchSize < 1 || c.Workers < 1 {
+		errs = append(errs, errors.New("batch size and workers must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Rebuilder builds read models from the log into fresh schemas: a full
+// rebuild swapped in without downtime, or a point-in-time copy. It applies
+// records with the live projectors' own rules (Projector.Apply), many per
+// transaction.
+type Rebuilder struct {
+	cfg    RebuildConfig
+	target RebuildTarget
+	runs   RebuildRuns
+	log    LogScanner
+	status sync.Map // int64 → RebuildRun, the runs of this process
+}
+
+// NewRebuilder returns a Rebuilder; every collaborator is required.
+func NewRebuilder(cfg RebuildConfig, target RebuildTarget, runs RebuildRuns, log LogScanner) (*Rebuilder, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new rebuilder: %w", err)
+	}
+	if target == nil || runs == nil || log == nil {
+		panic("projections: NewRebuilder needs a target, a run store and a log scanner")
+	}
+	return &Rebuilder{cfg: cfg, target: target, runs: runs, log: log}, nil
+}
+
+// Projections are the projection names a rebuild replaces.
+func (b *Rebuilder) Projections() []string {
+	out := make([]string, 0, len(b.cfg.Topics))
+	for _, t := range b.cfg.Topics {
+		out = append(out, b.cfg.Names[t])
+	}
+	return out
+}
+
+// Rebuild builds every read model from the start of the log into a new
+// schema up to the end offsets listed at start, catches up with the head,
+// pauses the live projectors, applies the last records, swaps the schemas
+// in one transaction handing the rebuilt checkpoints over, and resumes the
+// live projectors. Until the swap commits nothing live changes: a
+// cancelled or failed rebuild (or a crashed process) leaves the live read
+// models as they were, and a new Rebuild starts over.
+func (b *Rebuilder) Rebuild(ctx context.Context) (RebuildRun, error) {
+	run := RebuildRun{Kind: KindRebuild, State: StateBuilding, StartedAt: time.Now().UTC()}
+	id, stale, release, err := b.runs.Begin(ctx, run)
+	if err != nil {
+		return run, fmt.Errorf("rebuild: %w", err)
+	}
+	defer release()
+	for _, s := range stale {
+		_ = b.target.Drop(ctx, s.Schema)
+	}
+	run.ID = id
+	run.Schema = fmt.Sprintf("%s_rebuild_%d", b.cfg.LiveSchema, id)
+	tr := b.track(ctx, &run)
+	defer tr.stop()
+	err = b.rebuild(ctx, &run, tr)
+	return b.finish(ctx, &run, tr, err, true)
+}
+
+// AsOf builds the read models as they were at t (every record appended
+// before t) into schema, which must not exist yet unless replace is set,
+// and never touches the live read models.
+func (b *Rebuilder) AsOf(ctx context.Context, t time.Time, schema string, replace bool) (RebuildRun, error) {
+	if schema == "" || schema == b.cfg.LiveSchema {
+		return RebuildRun{}, fmt.Errorf("as-of: schema %q: %w", schema, ErrInvalidTarget)
+	}
+	at := t.UTC()
+	run := RebuildRun{Kind: KindAsOf, Schema: schema, AsOf: &at, State: StateBuilding, StartedAt: time.Now().UTC()}
+	id, _, release, err := b.runs.Begin(ctx, run)
+	if err != nil {
+		return run, fmt.Errorf("as-of: %w", err)
+	}
+	defer release()
+	run.ID = id
+	tr := b.track(ctx, &run)
+	defer tr.stop()
+	err = func() error {
+		if replace {
+			if err := b.target.Drop(ctx, schema); err != nil {
+				return err
+			}
+		}
+		store, err := b.target.Create(ctx, schema)
+		if err != nil {
+			return err
+		}
+		bounds, err := b.log.Bounds(ctx, b.cfg.Topics, time.Time{}, at)
+		if err != nil {
+			return err
+		}
+		run.End = bounds.Records()
+		return b.build(ctx, store, bounds, tr)
+	}()
+	return b.finish(ctx, &run, tr, err, false)
+}
+
+// ErrInvalidTarget marks a schema a build may not write into.
+var ErrInvalidTarget = errors.New("invalid target schema")
+
+func (b *Rebuilder) rebuild(ctx context.Context, run *RebuildRun, tr *tracker) error {
+	store, err := b.target.Create(ctx, run.Schema)
+	if err != nil {
+		return err
+	}
+	bounds, err := b.log.Bounds(ctx, b.cfg.Topics, time.Time{}, time.Time{})
+	if err != nil {
+		return err
+	}
+	run.End = bounds.Records()
+	if err := b.build(ctx, store, bounds, tr); err != nil {
+		return err
+	}
+	// Catch up with the head while live keeps projecting, until what is
+	// left is small enough to apply during a short pause.
+	tr.set(func(r *RebuildRun) { r.State = StateCatchingUp })
+	for range 10 {
+		rest, err := b.rest(ctx, run.Schema)
+		if err != nil {
+			return err
+		}
+		if rest.Records() <= b.cfg.PauseBelow {
+			break
+		}
+		if err := b.build(ctx, store, rest, tr); err != nil {
+			return err
+		}
+	}
+	swap, err := b.target.Pause(ctx)
+	if err != nil {
+		return err
+	}
+	paused := time.Now()
+	tr.set(func(r *RebuildRun) { r.State = StatePaused })
+	err = func() error {
+		rest, err := b.rest(ctx, run.Schema)
+		if err != nil {
+			return err
+		}
+		if err := b.build(ctx, store, rest, tr); err != nil {
+			return err
+		}
+		return swap.Commit(ctx, run.Schema, run.Schema+"_retired", b.Projections())
+	}()
+	if err != nil {
+		_ = swap.Abort(context.WithoutCancel(ctx))
+		return err
+	}
+	tr.set(func(r *RebuildRun) { r.Paused = time.Since(paused) })
+	// The rebuilt tables are live; what is left in both schemas is the
+	// replaced tables and empty copies of the rest.
+	dctx := context.WithoutCancel(ctx)
+	_ = b.target.Drop(dctx, run.Schema+"_retired")
+	_ = b.target.Drop(dctx, run.Schema)
+	return nil
+}
+
+// rest is what the rebuilt schema still lacks of the log as it is now.
+func (b *Rebuilder) rest(ctx context.Context, schema string) (Bounds, error) {
+	head, err := b.log.Bounds(ctx, b.cfg.Topics, time.Time{}, time.Time{})
+	if err != nil {
+		return Bounds{}, err
+	}
+	next := map[Partition]int64{}
+	for _, t := range b.cfg.Topics {
+		cps, err := b.target.Checkpoints(ctx, schema, b.cfg.Names[t])
+		if err != nil {
+			return Bounds{}, err
+		}
+		for p, o := range cps {
+			if p.Topic == t {
+				next[p] = o
+			}
+		}
+	}
+	return head.From(next), nil
+}
+
+func (b *Rebuilder) finish(ctx context.Context, run *RebuildRun, tr *tracker, err error, dropOnFail bool) (RebuildRun, error) {
+	now := time.Now().UTC()
+	tr.set(func(r *RebuildRun) {
+		r.FinishedAt = &now
+		switch {
+		case err == nil:
+			r.State = StateDone
+		case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+			r.State, r.Error = StateCancelled, err.Error()
+		default:
+			r.State, r.Error = StateFailed, err.Error()
+		}
+	})
+	tr.stop()
+	if err != nil && dropOnFail {
+		_ = b.target.Drop(context.WithoutCancel(ctx), run.Schema)
+	}
+	final := tr.snapshot()
+	*run = final
+	if err != nil {
+		return final, fmt.Errorf("%s %s: %w", final.Kind, final.Schema, err)
+	}
+	return final, nil
+}
+
+// Status returns this process's runs that are still active.
+func (b *Rebuilder) Status() []RebuildRun {
+	var out []RebuildRun
+	b.status.Range(func(_, v any) bool {
+		if r := v.(RebuildRun); r.State.Active() {
+			out = append(out, r)
+		}
+		return true
+	})
+	return out
+}
+
+// build applies every record in bounds to store, by partition: a
+// partition's records go to one worker, in offset order, so its checkpoint
+// advances compare-and-set without contention. An integration's records
+// share a partition number across topics, so they stay on one worker too.
+func (b *Rebuilder) build(ctx context.Context, store Store, bounds Bounds, tr *tracker) error {
+	tr.left.Store(bounds.Records())
+	projectors := map[string]*Projector{}
+	for _, t := range b.cfg.Topics {
+		projectors[t] = NewProjector(b.cfg.Names[t], store, nil)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	queues := make([]chan []ScannedRecord, b.cfg.Workers)
+	var wg sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan []ScannedRecord, 4)
+		wg.Add(1)
+		go func(q chan []ScannedRecord) {
+			defer wg.Done()
+			if err := b.work(ctx, q, projectors, tr); err != nil {
+				cancel(err)
+				// Drain, so the scanner never blocks on this queue.
+				for range q {
+				}
+			}
+		}(queues[i])
+	}
+	err := b.log.Scan(ctx, ScanRequest{Bounds: bounds, BatchSize: b.cfg.BatchSize}, func(recs []ScannedRecord) error {
+		select {
+		case queues[int(recs[0].Partition.Partition)%len(queues)] <- recs:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	})
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
+// work applies the batches of one worker, merging consecutive small ones of
+// a topic up to the batch size.
+func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, projectors map[string]*Projector, tr *tracker) error {
+	pending := map[string][]Record{}
+	flush := func(topic string) error {
+		recs := pending[topic]
+		if len(recs) == 0 {
+			return nil
+		}
+		delete(pending, topic)
+		if err := b.applyAll(ctx, projectors[topic], recs); err != nil {
+			return err
+		}
+		tr.applied(int64(len(recs)))
+		return nil
+	}
+	for recs := range q {
+		topic := recs[0].Topic
+		if projectors[topic] == nil {
+			return fmt.Errorf("rebuild: record of topic %s, which has no projection", topic)
+		}
+		for _, s := range recs {
+			if s.Err != nil {
+				// Not an envelope: nothing can ever project it; the live
+				// path leaves it on the log too.
+				tr.applied(1)
+				continue
+			}
+			pending[topic] = append(pending[topic], s.Record)
+		}
+		if len(pending[topic]) >= b.cfg.BatchSize || len(q) == 0 {
+			for t := range pending {
+				if err := flush(t); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for t := range pending {
+		if err := flush(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyAll applies recs in one transaction; an unprojectable record splits
+// the batch around it and is marked FAILED, as the poison queue would.
+func (b *Rebuilder) applyAll(ctx context.Context, p *Projector, recs []Record) error {
+	for len(recs) > 0 {
+		err := retryTransient(ctx, func() error {
+			_, err := p.Apply(ctx, recs...)
+			return err
+		})
+		if err == nil {
+			return nil
+		}
+		if !IsPermanent(err) {
+			return err
+		}
+		i := firstUnprojectable(recs)
+		if i < 0 {
+			return err
+		}
+		if i > 0 {
+			if err := retryTransient(ctx, func() error {
+				_, err := p.Apply(ctx, recs[:i]...)
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+		bad := recs[i]
+		_, _, cerr := domain.ChangeOf(bad.Envelope)
+		if err := retryTransient(ctx, func() error {
+			return p.Fail(ctx, Failure{Record: bad, Origin: bad.Partition, OriginOffset: bad.Offset, Reason: cerr.Error(), Attempts: 1})
+		}); err != nil {
+			return err
+		}
+		recs = recs[i+1:]
+	}
+	return nil
+}
+
+func firstUnprojectable(recs []Record) int {
+	for i, r := range recs {
+		if _, _, err := domain.ChangeOf(r.Envelope); err != nil {
+			return i
+		}
+	}
+	return -1
+}
+
+// tracker keeps a run's progress and reports it.
+type tracker struct {
+	b       *Rebuilder
+	mu      sync.Mutex
+	run     RebuildRun
+	started time.Time
+	count   atomic.Int64
+	left    atomic.Int64
+	done    chan struct{}
+	once    sync.Once
+	ctx     context.Context
+}
+
+func (b *Rebuilder) track(ctx context.Context, run *RebuildRun) *tracker {
+	tr := &tracker{b: b, run: *run, started: time.Now(), done: make(chan struct{}), ctx: context.WithoutCancel(ctx)}
+	b.status.Store(run.ID, tr.run)
+	go func() {
+		t := time.NewTicker(b.cfg.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-tr.done:
+				return
+			case <-t.C:
+				tr.report()
+			}
+		}
+	}()
+	return tr
+}
+
+func (tr *tracker) applied(n int64) {
+	tr.count.Add(n)
+	tr.left.Add(-n)
+}
+
+func (tr *tracker) set(fn func(*RebuildRun)) {
+	tr.mu.Lock()
+	fn(&tr.run)
+	tr.mu.Unlock()
+	tr.report()
+}
+
+func (tr *tracker) snapshot() RebuildRun {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	r := tr.run
+	r.Progress.Applied = tr.count.Load()
+	r.Progress.Left = max(tr.left.Load(), 0)
+	r.Progress.Elapsed = time.Since(tr.started)
+	if secs := r.Progress.Elapsed.Seconds(); secs > 0 {
+		r.Progress.Rate = float64(r.Progress.Applied) / secs
+	}
+	if r.Progress.Rate > 0 {
+		r.Progress.ETA = time.Duration(float64(r.Progress.Left) / r.Progress.Rate * float64(time.Second))
+	}
+	if !r.State.Active() {
+		r.Progress.ETA = 0
+	}
+	return r
+}
+
+func (tr *tracker) report() {
+	r := tr.snapshot()
+	tr.b.status.Store(r.ID, r)
+	_ = tr.b.runs.Update(tr.ctx, r)
+	if tr.b.cfg.OnProgress != nil {
+		tr.b.cfg.OnProgress(r)
+	}
+}
+
+func (tr *tracker) stop() {
+	tr.once.Do(func() { close(tr.done) })
+}

@@ -1,0 +1,420 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// Bounds is a part of the event log: per partition, the offsets from
+// Start (inclusive) to End (exclusive).
+type Bounds struct {
+	Start map[Partition]int64
+	End   map[Partition]int64
+}
+
+// Records is how many offsets the bounds span.
+func (b Bounds) Records() int64 {
+	var n int64
+	for p, e := range b.End {
+		if s, ok := b.Start[p]; ok && e > s {
+			n += e - s
+		}
+	}
+	return n
+}
+
+// From returns b starting at next (a projection's checkpoints) where it
+// has one and at b.Start elsewhere; a checkpoint past the end empties its
+// partition.
+func (b Bounds) From(next map[Partition]int64) Bounds {
+	out := Bounds{Start: make(map[Partition]int64, len(b.End)), End: b.End}
+	for p, e := range b.End {
+		s := b.Start[p]
+		if n, ok := next[p]; ok {
+			s = n
+		}
+		out.Start[p] = min(s, e)
+	}
+	return out
+}
+
+// partitionCounts is how many partitions each topic of b has.
+func (b Bounds) partitionCounts() map[string]int {
+	out := map[string]int{}
+	for p := range b.End {
+		out[p.Topic]++
+	}
+	return out
+}
+
+// ScanRequest says which records a scan reads.
+type ScanRequest struct {
+	Bounds
+	// IntegrationID keeps only that integration's records; empty keeps all.
+	IntegrationID string
+	// Types keeps only records of these types; empty keeps all.
+	Types []domain.EventType
+	// BatchSize bounds the records handed over at once.
+	BatchSize int
+}
+
+// ScannedRecord is a record read by a scan. Err is set (wrapping
+// domain.ErrInvalidEnvelope) when its value is not an envelope.
+type ScannedRecord struct {
+	Record
+	// Timestamp is when the record was appended.
+	Timestamp time.Time
+	Err       error
+}
+
+// LogScanner reads the event log directly, partition by partition, without
+// a consumer group. infra/kafka.ReplayReader implements it.
+type LogScanner interface {
+	// Bounds lists, for every partition of the existing topics, the first
+	// offset appended at or after from (the log start when from is zero)
+	// and the first appended at or after to (the end offsets, listed now,
+	// when to is zero).
+	Bounds(ctx context.Context, topics []string, from, to time.Time) (Bounds, error)
+	// Scan calls fn with batches of the records in req, each batch from
+	// one partition in offset order, from one goroutine at a time.
+	Scan(ctx context.Context, req ScanRequest, fn func([]ScannedRecord) error) error
+	// PartitionOf is the partition, among n, that holds an integration's
+	// records.
+	PartitionOf(integrationID string, n int) int32
+}
+
+// onlyIntegration narrows b to the partitions holding integrationID's
+// records.
+func onlyIntegration(b Bounds, log LogScanner, integrationID string) Bounds {
+	if integrationID == "" {
+		return b
+	}
+	counts := b.partitionCounts()
+	out := Bounds{Start: map[Partition]int64{}, End: map[Partition]int64{}}
+	for p, e := range b.End {
+		if log.PartitionOf(integrationID, counts[p.Topic]) == p.Partition {
+			out.Start[p], out.End[p] = b.Start[p], e
+		}
+	}
+	return out
+}
+
+// ReplayRequest is a window of the log to apply again to the live read
+// models.
+type ReplayRequest struct {
+	// IntegrationID limits the replay to one integration; empty replays
+	// every integration.
+	IntegrationID string
+	// Types limits the replay to these event types; empty means all.
+	Types []domain.EventType
+	// Topics to read; default domain.EventTopics.
+	Topics []string
+	// From and To bound the window by append time; zero From is the log
+	// start and zero To is the end offsets listed when the replay starts.
+	From, To time.Time
+	// BatchSize is how many records one transaction applies (default
+	// 2000).
+	BatchSize int
+	// Refold names entities to fold again from nothing, whatever their
+	// stored state (a row edited behind the system's back). The window
+	// must then cover their whole history: From zero.
+	Refold []domain.EntityKey
+}
+
+// ReplayReport says what a replay did.
+type ReplayReport struct {
+	IntegrationID string        `json:"integrationId,omitempty"`
+	From          *time.Time    `json:"from,omitempty"`
+	To            *time.Time    `json:"to,omitempty"`
+	Records       int64         `json:"records"`
+	Applied       int64         `json:"applied"`
+	Unchanged     int64         `json:"unchanged"`
+	AuditRestored int64         `json:"auditRestored"`
+	Unprojectable int64         `json:"unprojectable"`
+	Elapsed       time.Duration `json:"elapsedNs"`
+}
+
+// Replayer applies windows of the log again to the live read models, for
+// gap filling and repairs. It is safe for concurrent use.
+//
+// A replay writes no checkpoint and reads none: it must not move the live
+// projectors' checkpoints, and it must re-apply records the live projectors
+// have long passed (a row deleted behind the system's back). What keeps it
+// idempotent instead:
+//   - an audit row is written only when the event has none (the (integration,
+//     event id) dedup), so counts and lifecycles are never doubled;
+//   - an entity present in the store takes only changes strictly newer
+//     than its state (newest wins, and a change it already holds is not
+//     re-applied);
+//   - an entity absent from the store is folded again from the window's
+//     events with exactly the live rules (domain.Apply), each event once.
+//
+// Replaying a window twice therefore changes nothing the second time.
+type Replayer struct {
+	store Store
+	log   LogScanner
+	now   func() time.Time
+}
+
+// NewReplayer returns a replayer writing into store; now nil is time.Now.
+func NewReplayer(store Store, log LogScanner, now func() time.Time) *Replayer {
+	if store == nil || log == nil {
+		panic("projections: NewReplayer needs a store and a log scanner")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Replayer{store: store, log: log, now: now}
+}
+
+// Replay applies the window req names and reports what changed.
+func (r *Replayer) Replay(ctx context.Context, req ReplayRequest) (ReplayReport, error) {
+	started := r.now()
+	topics := req.Topics
+	if len(topics) == 0 {
+		topics = domain.EventTopics
+	}
+	if !req.From.IsZero() && !req.To.IsZero() && !req.From.Before(req.To) {
+		return ReplayReport{}, fmt.Errorf("replay: from %s is not before to %s", req.From.Format(time.RFC3339), req.To.Format(time.RFC3339))
+	}
+	rep := ReplayReport{IntegrationID: req.IntegrationID}
+	if !req.From.IsZero() {
+		f := req.From.UTC()
+		rep.From = &f
+	}
+	if !req.To.IsZero() {
+		t := req.To.UTC()
+		rep.To = &t
+	}
+	bounds, err := r.log.Bounds(ctx, topics, req.From, req.To)
+	if err != nil {
+		return rep, fmt.Errorf("replay: %w", err)
+	}
+	bounds = onlyIntegration(bounds, r.log, req.IntegrationID)
+	st := newRepairState()
+	for _, k := range req.Refold {
+		st.refold[k] = true
+	}
+	batch := req.BatchSize
+	if batch <= 0 {
+		batch = 2000
+	}
+	err = r.log.Scan(ctx, ScanRequest{Bounds: bounds, IntegrationID: req.IntegrationID, Types: req.Types, BatchSize: batch},
+		func(recs []ScannedRecord) error {
+			return r.apply(ctx, recs, st, &rep)
+		})
+	rep.Elapsed = r.now().Sub(started)
+	if err != nil {
+		return rep, fmt.Errorf("replay: %w", err)
+	}
+	return rep, nil
+}
+
+// repairState is what a replay remembers across its batches: the entities
+// it folds from scratch and the events it folded into them.
+type repairState struct {
+	owned map[domain.EntityKey]bool
+	seen  map[EventKey]bool
+	// refold entities are folded in memory from nothing; state holds
+	// their folded state so far.
+	refold map[domain.EntityKey]bool
+	state  map[domain.EntityKey]domain.Entity
+}
+
+func newRepairState() *repairState {
+	return &repairState{owned: map[domain.EntityKey]bool{}, seen: map[EventKey]bool{},
+		refold: map[domain.EntityKey]bool{}, state: map[domain.EntityKey]domain.Entity{}}
+}
+
+func (r *Replayer) apply(ctx context.Context, scanned []ScannedRecord, st *repairState, rep *ReplayReport) error {
+	recs := make([]Record, 0, len(scanned))
+	changes := make([]*domain.Change, 0, len(scanned))
+	var q Query
+	for _, s := range scanned {
+		rep.Records++
+		if s.Err != nil {
+			rep.Unprojectable++
+			continue
+		}
+		c, ok, err := domain.ChangeOf(s.Envelope)
+		if err != nil {
+			// The live path poisons it; a replay leaves its audit as is.
+			rep.Unprojectable++
+			continue
+		}
+		recs = append(recs, s.Record)
+		if ok {
+			changes = append(changes, &c)
+			q.Entities = append(q.Entities, c.Key)
+		} else {
+			changes = append(changes, nil)
+		}
+		q.Events = append(q.Events, keyOf(s.Envelope))
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	q.Events = uniq(q.Events)
+	q.Entities = uniq(q.Entities)
+	return retryTransient(ctx, func() error {
+		var counts repairCounts
+		var add *repairState
+		err := r.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+			snap, err := tx.Load(ctx, q)
+			if err != nil {
+				return err
+			}
+			var w Writes
+			w, add, counts = repairPlan(snap, recs, changes, st, r.now().UTC())
+			if w.Empty() {
+				return nil
+			}
+			return tx.Save(ctx, w)
+		})
+		if err != nil {
+			return err
+		}
+		// Only a committed batch changes what the run remembers.
+		for k := range add.owned {
+			st.owned[k] = true
+		}
+		for k := range add.seen {
+			st.seen[k] = true
+		}
+		for k, e := range add.state {
+			st.state[k] = e
+		}
+		rep.Applied += counts.applied
+		rep.Unchanged += counts.unchanged
+		rep.AuditRestored += counts.audit
+		return nil
+	})
+}
+
+type repairCounts struct{ applied, unchanged, audit int64 }
+
+// repairPlan is the pure core of a replay into live read models (see
+// Replayer for the rules).
+func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repairState, now time.Time) (Writes, *repairState, repairCounts) {
+	var w Writes
+	var n repairCounts
+	add := newRepairState()
+	owned := func(k domain.EntityKey) bool { return st.owned[k] || add.owned[k] || st.refold[k] }
+	seen := func(k EventKey) bool { return st.seen[k] || add.seen[k] }
+	audit := make(map[EventKey]bool, len(recs))
+	entities := make(map[domain.EntityKey]domain.Entity)
+	dirty := map[domain.EntityKey]bool{}
+	metrics := newMetricsAcc()
+	for i, r := range recs {
+		key := keyOf(r.Envelope)
+		_, stored := snap.Audit[key]
+		writeAudit := !stored && !audit[key]
+		var applied *bool
+		if c := changes[i]; c != nil {
+			cur, ok := entities[c.Key]
+			switch {
+			case ok:
+			case st.refold[c.Key]:
+				cur = st.state[c.Key]
+			default:
+				cur = snap.Entities[c.Key]
+			}
+			if !cur.Exists && !st.refold[c.Key] {
+				add.owned[c.Key] = true
+			}
+			fold := owned(c.Key)
+			ok = false
+			switch {
+			case fold && seen(key):
+			case fold:
+				add.seen[key] = true
+				var next domain.Entity
+				var eff domain.Effect
+				next, eff = domain.Apply(cur, *c)
+				if eff.Applied {
+					ok = true
+					entities[c.Key], dirty[c.Key] = next, true
+					if eff.StatusChange != nil {
+						w.StatusChanges = append(w.StatusChanges, *eff.StatusChange)
+					}
+				}
+			case c.At.After(cur.UpdatedAt):
+				next, eff := domain.Apply(cur, *c)
+				if eff.Applied {
+					ok = true
+					entities[c.Key], dirty[c.Key] = next, true
+					if eff.StatusChange != nil {
+						w.StatusChanges = append(w.StatusChanges, *eff.StatusChange)
+					}
+				}
+			}
+			if ok {
+				n.applied++
+			} else {
+				n.unchanged++
+			}
+			applied = &ok
+		}
+		if !writeAudit {
+			continue
+		}
+		audit[key] = true
+		n.audit++
+		row := auditRow(r, now)
+		row.Applied = applied
+		row.Status = StatusCompleted
+		if changes[i] == nil {
+			row.Status = StatusSkipped
+		}
+		ms := max(now.Sub(row.ReceivedAt).Milliseconds(), 0)
+		row.ProcessedAt, row.ProcessingTimeMs = &now, &ms
+		d := metrics.get(key.IntegrationID, r.Envelope.Type, row.ReceivedAt)
+		d.Received++
+		if row.Status == StatusSkipped {
+			d.Skipped++
+		} else {
+			d.Completed++
+			d.ProcessingMs += ms
+			d.MaxProcessingMs = max(d.MaxProcessingMs, ms)
+			d.LatencyBuckets[latencyBucket(ms)]++
+		}
+		w.Audit = append(w.Audit, row)
+	}
+	keys := make([]domain.EntityKey, 0, len(dirty))
+	for k := range dirty {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareEntityKeys)
+	for _, k := range keys {
+		w.Entities = append(w.Entities, entities[k])
+		if st.refold[k] {
+			add.state[k] = entities[k]
+		}
+	}
+	w.Metrics = metrics.list()
+	return w, add, n
+}
+
+// retryTransient runs fn until it succeeds, fails for a reason that is not
+// transient, or five attempts have failed.
+func retryTransient(ctx context.Context, fn func() error) error {
+	delay := 200 * time.Millisecond
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = fn(); err == nil || !IsTransient(err) || errors.Is(err, context.Canceled) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+	return err
+}

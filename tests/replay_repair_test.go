@@ -1,0 +1,204 @@
+package tests
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/projections"
+)
+
+// readModelDump renders every read-model row of integration id in a fixed
+// order, leaving out only the columns that record when the projector ran.
+func readModelDump(t *testing.T, db *pgxpool.Pool, id string) string {
+	t.Helper()
+	return dumpOf(t, db, id, true)
+}
+
+func dumpOf(t *testing.T, db *pgxpool.Pool, id string, metrics bool) string {
+	t.Helper()
+	queries := []string{
+		`SELECT id, file_number, status, property_address, coalesce(closing_date::text,''), coalesce(closed_at::text,''), softpro_created_at, softpro_updated_at, last_event_id, deleted, payload::text FROM transactions WHERE integration_id=$1 ORDER BY id`,
+		`SELECT id, transaction_id, first_name, last_name, email, phone, role, softpro_updated_at, last_event_id, deleted, payload::text FROM contacts WHERE integration_id=$1 ORDER BY id`,
+		`SELECT id, transaction_id, name, document_type, url, softpro_updated_at, last_event_id, deleted, payload::text FROM documents WHERE integration_id=$1 ORDER BY id`,
+		`SELECT id, transaction_id, title, status, assigned_to, coalesce(due_date::text,''), coalesce(completed_at::text,''), softpro_updated_at, last_event_id, deleted, payload::text FROM tasks WHERE integration_id=$1 ORDER BY id`,
+		`SELECT transaction_id, from_status, to_status, changed_at, event_id FROM transaction_status_changes WHERE integration_id=$1 ORDER BY event_id`,
+		`SELECT event_id, event_type, status, applied, source, topic, "partition", "offset", payload::text FROM webhook_events WHERE integration_id=$1 ORDER BY event_id`,
+		`SELECT event_type, hour, received, completed, failed, skipped FROM integration_metrics_hourly WHERE integration_id=$1 ORDER BY event_type, hour`,
+	}
+	if !metrics {
+		queries = queries[:len(queries)-1]
+	}
+	var b strings.Builder
+	for _, q := range queries {
+		b.WriteString(queryString(t, db, q, id))
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// fixture sends a small history touching every entity kind, with updates,
+// a status change and a delete, and waits until it is projected.
+func fixture(t *testing.T, e *Env, db *pgxpool.Pool, id, secret, prefix string, t0 time.Time) int {
+	t.Helper()
+	steps := []struct {
+		typ  domain.EventType
+		data string
+	}{
+		{domain.TransactionCreated, `{"id":"txn_1","file_number":"F-1","status":"open","property":{"address":"1 Main St"}}`},
+		{domain.TransactionCreated, `{"id":"txn_2","file_number":"F-2","status":"open"}`},
+		{domain.TransactionStatusChanged, `{"id":"txn_1","status":"in_progress"}`},
+		{domain.ClosingScheduled, `{"id":"cls_1","transaction_id":"txn_1","closing_date":"2024-02-01"}`},
+		{domain.ContactCreated, `{"id":"con_1","transaction_id":"txn_1","first_name":"Ada","email":"ada@example.com"}`},
+		{domain.ContactUpdated, `{"id":"con_1","email":"ada@lovelace.example"}`},
+		{domain.DocumentUploaded, `{"id":"doc_1","transaction_id":"txn_1","name":"deed.pdf"}`},
+		{domain.DocumentDeleted, `{"id":"doc_1"}`},
+		{domain.TaskCreated, `{"id":"tsk_1","transaction_id":"txn_1","title":"Search","status":"open"}`},
+		{domain.TaskCompleted, `{"id":"tsk_1"}`},
+		{domain.TransactionUpdated, `{"id":"txn_2","status":"closed"}`},
+	}
+	for i, s := range steps {
+		w := signedWebhook(id, secret, event(fmt.Sprintf("%s_%02d", prefix, i), s.typ, t0.Add(time.Duration(i)*time.Second), s.data))
+		if r := e.send(w); r.Status != 200 {
+			t.Fatalf("%s: %d %s", s.typ, r.Status, r.Raw)
+		}
+	}
+	waitAudit(t, db, id, len(steps))
+	return len(steps)
+}
+
+// waitAudit waits until at least n events of id are final in the audit.
+func waitAudit(t *testing.T, db *pgxpool.Pool, id string, n int) {
+	t.Helper()
+	eventually(t, 60*time.Second, func() string {
+		got := queryString(t, db, `SELECT count(*) FROM webhook_events WHERE integration_id=$1 AND status IN ('COMPLETED','SKIPPED')`, id)
+		if got != fmt.Sprint(n) {
+			return fmt.Sprintf("final audit rows: %s, want %d", got, n)
+		}
+		return ""
+	})
+}
+
+func (e *Env) consistency(id string) projections.ConsistencyReport {
+	e.t.Helper()
+	status, raw := e.do(http.MethodGet, "/api/v1/integrations/softpro/"+id+"/consistency", e.Token, nil)
+	if status != http.StatusOK {
+		e.t.Fatalf("consistency: %d %s", status, raw)
+	}
+	var rep projections.ConsistencyReport
+	apiData(e.t, raw, &rep)
+	return rep
+}
+
+func TestReplayValidateFindsRowsChangedBehindTheBackAndFillRestoresThem(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := e.db()
+	id, secret := e.integration("a", nil)
+	fixture(t, e, db, id, secret, "evt", time.Now().Add(-2*time.Minute).Truncate(time.Second))
+	want := dumpOf(t, db, id, false)
+	if rep := e.consistency(id); rep.Score != 100 || len(rep.Issues) != 0 {
+		t.Fatalf("before tampering: score %d, issues %+v", rep.Score, rep.Issues)
+	}
+
+	// Behind the system's back: a row deleted, a status edited, an audit
+	// row deleted.
+	for _, q := range []string{
+		`DELETE FROM transactions WHERE integration_id=$1 AND id='txn_1'`,
+		`UPDATE tasks SET status='open' WHERE integration_id=$1 AND id='tsk_1'`,
+		`DELETE FROM contacts WHERE integration_id=$1`,
+		`DELETE FROM webhook_events WHERE integration_id=$1 AND event_id='evt_04'`,
+	} {
+		if _, err := db.Exec(t.Context(), q, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := e.consistency(id)
+	if rep.Score >= 100 {
+		t.Fatalf("tampered read models score %d", rep.Score)
+	}
+	found := map[string]bool{}
+	for _, is := range rep.Issues {
+		found[is.Kind+" "+string(is.EntityKind)+" "+is.EntityID+" "+strings.Join(is.Fields, ",")] = true
+		if is.Kind == projections.IssueAuditCount && is.EventType == domain.ContactCreated {
+			found["audit contact.created"] = true
+		}
+	}
+	for _, w := range []string{"missing transaction txn_1 ", "missing contact con_1 ", "differs task tsk_1 status", "audit contact.created"} {
+		if !found[w] {
+			t.Errorf("issue %q not reported; got %+v", w, rep.Issues)
+		}
+	}
+
+	status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/gaps/fill", e.Token, nil)
+	if status != http.StatusOK {
+		t.Fatalf("gaps fill: %d %s", status, raw)
+	}
+	if got := dumpOf(t, db, id, false); got != want {
+		t.Fatalf("after fill:\n got %s\nwant %s", got, want)
+	}
+	// The hourly metrics were not tampered with, so the restored audit row
+	// is counted once more there: a metrics row cannot tell an audit row
+	// deleted behind the system's back from an event never projected.
+	if got := queryString(t, db, `SELECT sum(received)::bigint FROM integration_metrics_hourly WHERE integration_id=$1 AND event_type='contact.created'`, id); got != "2" {
+		t.Fatalf("contact.created received %s, want 2", got)
+	}
+	if rep := e.consistency(id); rep.Score != 100 {
+		t.Fatalf("after fill: score %d, issues %+v", rep.Score, rep.Issues)
+	}
+	// Filling again changes nothing.
+	if status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/gaps/fill", e.Token, nil); status != http.StatusOK {
+		t.Fatalf("gaps fill again: %d %s", status, raw)
+	}
+	if got := dumpOf(t, db, id, false); got != want {
+		t.Fatalf("after second fill:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestReplayingAWindowTwiceIsIdempotent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := e.db()
+	id, secret := e.integration("a", nil)
+	fixture(t, e, db, id, secret, "evt", time.Now().Add(-2*time.Minute).Truncate(time.Second))
+	want := readModelDump(t, db, id)
+	body := map[string]any{"from": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "to": time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}
+	for i := range 2 {
+		status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/replay", e.Token, body)
+		if status != http.StatusOK {
+			t.Fatalf("replay %d: %d %s", i, status, raw)
+		}
+		var rep projections.ReplayReport
+		apiData(t, raw, &rep)
+		if rep.Records != 11 || rep.Applied != 0 || rep.AuditRestored != 0 {
+			t.Fatalf("replay %d over intact read models: %+v", i, rep)
+		}
+		if got := readModelDump(t, db, id); got != want {
+			t.Fatalf("after replay %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+	// With a row gone, the first replay restores it and the second finds
+	// nothing left to do.
+	if _, err := db.Exec(t.Context(), `DELETE FROM documents WHERE integration_id=$1`, id); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/replay", e.Token, body)
+		if status != http.StatusOK {
+			t.Fatalf("replay %d: %d %s", i, status, raw)
+		}
+		var rep projections.ReplayReport
+		apiData(t, raw, &rep)
+		if wantApplied := int64(2 * (1 - i)); rep.Applied != wantApplied {
+			t.Fatalf("replay %d after a delete applied %d, want %d", i, rep.Applied, wantApplied)
+		}
+		if got := readModelDump(t, db, id); got != want {
+			t.Fatalf("after replay %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
