@@ -123,7 +123,9 @@ func TestReplayRebuildWhileIngestRunsLosesNothingAndNeverShrinks(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}()
-	oid := func() string { return queryString(t, db, `SELECT 'webhook_events'::regclass::oid, 'transactions'::regclass::oid`) }
+	oid := func() string {
+		return queryString(t, db, `SELECT 'webhook_events'::regclass::oid, 'transactions'::regclass::oid`)
+	}
 	before := oid()
 	time.Sleep(200 * time.Millisecond)
 	e.rebuildAndWait(nil, 90*time.Second)
