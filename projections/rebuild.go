@@ -93,6 +93,9 @@ type RebuildTarget interface {
 	// into it (durability may be relaxed: it is not live until the swap).
 	// The store is valid until Drop or until the swap committed.
 	Create(ctx context.Context, schema string) (Store, error)
+	// Seal makes schema fit to serve once its bulk is loaded (indexes,
+	// durability) before it is swapped in or handed to analysts.
+	Seal(ctx context.Context, schema string) error
 	// Checkpoints returns the next offsets stored in schema under name.
 	Checkpoints(ctx context.Context, schema, name string) (map[Partition]int64, error)
 	// Pause makes the live projectors wait (their next transaction blocks)
@@ -262,7 +265,10 @@ func (b *Rebuilder) AsOf(ctx context.Context, t time.Time, schema string, replac
 			return err
 		}
 		run.End = bounds.Records()
-		return b.build(ctx, store, bounds, tr)
+		if err := b.build(ctx, store, bounds, tr); err != nil {
+			return err
+		}
+		return b.target.Seal(ctx, schema)
 	}()
 	return b.finish(ctx, &run, tr, err, false)
 }
@@ -281,6 +287,9 @@ func (b *Rebuilder) rebuild(ctx context.Context, run *RebuildRun, tr *tracker) e
 	}
 	run.End = bounds.Records()
 	if err := b.build(ctx, store, bounds, tr); err != nil {
+		return err
+	}
+	if err := b.target.Seal(ctx, run.Schema); err != nil {
 		return err
 	}
 	// Catch up with the head while live keeps projecting, until what is
@@ -400,7 +409,7 @@ func (b *Rebuilder) build(ctx context.Context, store Store, bounds Bounds, tr *t
 	queues := make([]chan []ScannedRecord, b.cfg.Workers)
 	var wg sync.WaitGroup
 	for i := range queues {
-		queues[i] = make(chan []ScannedRecord, 4)
+		queues[i] = make(chan []ScannedRecord, 2)
 		wg.Add(1)
 		go func(q chan []ScannedRecord) {
 			defer wg.Done()

@@ -35,6 +35,6 @@ func newRootCmd() *cobra.Command {
 		Short:         "SoftPro simulator: webhook load generator and benchmark ceiling",
 		SilenceErrors: true,
 	}
-	root.AddCommand(newLoadCmd(), newCeilingCmd(), newBenchProjectCmd(), newServeCmd(), newBenchSyncCmd())
+	root.AddCommand(newLoadCmd(), newCeilingCmd(), newBenchProjectCmd(), newServeCmd(), newBenchSyncCmd(), newBenchReplayCmd())
 	return root
 }

@@ -132,8 +132,10 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(r.brokers...),
 		kgo.ConsumePartitions(consume),
-		kgo.FetchMaxPartitionBytes(8<<20),
-		kgo.FetchMaxBytes(64<<20),
+		// Large enough responses for few round trips, small enough that
+		// the buffered fetches stay a few MiB whatever the log's size.
+		kgo.FetchMaxPartitionBytes(1<<20),
+		kgo.FetchMaxBytes(8<<20),
 	)
 	if err != nil {
 		return fmt.Errorf("scan log: %w", err)

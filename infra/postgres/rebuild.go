@@ -83,6 +83,14 @@ func (t *RebuildTarget) Create(ctx context.Context, schema string) (projections.
 		p.Close()
 		return nil, err
 	}
+	// Until Seal, the read-model tables are unlogged and keep only the
+	// indexes the projector's statements need (primary keys and the
+	// unique keys of ON CONFLICT): loading first and indexing once is
+	// several times cheaper than maintaining every index row by row.
+	if err := t.strip(ctx, p, schema); err != nil {
+		p.Close()
+		return nil, err
+	}
 	t.mu.Lock()
 	if old := t.pools[schema]; old != nil {
 		old.Close()
@@ -90,6 +98,86 @@ func (t *RebuildTarget) Create(ctx context.Context, schema string) (projections.
 	t.pools[schema] = p
 	t.mu.Unlock()
 	return NewProjectionStore(p), nil
+}
+
+// strip makes schema's read-model tables unlogged and drops their
+// secondary indexes, remembering them in rebuild_indexes for Seal.
+func (t *RebuildTarget) strip(ctx context.Context, p *pgxpool.Pool, schema string) error {
+	_, err := p.Exec(ctx, `CREATE TABLE rebuild_indexes AS SELECT indexname, indexdef FROM pg_indexes i
+WHERE schemaname = current_schema() AND tablename = ANY($1) AND NOT EXISTS (
+  SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname AND c.connamespace = current_schema()::regnamespace)`, ReadModelTables)
+	if err != nil {
+		return fmt.Errorf("strip %s: %w", schema, err)
+	}
+	var names []string
+	rows, err := p.Query(ctx, "SELECT indexname FROM rebuild_indexes")
+	if err != nil {
+		return fmt.Errorf("strip %s: %w", schema, err)
+	}
+	names, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("strip %s: %w", schema, err)
+	}
+	for _, n := range names {
+		if _, err := p.Exec(ctx, "DROP INDEX "+pgx.Identifier{n}.Sanitize()); err != nil {
+			return fmt.Errorf("strip %s: %w", schema, err)
+		}
+	}
+	for _, table := range ReadModelTables {
+		if _, err := p.Exec(ctx, "ALTER TABLE "+pgx.Identifier{table}.Sanitize()+" SET UNLOGGED"); err != nil {
+			return fmt.Errorf("strip %s: %w", schema, err)
+		}
+	}
+	return nil
+}
+
+// Seal implements projections.RebuildTarget: it makes the read-model
+// tables of schema logged again and builds the indexes Create left out.
+func (t *RebuildTarget) Seal(ctx context.Context, schema string) error {
+	t.mu.Lock()
+	p := t.pools[schema]
+	t.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("seal %s: %w", schema, projections.ErrInvalidTarget)
+	}
+	for _, table := range ReadModelTables {
+		if _, err := p.Exec(ctx, "ALTER TABLE "+pgx.Identifier{table}.Sanitize()+" SET LOGGED"); err != nil {
+			return fmt.Errorf("seal %s: %w", schema, err)
+		}
+	}
+	rows, err := p.Query(ctx, "SELECT indexdef FROM rebuild_indexes")
+	if err != nil {
+		return fmt.Errorf("seal %s: %w", schema, err)
+	}
+	defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("seal %s: %w", schema, err)
+	}
+	// Index builds run side by side, one connection each.
+	errs := make(chan error, len(defs))
+	sem := make(chan struct{}, 2)
+	for _, def := range defs {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			_, err := p.Exec(ctx, def)
+			errs <- err
+		}()
+	}
+	for range defs {
+		if err := <-errs; err != nil {
+			return fmt.Errorf("seal %s: index: %w", schema, err)
+		}
+	}
+	if _, err := p.Exec(ctx, "DROP TABLE rebuild_indexes"); err != nil {
+		return fmt.Errorf("seal %s: %w", schema, err)
+	}
+	for _, table := range ReadModelTables {
+		if _, err := p.Exec(ctx, "ANALYZE "+pgx.Identifier{table}.Sanitize()); err != nil {
+			return fmt.Errorf("seal %s: %w", schema, err)
+		}
+	}
+	return nil
 }
 
 // Checkpoints implements projections.RebuildTarget.

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/roisystems/softprohub/cmd/softprohub/app"
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/infra/kafka"
+	"github.com/roisystems/softprohub/infra/postgres"
+	"github.com/roisystems/softprohub/projections"
+)
+
+type benchReplayConfig struct {
+	events       int
+	liveEvents   int
+	copyEvents   int
+	integrations int
+	partitions   int
+	batch        int
+	workers      int
+	databaseURL  string
+	redisURL     string
+	seed         uint64
+	cpuProfile   string
+}
+
+func newBenchReplayCmd() *cobra.Command {
+	cfg := benchReplayConfig{}
+	cmd := &cobra.Command{
+		Use:   "bench-replay",
+		Short: "Benchmark a full rebuild from the log against the live path and a COPY ceiling",
+		Long: "Appends --events events over --integrations integrations to an embedded broker. The first\n" +
+			"--live-events are drained by the live projectors (their events/s is the live path's); then the\n" +
+			"whole log is rebuilt into a fresh schema and swapped in, printing events/s, peak heap and\n" +
+			"total time; then, as a ceiling, --copy-events events' rows load with pgx CopyFrom. The log is\n" +
+			"generated and appended in chunks, so the benchmark's own memory stays small.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchReplay(cmd.Context(), cfg, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.events, "events", 1_000_000, "events in the log")
+	f.IntVar(&cfg.liveEvents, "live-events", 100_000, "events drained by the live projectors first")
+	f.IntVar(&cfg.copyEvents, "copy-events", 200_000, "events of the COPY ceiling")
+	f.IntVar(&cfg.integrations, "integrations", 100, "integrations the events spread over")
+	f.IntVar(&cfg.partitions, "partitions", 12, "partitions per topic")
+	f.IntVar(&cfg.batch, "batch", 4000, "records per rebuild transaction")
+	f.IntVar(&cfg.workers, "workers", 2, "rebuild transactions in flight")
+	f.StringVar(&cfg.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/softprohub_bench?sslmode=disable", "Postgres (created if missing; the run uses fresh schemas)")
+	f.StringVar(&cfg.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis")
+	f.Uint64Var(&cfg.seed, "seed", 1, "generator seed")
+	f.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the rebuild to this file")
+	return cmd
+}
+
+// appendChunked generates events [from, to) of the log and appends them in
+// chunks of 50,000.
+func appendChunked(ctx context.Context, p *kafka.Producer, rng *rand.Rand, from, to, total, integrations int, prefix string, base time.Time) error {
+	const chunk = 50_000
+	for lo := from; lo < to; lo += chunk {
+		hi := min(lo+chunk, to)
+		envs := make([]domain.Envelope, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			typ := pickType(rng)
+			ts := base.Add(time.Duration(i-total) * time.Millisecond)
+			eid := fmt.Sprintf("evt_%s_%d", prefix, i)
+			body, err := makeBody(rng, typ, eid, ts)
+			if err != nil {
+				return err
+			}
+			envs = append(envs, domain.Envelope{
+				Schema: domain.SchemaV1, EventID: eid, IntegrationID: fmt.Sprintf("%s-%d", prefix, i%integrations),
+				Type: typ, OccurredAt: ts.Truncate(time.Millisecond), ReceivedAt: ts, Source: domain.SourceWebhook,
+				Priority: typ.Priority(), SignatureScheme: domain.SchemeSoftPro, Payload: body,
+			})
+		}
+		if err := appendAll(ctx, p, envs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) error {
+	total := time.Now()
+	nonce := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
+	logf := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	logf("bench-replay: %d events over %d integrations, %d partitions per topic, batch %d, %d workers, GOMAXPROCS=%d",
+		cfg.events, cfg.integrations, cfg.partitions, cfg.batch, cfg.workers, runtime.GOMAXPROCS(0))
+	cfg.liveEvents = min(cfg.liveEvents, cfg.events)
+
+	dataDir, err := os.MkdirTemp("", "softprohub-bench-replay-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dataDir)
+	broker, err := kafka.StartBroker(kafka.BrokerConfig{DataDir: dataDir + "/kafka", Partitions: int32(cfg.partitions)})
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	brokers := broker.Addrs()
+	if _, err := kafka.EnsureTopics(ctx, brokers, domain.AllTopics, kafka.TopicSpec{Partitions: int32(cfg.partitions), Replication: -1}); err != nil {
+		return err
+	}
+	prod, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: brokers, DeliveryTimeout: time.Minute})
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	rng := rand.New(rand.NewPCG(cfg.seed, 0x5eed))
+	prefix := "rb" + nonce
+	base := time.Now().UTC()
+
+	// 1. The live path drains the first part of the log.
+	start := time.Now()
+	if err := appendChunked(ctx, prod, rng, 0, cfg.liveEvents, cfg.events, cfg.integrations, prefix, base); err != nil {
+		return err
+	}
+	logf("appended %d events for the live path in %v", cfg.liveEvents, time.Since(start).Round(time.Millisecond))
+	schema := "bench_replay_" + nonce
+	dbURL, err := benchSchemaURL(cfg.databaseURL, schema)
+	if err != nil {
+		return err
+	}
+	defer dropBenchSchema(cfg.databaseURL, schema)
+	acfg := app.DefaultConfig()
+	acfg.DatabaseURL, acfg.RedisURL, acfg.KafkaBrokers = dbURL, cfg.redisURL, brokers
+	acfg.KafkaPartitions = cfg.partitions
+	acfg.HTTPAddr, acfg.DataDir, acfg.LogLevel = "127.0.0.1:0", dataDir, "error"
+	acfg.JWTSecret, acfg.SecretsKey = "bench-"+nonce, "bench-key-"+nonce
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := app.New(ctx, acfg, app.Options{Dev: true, Logger: quiet, Roles: app.Roles{Project: true}})
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	start = time.Now()
+	go func() { done <- a.Run(runCtx) }()
+	var visible int64
+	for visible < int64(cfg.liveEvents) {
+		select {
+		case <-ctx.Done():
+			stop()
+			a.Close()
+			return ctx.Err()
+		case err := <-done:
+			a.Close()
+			return fmt.Errorf("service stopped: %v", err)
+		case <-time.After(250 * time.Millisecond):
+		}
+		if err := a.Pool().QueryRow(ctx, `SELECT count(*) FROM webhook_events WHERE status IN ('COMPLETED','SKIPPED','FAILED')`).Scan(&visible); err != nil {
+			stop()
+			a.Close()
+			return err
+		}
+	}
+	liveRate := float64(cfg.liveEvents) / time.Since(start).Seconds()
+	stop()
+	<-done
+	a.Close()
+	logf("live path: %d events in %v: %.0f events/s", cfg.liveEvents, time.Since(start).Round(time.Millisecond), liveRate)
+
+	// 2. The rest of the log.
+	start = time.Now()
+	if err := appendChunked(ctx, prod, rng, cfg.liveEvents, cfg.events, cfg.events, cfg.integrations, prefix, base); err != nil {
+		return err
+	}
+	logf("appended the other %d events in %v", cfg.events-cfg.liveEvents, time.Since(start).Round(time.Millisecond))
+
+	// 3. Rebuild the whole log into a fresh schema and swap it in.
+	pool, err := postgres.Open(ctx, dbURL, false)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	runtime.GC()
+	var peakHeap, heapAtHalf atomic.Uint64
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	heapBefore := ms.HeapAlloc
+	sampling, stopSampling := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-sampling.Done():
+				return
+			case <-t.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				if m.HeapAlloc > peakHeap.Load() {
+					peakHeap.Store(m.HeapAlloc)
+				}
+			}
+		}
+	}()
+	lastLine := time.Time{}
+	tools, err := app.NewRecoveryTools(ctx, pool, brokers, prod, app.RecoveryOptions{
+		BatchSize: cfg.batch, Workers: cfg.workers,
+		OnProgress: func(r projections.RebuildRun) {
+			if heapAtHalf.Load() == 0 && r.Progress.Applied >= int64(cfg.events/2) {
+				heapAtHalf.Store(max(peakHeap.Load(), 1))
+			}
+			if time.Since(lastLine) >= 5*time.Second {
+				lastLine = time.Now()
+				logf("  %-11s %9d applied  %7.0f events/s  %9d offsets left  ETA %v", r.State, r.Progress.Applied,
+					r.Progress.Rate, r.Progress.Left, r.Progress.ETA.Round(time.Second))
+			}
+		},
+	})
+	if err != nil {
+		stopSampling()
+		return err
+	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			stopSampling()
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			stopSampling()
+			return err
+		}
+	}
+	start = time.Now()
+	run, err := tools.Rebuilder.Rebuild(ctx)
+	stopSampling()
+	if cfg.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	rebuildRate := float64(run.Progress.Applied) / took.Seconds()
+	var rows int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM webhook_events`).Scan(&rows); err != nil {
+		return err
+	}
+	if rows != int64(cfg.events) {
+		return fmt.Errorf("rebuilt audit holds %d events, want %d", rows, cfg.events)
+	}
+	peakMB := float64(peakHeap.Load()-min(heapBefore, peakHeap.Load())) / (1 << 20)
+	halfMB := float64(heapAtHalf.Load()-min(heapBefore, heapAtHalf.Load())) / (1 << 20)
+	logf("rebuild: %d events in %v: %.0f events/s (goal >= 25000); live paused %v; peak heap over baseline %.0f MiB (%.0f MiB by half-way)",
+		run.Progress.Applied, took.Round(time.Millisecond), rebuildRate, run.Paused.Round(time.Millisecond), peakMB, halfMB)
+	logf("rebuild / live = %.1fx (goal >= 8x)", rebuildRate/liveRate)
+
+	// 4. Ceiling: the same kind of rows through COPY.
+	envs, err := benchEnvelopes(cfg.copyEvents, cfg.integrations, cfg.seed+1, "cp"+nonce)
+	if err != nil {
+		return err
+	}
+	copyRate, err := benchCopyCeiling(ctx, cfg.databaseURL, "bench_replay_copy_"+nonce, envs)
+	if err != nil {
+		return err
+	}
+	logf("COPY ceiling: %.0f events/s over %d events; rebuild / ceiling = %.1f%% (goal >= 30%%)", copyRate, cfg.copyEvents, 100*rebuildRate/copyRate)
+	logf("total time %v", time.Since(total).Round(time.Second))
+	logf(`BENCH {"rebuildEventsPerSec":%.0f,"liveEventsPerSec":%.0f,"copyEventsPerSec":%.0f,"rebuildOverLive":%.2f,"rebuildOverCopy":%.4f,"peakHeapMiB":%.0f,"rebuildSeconds":%.1f,"pausedMs":%d}`,
+		rebuildRate, liveRate, copyRate, rebuildRate/liveRate, rebuildRate/copyRate, peakMB, took.Seconds(), run.Paused.Milliseconds())
+	return nil
+}
