@@ -6,7 +6,7 @@ PKGS     := ./...
 PURE     := ./domain/... ./ingest/... ./projections/...
 FORBIDDEN := github.com/jackc/pgx|github.com/redis/go-redis|github.com/twmb/franz-go|github.com/IBM/sarama|github.com/ThreeDotsLabs/watermill|github.com/go-chi/chi
 
-.PHONY: build run test test-unit lint fmt bench-ingest bench-project bench-api bench-sync clean
+.PHONY: build run test test-unit lint fmt bench-ingest bench-project bench-api bench-sync bench-replay clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -43,6 +43,10 @@ bench-project: build
 ## bench-api: query API latency and throughput over 1,000,000 projected events
 bench-api:
 	bash scripts/bench-api.sh
+
+## bench-replay: rebuild from 1,000,000 events (events/s, peak heap, time) against the live path and a COPY ceiling
+bench-replay:
+	bash scripts/bench-replay.sh
 
 ## bench-sync: time to sync 100 and 10,000 records of each type from softprosim, rate limit off and at 100 req/min
 bench-sync:
