@@ -1,0 +1,62 @@
+package tests
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/roisystems/softprohub/cmd/softprosim/sim"
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/projections"
+)
+
+func TestReplayFullResyncReproducesTheSimulatorsData(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := e.db()
+	id, _ := e.syncIntegration("resync", nil)
+	s, srv := simulator(t, sim.Config{Records: 40, MaxPage: 25}, id)
+	e.connect(s, srv, id, false)
+	e.syncNow(id)
+	e.matchesSimulator(s, id, 60*time.Second)
+
+	// The read models lose data behind the system's back.
+	for _, q := range []string{
+		`DELETE FROM transactions WHERE integration_id=$1`,
+		`DELETE FROM contacts WHERE integration_id=$1 AND id IN (SELECT id FROM contacts WHERE integration_id=$1 ORDER BY id LIMIT 5)`,
+	} {
+		if _, err := db.Exec(t.Context(), q, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep := e.consistency(id); rep.Score == 100 {
+		t.Fatalf("consistency after deleting rows: %+v", rep)
+	}
+
+	status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/resync", e.Token, nil)
+	if status != http.StatusOK {
+		t.Fatalf("resync: %d %s", status, raw)
+	}
+	var rep projections.ResyncReport
+	apiData(t, raw, &rep)
+	if want := 40 * len(domain.SyncTypes); rep.Synced != want {
+		t.Errorf("resync pulled %d records, want every one of %d", rep.Synced, want)
+	}
+	if rep.Consistency.Score != 100 || len(rep.Consistency.Issues) != 0 {
+		t.Errorf("consistency after resync: %d %+v", rep.Consistency.Score, rep.Consistency.Issues)
+	}
+	e.matchesSimulator(s, id, 30*time.Second)
+
+	// Nothing is left to fill: no log, schedule or read-model gap.
+	status, raw = e.do(http.MethodGet, "/api/v1/integrations/softpro/"+id+"/gaps", e.Token, nil)
+	if status != http.StatusOK {
+		t.Fatalf("gaps: %d %s", status, raw)
+	}
+	var gaps struct {
+		Gaps []projections.Gap `json:"gaps"`
+	}
+	apiData(t, raw, &gaps)
+	if len(gaps.Gaps) != 0 {
+		t.Errorf("gaps after resync: %+v", gaps.Gaps)
+	}
+}
