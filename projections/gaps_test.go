@@ -1,0 +1,116 @@
+package projections
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+type fakeStatus struct{ cps []CheckpointRow }
+
+func (f fakeStatus) ProjectionCheckpoints(context.Context) ([]CheckpointRow, error) { return f.cps, nil }
+func (f fakeStatus) LastErrors(context.Context) (map[string]LastError, error)       { return nil, nil }
+func (f fakeStatus) Latest(context.Context, int) ([]RebuildRun, error)              { return nil, nil }
+
+type fakeConsistency struct{ m *memStore }
+
+func (f fakeConsistency) EntityRows(_ context.Context, id string) ([]domain.Entity, error) {
+	var out []domain.Entity
+	for _, e := range f.m.entities {
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (f fakeConsistency) AuditCounts(context.Context, string) (map[AuditBucket]int64, error) {
+	out := map[AuditBucket]int64{}
+	for _, a := range f.m.audit {
+		out[AuditBucket{a.EventType, a.ReceivedAt.UTC().Truncate(time.Hour)}]++
+	}
+	return out, nil
+}
+
+func (f fakeConsistency) FailedEvents(context.Context, string) (int64, time.Time, time.Time, error) {
+	return 0, time.Time{}, time.Time{}, nil
+}
+
+func (f fakeConsistency) RetryFailed(context.Context, string, []string, string) (int, error) { return 0, nil }
+
+type fakeSyncs struct{ info SyncInfo }
+
+func (f fakeSyncs) SyncInfo(context.Context, string) (SyncInfo, error) { return f.info, nil }
+
+func TestGaps(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC()
+	old := now.Add(-time.Hour)
+	log := &fakeLog{}
+	log.add(domain.TransactionCreated, "e1", old, `{"id":"txn_1","status":"open"}`)
+	log.add(domain.TransactionUpdated, "e2", old.Add(time.Minute), `{"id":"txn_1","status":"closed"}`)
+	log.add(domain.TransactionUpdated, "e3", now, `{"id":"txn_1","status":"closed"}`)
+	names := map[string]string{domain.TopicTransactions: "transactions"}
+	finished := now.Add(-10 * time.Minute)
+	tests := []struct {
+		name  string
+		cps   []CheckpointRow
+		syncs SyncInfo
+		want  []string
+	}{
+		{name: "projected and synced: no gap",
+			cps:   []CheckpointRow{{Projection: "transactions", Partition: Partition{Topic: domain.TopicTransactions}, Next: 3}},
+			syncs: SyncInfo{Enabled: true, Connected: true, Frequency: 15 * time.Minute, Runs: []SyncRunInfo{{StartedAt: finished, FinishedAt: &finished}}}},
+		{name: "records behind for longer than the threshold",
+			cps:   []CheckpointRow{{Projection: "transactions", Partition: Partition{Topic: domain.TopicTransactions}, Next: 1}},
+			syncs: SyncInfo{Connected: true},
+			want:  []string{GapLogBehind, GapReadModel}},
+		{name: "last sync failed and none for too long",
+			cps: []CheckpointRow{{Projection: "transactions", Partition: Partition{Topic: domain.TopicTransactions}, Next: 3}},
+			syncs: SyncInfo{Enabled: true, Connected: true, Frequency: time.Minute,
+				Runs: []SyncRunInfo{{Failed: true, StartedAt: finished, FinishedAt: &finished, Error: "boom"}}},
+			want: []string{GapSyncFailed, GapSyncMissed}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := newMemStore()
+			// The read models hold what the checkpoint says was applied.
+			next := tt.cps[0].Next
+			var applied []ScannedRecord
+			for _, r := range log.recs {
+				if r.Offset < next {
+					applied = append(applied, r)
+				}
+			}
+			if _, err := NewReplayer(m, &fakeLog{recs: applied}, nil).Replay(context.Background(), ReplayRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			fc := fakeConsistency{m}
+			rec := NewRecovery(GapConfig{Topics: []string{domain.TopicTransactions}, Names: names},
+				RecoveryDeps{Log: log, Status: fakeStatus{tt.cps}, Store: fc, Failed: fc, Retrier: fc,
+					Replayer: NewReplayer(m, log, nil), Syncs: fakeSyncs{tt.syncs}})
+			gaps, err := rec.Gaps(context.Background(), "int_a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kinds []string
+			for _, g := range gaps {
+				kinds = append(kinds, g.Kind)
+			}
+			if len(kinds) != len(tt.want) {
+				t.Fatalf("gaps %v, want %v: %+v", kinds, tt.want, gaps)
+			}
+			for i := range kinds {
+				if kinds[i] != tt.want[i] {
+					t.Fatalf("gaps %v, want %v", kinds, tt.want)
+				}
+			}
+			for _, g := range gaps {
+				if g.Kind == GapLogBehind && (g.Records != 1 || !g.From.Equal(old.Add(time.Minute))) {
+					t.Fatalf("log gap %+v: want the one record older than the threshold", g)
+				}
+			}
+		})
+	}
+}

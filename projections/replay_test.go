@@ -1,0 +1,219 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// fakeLog is a LogScanner over records held in memory; every integration
+// lives in partition 0.
+type fakeLog struct {
+	recs []ScannedRecord
+}
+
+func (f *fakeLog) Bounds(_ context.Context, topics []string, from, to time.Time) (Bounds, error) {
+	b := Bounds{Start: map[Partition]int64{}, End: map[Partition]int64{}}
+	for _, t := range topics {
+		p := Partition{Topic: t}
+		b.Start[p], b.End[p] = 0, 0
+		for _, r := range f.recs {
+			if r.Topic != t {
+				continue
+			}
+			if !from.IsZero() && r.Timestamp.Before(from) {
+				b.Start[p] = r.Offset + 1
+			}
+			if to.IsZero() || r.Timestamp.Before(to) {
+				b.End[p] = r.Offset + 1
+			}
+		}
+	}
+	return b, nil
+}
+
+func (f *fakeLog) Scan(_ context.Context, req ScanRequest, fn func([]ScannedRecord) error) error {
+	for _, r := range f.recs {
+		if r.Offset < req.Start[r.Partition] || r.Offset >= req.End[r.Partition] {
+			continue
+		}
+		if req.IntegrationID != "" && r.Envelope.IntegrationID != req.IntegrationID {
+			continue
+		}
+		if err := fn([]ScannedRecord{r}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeLog) PartitionOf(string, int) int32 { return 0 }
+
+func (f *fakeLog) add(typ domain.EventType, id string, at time.Time, data string) {
+	off := int64(0)
+	for _, r := range f.recs {
+		if r.Topic == typ.Topic() {
+			off++
+		}
+	}
+	f.recs = append(f.recs, ScannedRecord{
+		Record: Record{Partition: Partition{Topic: typ.Topic()}, Offset: off, Envelope: domain.Envelope{
+			Schema: domain.SchemaV1, EventID: id, IntegrationID: "int_a", Type: typ, OccurredAt: at, ReceivedAt: at,
+			Source: domain.SourceWebhook, Payload: json.RawMessage(fmt.Sprintf(`{"id":%q,"data":%s}`, id, data)),
+		}},
+		Timestamp: at,
+	})
+}
+
+// memStore is a Store over maps, enough for the replayer's rules.
+type memStore struct {
+	audit    map[EventKey]AuditRow
+	entities map[domain.EntityKey]domain.Entity
+	changes  map[string]bool
+}
+
+func newMemStore() *memStore {
+	return &memStore{audit: map[EventKey]AuditRow{}, entities: map[domain.EntityKey]domain.Entity{}, changes: map[string]bool{}}
+}
+
+func (m *memStore) InTx(ctx context.Context, fn func(context.Context, Tx) error) error { return fn(ctx, m) }
+
+func (m *memStore) Load(_ context.Context, q Query) (Snapshot, error) {
+	s := Snapshot{Checkpoints: map[Partition]int64{}, Audit: map[EventKey]AuditRow{}, Entities: map[domain.EntityKey]domain.Entity{}}
+	for _, k := range q.Events {
+		if a, ok := m.audit[k]; ok {
+			s.Audit[k] = a
+		}
+	}
+	for _, k := range q.Entities {
+		if e, ok := m.entities[k]; ok {
+			s.Entities[k] = e
+		}
+	}
+	return s, nil
+}
+
+func (m *memStore) Save(_ context.Context, w Writes) error {
+	for _, a := range w.Audit {
+		m.audit[EventKey{a.IntegrationID, a.EventID}] = a
+	}
+	for _, e := range w.Entities {
+		// The SQL upsert's guard: an older state never replaces a newer.
+		if cur, ok := m.entities[e.Key]; ok && cur.UpdatedAt.After(e.UpdatedAt) {
+			continue
+		}
+		m.entities[e.Key] = e
+	}
+	for _, c := range w.StatusChanges {
+		m.changes[c.EventID] = true
+	}
+	return nil
+}
+
+func TestReplayRestoresAndIsIdempotent(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
+	log := &fakeLog{}
+	log.add(domain.TransactionCreated, "e1", t0, `{"id":"txn_1","status":"open","file_number":"F-1"}`)
+	log.add(domain.TransactionUpdated, "e2", t0, `{"id":"txn_1","status":"in_progress"}`) // same second as e1
+	log.add(domain.ContactCreated, "e3", t0.Add(time.Second), `{"id":"con_1","email":"a@b.c"}`)
+	log.add(domain.TransactionStatusChanged, "e4", t0.Add(2*time.Second), `{"id":"txn_1","status":"closed"}`)
+
+	// The live rules, folded once: what the read models hold.
+	want := map[domain.EntityKey]domain.Entity{}
+	for _, r := range log.recs {
+		c, _, _ := domain.ChangeOf(r.Envelope)
+		next, _ := domain.Apply(want[c.Key], c)
+		want[c.Key] = next
+	}
+	txn := domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTransaction, ID: "txn_1"}
+
+	tests := []struct {
+		name        string
+		prepare     func(m *memStore)
+		req         ReplayRequest
+		wantApplied int64
+		wantAudit   int64
+	}{
+		{name: "empty store folds everything", prepare: func(*memStore) {}, wantApplied: 4, wantAudit: 4},
+		{name: "intact store changes nothing", prepare: func(m *memStore) {
+			for k, e := range want {
+				m.entities[k] = e
+			}
+			for _, r := range log.recs {
+				m.audit[keyOf(r.Envelope)] = AuditRow{Status: StatusCompleted}
+			}
+		}, wantApplied: 0, wantAudit: 0},
+		{name: "deleted row is folded again from its events", prepare: func(m *memStore) {
+			for k, e := range want {
+				if k != txn {
+					m.entities[k] = e
+				}
+			}
+			for _, r := range log.recs {
+				m.audit[keyOf(r.Envelope)] = AuditRow{Status: StatusCompleted}
+			}
+		}, wantApplied: 3, wantAudit: 0},
+		{name: "edited row is refolded when named", prepare: func(m *memStore) {
+			for k, e := range want {
+				m.entities[k] = e
+			}
+			edited := want[txn]
+			edited.Transaction.Status = "tampered"
+			m.entities[txn] = edited
+			for _, r := range log.recs {
+				m.audit[keyOf(r.Envelope)] = AuditRow{Status: StatusCompleted}
+			}
+		}, req: ReplayRequest{Refold: []domain.EntityKey{txn}}, wantApplied: 3, wantAudit: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := newMemStore()
+			tt.prepare(m)
+			r := NewReplayer(m, log, nil)
+			req := tt.req
+			req.IntegrationID = "int_a"
+			rep, err := r.Replay(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Applied != tt.wantApplied || rep.AuditRestored != tt.wantAudit || rep.Records != 4 {
+				t.Fatalf("report %+v, want applied %d, audit %d", rep, tt.wantApplied, tt.wantAudit)
+			}
+			for k, w := range want {
+				if got := m.entities[k]; got.Transaction != w.Transaction || got.Contact != w.Contact || got.LastEventID != w.LastEventID {
+					t.Fatalf("%v: got %+v, want %+v", k, got, w)
+				}
+			}
+			// Again: nothing changes.
+			rep, err = r.Replay(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Applied != 0 && len(req.Refold) == 0 || rep.AuditRestored != 0 {
+				t.Fatalf("second replay: %+v", rep)
+			}
+			if got := m.entities[txn].Transaction.Status; got != "closed" {
+				t.Fatalf("status after second replay %q", got)
+			}
+		})
+	}
+}
+
+func TestBoundsFrom(t *testing.T) {
+	t.Parallel()
+	p0, p1, p2 := Partition{"t", 0}, Partition{"t", 1}, Partition{"t", 2}
+	b := Bounds{Start: map[Partition]int64{p0: 0, p1: 5, p2: 0}, End: map[Partition]int64{p0: 10, p1: 20, p2: 3}}
+	got := b.From(map[Partition]int64{p0: 4, p2: 9})
+	if got.Start[p0] != 4 || got.Start[p1] != 5 || got.Start[p2] != 3 {
+		t.Fatalf("starts %v", got.Start)
+	}
+	if n := got.Records(); n != 6+15 {
+		t.Fatalf("records %d, want 21", n)
+	}
+}
