@@ -10,9 +10,11 @@ import (
 
 type fakeStatus struct{ cps []CheckpointRow }
 
-func (f fakeStatus) ProjectionCheckpoints(context.Context) ([]CheckpointRow, error) { return f.cps, nil }
-func (f fakeStatus) LastErrors(context.Context) (map[string]LastError, error)       { return nil, nil }
-func (f fakeStatus) Latest(context.Context, int) ([]RebuildRun, error)              { return nil, nil }
+func (f fakeStatus) ProjectionCheckpoints(context.Context) ([]CheckpointRow, error) {
+	return f.cps, nil
+}
+func (f fakeStatus) LastErrors(context.Context) (map[string]LastError, error) { return nil, nil }
+func (f fakeStatus) Latest(context.Context, int) ([]RebuildRun, error)        { return nil, nil }
 
 type fakeConsistency struct{ m *memStore }
 
@@ -36,7 +38,9 @@ func (f fakeConsistency) FailedEvents(context.Context, string) (int64, time.Time
 	return 0, time.Time{}, time.Time{}, nil
 }
 
-func (f fakeConsistency) RetryFailed(context.Context, string, []string, string) (int, error) { return 0, nil }
+func (f fakeConsistency) RetryFailed(context.Context, string, []string, string) (int, error) {
+	return 0, nil
+}
 
 type fakeSyncs struct{ info SyncInfo }
 

@@ -80,7 +80,9 @@ func newMemStore() *memStore {
 	return &memStore{audit: map[EventKey]AuditRow{}, entities: map[domain.EntityKey]domain.Entity{}, changes: map[string]bool{}}
 }
 
-func (m *memStore) InTx(ctx context.Context, fn func(context.Context, Tx) error) error { return fn(ctx, m) }
+func (m *memStore) InTx(ctx context.Context, fn func(context.Context, Tx) error) error {
+	return fn(ctx, m)
+}
 
 func (m *memStore) Load(_ context.Context, q Query) (Snapshot, error) {
 	s := Snapshot{Checkpoints: map[Partition]int64{}, Audit: map[EventKey]AuditRow{}, Entities: map[domain.EntityKey]domain.Entity{}}
