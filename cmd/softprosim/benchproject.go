@@ -200,6 +200,12 @@ func runBenchProject(ctx context.Context, cfg benchProjectConfig, out io.Writer)
 	}
 	liveRate := float64(cfg.events) / drain.Seconds()
 	logf("live projection: %d events visible in %v: %.0f events/s (goal >= 3000)", cfg.events, drain.Round(time.Millisecond), liveRate)
+	if sum, count, err := scrapeSumCount("http://"+a.Addr()+"/metrics", "softprohub_projection_batch_size"); err == nil && count > 0 {
+		logf("  %d projection transactions, %.1f events each on average", int64(count), sum/count)
+	}
+	if sum, count, err := scrapeSumCount("http://"+a.Addr()+"/metrics", "softprohub_projection_transaction_seconds"); err == nil && count > 0 {
+		logf("  %.1f ms per transaction on average, load to commit", 1000*sum/count)
+	}
 	var failed int64
 	_ = pool.QueryRow(ctx, `SELECT count(*) FROM webhook_events WHERE status='FAILED'`).Scan(&failed)
 	if failed > 0 {
@@ -370,6 +376,34 @@ func benchE2E(ctx context.Context, a *app.App, pool *pgxpool.Pool, cfg benchProj
 		ms = append(ms, max(0, float64(visibleAt[eid].Sub(okAt[k]).Microseconds())/1000))
 	}
 	return summarize(ms), nil
+}
+
+// scrapeSumCount adds up a histogram's _sum and _count series over every
+// label set from a Prometheus text endpoint.
+func scrapeSumCount(url, name string) (sum, count float64, err error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		var v float64
+		switch {
+		case strings.HasPrefix(line, name+"_sum"):
+			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+				sum += v
+			}
+		case strings.HasPrefix(line, name+"_count"):
+			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+				count += v
+			}
+		}
+	}
+	return sum, count, nil
 }
 
 func dropBenchSchema(databaseURL, schema string) {

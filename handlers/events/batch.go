@@ -25,8 +25,8 @@ type committer struct {
 	// process (QUEUE_CONCURRENCY).
 	slots   chan struct{}
 	stopped chan struct{}
-	// sizes observes each transaction's batch size.
-	sizes prometheus.Observer
+	// sizes observes each transaction's batch size, durations its time.
+	sizes, durations prometheus.Observer
 }
 
 type pending struct {
@@ -50,9 +50,9 @@ const loopsPerTopic = 1
 // one: a bound on the latency group commit adds.
 const lingerFor = 2 * time.Millisecond
 
-func newCommitter(p *projections.Projector, slots chan struct{}, maxBatch int, timeout time.Duration, sizes prometheus.Observer) *committer {
+func newCommitter(p *projections.Projector, slots chan struct{}, maxBatch int, timeout time.Duration, sizes, durations prometheus.Observer) *committer {
 	return &committer{p: p, queue: make(chan *pending, maxBatch), maxBatch: maxBatch, timeout: timeout, slots: slots,
-		stopped: make(chan struct{}), sizes: sizes}
+		stopped: make(chan struct{}), sizes: sizes, durations: durations}
 }
 
 // apply hands rec to the committer and waits for its outcome. If ctx ends
@@ -151,7 +151,9 @@ func (c *committer) commit(batch []*pending) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
+	began := time.Now()
 	outcomes, err := c.p.Apply(ctx, recs...)
+	c.durations.Observe(time.Since(began).Seconds())
 	if err == nil || len(live) == 1 || !projections.IsPermanent(err) {
 		c.finish(live, outcomes, err)
 		return

@@ -24,6 +24,8 @@ type promMetrics struct {
 	poisoned *prometheus.CounterVec
 	// batch is the number of messages each projection transaction applied.
 	batch *prometheus.HistogramVec
+	// tx is the duration of each projection transaction.
+	tx *prometheus.HistogramVec
 }
 
 func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
@@ -54,8 +56,13 @@ func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
 			Help:    "Messages applied per projection transaction (group commit), by topic.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 		}, []string{"topic"}),
+		tx: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "softprohub_projection_transaction_seconds",
+			Help:    "Duration of one projection transaction, load to commit, by topic.",
+			Buckets: []float64{.001, .002, .004, .008, .016, .032, .064, .128, .256, .512, 1, 5},
+		}, []string{"topic"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.latency, m.lag, m.retries, m.poisoned, m.batch} {
+	for _, c := range []prometheus.Collector{m.events, m.latency, m.lag, m.retries, m.poisoned, m.batch, m.tx} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register projection metrics: %w", err)
 		}

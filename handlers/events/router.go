@@ -197,7 +197,7 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 			return nil, fmt.Errorf("new events router: subscriber for %s: %w", topic, err)
 		}
 		p := projections.NewProjector(name, deps.Store, nil)
-		c := newCommitter(p, slots, cfg.MaxBatch, cfg.HandlerTimeout, m.batch.WithLabelValues(topic))
+		c := newCommitter(p, slots, cfg.MaxBatch, cfg.HandlerTimeout, m.batch.WithLabelValues(topic), m.tx.WithLabelValues(topic))
 		r.commits = append(r.commits, c)
 		h := wr.AddConsumerHandler(name, topic, sub, r.project(p, c))
 		h.AddMiddleware(
