@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
@@ -21,6 +22,9 @@ const (
 	// GapSyncMissed: no sync ran for more than twice the integration's
 	// frequency.
 	GapSyncMissed = "sync-missed"
+	// GapData: the SoftPro API reports changes in an hour that the read
+	// models lack (a record missing, or older than the API's).
+	GapData = "data"
 	// GapReadModel: read-model rows disagree with the log (rows deleted or
 	// edited behind the system's back), found by Validate.
 	GapReadModel = "read-model"
@@ -32,6 +36,8 @@ const (
 	FillRetry  = "retry"
 	FillSync   = "sync"
 	FillRefold = "refold"
+	// FillSyncWindow: a sync from the start of the window.
+	FillSyncWindow = "sync-window"
 )
 
 // Gap is a period or a set of rows the read models lack, and how it will be
@@ -77,10 +83,26 @@ type SyncHistory interface {
 	SyncInfo(ctx context.Context, integrationID string) (SyncInfo, error)
 }
 
-// Syncer runs a sync of an integration now and waits for it; full resets
-// its watermarks first, so every record is pulled again.
+// Syncer runs a sync of an integration now and waits for it. With full,
+// its watermarks are reset first, so every record is pulled again; with
+// since set, watermarks later than since are moved back to it, so the
+// records changed since then are pulled again.
 type Syncer interface {
-	SyncNow(ctx context.Context, integrationID string, full bool) (records int, err error)
+	SyncNow(ctx context.Context, integrationID string, since time.Time, full bool) (records int, err error)
+}
+
+// SourceRecord is one record as the SoftPro API reports it.
+type SourceRecord struct {
+	Kind      domain.Kind
+	ID        string
+	UpdatedAt time.Time
+}
+
+// SourceLister lists the records the SoftPro API reports changed since a
+// time. It returns nil and no error for an integration without an API
+// connection.
+type SourceLister interface {
+	ChangedSince(ctx context.Context, integrationID string, since time.Time) ([]SourceRecord, error)
 }
 
 // FailedCounter counts an integration's FAILED events.
@@ -105,6 +127,9 @@ type GapConfig struct {
 	// ScanLimit bounds the offsets read to tell an integration's unapplied
 	// records (default 200000 per partition).
 	ScanLimit int64
+	// DataWindow is how far back the data side asks the SoftPro API for
+	// changes (default 24 hours).
+	DataWindow time.Duration
 }
 
 // Recovery finds and fills gaps, validates and resyncs integrations. The
@@ -120,6 +145,7 @@ type Recovery struct {
 	replayer *Replayer
 	syncs    SyncHistory
 	syncer   Syncer
+	source   SourceLister
 	now      func() time.Time
 }
 
@@ -133,6 +159,8 @@ type RecoveryDeps struct {
 	Replayer *Replayer
 	Syncs    SyncHistory
 	Syncer   Syncer
+	// Source, when set, is the SoftPro API for the data side.
+	Source SourceLister
 }
 
 // ErrNoSync is returned by operations that need scheduled sync when it is
@@ -153,8 +181,11 @@ func NewRecovery(cfg GapConfig, d RecoveryDeps) *Recovery {
 	if cfg.ScanLimit == 0 {
 		cfg.ScanLimit = 200000
 	}
+	if cfg.DataWindow == 0 {
+		cfg.DataWindow = 24 * time.Hour
+	}
 	return &Recovery{cfg: cfg, log: d.Log, status: d.Status, store: d.Store, failed: d.Failed, retrier: d.Retrier,
-		replayer: d.Replayer, syncs: d.Syncs, syncer: d.Syncer, now: time.Now}
+		replayer: d.Replayer, syncs: d.Syncs, syncer: d.Syncer, source: d.Source, now: time.Now}
 }
 
 // Validate checks the integration's read models against the log.
@@ -182,6 +213,13 @@ func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error
 	}
 	if r.syncs != nil {
 		g, err := r.syncGaps(ctx, integrationID)
+		if err != nil {
+			return nil, err
+		}
+		gaps = append(gaps, g...)
+	}
+	if r.source != nil {
+		g, err := r.dataGaps(ctx, integrationID)
 		if err != nil {
 			return nil, err
 		}
@@ -311,6 +349,47 @@ func (r *Recovery) syncGaps(ctx context.Context, integrationID string) ([]Gap, e
 	return out, nil
 }
 
+// dataGaps asks the SoftPro API for the records changed within the data
+// window and reports, per hour of their updated_at, those the read models
+// lack or hold in an older state.
+func (r *Recovery) dataGaps(ctx context.Context, integrationID string) ([]Gap, error) {
+	since := r.now().Add(-r.cfg.DataWindow).UTC()
+	recs, err := r.source.ChangedSince(ctx, integrationID, since)
+	if err != nil {
+		return nil, fmt.Errorf("gaps %s: softpro api: %w", integrationID, err)
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	rows, err := r.store.EntityRows(ctx, integrationID)
+	if err != nil {
+		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
+	}
+	have := make(map[domain.EntityKey]time.Time, len(rows))
+	for _, e := range rows {
+		have[e.Key] = e.UpdatedAt
+	}
+	missing := map[time.Time]int64{}
+	for _, rec := range recs {
+		at, ok := have[domain.EntityKey{IntegrationID: integrationID, Kind: rec.Kind, ID: rec.ID}]
+		if !ok || at.Before(rec.UpdatedAt.Truncate(time.Microsecond)) {
+			missing[rec.UpdatedAt.UTC().Truncate(time.Hour)]++
+		}
+	}
+	hours := make([]time.Time, 0, len(missing))
+	for h := range missing {
+		hours = append(hours, h)
+	}
+	slices.SortFunc(hours, time.Time.Compare)
+	out := make([]Gap, 0, len(hours))
+	for _, h := range hours {
+		from, to := h, h.Add(time.Hour)
+		out = append(out, Gap{Kind: GapData, IntegrationID: integrationID, From: &from, To: &to, Records: missing[h], Fill: FillSyncWindow,
+			Missing: fmt.Sprintf("%d records SoftPro changed in this hour are missing or older in the read models", missing[h])})
+	}
+	return out, nil
+}
+
 // FillReport says what gaps fill did.
 type FillReport struct {
 	IntegrationID string         `json:"integrationId"`
@@ -334,6 +413,14 @@ func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string
 	}
 	rep.Gaps = gaps
 	synced := false
+	// One sync covers every schedule- and data-side gap: from the earliest
+	// data gap, or from the watermarks.
+	var since time.Time
+	for _, g := range gaps {
+		if g.Fill == FillSyncWindow && (since.IsZero() || g.From.Before(since)) {
+			since = *g.From
+		}
+	}
 	for _, g := range gaps {
 		var err error
 		switch g.Fill {
@@ -346,7 +433,7 @@ func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string
 			var n int
 			n, err = r.retrier.RetryFailed(ctx, integrationID, nil, correlationID)
 			rep.Retried += n
-		case FillSync:
+		case FillSync, FillSyncWindow:
 			if synced {
 				continue
 			}
@@ -356,7 +443,7 @@ func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string
 			}
 			synced = true
 			var n int
-			n, err = r.syncer.SyncNow(ctx, integrationID, false)
+			n, err = r.syncer.SyncNow(ctx, integrationID, since, false)
 			rep.Synced += n
 		case FillRefold:
 			var rr ReplayReport
@@ -391,7 +478,7 @@ func (r *Recovery) Resync(ctx context.Context, integrationID string) (ResyncRepo
 	if r.syncer == nil {
 		return rep, ErrNoSync
 	}
-	n, err := r.syncer.SyncNow(ctx, integrationID, true)
+	n, err := r.syncer.SyncNow(ctx, integrationID, time.Time{}, true)
 	rep.Synced = n
 	if err != nil {
 		return rep, fmt.Errorf("resync %s: %w", integrationID, err)

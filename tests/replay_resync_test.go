@@ -60,3 +60,53 @@ func TestReplayFullResyncReproducesTheSimulatorsData(t *testing.T) {
 		t.Errorf("gaps after resync: %+v", gaps.Gaps)
 	}
 }
+
+func TestReplayDataSideGapsAreFoundAndFilledByATargetedSync(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.syncIntegration("datagap", nil)
+	s, srv := simulator(t, sim.Config{Records: 30, MaxPage: 25}, id)
+	e.connect(s, srv, id, false)
+	e.syncNow(id)
+	e.matchesSimulator(s, id, 60*time.Second)
+
+	// SoftPro changes records; no webhook and no sync brings them.
+	changed := 0
+	for _, typ := range domain.SyncTypes {
+		for range 3 {
+			if _, ok := s.Modify(id, typ, ""); ok {
+				changed++
+			}
+		}
+	}
+	status, raw := e.do(http.MethodGet, "/api/v1/integrations/softpro/"+id+"/gaps", e.Token, nil)
+	if status != http.StatusOK {
+		t.Fatalf("gaps: %d %s", status, raw)
+	}
+	var gaps struct {
+		Gaps []projections.Gap `json:"gaps"`
+	}
+	apiData(t, raw, &gaps)
+	var missing int64
+	for _, g := range gaps.Gaps {
+		if g.Kind != projections.GapData || g.Fill != projections.FillSyncWindow || g.From == nil || g.To.Sub(*g.From) != time.Hour {
+			t.Errorf("unexpected gap %+v", g)
+		}
+		missing += g.Records
+	}
+	// Modify may pick one record twice.
+	if missing == 0 || missing > int64(changed) {
+		t.Fatalf("data gaps name %d records, want up to %d: %+v", missing, changed, gaps.Gaps)
+	}
+
+	status, raw = e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/gaps/fill", e.Token, nil)
+	if status != http.StatusOK {
+		t.Fatalf("gaps fill: %d %s", status, raw)
+	}
+	var rep projections.FillReport
+	apiData(t, raw, &rep)
+	if rep.Synced < int(missing) || len(rep.Errors) != 0 {
+		t.Fatalf("fill: %+v", rep)
+	}
+	e.matchesSimulator(s, id, 60*time.Second)
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/roisystems/softprohub/infra/kafka"
 	"github.com/roisystems/softprohub/infra/postgres"
 	"github.com/roisystems/softprohub/infra/secretbox"
+	"github.com/roisystems/softprohub/infra/softpro"
 	"github.com/roisystems/softprohub/ingest"
 	"github.com/roisystems/softprohub/projections"
 )
@@ -64,6 +65,10 @@ type RecoveryOptions struct {
 	SoftProAPIURL string
 	// Behind is the log-side gap threshold (default 5 minutes).
 	Behind time.Duration
+	// RateLimitDefault and RateWindow are the SoftPro API quota of
+	// integrations without their own (RATE_LIMIT_DEFAULT, RATE_LIMIT_WINDOW).
+	RateLimitDefault int
+	RateWindow       time.Duration
 }
 
 // NewRecoveryTools wires the recovery tools; appender appends manual
@@ -93,6 +98,8 @@ func NewRecoveryTools(ctx context.Context, pool *pgxpool.Pool, brokers []string,
 	if o.Sync != nil && o.Integrations != nil {
 		deps.Syncs = syncHistory{sys: o.Sync, integrations: o.Integrations, defaultURL: o.SoftProAPIURL}
 		deps.Syncer = syncNow{sys: o.Sync}
+		deps.Source = sourceLister{sys: o.Sync, integrations: o.Integrations, api: softpro.New(softpro.Config{}),
+			conns: defaultBaseURL{o.Sync.Store, o.SoftProAPIURL}, defaultLimit: o.RateLimitDefault, window: o.RateWindow}
 	}
 	rec := projections.NewRecovery(projections.GapConfig{Behind: o.Behind, Names: ProjectionNames()}, deps)
 	return &RecoveryTools{Log: log, Replayer: replayer, Rebuilder: rb, Recovery: rec, Runs: runs, Target: target}, nil
@@ -135,13 +142,97 @@ func (s syncHistory) SyncInfo(ctx context.Context, id string) (projections.SyncI
 	return info, nil
 }
 
+// sourceLister asks the SoftPro API which records changed, under the
+// integration's shared rate limit, for the data side of gap detection.
+type sourceLister struct {
+	sys          *SyncSystem
+	integrations *postgres.IntegrationStore
+	api          *softpro.Client
+	conns        defaultBaseURL
+	defaultLimit int
+	window       time.Duration
+}
+
+var syncKinds = map[string]domain.Kind{
+	domain.SyncTransactions: domain.KindTransaction, domain.SyncContacts: domain.KindContact,
+	domain.SyncDocuments: domain.KindDocument, domain.SyncTasks: domain.KindTask,
+}
+
+func (s sourceLister) ChangedSince(ctx context.Context, id string, since time.Time) ([]projections.SourceRecord, error) {
+	in, err := s.integrations.Integration(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := s.conns.Connection(ctx, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if conn.BaseURL == "" {
+		return nil, nil
+	}
+	q := ingest.Quota{Limit: in.RateLimit, Window: s.window}
+	if q.Limit <= 0 {
+		q.Limit = s.defaultLimit
+	}
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	if q.Window <= 0 {
+		q.Window = time.Minute
+	}
+	var out []projections.SourceRecord
+	for _, typ := range domain.SyncTypes {
+		cursor := ""
+		for tries := 0; ; {
+			if err := s.sys.Limits.Wait(ctx, id, q); err != nil {
+				return nil, err
+			}
+			page, err := s.api.List(ctx, conn, ingest.PageRequest{Type: typ, ModifiedSince: since, Cursor: cursor, Limit: 100})
+			var rl *ingest.RateLimitedError
+			if errors.As(err, &rl) && tries < 5 {
+				tries++
+				if err := s.sys.Limits.Drain(ctx, id, q, rl.RetryAfter); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list %s: %w", typ, err)
+			}
+			for _, r := range page.Records {
+				out = append(out, projections.SourceRecord{Kind: syncKinds[typ], ID: r.ID, UpdatedAt: r.UpdatedAt})
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			cursor = page.NextCursor
+		}
+	}
+	return out, nil
+}
+
 // syncNow adapts the sync job to projections.Syncer.
 type syncNow struct{ sys *SyncSystem }
 
-func (s syncNow) SyncNow(ctx context.Context, id string, full bool) (int, error) {
-	if full {
+func (s syncNow) SyncNow(ctx context.Context, id string, since time.Time, full bool) (int, error) {
+	switch {
+	case full:
 		if err := s.sys.Store.ResetWatermarks(ctx, id); err != nil {
 			return 0, fmt.Errorf("reset watermarks: %w", err)
+		}
+	case !since.IsZero():
+		for _, typ := range domain.SyncTypes {
+			mark, err := s.sys.Store.Watermark(ctx, id, typ)
+			if err != nil {
+				return 0, fmt.Errorf("watermark %s: %w", typ, err)
+			}
+			if mark.After(since) {
+				if err := s.sys.Store.SetWatermark(ctx, id, typ, since); err != nil {
+					return 0, fmt.Errorf("watermark %s: %w", typ, err)
+				}
+			}
 		}
 	}
 	run, err := s.sys.Syncer.Sync(ctx, ingest.SyncRequest{IntegrationID: id, Trigger: ingest.TriggerManual})
@@ -155,7 +246,8 @@ func (a *App) wireRecovery(ctx context.Context) (func(chi.Router), error) {
 	if err != nil {
 		return nil, fmt.Errorf("recovery: %w", err)
 	}
-	tools, err := NewRecoveryTools(ctx, a.pool, a.Brokers(), a.producer, RecoveryOptions{Sync: sys, Integrations: a.store, SoftProAPIURL: a.cfg.SoftProAPIURL})
+	tools, err := NewRecoveryTools(ctx, a.pool, a.Brokers(), a.producer, RecoveryOptions{Sync: sys, Integrations: a.store,
+		SoftProAPIURL: a.cfg.SoftProAPIURL, RateLimitDefault: a.cfg.RateLimitDefault, RateWindow: time.Duration(a.cfg.RateLimitWindowMs) * time.Millisecond})
 	if err != nil {
 		return nil, fmt.Errorf("recovery: %w", err)
 	}
@@ -214,6 +306,7 @@ func OpenRecoveryTool(ctx context.Context, cfg Config, log *slog.Logger, o Recov
 			return fail(fmt.Errorf("SECRETS_KEY: %w", err))
 		}
 		o.Sync, o.Integrations, o.SoftProAPIURL = st.SyncSystem, postgres.NewIntegrationStore(pool, box), cfg.SoftProAPIURL
+		o.RateLimitDefault, o.RateWindow = cfg.RateLimitDefault, time.Duration(cfg.RateLimitWindowMs)*time.Millisecond
 	}
 	t.RecoveryTools, err = NewRecoveryTools(ctx, pool, cfg.Brokers(), producer, o)
 	if err != nil {
