@@ -164,6 +164,7 @@ func TestKilledProcessResumesFromCheckpoints(t *testing.T) {
 	if got := queryString(t, db, `SELECT sum(received)::bigint, sum(completed)::bigint FROM integration_metrics_hourly`); got != fmt.Sprintf("%d %d", want, want) {
 		t.Fatalf("hourly metrics %q, want %d received and completed: an event was counted twice or lost", got, want)
 	}
+	assertTotalsMatch(t, db)
 	if got := queryString(t, db, `SELECT count(*) FROM transaction_status_changes GROUP BY event_id HAVING count(*) > 1`); got != "" {
 		t.Fatalf("status changes recorded twice: %s", got)
 	}

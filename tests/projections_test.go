@@ -135,8 +135,23 @@ func TestEveryEventTypeProjects(t *testing.T) {
 			t.Errorf("%s\n got %q\nwant %q", c.sql, got, c.want)
 		}
 	}
+	assertTotalsMatch(t, db)
 	if got := queryString(t, db, `SELECT count(*) FROM webhook_events WHERE integration_id=$1 AND (processing_time_ms IS NULL OR processed_at IS NULL)`, id); got != "0" {
 		t.Errorf("events without processing time : %s", got)
+	}
+}
+
+// assertTotalsMatch checks the all-integration hourly totals against the
+// per-integration rows they are kept from.
+func assertTotalsMatch(t *testing.T, db *pgxpool.Pool) {
+	t.Helper()
+	q := `SELECT event_type, hour, sum(received)::bigint, sum(completed)::bigint, sum(failed)::bigint, sum(skipped)::bigint, sum(total_processing_ms)::bigint
+ FROM integration_metrics_hourly GROUP BY 1, 2 ORDER BY 1, 2`
+	want := queryString(t, db, q)
+	got := queryString(t, db, `SELECT event_type, hour, received, completed, failed, skipped, total_processing_ms FROM metrics_hourly_totals
+ WHERE received <> 0 OR completed <> 0 OR failed <> 0 OR skipped <> 0 ORDER BY 1, 2`)
+	if got != want {
+		t.Fatalf("metrics_hourly_totals drifted from integration_metrics_hourly:\n got %s\nwant %s", got, want)
 	}
 }
 
@@ -192,6 +207,7 @@ func TestPoisonedEventIsFailedAndDoesNotBlock(t *testing.T) {
 		}
 		return ""
 	})
+	assertTotalsMatch(t, db)
 	if n := len(e.records(domain.TopicPoison)); n != 1 {
 		t.Fatalf("poison topic holds %d records, want 1", n)
 	}

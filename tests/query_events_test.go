@@ -366,6 +366,7 @@ func TestRetryFailedEventProjectsOnce(t *testing.T) {
 	if got := queryString(t, db, `SELECT sum(failed)::bigint, sum(completed)::bigint, sum(received)::bigint FROM integration_metrics_hourly WHERE integration_id=$1`, a); got != "0 2 2" {
 		t.Fatalf("metrics after retry (failed completed received): %s", got)
 	}
+	assertTotalsMatch(t, db)
 }
 
 func TestRetryBatchCounts(t *testing.T) {
@@ -539,6 +540,9 @@ func TestStatsHandCounted(t *testing.T) {
 		{"period=30d&integrationId=" + a, want{11, 6, 4, 1, 63.64, 36.36, 517}},
 		// Both integrations, last hour: 6 events, 4 completed (avg 650/4 = 162.5 → 163).
 		{"period=1h", want{6, 4, 1, 1, 83.33, 16.67, 163}},
+		// Both integrations, 30 days (whole hours come from the all-integration
+		// totals): 12 events, 7 completed, 4 failed; avg 3150/7 = 450.
+		{"period=30d", want{12, 7, 4, 1, 66.67, 33.33, 450}},
 		{"period=1h&integrationId=" + e.id("none"), want{0, 0, 0, 0, 0, 0, 0}},
 	}
 	for _, tt := range tests {

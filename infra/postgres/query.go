@@ -243,6 +243,10 @@ func (s *QueryStore) counts(ctx context.Context, integrationID string, typ domai
 	if hours {
 		var a args
 		conds := common(&a)
+		table := "integration_metrics_hourly"
+		if integrationID == "" {
+			table = "metrics_hourly_totals"
+		}
 		if !hLo.IsZero() {
 			conds = append(conds, "hour >= "+a.add(hLo))
 		}
@@ -250,7 +254,7 @@ func (s *QueryStore) counts(ctx context.Context, integrationID string, typ domai
 			conds = append(conds, "hour < "+a.add(hHi))
 		}
 		b.Queue(`SELECT event_type, sum(received)::bigint, sum(completed)::bigint, sum(failed)::bigint, sum(skipped)::bigint,
- sum(total_processing_ms)::bigint FROM integration_metrics_hourly`+joinWhere(conds)+` GROUP BY event_type`, a...).Query(collect)
+ sum(total_processing_ms)::bigint FROM `+table+joinWhere(conds)+` GROUP BY event_type`, a...).Query(collect)
 	}
 	for _, p := range partial {
 		var a args
