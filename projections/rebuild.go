@@ -29,7 +29,9 @@ type RebuildState string
 
 // States of a rebuild run.
 const (
-	StateBuilding   RebuildState = "building"
+	StateBuilding RebuildState = "building"
+	// StateSealing: the bulk is loaded; indexes are being built.
+	StateSealing    RebuildState = "sealing"
 	StateCatchingUp RebuildState = "catching-up"
 	// StatePaused: the live projectors wait while the last records are
 	// applied and the schemas are swapped.
@@ -41,7 +43,7 @@ const (
 
 // Active reports whether a run in state s is still working.
 func (s RebuildState) Active() bool {
-	return s == StateBuilding || s == StateCatchingUp || s == StatePaused
+	return s == StateBuilding || s == StateSealing || s == StateCatchingUp || s == StatePaused
 }
 
 // Progress is how far a run is.
@@ -268,6 +270,7 @@ func (b *Rebuilder) AsOf(ctx context.Context, t time.Time, schema string, replac
 		if err := b.build(ctx, store, bounds, tr); err != nil {
 			return err
 		}
+		tr.set(func(r *RebuildRun) { r.State = StateSealing })
 		return b.target.Seal(ctx, schema)
 	}()
 	return b.finish(ctx, &run, tr, err, false)
@@ -289,6 +292,7 @@ func (b *Rebuilder) rebuild(ctx context.Context, run *RebuildRun, tr *tracker) e
 	if err := b.build(ctx, store, bounds, tr); err != nil {
 		return err
 	}
+	tr.set(func(r *RebuildRun) { r.State = StateSealing })
 	if err := b.target.Seal(ctx, run.Schema); err != nil {
 		return err
 	}

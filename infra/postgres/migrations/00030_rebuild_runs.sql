@@ -20,7 +20,7 @@ CREATE TABLE rebuild_runs (
     finished_at       timestamptz,
     error             text
 );
-CREATE INDEX rebuild_runs_active_idx ON rebuild_runs (kind) WHERE state IN ('building', 'catching-up', 'paused');
+CREATE INDEX rebuild_runs_active_idx ON rebuild_runs (kind) WHERE state IN ('building', 'sealing', 'catching-up', 'paused');
 
 -- +goose Down
 DROP TABLE rebuild_runs;
