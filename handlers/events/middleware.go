@@ -43,6 +43,8 @@ type delivery struct {
 	started  time.Time
 	attempts int
 	outcome  projections.Outcome
+	// waiting is true while the message sits in a retry backoff.
+	waiting bool
 }
 
 type deliveryKey struct{}

@@ -165,6 +165,7 @@ type Router struct {
 	pub     message.Publisher
 	metrics *promMetrics
 	commits []*committer
+	gauges  map[string]*gauges
 }
 
 // NewRouter builds the router: a handler per topic in cfg.Topics and the
@@ -187,7 +188,7 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 		return nil, fmt.Errorf("new events router: %w", err)
 	}
 	metrics.NewPrometheusMetricsBuilder(deps.Registerer, "softprohub", "watermill").AddPrometheusRouterMetrics(wr)
-	r := &Router{cfg: cfg, log: deps.Logger, router: wr, pub: deps.Publisher, metrics: m}
+	r := &Router{cfg: cfg, log: deps.Logger, router: wr, pub: deps.Publisher, metrics: m, gauges: map[string]*gauges{}}
 	slots := make(chan struct{}, cfg.Concurrency)
 
 	for _, topic := range cfg.Topics {
@@ -199,11 +200,16 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 		p := projections.NewProjector(name, deps.Store, nil)
 		c := newCommitter(p, slots, cfg.MaxBatch, cfg.HandlerTimeout, m.batch.WithLabelValues(topic), m.tx.WithLabelValues(topic))
 		r.commits = append(r.commits, c)
+		g := &gauges{}
+		r.gauges[topic] = g
 		h := wr.AddConsumerHandler(name, topic, sub, r.project(p, c))
 		h.AddMiddleware(
+			g.countActive,
 			r.poison(name),
 			recoverer,
+			g.leaveBackoff,
 			r.retry(),
+			g.enterBackoff,
 			timeout(cfg.HandlerTimeout),
 			r.measure(topic),
 		)

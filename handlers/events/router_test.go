@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -51,6 +52,10 @@ type env struct {
 	dbURL    string
 	producer *kafka.Producer
 	schema   string
+	// retryDelay overrides the routers' first retry delay (50 ms).
+	retryDelay time.Duration
+	// router is the one start built last.
+	router *events.Router
 }
 
 func newEnv(t *testing.T) *env {
@@ -113,7 +118,7 @@ func (e *env) start(pool *pgxpool.Pool) (stop func()) {
 		Topics:           e.topics,
 		PoisonTopic:      e.poison,
 		MaxRetries:       3,
-		RetryDelay:       50 * time.Millisecond,
+		RetryDelay:       cmp.Or(e.retryDelay, 50*time.Millisecond),
 		HandlerTimeout:   5 * time.Second,
 		RebalanceTimeout: 20 * time.Second,
 		CloseTimeout:     10 * time.Second,
@@ -128,6 +133,7 @@ func (e *env) start(pool *pgxpool.Pool) (stop func()) {
 	if err != nil {
 		e.t.Fatalf("new router: %v", err)
 	}
+	e.router = r
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -367,5 +373,33 @@ func TestRouterSurvivesDatabaseOutageAndRestart(t *testing.T) {
 	}
 	if sumNext != 4*perPhase {
 		t.Errorf("checkpoints cover %d offsets, want %d", sumNext, 4*perPhase)
+	}
+}
+
+// TestGaugesShowActiveAndDelayedMessages holds an event in retry backoff
+// (a constraint rejects it for a while) and watches the handler's gauges.
+func TestGaugesShowActiveAndDelayedMessages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.retryDelay = 2 * time.Second
+	if _, err := e.pool.Exec(context.Background(), `ALTER TABLE transactions ADD CONSTRAINT not_blocked CHECK (status <> 'blocked')`); err != nil {
+		t.Fatal(err)
+	}
+	e.start(e.pool)
+	e.append(0, "int_g", "evt_blocked", domain.TransactionUpdated, t0, `{"id":"txn_g","status":"blocked"}`)
+	gauges := func() string {
+		active, delayed, paused := e.router.Gauges(e.topics[0])
+		return fmt.Sprintf("active=%d delayed=%d paused=%v", active, delayed, paused)
+	}
+	e.waitFor(20*time.Second, "the event in backoff", func() bool { return gauges() == "active=1 delayed=1 paused=false" })
+	if _, err := e.pool.Exec(context.Background(), `ALTER TABLE transactions DROP CONSTRAINT not_blocked`); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(20*time.Second, "the event projected", func() bool {
+		return e.count("SELECT count(*) FROM transactions WHERE id = 'txn_g' AND status = 'blocked'") == 1
+	})
+	e.waitFor(5*time.Second, "idle gauges", func() bool { return gauges() == "active=0 delayed=0 paused=false" })
+	if a, d, _ := e.router.Gauges("softpro.unknown.v1"); a != 0 || d != 0 {
+		t.Fatalf("unknown topic gauges %d %d", a, d)
 	}
 }
