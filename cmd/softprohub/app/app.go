@@ -216,7 +216,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 			{Name: "postgres", Critical: true, Probe: a.pool.Ping},
 			{Name: "redis", Critical: false, Probe: gate.Ping},
 		},
-		Queues:   topicReporter{brokers: brokers},
+		Queues:   a.topicReporter(),
 		Metrics:  metrics,
 		Gatherer: a.registry,
 		Mount:    append(a.queryMounts(), syncRoutes, recoveryRoutes),
@@ -301,17 +301,39 @@ func (a *App) Close() {
 	a.closers = nil
 }
 
-// topicReporter reports each topic's appended count for the health answer.
-type topicReporter struct{ brokers []string }
+// topicReporter reports each topic's figures for the health answer: events
+// on the log, consumer lag of its projection, and the live projector's
+// messages in flight and in retry backoff.
+func (a *App) topicReporter() topicReporter {
+	r := topicReporter{brokers: a.Brokers(), lag: groupLag{reader: kafka.NewLogReader(a.Brokers()), groups: projectionGroups()}}
+	if a.router != nil {
+		r.gauges = a.router
+	}
+	return r
+}
+
+type topicReporter struct {
+	brokers []string
+	lag     groupLag
+	gauges  httpapi.QueueGauges
+}
 
 func (t topicReporter) Queues(ctx context.Context) ([]httpapi.QueueStat, error) {
 	offs, err := kafka.EndOffsets(ctx, t.brokers, domain.AllTopics...)
 	if err != nil {
 		return nil, err
 	}
+	lag, err := t.lag.Lag(ctx)
+	if err != nil {
+		lag = nil // the figure is then 0; health stays answerable
+	}
 	out := make([]httpapi.QueueStat, 0, len(domain.AllTopics))
 	for _, topic := range domain.AllTopics {
-		out = append(out, httpapi.QueueStat{QueueName: topic, Appended: offs.Total(topic)})
+		q := httpapi.QueueStat{QueueName: topic, Appended: offs.Total(topic), Waiting: max(lag[topic], 0)}
+		if t.gauges != nil {
+			q.Active, q.Delayed, q.Paused = t.gauges.Gauges(topic)
+		}
+		out = append(out, q)
 	}
 	return out, nil
 }
