@@ -225,6 +225,8 @@ func (b *Rebuilder) Rebuild(ctx context.Context) (RebuildRun, error) {
 	}
 	defer release()
 	for _, s := range stale {
+		// A run can die after its swap committed, before it cleaned up.
+		_ = b.target.Drop(ctx, s.Schema+"_retired")
 		_ = b.target.Drop(ctx, s.Schema)
 	}
 	run.ID = id
