@@ -168,6 +168,14 @@ func TestReplayRebuildWhileIngestRunsLosesNothingAndNeverShrinks(t *testing.T) {
 	if got := queryString(t, db, `SELECT count(*) FROM softpro_integrations WHERE id=$1`, id); got != "1" {
 		t.Fatalf("integration rows after swap: %s", got)
 	}
+	// The all-integration totals follow the hourly rows after the swap too:
+	// their trigger must not have gone with the rebuild schema.
+	w := signedWebhook(id, secret, event("after_swap", domain.TaskCreated, time.Now(), `{"id":"tsk_after","title":"A"}`))
+	if r := e.send(w); r.Status != 200 {
+		t.Fatalf("after swap: %d %s", r.Status, r.Raw)
+	}
+	waitAudit(t, db, id, n+live+1)
+	assertTotalsMatch(t, db)
 }
 
 func TestReplayAsOfBuildMatchesTheStateAtThatTime(t *testing.T) {

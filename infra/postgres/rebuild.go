@@ -19,7 +19,20 @@ import (
 // state and run records stay where they are.
 var ReadModelTables = []string{
 	"webhook_events", "transactions", "transaction_status_changes", "contacts", "documents", "tasks",
-	"integration_metrics_hourly",
+	"integration_metrics_hourly", "metrics_hourly_totals",
+}
+
+// liveTriggers re-point the triggers of moved tables at the live schema's
+// functions: a moved table keeps its triggers, but they would still call
+// the rebuild schema's copy of the function, which goes when that schema
+// is dropped.
+func liveTriggers(live string) []string {
+	table := pgx.Identifier{live, "integration_metrics_hourly"}.Sanitize()
+	return []string{
+		"DROP TRIGGER IF EXISTS metrics_hourly_roll_up ON " + table,
+		"CREATE TRIGGER metrics_hourly_roll_up AFTER INSERT OR UPDATE ON " + table +
+			" FOR EACH ROW EXECUTE FUNCTION " + pgx.Identifier{live, "metrics_hourly_roll_up"}.Sanitize() + "()",
+	}
 }
 
 // RebuildTarget creates rebuild schemas next to the live one (the pool's
@@ -268,6 +281,7 @@ func (s *swap) Commit(ctx context.Context, schema, retired string, names []strin
 			"ALTER TABLE "+pgx.Identifier{live, table}.Sanitize()+" SET SCHEMA "+pgx.Identifier{retired}.Sanitize(),
 			"ALTER TABLE "+pgx.Identifier{schema, table}.Sanitize()+" SET SCHEMA "+pgx.Identifier{live}.Sanitize())
 	}
+	stmts = append(stmts, liveTriggers(live)...)
 	for _, q := range stmts {
 		if _, err := s.tx.Exec(ctx, q); err != nil {
 			_ = s.tx.Rollback(context.WithoutCancel(ctx))
