@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -98,6 +99,19 @@ func (a *recoveryAPI) fail(w http.ResponseWriter, r *http.Request, op string, er
 	}
 }
 
+// decodeOptional reads an optional JSON body into v; it answers 400 and
+// returns false when there is a body that is not valid JSON.
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) bool {
+	if r.Body == nil || r.ContentLength == 0 {
+		return true
+	}
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "invalid JSON body")
+		return false
+	}
+	return true
+}
+
 func (a *recoveryAPI) status(w http.ResponseWriter, r *http.Request) {
 	rep, err := a.d.Status.Status(r.Context())
 	if err != nil {
@@ -115,11 +129,8 @@ func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 		Schema  string `json:"schema"`
 		Replace bool   `json:"replace"`
 	}
-	if r.ContentLength != 0 {
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			writeError(w, http.StatusBadRequest, codeBadRequest, "invalid JSON body")
-			return
-		}
+	if !decodeOptional(w, r, &body) {
+		return
 	}
 	var asOf time.Time
 	if body.AsOf != "" {
@@ -165,11 +176,8 @@ func (a *recoveryAPI) replay(w http.ResponseWriter, r *http.Request) {
 		To    string   `json:"to"`
 		Types []string `json:"types"`
 	}
-	if r.ContentLength != 0 {
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			writeError(w, http.StatusBadRequest, codeBadRequest, "invalid JSON body")
-			return
-		}
+	if !decodeOptional(w, r, &body) {
+		return
 	}
 	req := projections.ReplayRequest{IntegrationID: chi.URLParam(r, "integrationId")}
 	for name, v := range map[string]struct {
