@@ -145,8 +145,13 @@ func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 		}
 		asOf = t
 	}
-	for _, run := range a.d.Rebuilder.Status() {
-		if run.Kind == projections.KindRebuild && asOf.IsZero() {
+	if asOf.IsZero() {
+		// This process's runs, and any other process's as recorded.
+		running := len(a.d.Rebuilder.Status()) > 0
+		if st, err := a.d.Status.Status(r.Context()); err == nil && st.Rebuild != nil && st.Rebuild.State.Active() {
+			running = true
+		}
+		if running {
 			writeError(w, http.StatusConflict, codeConflict, projections.ErrRebuildRunning.Error())
 			return
 		}
