@@ -147,7 +147,10 @@ func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 	}
 	if asOf.IsZero() {
 		// This process's runs, and any other process's as recorded.
-		running := len(a.d.Rebuilder.Status()) > 0
+		running := false
+		for _, run := range a.d.Rebuilder.Status() {
+			running = running || run.Kind == projections.KindRebuild
+		}
 		if st, err := a.d.Status.Status(r.Context()); err == nil && st.Rebuild != nil && st.Rebuild.State.Active() {
 			running = true
 		}
