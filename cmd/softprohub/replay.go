@@ -150,7 +150,7 @@ ones, which are not touched.`,
 	var behind time.Duration
 	gaps := &cobra.Command{
 		Use:   "gaps INTEGRATION_ID",
-		Short: "List an integration's gaps: log side, schedule side and read-model rows that disagree with the log",
+		Short: "List an integration's gaps: log, schedule and data side, and read-model rows that disagree with the log",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := o.open(cmd, app.RecoveryOptions{Behind: behind})
