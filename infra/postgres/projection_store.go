@@ -186,9 +186,8 @@ func (t projectionTx) Load(ctx context.Context, q projections.Query) (projection
 	// table was small would keep scanning it as it grows, and custom plans
 	// cost more to make than to run; so the lookups are planned once, by
 	// key, with the alternatives switched off for this transaction.
-	b.Queue(`SET LOCAL enable_seqscan = off`)
-	b.Queue(`SET LOCAL enable_hashjoin = off`)
-	b.Queue(`SET LOCAL enable_mergejoin = off`)
+	b.Queue(`SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
+ set_config('enable_mergejoin', 'off', true)`)
 	if len(q.Partitions) > 0 {
 		topics := make([]string, len(q.Partitions))
 		parts := make([]int32, len(q.Partitions))
