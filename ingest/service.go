@@ -246,8 +246,7 @@ func (r *Receiver) Receive(ctx context.Context, req Request) (Result, error) {
 		OccurredAt: p.Timestamp, ReceivedAt: now.UTC(), Source: domain.SourceWebhook,
 		Priority: typ.Priority(), SignatureScheme: in.SignatureScheme, KeyID: v.KeyID,
 		CorrelationID: req.CorrelationID,
-		// The buffer is reused after Receive returns; the appender must not
-		// keep the payload, but copy it anyway for safety of callers that do.
+		// body is a pooled buffer, reused once Receive returns.
 		Payload: append([]byte(nil), body...),
 	}
 	actx, cancel := context.WithTimeout(ctx, r.cfg.AppendTimeout)

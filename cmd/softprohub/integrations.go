@@ -26,14 +26,11 @@ func withStore(ctx context.Context, dev bool, fn func(cfg app.Config, s *postgre
 	if _, err := cfg.RequireSecrets(dev); err != nil {
 		return err
 	}
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL, false)
+	pool, err := app.OpenDatabase(ctx, cfg, false)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool); err != nil {
-		return err
-	}
 	box, err := secretbox.NewFromString(cfg.SecretsKey)
 	if err != nil {
 		return fmt.Errorf("SECRETS_KEY: %w", err)

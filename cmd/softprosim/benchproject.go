@@ -176,18 +176,20 @@ func runBenchProject(ctx context.Context, cfg benchProjectConfig, out io.Writer)
 		}
 	}
 	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
+	ran := make(chan struct{})
+	var runErr error
 	start = time.Now()
-	go func() { done <- a.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	go func() { runErr = a.Run(runCtx); close(ran) }()
+	stopService := sync.OnceValue(func() error { stop(); <-ran; return runErr })
+	defer stopService()
 
 	var visible int64
 	for visible < int64(cfg.events) {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-done:
-			return fmt.Errorf("service stopped: %v", err)
+		case <-ran:
+			return fmt.Errorf("service stopped: %v", runErr)
 		case <-time.After(250 * time.Millisecond):
 		}
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM webhook_events WHERE status IN ('COMPLETED','SKIPPED','FAILED')`).Scan(&visible); err != nil {
@@ -222,11 +224,9 @@ func runBenchProject(ctx context.Context, cfg benchProjectConfig, out io.Writer)
 		logf("end-to-end at %d webhooks/s for %v: %d events, 200 OK -> row visible p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  max %.1f ms (goal p95 < 250 ms)",
 			cfg.rate, cfg.latencyFor, lat.n, lat.p50, lat.p95, lat.p99, lat.max)
 	}
-	stop()
-	if err := <-done; err != nil {
+	if err := stopService(); err != nil {
 		return err
 	}
-	done <- nil
 
 	// 4. Ceiling: the same rows through COPY.
 	copyRate, err := benchCopyCeiling(ctx, cfg.databaseURL, "bench_copy_"+nonce, envs)

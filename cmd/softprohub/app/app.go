@@ -87,7 +87,7 @@ type App struct {
 	registry  *prometheus.Registry
 	listener  net.Listener
 	router    *events.Router
-	closers   []func()
+	closers   closers
 	runnables []func(ctx context.Context) error
 }
 
@@ -125,7 +125,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("embedded broker: %w", err)
 		}
-		a.closers = append(a.closers, a.broker.Close)
+		a.closers.add(a.broker.Close)
 		a.log.Info("embedded kafka broker started", "addrs", a.broker.Addrs(), "dataDir", filepath.Join(cfg.DataDir, "kafka"))
 	}
 	brokers := a.Brokers()
@@ -139,20 +139,17 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		a.log.Info("topics created", "topics", created, "partitions", cfg.KafkaPartitions)
 	}
 
-	a.pool, err = postgres.Open(ctx, cfg.DatabaseURL, opts.Dev)
+	a.pool, err = OpenDatabase(ctx, cfg, opts.Dev)
 	if err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.pool.Close)
-	if err := postgres.Migrate(ctx, a.pool); err != nil {
-		return nil, err
-	}
+	a.closers.add(a.pool.Close)
 
-	a.rdb, err = redis.NewClient(redis.ClientConfig{URL: cfg.RedisURL, Host: cfg.RedisHost, Port: cfg.RedisPort, Password: cfg.RedisPassword})
+	a.rdb, err = newRedisClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, func() { _ = a.rdb.Close() })
+	a.closers.add(func() { _ = a.rdb.Close() })
 
 	box, err := secretbox.NewFromString(cfg.SecretsKey)
 	if err != nil {
@@ -170,7 +167,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.producer.Close)
+	a.closers.add(a.producer.Close)
 
 	if opts.Roles.Project {
 		if err := a.startProjections(); err != nil {
@@ -294,12 +291,7 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // Close releases everything New acquired, in reverse order.
-func (a *App) Close() {
-	for i := len(a.closers) - 1; i >= 0; i-- {
-		a.closers[i]()
-	}
-	a.closers = nil
-}
+func (a *App) Close() { a.closers.closeAll() }
 
 // topicReporter reports each topic's figures for the health answer: events
 // on the log, consumer lag of its projection, and the live projector's
@@ -340,10 +332,10 @@ func (t topicReporter) Queues(ctx context.Context) ([]httpapi.QueueStat, error) 
 
 // Migrate creates the database if missing and applies the migrations.
 func Migrate(ctx context.Context, cfg Config) error {
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL, true)
+	pool, err := OpenDatabase(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	return postgres.Migrate(ctx, pool)
+	pool.Close()
+	return nil
 }

@@ -23,7 +23,7 @@ func (a *App) startProjections() error {
 	if err != nil {
 		return fmt.Errorf("poison publisher: %w", err)
 	}
-	a.closers = append(a.closers, func() { _ = pub.Close() })
+	a.closers.add(func() { _ = pub.Close() })
 	r, err := events.NewRouter(events.Config{
 		MaxRetries:       a.cfg.QueueMaxRetries,
 		RetryDelay:       time.Duration(a.cfg.QueueRetryDelayMs) * time.Millisecond,

@@ -262,15 +262,11 @@ func (a *App) wireRecovery(ctx context.Context) (func(chi.Router), error) {
 // RecoveryTool is the recovery tools for the CLI.
 type RecoveryTool struct {
 	*RecoveryTools
-	closers []func()
+	closers closers
 }
 
 // Close releases the tool's connections.
-func (t *RecoveryTool) Close() {
-	for i := len(t.closers) - 1; i >= 0; i-- {
-		t.closers[i]()
-	}
-}
+func (t *RecoveryTool) Close() { t.closers.closeAll() }
 
 // OpenRecoveryTool connects to Postgres and the brokers named by cfg (a
 // running serve's embedded broker when KAFKA_BROKERS is unset). With
@@ -282,25 +278,22 @@ func OpenRecoveryTool(ctx context.Context, cfg Config, log *slog.Logger, o Recov
 		t.Close()
 		return nil, err
 	}
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL, false)
+	pool, err := OpenDatabase(ctx, cfg, false)
 	if err != nil {
 		return fail(err)
 	}
-	t.closers = append(t.closers, pool.Close)
-	if err := postgres.Migrate(ctx, pool); err != nil {
-		return fail(err)
-	}
+	t.closers.add(pool.Close)
 	producer, err := newProducer(cfg, log)
 	if err != nil {
 		return fail(err)
 	}
-	t.closers = append(t.closers, producer.Close)
+	t.closers.add(producer.Close)
 	if cfg.SecretsKey != "" {
 		st, err := OpenSyncTool(ctx, cfg, log)
 		if err != nil {
 			return fail(err)
 		}
-		t.closers = append(t.closers, st.Close)
+		t.closers.add(st.Close)
 		box, err := secretbox.NewFromString(cfg.SecretsKey)
 		if err != nil {
 			return fail(fmt.Errorf("SECRETS_KEY: %w", err))

@@ -137,15 +137,11 @@ func (b *background) start(fn func(context.Context)) {
 // SyncTool is the sync system for the CLI: no HTTP, no scheduler.
 type SyncTool struct {
 	*SyncSystem
-	closers []func()
+	closers closers
 }
 
 // Close releases the tool's connections.
-func (t *SyncTool) Close() {
-	for i := len(t.closers) - 1; i >= 0; i-- {
-		t.closers[i]()
-	}
-}
+func (t *SyncTool) Close() { t.closers.closeAll() }
 
 // OpenSyncTool connects to Postgres, Redis and the brokers named by cfg (a
 // running serve's embedded broker when KAFKA_BROKERS is unset).
@@ -155,19 +151,16 @@ func OpenSyncTool(ctx context.Context, cfg Config, log *slog.Logger) (*SyncTool,
 		t.Close()
 		return nil, err
 	}
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL, false)
+	pool, err := OpenDatabase(ctx, cfg, false)
 	if err != nil {
 		return fail(err)
 	}
-	t.closers = append(t.closers, pool.Close)
-	if err := postgres.Migrate(ctx, pool); err != nil {
-		return fail(err)
-	}
-	rdb, err := redis.NewClient(redis.ClientConfig{URL: cfg.RedisURL, Host: cfg.RedisHost, Port: cfg.RedisPort, Password: cfg.RedisPassword})
+	t.closers.add(pool.Close)
+	rdb, err := newRedisClient(cfg)
 	if err != nil {
 		return fail(err)
 	}
-	t.closers = append(t.closers, func() { _ = rdb.Close() })
+	t.closers.add(func() { _ = rdb.Close() })
 	box, err := secretbox.NewFromString(cfg.SecretsKey)
 	if err != nil {
 		return fail(fmt.Errorf("SECRETS_KEY: %w", err))
@@ -176,7 +169,7 @@ func OpenSyncTool(ctx context.Context, cfg Config, log *slog.Logger) (*SyncTool,
 	if err != nil {
 		return fail(err)
 	}
-	t.closers = append(t.closers, producer.Close)
+	t.closers.add(producer.Close)
 	t.SyncSystem, err = NewSyncSystem(cfg, pool, rdb, postgres.NewIntegrationStore(pool, box), producer)
 	if err != nil {
 		return fail(err)
