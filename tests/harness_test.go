@@ -312,6 +312,15 @@ func (e *Env) boot() {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	e.App, e.URL = a, "http://"+a.Addr()
+	// Tests act once the projectors have subscribed: a broker stopped
+	// earlier would fail the subscription and stop the process.
+	if running := a.ProjectionsRunning(); running != nil {
+		select {
+		case <-running:
+		case <-time.After(30 * time.Second):
+			e.t.Fatal("live projectors did not subscribe within 30s")
+		}
+	}
 	e.stop = func() {
 		cancel()
 		if err := <-done; err != nil {

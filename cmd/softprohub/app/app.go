@@ -233,6 +233,15 @@ func (a *App) Brokers() []string {
 	return a.cfg.Brokers()
 }
 
+// ProjectionsRunning is closed once the live projectors have subscribed to
+// every topic; it is nil when the process does not run role project.
+func (a *App) ProjectionsRunning() <-chan struct{} {
+	if a.router == nil {
+		return nil
+	}
+	return a.router.Running()
+}
+
 // Handler is the HTTP edge, for tests that serve it themselves.
 func (a *App) Handler() http.Handler { return a.handler }
 
