@@ -82,6 +82,44 @@ func benchSchemaURL(base, schema string) (string, error) {
 	return u.String(), nil
 }
 
+// benchIntegration names the i-th integration of a benchmark run. The names
+// depend on the seed alone, so the same seed spreads the integrations over
+// the partitions the same way in every run (each run has a broker and a
+// schema of its own, so names never collide); with a run-unique name the
+// spread, and with it the drain rate, would change from run to run.
+func benchIntegration(seed uint64, i int) string {
+	return fmt.Sprintf("office-%d-%03d", seed, i)
+}
+
+// logSkew prints, for the topic with the most records, how its records
+// spread over its partitions: a partition's records apply one at a time, so
+// the busiest partition bounds how fast a backlog drains.
+func logSkew(ctx context.Context, brokers []string, logf func(string, ...any)) error {
+	ends, err := kafka.EndOffsets(ctx, brokers, domain.EventTopics...)
+	if err != nil {
+		return err
+	}
+	var topic string
+	var all int64
+	for t := range ends {
+		if n := ends.Total(t); n > ends.Total(topic) {
+			topic = t
+		}
+		all += ends.Total(t)
+	}
+	if topic == "" {
+		return nil
+	}
+	var busiest int64
+	for _, n := range ends[topic] {
+		busiest = max(busiest, n)
+	}
+	mean := float64(ends.Total(topic)) / float64(len(ends[topic]))
+	logf("busiest topic %s: %d of %d records; its busiest partition holds %d (%.2fx the mean of its %d partitions)",
+		topic, ends.Total(topic), all, busiest, float64(busiest)/mean, len(ends[topic]))
+	return nil
+}
+
 // benchEnvelopes generates n envelopes over the integrations, every family
 // represented, in a realistic type mix.
 func benchEnvelopes(n, integrations int, seed uint64, prefix string) ([]domain.Envelope, error) {
@@ -97,7 +135,7 @@ func benchEnvelopes(n, integrations int, seed uint64, prefix string) ([]domain.E
 			return nil, err
 		}
 		out[i] = domain.Envelope{
-			Schema: domain.SchemaV1, EventID: eid, IntegrationID: fmt.Sprintf("%s-%d", prefix, i%integrations),
+			Schema: domain.SchemaV1, EventID: eid, IntegrationID: benchIntegration(seed, i%integrations),
 			Type: typ, OccurredAt: ts.Truncate(time.Millisecond), ReceivedAt: ts, Source: domain.SourceWebhook,
 			Priority: typ.Priority(), SignatureScheme: domain.SchemeSoftPro, Payload: body,
 		}
@@ -142,6 +180,9 @@ func runBenchProject(ctx context.Context, cfg benchProjectConfig, out io.Writer)
 	}
 	prod.Close()
 	logf("backlog appended: %d events in %v (%.0f/s)", len(envs), time.Since(start).Round(time.Millisecond), float64(len(envs))/time.Since(start).Seconds())
+	if err := logSkew(ctx, brokers, logf); err != nil {
+		return err
+	}
 
 	// 2. Drain it with the live projectors.
 	schema := "bench_" + nonce

@@ -67,7 +67,7 @@ func newBenchReplayCmd() *cobra.Command {
 
 // appendChunked generates events [from, to) of the log and appends them in
 // chunks of 50,000.
-func appendChunked(ctx context.Context, p *kafka.Producer, rng *rand.Rand, from, to, total, integrations int, prefix string, base time.Time) error {
+func appendChunked(ctx context.Context, p *kafka.Producer, rng *rand.Rand, seed uint64, from, to, total, integrations int, prefix string, base time.Time) error {
 	const chunk = 50_000
 	for lo := from; lo < to; lo += chunk {
 		hi := min(lo+chunk, to)
@@ -81,7 +81,7 @@ func appendChunked(ctx context.Context, p *kafka.Producer, rng *rand.Rand, from,
 				return err
 			}
 			envs = append(envs, domain.Envelope{
-				Schema: domain.SchemaV1, EventID: eid, IntegrationID: fmt.Sprintf("%s-%d", prefix, i%integrations),
+				Schema: domain.SchemaV1, EventID: eid, IntegrationID: benchIntegration(seed, i%integrations),
 				Type: typ, OccurredAt: ts.Truncate(time.Millisecond), ReceivedAt: ts, Source: domain.SourceWebhook,
 				Priority: typ.Priority(), SignatureScheme: domain.SchemeSoftPro, Payload: body,
 			})
@@ -126,7 +126,7 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 
 	// 1. The live path drains the first part of the log.
 	start := time.Now()
-	if err := appendChunked(ctx, prod, rng, 0, cfg.liveEvents, cfg.events, cfg.integrations, prefix, base); err != nil {
+	if err := appendChunked(ctx, prod, rng, cfg.seed, 0, cfg.liveEvents, cfg.events, cfg.integrations, prefix, base); err != nil {
 		return err
 	}
 	logf("appended %d events for the live path in %v", cfg.liveEvents, time.Since(start).Round(time.Millisecond))
@@ -177,7 +177,7 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 
 	// 2. The rest of the log.
 	start = time.Now()
-	if err := appendChunked(ctx, prod, rng, cfg.liveEvents, cfg.events, cfg.events, cfg.integrations, prefix, base); err != nil {
+	if err := appendChunked(ctx, prod, rng, cfg.seed, cfg.liveEvents, cfg.events, cfg.events, cfg.integrations, prefix, base); err != nil {
 		return err
 	}
 	logf("appended the other %d events in %v", cfg.events-cfg.liveEvents, time.Since(start).Round(time.Millisecond))

@@ -21,6 +21,8 @@ type committer struct {
 	queue    chan *pending
 	maxBatch int
 	timeout  time.Duration
+	// linger bounds the wait for expected messages (lingerFor).
+	linger time.Duration
 	// slots bounds transactions in flight across every topic of the
 	// process (QUEUE_CONCURRENCY).
 	slots   chan struct{}
@@ -46,12 +48,12 @@ type result struct {
 // more database time per event).
 const loopsPerTopic = 1
 
-// lingerFor is how long a transaction waits for more messages once it has
-// one: a bound on the latency group commit adds.
+// lingerFor bounds how long a transaction waits for the messages it
+// expects (see run): a bound on the latency group commit adds.
 const lingerFor = 2 * time.Millisecond
 
 func newCommitter(p *projections.Projector, slots chan struct{}, maxBatch int, timeout time.Duration, sizes, durations prometheus.Observer) *committer {
-	return &committer{p: p, queue: make(chan *pending, maxBatch), maxBatch: maxBatch, timeout: timeout, slots: slots,
+	return &committer{p: p, queue: make(chan *pending, maxBatch), maxBatch: maxBatch, timeout: timeout, linger: lingerFor, slots: slots,
 		stopped: make(chan struct{}), sizes: sizes, durations: durations}
 }
 
@@ -94,9 +96,18 @@ func (c *committer) start(ctx context.Context) (wait func()) {
 	}
 }
 
-// run gathers and applies batches until ctx ends.
+// run gathers and applies batches until ctx ends. A batch takes every
+// message already queued; it also waits, up to lingerFor, for the next
+// message of each partition the previous batch applied: those partitions
+// were acknowledged at its commit and, while they have a backlog, hand over
+// their next message within moments. Partitions that have none cost one
+// wait, after which nothing is expected of them; an idle topic's first
+// message is applied at once.
 func (c *committer) run(ctx context.Context) {
 	batch := make([]*pending, 0, c.maxBatch)
+	expect := map[projections.Partition]bool{}
+	linger := time.NewTimer(c.linger)
+	linger.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -111,19 +122,38 @@ func (c *committer) run(ctx context.Context) {
 			c.finish(batch, nil, ctx.Err())
 			return
 		}
-		// Wait a moment for the other partitions' messages: after a commit
-		// their next messages arrive within microseconds of each other.
-		linger := time.NewTimer(lingerFor)
+		got := 0
+		if expect[batch[0].rec.Partition] {
+			got++
+		}
+		linger.Reset(c.linger)
 	gather:
 		for len(batch) < c.maxBatch {
+			if got >= len(expect) {
+				select {
+				case pd := <-c.queue:
+					batch = append(batch, pd)
+					continue
+				default:
+					break gather
+				}
+			}
 			select {
 			case pd := <-c.queue:
 				batch = append(batch, pd)
+				if expect[pd.rec.Partition] {
+					got++
+				}
 			case <-linger.C:
-				break gather
+				expect = map[projections.Partition]bool{}
+				got = 0
 			}
 		}
 		linger.Stop()
+		clear(expect)
+		for _, pd := range batch {
+			expect[pd.rec.Partition] = true
+		}
 		c.commit(batch)
 		<-c.slots
 	}
