@@ -185,8 +185,10 @@ WHERE c.projection = $1 AND c.topic = u.t AND c."partition" = u.p AND c.next_off
 const checkpointBulkInsertSQL = `INSERT INTO projection_checkpoints (projection, topic, "partition", next_offset)
 SELECT $1, t, p, nx FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, nx)`
 
-// queueCheckpointsBulk advances every checkpoint compare-and-set: the update
-// must touch exactly the rows it names, or another writer got there first.
+// queueCheckpointsBulk advances every checkpoint compare-and-set. Save only
+// advances checkpoints its transaction read and locked, so the update always
+// touches every row it names; the count is checked all the same, as a guard
+// against a caller that breaks that rule.
 func queueCheckpointsBulk(b *pgx.Batch, cps []projections.Checkpoint) {
 	var ut, it []string
 	var up, ip []int32

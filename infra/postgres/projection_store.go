@@ -31,20 +31,28 @@ func NewProjectionStore(pool *pgxpool.Pool) *ProjectionStore {
 	return &ProjectionStore{pool: pool}
 }
 
-// InTx implements projections.Store. Errors that say the database could not
-// do the work, rather than that the work is wrong, wrap
-// projections.ErrUnavailable; a lost insert race on a checkpoint wraps
-// projections.ErrCheckpointMoved.
+// InTx implements projections.Store in two round trips: BEGIN travels with
+// Load's reads and COMMIT with Save's writes (Save queues them; they are sent
+// when fn returns). A failed statement makes Postgres skip the rest of its
+// pipeline, COMMIT included, so a transaction commits only if all of its
+// writes succeeded. Errors that say the database could not do the work,
+// rather than that the work is wrong, wrap projections.ErrUnavailable; a
+// lost insert race on a checkpoint wraps projections.ErrCheckpointMoved.
 func (s *ProjectionStore) InTx(ctx context.Context, fn func(ctx context.Context, tx projections.Tx) error) error {
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return classify("begin", err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := fn(ctx, projectionTx{tx: tx}); err != nil {
+	// A connection left inside a transaction (a failed rollback, a
+	// cancelled pipeline) is closed by the pool rather than reused.
+	defer conn.Release()
+	t := &projectionTx{conn: conn.Conn()}
+	if err := fn(ctx, t); err != nil {
+		t.rollback(ctx)
 		return classify("project", err)
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := t.commit(ctx); err != nil {
+		t.rollback(ctx)
 		return classify("commit", err)
 	}
 	return nil
@@ -78,8 +86,49 @@ func classify(op string, err error) error {
 	return projections.Unavailable(op, err)
 }
 
+// projectionTx is one transaction of ProjectionStore: begun lazily with the
+// first statements sent, its writes queued until commit.
 type projectionTx struct {
-	tx pgx.Tx
+	conn   *pgx.Conn
+	begun  bool
+	writes *pgx.Batch
+	// loaded holds the checkpoints Load read and locked, -1 for those it
+	// found missing: the only ones Save may advance.
+	loaded map[projections.Partition]int64
+}
+
+// send sends b, preceded by BEGIN when the transaction has not begun.
+func (t *projectionTx) send(ctx context.Context, b *pgx.Batch) error {
+	if !t.begun {
+		b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "begin"}}, b.QueuedQueries...)
+		t.begun = true
+	}
+	return t.conn.SendBatch(ctx, b).Close()
+}
+
+// commit sends the queued writes and COMMIT in one round trip.
+func (t *projectionTx) commit(ctx context.Context) error {
+	b := t.writes
+	if b == nil {
+		if !t.begun {
+			return nil
+		}
+		b = &pgx.Batch{}
+	}
+	t.writes = nil
+	b.Queue("commit")
+	if err := t.send(ctx, b); err != nil {
+		return err
+	}
+	t.begun = false
+	return nil
+}
+
+// rollback ends a transaction that fn or its commit failed.
+func (t *projectionTx) rollback(ctx context.Context) {
+	if t.conn.PgConn().TxStatus() != 'I' && !t.conn.IsClosed() {
+		_, _ = t.conn.Exec(context.WithoutCancel(ctx), "rollback")
+	}
 }
 
 // entityTable describes one entity kind's table.
@@ -175,7 +224,7 @@ VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (integration_id, event_id) DO NOTHIN
 )
 
 // Load implements projections.Tx in one round trip.
-func (t projectionTx) Load(ctx context.Context, q projections.Query) (projections.Snapshot, error) {
+func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projections.Snapshot, error) {
 	snap := projections.Snapshot{
 		Checkpoints: map[projections.Partition]int64{},
 		Audit:       map[projections.EventKey]projections.AuditRow{},
@@ -253,16 +302,38 @@ func (t projectionTx) Load(ctx context.Context, q projections.Query) (projection
 			return rows.Err()
 		})
 	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := t.send(ctx, b); err != nil {
 		return projections.Snapshot{}, fmt.Errorf("load: %w", err)
+	}
+	if t.loaded == nil {
+		t.loaded = map[projections.Partition]int64{}
+	}
+	for _, p := range q.Partitions {
+		next, ok := snap.Checkpoints[p]
+		if !ok {
+			next = -1
+		}
+		t.loaded[p] = next
 	}
 	return snap, nil
 }
 
-// Save implements projections.Tx in one round trip, one statement per
-// table (see projection_bulk.go).
-func (t projectionTx) Save(ctx context.Context, w projections.Writes) error {
-	b := &pgx.Batch{}
+// Save implements projections.Tx: it queues one statement per table (see
+// projection_bulk.go), sent with the commit. A checkpoint advances only
+// from the offset Load read: that row stays locked until the commit, so
+// nobody can have moved it since; a missing row another writer inserts
+// meanwhile fails the insert.
+func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
+	for _, c := range w.Checkpoints {
+		if prev, ok := t.loaded[c.Partition]; !ok || prev != c.Prev {
+			return fmt.Errorf("save: %w: %s %s/%d advanced from %d, but this transaction read %d",
+				projections.ErrCheckpointMoved, c.Projection, c.Topic, c.Partition.Partition, c.Prev, prev)
+		}
+	}
+	if t.writes == nil {
+		t.writes = &pgx.Batch{}
+	}
+	b := t.writes
 	if len(w.Checkpoints) > 0 {
 		queueCheckpointsBulk(b, w.Checkpoints)
 	}
@@ -289,12 +360,6 @@ func (t projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	}
 	if len(w.Metrics) > 0 {
 		queueMetricsBulk(b, w.Metrics)
-	}
-	if b.Len() == 0 {
-		return nil
-	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("save: %w", err)
 	}
 	return nil
 }

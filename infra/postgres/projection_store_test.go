@@ -263,3 +263,93 @@ func TestProjectionStoreClassifiesOutage(t *testing.T) {
 		t.Fatalf("apply against dead server = %v, want transient", err)
 	}
 }
+
+// TestProjectionStoreCommitsAllOrNothing: the writes travel with COMMIT in
+// one pipeline, so a failing write must leave nothing behind, not even the
+// statements queued before it, and the connection must come back clean.
+func TestProjectionStoreCommitsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	p, pool := newProjector(t)
+	store := NewProjectionStore(pool)
+	part := projections.Partition{Topic: "t", Partition: 0}
+	good := projections.AuditRow{IntegrationID: "int_a", EventID: "evt_ok", EventType: domain.TaskCreated,
+		Payload: json.RawMessage(`{}`), Status: projections.StatusCompleted, ReceivedAt: tBase, Topic: "t"}
+	bad := good
+	bad.EventID, bad.Payload = "evt_bad", json.RawMessage(`{not json`)
+	for range 3 {
+		err := store.InTx(testContext(t), func(ctx context.Context, tx projections.Tx) error {
+			if _, err := tx.Load(ctx, projections.Query{Projection: "test", Partitions: []projections.Partition{part}}); err != nil {
+				return err
+			}
+			return tx.Save(ctx, projections.Writes{
+				Checkpoints: []projections.Checkpoint{{Projection: "test", Partition: part, Prev: -1, Next: 5}},
+				Audit:       []projections.AuditRow{good, bad},
+			})
+		})
+		if err == nil {
+			t.Fatal("a transaction with an invalid payload committed")
+		}
+	}
+	if n := queryOne[int64](t, pool, "SELECT count(*) FROM projection_checkpoints WHERE projection='test'"); n != 0 {
+		t.Errorf("checkpoints = %d after failed transactions, want 0", n)
+	}
+	if n := queryOne[int64](t, pool, "SELECT count(*) FROM webhook_events"); n != 0 {
+		t.Errorf("audit rows = %d after failed transactions, want 0", n)
+	}
+	// Every pooled connection is usable: no transaction was left open.
+	for i := range 8 {
+		apply(t, p, rec("t", 0, int64(i), "int_a", fmt.Sprintf("evt_%d", i), domain.TaskCreated, tBase, `{"id":"k1"}`))
+	}
+	if n := queryOne[int64](t, pool, "SELECT next_offset FROM projection_checkpoints WHERE projection='test'"); n != 8 {
+		t.Errorf("checkpoint = %d, want 8", n)
+	}
+}
+
+// TestProjectionStoreCheckpointRaces: a checkpoint advances only from what
+// its own transaction read; of two writers that both found a partition new,
+// one wins and the other gets ErrCheckpointMoved.
+func TestProjectionStoreCheckpointRaces(t *testing.T) {
+	t.Parallel()
+	_, pool := newProjector(t)
+	store := NewProjectionStore(pool)
+	part := projections.Partition{Topic: "t", Partition: 3}
+	cp := projections.Checkpoint{Projection: "test", Partition: part, Prev: -1, Next: 1}
+	err := store.InTx(testContext(t), func(ctx context.Context, tx projections.Tx) error {
+		return tx.Save(ctx, projections.Writes{Checkpoints: []projections.Checkpoint{cp}})
+	})
+	if !errors.Is(err, projections.ErrCheckpointMoved) {
+		t.Fatalf("advancing a checkpoint the transaction never read = %v, want ErrCheckpointMoved", err)
+	}
+	loaded := make(chan struct{}, 2)
+	both := make(chan struct{})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			errs <- store.InTx(testContext(t), func(ctx context.Context, tx projections.Tx) error {
+				if _, err := tx.Load(ctx, projections.Query{Projection: "test", Partitions: []projections.Partition{part}}); err != nil {
+					return err
+				}
+				loaded <- struct{}{}
+				<-both
+				return tx.Save(ctx, projections.Writes{Checkpoints: []projections.Checkpoint{cp}})
+			})
+		}()
+	}
+	<-loaded
+	<-loaded
+	close(both)
+	var moved, ok int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, projections.ErrCheckpointMoved):
+			moved++
+		default:
+			t.Fatalf("racing insert: %v", err)
+		}
+	}
+	if ok != 1 || moved != 1 {
+		t.Fatalf("racing inserts: %d committed, %d moved; want 1 and 1", ok, moved)
+	}
+}
