@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	fastjson "github.com/goccy/go-json"
 	"strconv"
 	"time"
 )
@@ -91,7 +92,7 @@ func ChangeOf(e Envelope) (c Change, ok bool, err error) {
 		return Change{}, false, nil
 	}
 	var top map[string]json.RawMessage
-	if err := json.Unmarshal(e.Payload, &top); err != nil || top == nil {
+	if err := fastjson.Unmarshal(e.Payload, &top); err != nil || top == nil {
 		return Change{}, false, fmt.Errorf("%w: %s %s: payload is not a JSON object", ErrUnprojectable, e.Type, e.EventID)
 	}
 	raw := json.RawMessage(e.Payload)
@@ -99,7 +100,7 @@ func ChangeOf(e Envelope) (c Change, ok bool, err error) {
 	if d, has := top["data"]; has {
 		raw = d
 		data = nil
-		if err := json.Unmarshal(d, &data); err != nil || data == nil {
+		if err := fastjson.Unmarshal(d, &data); err != nil || data == nil {
 			return Change{}, false, fmt.Errorf("%w: %s %s: data is not a JSON object", ErrUnprojectable, e.Type, e.EventID)
 		}
 	}
@@ -188,7 +189,7 @@ func Apply(cur Entity, c Change) (Entity, Effect) {
 		setText(&t.Status, d, "status", "new_status", "newStatus")
 		if obj, ok := d["property"]; ok {
 			var p map[string]json.RawMessage
-			if json.Unmarshal(obj, &p) == nil && p != nil {
+			if fastjson.Unmarshal(obj, &p) == nil && p != nil {
 				setText(&t.PropertyAddress, p, "address")
 			} else {
 				setText(&t.PropertyAddress, d, "property")
@@ -268,7 +269,7 @@ func rawText(raw json.RawMessage) string {
 	switch raw[0] {
 	case '"':
 		var s string
-		if json.Unmarshal(raw, &s) == nil {
+		if fastjson.Unmarshal(raw, &s) == nil {
 			return s
 		}
 		return ""
@@ -334,7 +335,7 @@ func parseTime(s string) (time.Time, bool) {
 func mergeData(cur json.RawMessage, add map[string]json.RawMessage, raw json.RawMessage) json.RawMessage {
 	var base map[string]json.RawMessage
 	if len(cur) > 0 {
-		_ = json.Unmarshal(cur, &base)
+		_ = fastjson.Unmarshal(cur, &base)
 	}
 	if len(base) == 0 && raw != nil {
 		return raw

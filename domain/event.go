@@ -222,8 +222,19 @@ func (e Envelope) Encode() ([]byte, error) {
 // its bytes.
 func DecodeEnvelope(value []byte) (Envelope, error) {
 	var e Envelope
-	if err := json.Unmarshal(value, &e); err != nil {
-		return Envelope{}, fmt.Errorf("%w: %v", ErrInvalidEnvelope, err)
+	if !decodeEncoded(value, &e) {
+		e = Envelope{}
+		if err := json.Unmarshal(value, &e); err != nil {
+			return Envelope{}, fmt.Errorf("%w: %v", ErrInvalidEnvelope, err)
+		}
+		// encoding/json trims white space around a RawMessage; keep the
+		// payload's bytes when it is last, as Encode writes it.
+		if i := bytes.Index(value, payloadKey); i >= 0 && len(value) > 0 && value[len(value)-1] == '}' {
+			raw := value[i+len(payloadKey) : len(value)-1]
+			if len(raw) != len(e.Payload) && bytes.Equal(bytes.TrimSpace(raw), e.Payload) {
+				e.Payload = append(json.RawMessage(nil), raw...)
+			}
+		}
 	}
 	if e.Schema != SchemaV1 {
 		return Envelope{}, fmt.Errorf("%w: unsupported schema %q", ErrInvalidEnvelope, e.Schema)
@@ -231,16 +242,33 @@ func DecodeEnvelope(value []byte) (Envelope, error) {
 	if e.EventID == "" || e.IntegrationID == "" || e.Type == "" {
 		return Envelope{}, fmt.Errorf("%w: eventId, integrationId and type are required", ErrInvalidEnvelope)
 	}
-	// encoding/json trims white space around a RawMessage. Encode writes the
-	// payload last, after the first `,"payload":` (which cannot occur
-	// unescaped inside the head's strings), so its exact bytes can be cut out.
-	if i := bytes.Index(value, payloadKey); i >= 0 && len(value) > 0 && value[len(value)-1] == '}' {
-		raw := value[i+len(payloadKey) : len(value)-1]
-		if len(raw) != len(e.Payload) && bytes.Equal(bytes.TrimSpace(raw), e.Payload) {
-			e.Payload = append(json.RawMessage(nil), raw...)
-		}
-	}
 	return e, nil
+}
+
+// decodeEncoded decodes value laid out as Encode writes it, the payload last
+// after the first `,"payload":` (which cannot occur unescaped inside the
+// head's strings): the payload is checked once and kept as it is rather
+// than decoded and cut out again, which for a typical webhook is most of the
+// work. It reports false for any other layout, for DecodeEnvelope to decode
+// in full: if the first `,"payload":` were not the head's last key, the
+// bytes after it would not be one JSON value.
+func decodeEncoded(value []byte, e *Envelope) bool {
+	i := bytes.Index(value, payloadKey)
+	if i < 0 || value[len(value)-1] != '}' {
+		return false
+	}
+	raw := value[i+len(payloadKey) : len(value)-1]
+	if !json.Valid(raw) {
+		return false
+	}
+	head := make([]byte, i+1)
+	copy(head, value[:i])
+	head[i] = '}'
+	if err := json.Unmarshal(head, e); err != nil || e.Payload != nil {
+		return false
+	}
+	e.Payload = append(json.RawMessage(nil), raw...)
+	return true
 }
 
 var payloadKey = []byte(`,"payload":`)

@@ -55,3 +55,35 @@ func TestDecodeEnvelopeRejects(t *testing.T) {
 		t.Errorf("encode of invalid payload: %v", err)
 	}
 }
+
+// TestDecodeEnvelopeOtherLayouts: envelopes not laid out as Encode writes
+// them (another producer's field order, white space, a nested payload key)
+// decode in full to the same result.
+func TestDecodeEnvelopeOtherLayouts(t *testing.T) {
+	t.Parallel()
+	head := `"schema":"softprohub.event.v1","eventId":"e","integrationId":"i","type":"task.created"`
+	tests := []struct {
+		name, value, payload string
+	}{
+		{"payload first", `{"payload":{"a":1},` + head + `}`, `{"a":1}`},
+		{"payload in the middle", `{` + head + `,"payload":{"a":1},"source":"webhook"}`, `{"a":1}`},
+		{"nested payload key first", `{` + head + `,"meta":{"x":1,"payload":2},"payload":{"a":1}}`, `{"a":1}`},
+		{"payload last", `{` + head + `,"payload":{"a":1}}`, `{"a":1}`},
+		{"white space before the brace", `{` + head + `,"payload":{"a":1} }`, `{"a":1} `},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e, err := DecodeEnvelope([]byte(tt.value))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(e.Payload) != tt.payload || e.EventID != "e" || e.Type != TaskCreated {
+				t.Fatalf("decoded %q %+v, want payload %q", e.Payload, e, tt.payload)
+			}
+		})
+	}
+	if _, err := DecodeEnvelope([]byte(`{` + head + `,"payload":{"a":1}`)); !errors.Is(err, ErrInvalidEnvelope) {
+		t.Errorf("truncated envelope: err = %v", err)
+	}
+}

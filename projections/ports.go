@@ -95,6 +95,10 @@ type AuditRow struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+	// New is set by the projector when its transaction found no stored row
+	// for the event: the store may insert it without a conflict check (a
+	// row inserted meanwhile by another writer fails the transaction).
+	New bool
 }
 
 // Checkpoint is a partition's next offset to apply, advanced from Prev

@@ -149,6 +149,7 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 		next[r.Partition] = r.Offset + 1
 
 		key := keyOf(r.Envelope)
+		_, stored := snap.Audit[key]
 		prev, hasPrev := audit[key]
 		if !hasPrev {
 			prev, hasPrev = snap.Audit[key]
@@ -158,6 +159,7 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 			continue
 		}
 		row := auditRow(r, now)
+		row.New = !stored
 		if hasPrev {
 			row.ReceivedAt = prev.ReceivedAt
 			if prev.ProcessingStartedAt != nil {

@@ -445,8 +445,10 @@ func (b *Rebuilder) build(ctx context.Context, store Store, bounds Bounds, tr *t
 	return err
 }
 
-// work applies the batches of one worker, merging consecutive small ones of
-// a topic up to the batch size.
+// work applies the batches of one worker, merging a topic's small ones up to
+// the batch size (the scanner hands over one partition's fetch at a time,
+// often a hundred records): per-transaction costs are then paid once per
+// BatchSize records. What is left is applied when the scan ends.
 func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, projectors map[string]*Projector, tr *tracker) error {
 	pending := map[string][]Record{}
 	flush := func(topic string) error {
@@ -475,11 +477,9 @@ func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, projectors
 			}
 			pending[topic] = append(pending[topic], s.Record)
 		}
-		if len(pending[topic]) >= b.cfg.BatchSize || len(q) == 0 {
-			for t := range pending {
-				if err := flush(t); err != nil {
-					return err
-				}
+		if len(pending[topic]) >= b.cfg.BatchSize {
+			if err := flush(topic); err != nil {
+				return err
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -250,4 +251,66 @@ func queueMetricsBulk(b *pgx.Batch, ms []projections.MetricsDelta) {
 		buckets[i] = sb.String()
 	}
 	b.Queue(metricsBulkSQL, ints, types, hours, rc, co, fa, sk, tp, mp, buckets)
+}
+
+// statusChangesBulkSQL inserts status changes in the order given, so their
+// ids (which break ties between equal times) follow the log.
+const statusChangesBulkSQL = `INSERT INTO transaction_status_changes (integration_id, transaction_id, from_status, to_status, changed_at, event_id)
+SELECT i, t, f, s, a, e FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
+ WITH ORDINALITY AS u(i, t, f, s, a, e, n) ORDER BY n
+ON CONFLICT (integration_id, event_id) DO NOTHING`
+
+func queueStatusChangesBulk(b *pgx.Batch, cs []domain.StatusChange) {
+	n := len(cs)
+	ints, txs, from, to, events := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	at := make([]time.Time, n)
+	for i, c := range cs {
+		ints[i], txs[i], from[i], to[i], at[i], events[i] = c.Key.IntegrationID, c.Key.ID, c.From, c.To, c.At, c.EventID
+	}
+	b.Queue(statusChangesBulkSQL, ints, txs, from, to, at, events)
+}
+
+// copyMin is how many new audit rows make COPY worth its own round trip:
+// rebuild and replay batches load thousands at once; live batches stay on
+// the pipelined INSERT.
+const copyMin = 500
+
+func countNew(rows []projections.AuditRow) int {
+	n := 0
+	for _, r := range rows {
+		if r.New {
+			n++
+		}
+	}
+	return n
+}
+
+// copyAudit loads t.copies with COPY inside the transaction.
+func (t *projectionTx) copyAudit(ctx context.Context) error {
+	if !t.begun {
+		if _, err := t.conn.Exec(ctx, "begin"); err != nil {
+			return err
+		}
+		t.begun = true
+	}
+	rows := t.copies
+	t.copies = nil
+	_, err := t.conn.CopyFrom(ctx, pgx.Identifier{"webhook_events"}, auditColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		r := rows[i]
+		var errText *string
+		if r.Error != "" {
+			errText = &r.Error
+		}
+		var occurred *time.Time
+		if !r.OccurredAt.IsZero() {
+			occurred = &r.OccurredAt
+		}
+		return []any{r.IntegrationID, r.EventID, string(r.EventType), jsonText(r.Payload, "null"), jsonText(r.Headers, "{}"),
+			string(r.Status), r.ReceivedAt, r.ProcessingStartedAt, r.ProcessedAt, r.FailedAt, r.ProcessingTimeMs,
+			int32(r.RetryCount), r.LastRetryAt, errText, occurred, r.Applied, string(r.Source), r.Topic, r.Partition, r.Offset}, nil
+	}))
+	if err != nil {
+		return fmt.Errorf("copy audit: %w", err)
+	}
+	return nil
 }

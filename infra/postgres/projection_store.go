@@ -92,6 +92,8 @@ type projectionTx struct {
 	conn   *pgx.Conn
 	begun  bool
 	writes *pgx.Batch
+	// copies are new audit rows to load with COPY before the writes.
+	copies []projections.AuditRow
 	// loaded holds the checkpoints Load read and locked, -1 for those it
 	// found missing: the only ones Save may advance.
 	loaded map[projections.Partition]int64
@@ -116,6 +118,11 @@ func (t *projectionTx) commit(ctx context.Context) error {
 		b = &pgx.Batch{}
 	}
 	t.writes = nil
+	if len(t.copies) > 0 {
+		if err := t.copyAudit(ctx); err != nil {
+			return err
+		}
+	}
 	b.Queue("commit")
 	if err := t.send(ctx, b); err != nil {
 		return err
@@ -218,9 +225,6 @@ ORDER BY topic, "partition" FOR UPDATE`
 	auditSelectSQL = `SELECT integration_id, event_id, status, received_at, processing_started_at, retry_count, last_retry_at
 FROM webhook_events WHERE (integration_id, event_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 ORDER BY integration_id, event_id FOR UPDATE`
-
-	statusChangeInsertSQL = `INSERT INTO transaction_status_changes (integration_id, transaction_id, from_status, to_status, changed_at, event_id)
-VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (integration_id, event_id) DO NOTHING`
 )
 
 // Load implements projections.Tx in one round trip.
@@ -337,8 +341,20 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	if len(w.Checkpoints) > 0 {
 		queueCheckpointsBulk(b, w.Checkpoints)
 	}
-	if len(w.Audit) > 0 {
-		queueAuditBulk(b, w.Audit)
+	audit := w.Audit
+	if countNew(audit) >= copyMin {
+		var rest []projections.AuditRow
+		for _, r := range audit {
+			if r.New {
+				t.copies = append(t.copies, r)
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		audit = rest
+	}
+	if len(audit) > 0 {
+		queueAuditBulk(b, audit)
 	}
 	byKind := map[domain.Kind][]domain.Entity{}
 	for _, e := range w.Entities {
@@ -355,8 +371,8 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	if len(byKind) > 0 {
 		return fmt.Errorf("save entity: unknown kinds %v", byKind)
 	}
-	for _, c := range w.StatusChanges {
-		b.Queue(statusChangeInsertSQL, c.Key.IntegrationID, c.Key.ID, c.From, c.To, c.At, c.EventID)
+	if len(w.StatusChanges) > 0 {
+		queueStatusChangesBulk(b, w.StatusChanges)
 	}
 	if len(w.Metrics) > 0 {
 		queueMetricsBulk(b, w.Metrics)
