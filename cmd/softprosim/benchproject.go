@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -59,7 +60,7 @@ func newBenchProjectCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.IntVar(&cfg.events, "events", 200_000, "events in the backlog")
 	f.IntVar(&cfg.integrations, "integrations", 50, "integrations the events spread over")
-	f.IntVar(&cfg.partitions, "partitions", 12, "partitions per topic")
+	f.IntVar(&cfg.partitions, "partitions", app.DefaultConfig().KafkaPartitions, "partitions per topic (KAFKA_PARTITIONS's default)")
 	f.IntVar(&cfg.concurrency, "concurrency", 5, "QUEUE_CONCURRENCY")
 	f.StringVar(&cfg.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/softprohub_bench?sslmode=disable", "Postgres (created if missing; the run uses fresh schemas)")
 	f.StringVar(&cfg.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis")
@@ -80,6 +81,46 @@ func benchSchemaURL(base, schema string) (string, error) {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String(), nil
+}
+
+var errServiceStopped = errors.New("service stopped")
+
+// waitProjected waits until the live projectors' checkpoints on the event
+// topics add up to want records, that is until every record of a fresh log
+// is applied: a checkpoint advances in the transaction that writes its
+// records' rows. Checkpoints are a few dozen rows; counting the audit rows
+// instead would scan a growing table several times a second, taking CPU
+// and buffer cache from the projectors being measured.
+func waitProjected(ctx context.Context, pool *pgxpool.Pool, want int64, stopped <-chan struct{}) error {
+	for {
+		var applied int64
+		if err := pool.QueryRow(ctx, `SELECT coalesce(sum(next_offset), 0) FROM projection_checkpoints WHERE topic = ANY($1)`,
+			domain.EventTopics).Scan(&applied); err != nil {
+			return err
+		}
+		if applied >= want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stopped:
+			return errServiceStopped
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// checkAudit fails unless the audit holds want final rows.
+func checkAudit(ctx context.Context, pool *pgxpool.Pool, want int64) error {
+	var n int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM webhook_events WHERE status IN ('COMPLETED','SKIPPED','FAILED')`).Scan(&n); err != nil {
+		return err
+	}
+	if n != want {
+		return fmt.Errorf("the checkpoints reached the end of the log but the audit holds %d final rows, want %d", n, want)
+	}
+	return nil
 }
 
 // benchIntegration names the i-th integration of a benchmark run. The names
@@ -224,22 +265,18 @@ func runBenchProject(ctx context.Context, cfg benchProjectConfig, out io.Writer)
 	stopService := sync.OnceValue(func() error { stop(); <-ran; return runErr })
 	defer stopService()
 
-	var visible int64
-	for visible < int64(cfg.events) {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ran:
+	if err := waitProjected(ctx, pool, int64(cfg.events), ran); err != nil {
+		if errors.Is(err, errServiceStopped) {
 			return fmt.Errorf("service stopped: %v", runErr)
-		case <-time.After(250 * time.Millisecond):
 		}
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM webhook_events WHERE status IN ('COMPLETED','SKIPPED','FAILED')`).Scan(&visible); err != nil {
-			return err
-		}
+		return err
 	}
 	drain := time.Since(start)
 	if cfg.cpuProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	if err := checkAudit(ctx, pool, int64(cfg.events)); err != nil {
+		return err
 	}
 	liveRate := float64(cfg.events) / drain.Seconds()
 	logf("live projection: %d events visible in %v: %.0f events/s (goal >= 3000)", cfg.events, drain.Round(time.Millisecond), liveRate)

@@ -55,7 +55,7 @@ func newBenchReplayCmd() *cobra.Command {
 	f.IntVar(&cfg.liveEvents, "live-events", 100_000, "events drained by the live projectors first")
 	f.IntVar(&cfg.copyEvents, "copy-events", 200_000, "events of the COPY ceiling")
 	f.IntVar(&cfg.integrations, "integrations", 100, "integrations the events spread over")
-	f.IntVar(&cfg.partitions, "partitions", 12, "partitions per topic")
+	f.IntVar(&cfg.partitions, "partitions", app.DefaultConfig().KafkaPartitions, "partitions per topic (KAFKA_PARTITIONS's default)")
 	f.IntVar(&cfg.batch, "batch", 4000, "records per rebuild transaction")
 	f.IntVar(&cfg.workers, "workers", 2, "rebuild transactions in flight")
 	f.StringVar(&cfg.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/softprohub_bench?sslmode=disable", "Postgres (created if missing; the run uses fresh schemas)")
@@ -151,29 +151,27 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 	done := make(chan error, 1)
 	start = time.Now()
 	go func() { done <- a.Run(runCtx) }()
-	var visible int64
-	for visible < int64(cfg.liveEvents) {
-		select {
-		case <-ctx.Done():
-			stop()
-			a.Close()
-			return ctx.Err()
-		case err := <-done:
-			a.Close()
-			return fmt.Errorf("service stopped: %v", err)
-		case <-time.After(250 * time.Millisecond):
-		}
-		if err := a.Pool().QueryRow(ctx, `SELECT count(*) FROM webhook_events WHERE status IN ('COMPLETED','SKIPPED','FAILED')`).Scan(&visible); err != nil {
-			stop()
-			a.Close()
-			return err
-		}
+	ran := make(chan struct{})
+	go func() {
+		<-done
+		close(ran)
+	}()
+	if err := waitProjected(ctx, a.Pool(), int64(cfg.liveEvents), ran); err != nil {
+		stop()
+		a.Close()
+		return err
 	}
-	liveRate := float64(cfg.liveEvents) / time.Since(start).Seconds()
+	liveTook := time.Since(start)
+	liveRate := float64(cfg.liveEvents) / liveTook.Seconds()
+	if err := checkAudit(ctx, a.Pool(), int64(cfg.liveEvents)); err != nil {
+		stop()
+		a.Close()
+		return err
+	}
 	stop()
-	<-done
+	<-ran
 	a.Close()
-	logf("live path: %d events in %v: %.0f events/s", cfg.liveEvents, time.Since(start).Round(time.Millisecond), liveRate)
+	logf("live path: %d events in %v: %.0f events/s", cfg.liveEvents, liveTook.Round(time.Millisecond), liveRate)
 
 	// 2. The rest of the log.
 	start = time.Now()

@@ -157,15 +157,18 @@ func (t *RebuildTarget) Seal(ctx context.Context, schema string) error {
 	if err != nil {
 		return fmt.Errorf("seal %s: %w", schema, err)
 	}
-	// Index builds run side by side, one connection each.
+	// Index builds run side by side, one connection each, with room to
+	// sort a million rows in memory (the default 64 MB spills to disk).
 	errs := make(chan error, len(defs))
 	sem := make(chan struct{}, 2)
 	for _, def := range defs {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem }()
-			_, err := p.Exec(ctx, def)
-			errs <- err
+			b := &pgx.Batch{}
+			b.Queue("SELECT set_config('maintenance_work_mem', $1, true)", sealSortMemory)
+			b.Queue(def)
+			errs <- pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
 		}()
 	}
 	for range defs {
@@ -183,6 +186,9 @@ func (t *RebuildTarget) Seal(ctx context.Context, schema string) error {
 	}
 	return nil
 }
+
+// sealSortMemory is each index build's maintenance_work_mem.
+const sealSortMemory = "256MB"
 
 // Checkpoints implements projections.RebuildTarget.
 func (t *RebuildTarget) Checkpoints(ctx context.Context, schema, name string) (map[projections.Partition]int64, error) {

@@ -37,7 +37,7 @@ type Config struct {
 	RedisURL           string        `env:"REDIS_URL"`
 	DatabaseURL        string        `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/softprohub?sslmode=disable"`
 	KafkaBrokers       []string      `env:"KAFKA_BROKERS" envSeparator:","`
-	KafkaPartitions    int           `env:"KAFKA_PARTITIONS" envDefault:"12"`
+	KafkaPartitions    int           `env:"KAFKA_PARTITIONS" envDefault:"24"`
 	KafkaReplication   int           `env:"KAFKA_REPLICATION" envDefault:"-1"`
 	KafkaEmbeddedPort  int           `env:"KAFKA_EMBEDDED_PORT" envDefault:"9092"`
 	KafkaAppendTimeout time.Duration `env:"KAFKA_APPEND_TIMEOUT" envDefault:"10s"`
