@@ -5,9 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	fastjson "github.com/goccy/go-json"
 	"strconv"
 	"time"
+
+	// Payloads are read with goccy/go-json, a drop-in for encoding/json's
+	// Unmarshal that parses in one pass (encoding/json validates the input
+	// first, then decodes it): payload parsing was a quarter of the CPU of a
+	// rebuild. Envelopes are validated by encoding/json when decoded, so
+	// payloads reaching ChangeOf are known to be JSON.
+	fastjson "github.com/goccy/go-json"
 )
 
 // ErrUnprojectable marks an event whose payload can never be projected:

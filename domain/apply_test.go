@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -240,5 +241,47 @@ func TestApplyIsPure(t *testing.T) {
 	}
 	if next.Transaction.ClosingDate.Format(time.DateOnly) != "2024-05-05" {
 		t.Fatalf("closing date = %v", next.Transaction.ClosingDate)
+	}
+}
+
+// TestChangeOfReadsAsEncodingJSON: payloads are parsed with goccy/go-json;
+// what ChangeOf reads must be what encoding/json reads.
+func TestChangeOfReadsAsEncodingJSON(t *testing.T) {
+	t.Parallel()
+	payloads := []string{
+		`{"id":"e1","data":{"id":"txn_1","status":"open","file_number":"F-1","property":{"address":"1 Main St"}}}`,
+		`{"data":{"id":"t\u00e9st \ud83d\ude00","status":"a\"b\\c\n","n":12.5e3,"ok":true,"nil":null,"arr":[1,{"x":[]}]}}`,
+		`{"id":"txn_2","status":"closed","closing_date":"2024-02-01"}`,
+		"{ \"data\" : { \"id\" : \"spaced\" ,\n\t\"name\" : \"doc\" } }",
+		`{"data":{"id":"dup","status":"first","status":"second"}}`,
+	}
+	for _, p := range payloads {
+		e := Envelope{Schema: SchemaV1, EventID: "e", IntegrationID: "i", Type: TransactionUpdated, Payload: []byte(p)}
+		c, ok, err := ChangeOf(e)
+		if err != nil || !ok {
+			t.Fatalf("%s: ok %v err %v", p, ok, err)
+		}
+		var top, want map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(p), &top); err != nil {
+			t.Fatal(err)
+		}
+		raw := json.RawMessage(p)
+		if d, has := top["data"]; has {
+			raw = d
+		}
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Data) != len(want) || !bytes.Equal(c.Raw, raw) {
+			t.Fatalf("%s: data %v raw %s, want %v raw %s", p, c.Data, c.Raw, want, raw)
+		}
+		for k, v := range want {
+			if !bytes.Equal(c.Data[k], v) {
+				t.Errorf("%s: %s = %s, want %s", p, k, c.Data[k], v)
+			}
+			if rawText(c.Data[k]) != rawText(v) {
+				t.Errorf("%s: text of %s differs", p, k)
+			}
+		}
 	}
 }
