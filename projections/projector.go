@@ -56,6 +56,32 @@ type Projector struct {
 	name  string
 	store Store
 	now   func() time.Time
+	// gapCheck makes Apply refuse records beyond their partition's
+	// checkpoint (WithGapCheck).
+	gapCheck bool
+}
+
+// WithGapCheck returns a copy of p whose Apply fails with a *GapError,
+// writing nothing, when a record's offset is beyond its partition's
+// checkpoint: records between the two were never applied (a commit lost
+// with asynchronous commits, offsets moved by hand, a poisoned record). The
+// live projectors use it and fill the gap from the log (FillGap); rebuilds
+// and replays, which read the log themselves, do not.
+func (p *Projector) WithGapCheck() *Projector {
+	q := *p
+	q.gapCheck = true
+	return &q
+}
+
+// GapError says that records [From, To) of Partition were never applied;
+// From is -1 when the partition has no checkpoint (from the log start).
+type GapError struct {
+	Partition
+	From, To int64
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("%s/%d: offsets %d to %d were never applied", e.Topic, e.Partition.Partition, e.From, e.To)
 }
 
 // NewProjector returns a projector whose checkpoints are kept under name (a
@@ -109,6 +135,11 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 		if err != nil {
 			return err
 		}
+		if p.gapCheck {
+			if gap := firstGap(snap, recs); gap != nil {
+				return gap
+			}
+		}
 		var w Writes
 		w, outcomes = plan(p.name, snap, recs, changes, p.now().UTC())
 		if w.Empty() {
@@ -120,6 +151,26 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 		return nil, fmt.Errorf("project %d records: %w", len(recs), err)
 	}
 	return outcomes, nil
+}
+
+// firstGap returns the first partition whose first record in recs lies
+// beyond its checkpoint.
+func firstGap(snap Snapshot, recs []Record) *GapError {
+	seen := map[Partition]bool{}
+	for _, r := range recs {
+		if seen[r.Partition] {
+			continue
+		}
+		seen[r.Partition] = true
+		next, ok := snap.Checkpoints[r.Partition]
+		switch {
+		case ok && r.Offset > next:
+			return &GapError{Partition: r.Partition, From: next, To: r.Offset}
+		case !ok && r.Offset > 0:
+			return &GapError{Partition: r.Partition, From: -1, To: r.Offset}
+		}
+	}
+	return nil
 }
 
 // plan is the pure core of Apply: from what is stored and the records, what

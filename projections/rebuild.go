@@ -457,7 +457,7 @@ func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, projectors
 			return nil
 		}
 		delete(pending, topic)
-		if err := b.applyAll(ctx, projectors[topic], recs); err != nil {
+		if err := applyAll(ctx, projectors[topic], recs); err != nil {
 			return err
 		}
 		tr.applied(int64(len(recs)))
@@ -493,7 +493,7 @@ func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, projectors
 
 // applyAll applies recs in one transaction; an unprojectable record splits
 // the batch around it and is marked FAILED, as the poison queue would.
-func (b *Rebuilder) applyAll(ctx context.Context, p *Projector, recs []Record) error {
+func applyAll(ctx context.Context, p *Projector, recs []Record) error {
 	for len(recs) > 0 {
 		err := retryTransient(ctx, func() error {
 			_, err := p.Apply(ctx, recs...)

@@ -29,6 +29,9 @@ type committer struct {
 	stopped chan struct{}
 	// sizes observes each transaction's batch size, durations its time.
 	sizes, durations prometheus.Observer
+	// fill applies a gap's records from the log (see commit); nil leaves
+	// the gap error to the handlers.
+	fill func(context.Context, *projections.GapError) error
 }
 
 type pending struct {
@@ -184,6 +187,20 @@ func (c *committer) commit(batch []*pending) {
 	began := time.Now()
 	outcomes, err := c.p.Apply(ctx, recs...)
 	c.durations.Observe(time.Since(began).Seconds())
+	// A record beyond its partition's checkpoint: the records in between
+	// were never applied (commits lost, offsets moved, a record poisoned),
+	// so they are read from the log and applied first. Each fill commits
+	// its progress; a batch can reveal one gap per partition.
+	for range len(recs) {
+		gap, ok := projections.AsGap(err)
+		if !ok || c.fill == nil {
+			break
+		}
+		if err = c.fill(ctx, gap); err != nil {
+			break
+		}
+		outcomes, err = c.p.Apply(ctx, recs...)
+	}
 	if err == nil || len(live) == 1 || !projections.IsPermanent(err) {
 		c.finish(live, outcomes, err)
 		return

@@ -26,6 +26,8 @@ type promMetrics struct {
 	batch *prometheus.HistogramVec
 	// tx is the duration of each projection transaction.
 	tx *prometheus.HistogramVec
+	// gapRecords counts records applied from the log to fill gaps.
+	gapRecords *prometheus.CounterVec
 }
 
 func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
@@ -61,8 +63,12 @@ func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
 			Help:    "Duration of one projection transaction, load to commit, by topic.",
 			Buckets: []float64{.001, .002, .004, .008, .016, .032, .064, .128, .256, .512, 1, 5},
 		}, []string{"topic"}),
+		gapRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "softprohub_projection_gap_records_total",
+			Help: "Records read from the log to fill a gap between a partition's checkpoint and the message delivered, by topic.",
+		}, []string{"topic"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.latency, m.lag, m.retries, m.poisoned, m.batch, m.tx} {
+	for _, c := range []prometheus.Collector{m.events, m.latency, m.lag, m.retries, m.poisoned, m.batch, m.tx, m.gapRecords} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register projection metrics: %w", err)
 		}

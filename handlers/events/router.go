@@ -5,6 +5,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -140,6 +141,14 @@ type Deps struct {
 	Publisher message.Publisher
 	// Registerer receives the softprohub_projection_* and watermill metrics.
 	Registerer prometheus.Registerer
+	// Log reads the event log directly: a message beyond its partition's
+	// checkpoint is preceded by the records in between, read from it.
+	Log projections.LogScanner
+	// AsyncStore, when set, is what the topic projectors write through
+	// instead of Store: a store whose commits may be lost in a database
+	// crash (asynchronous commit), since what they lose comes back from
+	// the log. The poison consumer always writes through Store.
+	AsyncStore projections.Store
 }
 
 // ProjectionName is the projection (and checkpoint) name of an event
@@ -175,8 +184,8 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new events router: %w", err)
 	}
-	if deps.Logger == nil || deps.Store == nil || deps.Subscribers == nil || deps.Publisher == nil || deps.Registerer == nil {
-		return nil, errors.New("new events router: logger, store, subscribers, publisher and registerer are required")
+	if deps.Logger == nil || deps.Store == nil || deps.Subscribers == nil || deps.Publisher == nil || deps.Registerer == nil || deps.Log == nil {
+		return nil, errors.New("new events router: logger, store, subscribers, publisher, registerer and log are required")
 	}
 	wlog := watermill.NewSlogLogger(deps.Logger)
 	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, wlog)
@@ -197,8 +206,15 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 		if err != nil {
 			return nil, fmt.Errorf("new events router: subscriber for %s: %w", topic, err)
 		}
-		p := projections.NewProjector(name, deps.Store, nil)
-		c := newCommitter(p, slots, cfg.MaxBatch, cfg.HandlerTimeout, m.batch.WithLabelValues(topic), m.tx.WithLabelValues(topic))
+		p := projections.NewProjector(name, cmp.Or[projections.Store](deps.AsyncStore, deps.Store), nil)
+		c := newCommitter(p.WithGapCheck(), slots, cfg.MaxBatch, cfg.HandlerTimeout, m.batch.WithLabelValues(topic), m.tx.WithLabelValues(topic))
+		c.fill = func(ctx context.Context, gap *projections.GapError) error {
+			n, err := projections.FillGap(ctx, p, deps.Log, gap)
+			m.gapRecords.WithLabelValues(topic).Add(float64(n))
+			deps.Logger.Warn("filled a gap between a partition's checkpoint and its consumer group's offset from the log",
+				"topic", topic, "partition", gap.Partition.Partition, "from", gap.From, "to", gap.To, "records", n, "error", err)
+			return err
+		}
 		r.commits = append(r.commits, c)
 		g := &gauges{}
 		r.gauges[topic] = g

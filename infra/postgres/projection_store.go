@@ -18,6 +18,20 @@ import (
 // projections.Store. It is safe for concurrent use.
 type ProjectionStore struct {
 	pool *pgxpool.Pool
+	// async commits without waiting for the WAL flush (WithAsyncCommit).
+	async bool
+}
+
+// WithAsyncCommit returns a store over the same pool whose transactions
+// commit with synchronous_commit off: a commit returns before its WAL
+// reaches the disk, so a crash of the database (not of this process) can
+// lose the last fraction of a second of commits, whole transactions only,
+// their checkpoints with them. Only writers that get lost records back by
+// themselves may use it: the live projectors do, from the log (a record
+// beyond its partition's checkpoint is preceded by the records in
+// between, see projections.GapError).
+func (s *ProjectionStore) WithAsyncCommit() *ProjectionStore {
+	return &ProjectionStore{pool: s.pool, async: true}
 }
 
 var _ projections.Store = (*ProjectionStore)(nil)
@@ -46,7 +60,7 @@ func (s *ProjectionStore) InTx(ctx context.Context, fn func(ctx context.Context,
 	// A connection left inside a transaction (a failed rollback, a
 	// cancelled pipeline) is closed by the pool rather than reused.
 	defer conn.Release()
-	t := &projectionTx{conn: conn.Conn()}
+	t := &projectionTx{conn: conn.Conn(), async: s.async}
 	if err := fn(ctx, t); err != nil {
 		t.rollback(ctx)
 		return classify("project", err)
@@ -90,6 +104,7 @@ func classify(op string, err error) error {
 // first statements sent, its writes queued until commit.
 type projectionTx struct {
 	conn   *pgx.Conn
+	async  bool
 	begun  bool
 	writes *pgx.Batch
 	// copies are new audit rows to load with COPY before the writes.
@@ -102,7 +117,11 @@ type projectionTx struct {
 // send sends b, preceded by BEGIN when the transaction has not begun.
 func (t *projectionTx) send(ctx context.Context, b *pgx.Batch) error {
 	if !t.begun {
-		b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: "begin"}}, b.QueuedQueries...)
+		first := []*pgx.QueuedQuery{{SQL: "begin"}}
+		if t.async {
+			first = append(first, &pgx.QueuedQuery{SQL: "SELECT set_config('synchronous_commit', 'off', true)"})
+		}
+		b.QueuedQueries = append(first, b.QueuedQueries...)
 		t.begun = true
 	}
 	return t.conn.SendBatch(ctx, b).Close()

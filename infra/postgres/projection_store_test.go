@@ -353,3 +353,35 @@ func TestProjectionStoreCheckpointRaces(t *testing.T) {
 		t.Fatalf("racing inserts: %d committed, %d moved; want 1 and 1", ok, moved)
 	}
 }
+
+// TestProjectionStoreAsyncCommit: only the store made for the live
+// projectors commits asynchronously.
+func TestProjectionStoreAsyncCommit(t *testing.T) {
+	t.Parallel()
+	_, pool := newProjector(t)
+	for _, tt := range []struct {
+		store *ProjectionStore
+		want  string
+	}{{NewProjectionStore(pool), "on"}, {NewProjectionStore(pool).WithAsyncCommit(), "off"}} {
+		err := tt.store.InTx(testContext(t), func(ctx context.Context, tx projections.Tx) error {
+			if _, err := tx.Load(ctx, projections.Query{Projection: "test"}); err != nil {
+				return err
+			}
+			var got string
+			if err := tx.(*projectionTx).conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&got); err != nil {
+				return err
+			}
+			if got != tt.want {
+				t.Errorf("synchronous_commit = %s, want %s", got, tt.want)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var after string
+	if err := pool.QueryRow(testContext(t), "SHOW synchronous_commit").Scan(&after); err != nil || after != "on" {
+		t.Errorf("after the transaction synchronous_commit = %s (%v), want on", after, err)
+	}
+}

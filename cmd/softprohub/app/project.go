@@ -24,6 +24,7 @@ func (a *App) startProjections() error {
 		return fmt.Errorf("poison publisher: %w", err)
 	}
 	a.closers.add(func() { _ = pub.Close() })
+	store := postgres.NewProjectionStore(a.pool)
 	r, err := events.NewRouter(events.Config{
 		MaxRetries:       a.cfg.QueueMaxRetries,
 		RetryDelay:       time.Duration(a.cfg.QueueRetryDelayMs) * time.Millisecond,
@@ -31,10 +32,12 @@ func (a *App) startProjections() error {
 		RebalanceTimeout: rebalanceTimeout,
 	}, events.Deps{
 		Logger:      a.log.With("component", "projections"),
-		Store:       postgres.NewProjectionStore(a.pool),
+		Store:       store,
+		AsyncStore:  store.WithAsyncCommit(),
 		Subscribers: kafka.NewWatermillSubscriberFactory(brokers, rebalanceTimeout, wlog),
 		Publisher:   pub,
 		Registerer:  a.registry,
+		Log:         kafka.NewReplayReader(brokers),
 	})
 	if err != nil {
 		return fmt.Errorf("projection router: %w", err)

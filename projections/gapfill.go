@@ -1,0 +1,112 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// FillGap applies, with p's rules, the records of gap read directly from the
+// log, so that the record which revealed it can follow. A record that fails
+// for reasons of its own (not an envelope, unprojectable, refused by the
+// database) is passed over: it lies below the consumer group's offset, so
+// the live path delivered it and, failing, sent it to the poison queue,
+// whose consumer records it as FAILED. So a gap always closes; while the
+// database is unavailable the fill fails and is tried again.
+func FillGap(ctx context.Context, p *Projector, log LogScanner, gap *GapError) (filled int64, err error) {
+	p = p.withoutGapCheck()
+	from := gap.From
+	if from < 0 {
+		b, err := log.Bounds(ctx, []string{gap.Topic}, time.Time{}, time.Time{})
+		if err != nil {
+			return 0, fmt.Errorf("fill gap %v: %w", gap, err)
+		}
+		from = b.Start[gap.Partition]
+	}
+	if from >= gap.To {
+		return 0, nil
+	}
+	bounds := Bounds{Start: map[Partition]int64{gap.Partition: from}, End: map[Partition]int64{gap.Partition: gap.To}}
+	err = log.Scan(ctx, ScanRequest{Bounds: bounds, BatchSize: 1000}, func(batch []ScannedRecord) error {
+		recs := make([]Record, 0, len(batch))
+		for _, s := range batch {
+			if s.Err == nil {
+				recs = append(recs, s.Record)
+				continue
+			}
+			if err := fillApply(ctx, p, recs); err != nil {
+				return err
+			}
+			recs = recs[:0]
+			if err := pass(ctx, p, s.Record); err != nil {
+				return err
+			}
+		}
+		if err := fillApply(ctx, p, recs); err != nil {
+			return err
+		}
+		filled += int64(len(batch))
+		return nil
+	})
+	if err != nil {
+		return filled, fmt.Errorf("fill gap %v: %w", gap, err)
+	}
+	return filled, nil
+}
+
+// fillApply applies recs in one transaction or, if one of them fails for
+// reasons of its own, one by one, passing over those that fail.
+func fillApply(ctx context.Context, p *Projector, recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	apply := func(recs ...Record) error {
+		return retryTransient(ctx, func() error {
+			_, err := p.Apply(ctx, recs...)
+			return err
+		})
+	}
+	err := apply(recs...)
+	if err == nil || !ownFailure(ctx, err) {
+		return err
+	}
+	for _, r := range recs {
+		if err := apply(r); err != nil {
+			if !ownFailure(ctx, err) {
+				return err
+			}
+			if err := pass(ctx, p, r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ownFailure reports whether err is the record's own, not the database's
+// or the caller's.
+func ownFailure(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !IsTransient(err)
+}
+
+// pass advances r's partition checkpoint past r without recording it.
+func pass(ctx context.Context, p *Projector, r Record) error {
+	skip := Record{Partition: r.Partition, Offset: r.Offset}
+	return retryTransient(ctx, func() error {
+		return p.Fail(ctx, Failure{Record: skip, Origin: r.Partition, OriginOffset: r.Offset, Attempts: 1})
+	})
+}
+
+// AsGap returns the gap err reports, if any.
+func AsGap(err error) (*GapError, bool) {
+	var gap *GapError
+	ok := errors.As(err, &gap)
+	return gap, ok
+}
+
+func (p *Projector) withoutGapCheck() *Projector {
+	q := *p
+	q.gapCheck = false
+	return &q
+}
