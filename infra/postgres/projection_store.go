@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -218,12 +220,17 @@ var entityTables = map[domain.Kind]entityTable{
 	},
 }
 
-// selectSQL locks rows in key order, so concurrent batches touching the same
-// entities queue rather than deadlock.
+// selectSQL reads and locks the rows of the given keys. Each key is looked
+// up by its own index probe (the LATERAL subquery leaves the planner no
+// other shape): a plan cached while the table was small can otherwise
+// keep answering with a scan of the whole key index as the table grows.
+// Rows are locked in the order of the keys, which Load sorts, so
+// concurrent batches touching the same rows queue rather than deadlock.
 func (t entityTable) selectSQL() string {
-	return "SELECT " + commonColumns + ", " + strings.Join(t.columns, ", ") + " FROM " + t.name +
-		" WHERE (integration_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))" +
-		" ORDER BY integration_id, id FOR UPDATE"
+	cols := strings.Split(commonColumns+", "+strings.Join(t.columns, ", "), ", ")
+	return "SELECT r." + strings.Join(cols, ", r.") + " FROM unnest($1::text[], $2::text[]) AS k(i, d)" +
+		" CROSS JOIN LATERAL (SELECT " + strings.Join(cols, ", ") + " FROM " + t.name +
+		" WHERE integration_id = k.i AND id = k.d FOR UPDATE) AS r"
 }
 
 var (
@@ -241,9 +248,10 @@ const (
 WHERE projection = $1 AND (topic, "partition") IN (SELECT * FROM unnest($2::text[], $3::int[]))
 ORDER BY topic, "partition" FOR UPDATE`
 
-	auditSelectSQL = `SELECT integration_id, event_id, status, received_at, processing_started_at, retry_count, last_retry_at
-FROM webhook_events WHERE (integration_id, event_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-ORDER BY integration_id, event_id FOR UPDATE`
+	auditSelectSQL = `SELECT r.integration_id, r.event_id, r.status, r.received_at, r.processing_started_at, r.retry_count, r.last_retry_at
+FROM unnest($1::text[], $2::text[]) AS k(i, e) CROSS JOIN LATERAL (
+ SELECT integration_id, event_id, status, received_at, processing_started_at, retry_count, last_retry_at
+ FROM webhook_events WHERE integration_id = k.i AND event_id = k.e FOR UPDATE) AS r`
 )
 
 // Load implements projections.Tx in one round trip.
@@ -279,9 +287,13 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 		})
 	}
 	if len(q.Events) > 0 {
-		ints := make([]string, len(q.Events))
-		ids := make([]string, len(q.Events))
-		for i, k := range q.Events {
+		keys := slices.Clone(q.Events)
+		slices.SortFunc(keys, func(a, b projections.EventKey) int {
+			return cmp.Or(strings.Compare(a.IntegrationID, b.IntegrationID), strings.Compare(a.EventID, b.EventID))
+		})
+		ints := make([]string, len(keys))
+		ids := make([]string, len(keys))
+		for i, k := range keys {
 			ints[i], ids[i] = k.IntegrationID, k.EventID
 		}
 		b.Queue(auditSelectSQL, ints, ids).Query(func(rows pgx.Rows) error {
@@ -298,7 +310,11 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 		})
 	}
 	byKind := map[domain.Kind][2][]string{}
-	for _, k := range q.Entities {
+	entities := slices.Clone(q.Entities)
+	slices.SortFunc(entities, func(a, b domain.EntityKey) int {
+		return cmp.Or(strings.Compare(a.IntegrationID, b.IntegrationID), strings.Compare(a.ID, b.ID))
+	})
+	for _, k := range entities {
 		v := byKind[k.Kind]
 		v[0] = append(v[0], k.IntegrationID)
 		v[1] = append(v[1], k.ID)
