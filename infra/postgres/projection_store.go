@@ -233,13 +233,29 @@ func (t entityTable) selectSQL() string {
 		" WHERE integration_id = k.i AND id = k.d FOR UPDATE) AS r"
 }
 
+// selectManySQL is selectSQL for thousands of keys (rebuild and replay
+// batches): one join of the keys with the table, planned for the call with
+// the keys' count known, costs less than a subquery per key. Rows are
+// locked in key order.
+func (t entityTable) selectManySQL() string {
+	return "SELECT " + commonColumns + ", " + strings.Join(t.columns, ", ") + " FROM " + t.name +
+		" WHERE (integration_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))" +
+		" ORDER BY integration_id, id FOR UPDATE"
+}
+
+// manyKeys is from how many keys a lookup uses the join form; live batches
+// (at most 256 records) stay below it.
+const manyKeys = 512
+
 var (
-	entitySelectSQL = map[domain.Kind]string{}
+	entitySelectSQL     = map[domain.Kind]string{}
+	entitySelectManySQL = map[domain.Kind]string{}
 )
 
 func init() {
 	for k, t := range entityTables {
 		entitySelectSQL[k] = t.selectSQL()
+		entitySelectManySQL[k] = t.selectManySQL()
 	}
 }
 
@@ -247,6 +263,10 @@ const (
 	checkpointSelectSQL = `SELECT topic, "partition", next_offset FROM projection_checkpoints
 WHERE projection = $1 AND (topic, "partition") IN (SELECT * FROM unnest($2::text[], $3::int[]))
 ORDER BY topic, "partition" FOR UPDATE`
+
+	auditSelectManySQL = `SELECT integration_id, event_id, status, received_at, processing_started_at, retry_count, last_retry_at
+FROM webhook_events WHERE (integration_id, event_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+ORDER BY integration_id, event_id FOR UPDATE`
 
 	auditSelectSQL = `SELECT r.integration_id, r.event_id, r.status, r.received_at, r.processing_started_at, r.retry_count, r.last_retry_at
 FROM unnest($1::text[], $2::text[]) AS k(i, e) CROSS JOIN LATERAL (
@@ -300,7 +320,11 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 		for i, k := range keys {
 			ints[i], ids[i] = k.IntegrationID, k.EventID
 		}
-		b.Queue(auditSelectSQL, ints, ids).Query(func(rows pgx.Rows) error {
+		sql := auditSelectSQL
+		if len(keys) >= manyKeys {
+			sql = auditSelectManySQL
+		}
+		b.Queue(sql, ints, ids).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var r projections.AuditRow
 				var status string
@@ -330,7 +354,11 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 			continue
 		}
 		table := entityTables[kind]
-		b.Queue(entitySelectSQL[kind], keys[0], keys[1]).Query(func(rows pgx.Rows) error {
+		sql := entitySelectSQL[kind]
+		if len(keys[0]) >= manyKeys {
+			sql = entitySelectManySQL[kind]
+		}
+		b.Queue(sql, keys[0], keys[1]).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				e := domain.Entity{Exists: true}
 				var payload []byte

@@ -385,3 +385,46 @@ func TestProjectionStoreAsyncCommit(t *testing.T) {
 		t.Errorf("after the transaction synchronous_commit = %s (%v), want on", after, err)
 	}
 }
+
+// TestProjectorLargeBatchesFindStoredRows: batches of rebuild size look
+// keys up with the join form; stored audit rows and entities are found.
+func TestProjectorLargeBatchesFindStoredRows(t *testing.T) {
+	t.Parallel()
+	p, pool := newProjector(t)
+	n := manyKeys + 88
+	batch := func(from int64, version int) []projections.Record {
+		recs := make([]projections.Record, n)
+		for i := range n {
+			recs[i] = rec("t", 0, from+int64(i), "int_a", fmt.Sprintf("evt_%d", i), domain.TaskCreated, tBase.Add(time.Duration(version)*time.Hour),
+				fmt.Sprintf(`{"id":"k%d","title":"v%d"}`, i, version))
+		}
+		return recs
+	}
+	for _, o := range apply(t, p, batch(0, 1)...) {
+		if o != projections.OutcomeApplied {
+			t.Fatalf("first batch: %v", o)
+		}
+	}
+	// The same events appended again: every one is found and changes nothing.
+	for _, o := range apply(t, p, batch(int64(n), 2)...) {
+		if o != projections.OutcomeDuplicate {
+			t.Fatalf("second copies: %v", o)
+		}
+	}
+	// New events for the same tasks: every entity is found and updated.
+	third := batch(int64(2*n), 3)
+	for i := range third {
+		third[i].Envelope.EventID = fmt.Sprintf("evt_new_%d", i)
+	}
+	for _, o := range apply(t, p, third...) {
+		if o != projections.OutcomeApplied {
+			t.Fatalf("third batch: %v", o)
+		}
+	}
+	if got := queryOne[int64](t, pool, "SELECT count(*) FROM tasks WHERE title = 'v3'"); got != int64(n) {
+		t.Errorf("tasks at v3 = %d, want %d", got, n)
+	}
+	if got := queryOne[int64](t, pool, "SELECT count(*) FROM webhook_events"); got != int64(2*n) {
+		t.Errorf("audit rows = %d, want %d", got, 2*n)
+	}
+}
