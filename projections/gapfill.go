@@ -15,7 +15,7 @@ import (
 // whose consumer records it as FAILED. So a gap always closes; while the
 // database is unavailable the fill fails and is tried again.
 func FillGap(ctx context.Context, p *Projector, log LogScanner, gap *GapError) (filled int64, err error) {
-	p = p.withoutGapCheck()
+	p = p.checkingGaps(false)
 	from := gap.From
 	if from < 0 {
 		b, err := log.Bounds(ctx, []string{gap.Topic}, time.Time{}, time.Time{})
@@ -103,10 +103,4 @@ func AsGap(err error) (*GapError, bool) {
 	var gap *GapError
 	ok := errors.As(err, &gap)
 	return gap, ok
-}
-
-func (p *Projector) withoutGapCheck() *Projector {
-	q := *p
-	q.gapCheck = false
-	return &q
 }

@@ -67,9 +67,11 @@ type Projector struct {
 // with asynchronous commits, offsets moved by hand, a poisoned record). The
 // live projectors use it and fill the gap from the log (FillGap); rebuilds
 // and replays, which read the log themselves, do not.
-func (p *Projector) WithGapCheck() *Projector {
+func (p *Projector) WithGapCheck() *Projector { return p.checkingGaps(true) }
+
+func (p *Projector) checkingGaps(on bool) *Projector {
 	q := *p
-	q.gapCheck = true
+	q.gapCheck = on
 	return &q
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -148,17 +149,16 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	done := make(chan error, 1)
-	start = time.Now()
-	go func() { done <- a.Run(runCtx) }()
 	ran := make(chan struct{})
-	go func() {
-		<-done
-		close(ran)
-	}()
+	var runErr error
+	start = time.Now()
+	go func() { runErr = a.Run(runCtx); close(ran) }()
 	if err := waitProjected(ctx, a.Pool(), int64(cfg.liveEvents), ran); err != nil {
 		stop()
 		a.Close()
+		if errors.Is(err, errServiceStopped) {
+			return fmt.Errorf("service stopped: %v", runErr)
+		}
 		return err
 	}
 	liveTook := time.Since(start)

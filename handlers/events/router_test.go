@@ -182,6 +182,12 @@ func (e *env) count(sql string, args ...any) int64 {
 	return n
 }
 
+// checkpointsCover is how many offsets the checkpoints of e's topics cover.
+func (e *env) checkpointsCover() int64 {
+	e.t.Helper()
+	return e.count("SELECT coalesce(sum(next_offset),0) FROM projection_checkpoints WHERE topic = ANY($1)", e.topics)
+}
+
 // waitFor polls until cond holds or fails the test after d.
 func (e *env) waitFor(d time.Duration, what string, cond func() bool) {
 	e.t.Helper()
@@ -369,12 +375,8 @@ func TestRouterSurvivesDatabaseOutageAndRestart(t *testing.T) {
 	if n := e.count("SELECT count(*) FROM transactions WHERE status <> 's3'"); n != 0 {
 		t.Errorf("%d transactions not at their newest status", n)
 	}
-	var sumNext int64
-	for _, topic := range e.topics {
-		sumNext += e.count("SELECT coalesce(sum(next_offset),0) FROM projection_checkpoints WHERE topic=$1", topic)
-	}
-	if sumNext != 4*perPhase {
-		t.Errorf("checkpoints cover %d offsets, want %d", sumNext, 4*perPhase)
+	if got := e.checkpointsCover(); got != 4*perPhase {
+		t.Errorf("checkpoints cover %d offsets, want %d", got, 4*perPhase)
 	}
 }
 
@@ -467,11 +469,7 @@ func TestRouterFillsGapsFromTheLog(t *testing.T) {
 	if got := e.count("SELECT count(*) FROM transactions WHERE status <> 's1'"); got != 0 {
 		t.Errorf("%d transactions not at their newest status", got)
 	}
-	var sumNext int64
-	for _, topic := range e.topics {
-		sumNext += e.count("SELECT coalesce(sum(next_offset),0) FROM projection_checkpoints WHERE topic=$1", topic)
-	}
-	if sumNext != 2*n {
-		t.Errorf("checkpoints cover %d offsets, want %d", sumNext, 2*n)
+	if got := e.checkpointsCover(); got != 2*n {
+		t.Errorf("checkpoints cover %d offsets, want %d", got, 2*n)
 	}
 }

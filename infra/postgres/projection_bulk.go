@@ -288,10 +288,9 @@ func countNew(rows []projections.AuditRow) int {
 // copyAudit loads t.copies with COPY inside the transaction.
 func (t *projectionTx) copyAudit(ctx context.Context) error {
 	if !t.begun {
-		if _, err := t.conn.Exec(ctx, "begin"); err != nil {
+		if err := t.send(ctx, &pgx.Batch{}); err != nil {
 			return err
 		}
-		t.begun = true
 	}
 	rows := t.copies
 	t.copies = nil
