@@ -285,3 +285,66 @@ func TestChangeOfReadsAsEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// mergeData writes its object by hand: it must read back as what
+// encoding/json makes of the same merge, keys escaped and sorted.
+func TestMergeDataReadsAsEncodingJSON(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ cur, add string }{
+		{`{"id":"txn_1","status":"open","property":{"address":"1 Main St"}}`, `{"status":"closed","closing_date":"2024-02-01"}`},
+		{`{"a":1}`, `{"z\"q":"x","<tag>&":[1,2],"é":{"k":null},"ctl\u0001":true,"back\\slash":"v"}`},
+		{"{ \"spaced\" : [ 1 , 2 ] ,\n\"b\": \"\\u00e9\" }", `{"c":  {"d" : 1}}`},
+	}
+	for _, c := range cases {
+		var add map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(c.add), &add); err != nil {
+			t.Fatal(err)
+		}
+		got := mergeData(json.RawMessage(c.cur), add, nil)
+		if !json.Valid(got) {
+			t.Fatalf("merge of %s and %s is not JSON: %s", c.cur, c.add, got)
+		}
+		var want map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(c.cur), &want); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range add {
+			want[k] = v
+		}
+		wantBytes, err := json.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotAny, wantAny any
+		if err := json.Unmarshal(got, &gotAny); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(wantBytes, &wantAny); err != nil {
+			t.Fatal(err)
+		}
+		if g, w := mustJSON(t, gotAny), mustJSON(t, wantAny); g != w {
+			t.Errorf("merge of %s and %s = %s, want %s", c.cur, c.add, g, w)
+		}
+		var cg bytes.Buffer
+		if err := json.Compact(&cg, got); err != nil {
+			t.Fatal(err)
+		}
+		if cg.String() != string(wantBytes) {
+			t.Errorf("merge of %s and %s = %s, want (compacted) %s", c.cur, c.add, cg.String(), wantBytes)
+		}
+	}
+	// An empty state keeps the event's own bytes.
+	raw := json.RawMessage(`{ "id" : "x" }`)
+	if got := mergeData(nil, map[string]json.RawMessage{"id": json.RawMessage(`"x"`)}, raw); !bytes.Equal(got, raw) {
+		t.Errorf("merge into nothing = %s, want the event's bytes %s", got, raw)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

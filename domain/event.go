@@ -1,7 +1,7 @@
 // Package domain holds the vocabulary of softprohub: the event envelope that
 // is appended to the log, the SoftPro event types with their priorities and
 // topic routing, and the integration settings that decide how a webhook is
-// verified. It imports nothing but the standard library.
+// verified.
 package domain
 
 import (
@@ -11,6 +11,12 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	// The hot path of a rebuild reads every record of the log: the
+	// envelope's head and the payload's validity go through
+	// segmentio/encoding, a drop-in for encoding/json that is several
+	// times faster on both.
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // EventType is SoftPro's event type string, a wire contract.
@@ -258,13 +264,13 @@ func decodeEncoded(value []byte, e *Envelope) bool {
 		return false
 	}
 	raw := value[i+len(payloadKey) : len(value)-1]
-	if !json.Valid(raw) {
+	if !segjson.Valid(raw) {
 		return false
 	}
 	head := make([]byte, i+1)
 	copy(head, value[:i])
 	head[i] = '}'
-	if err := json.Unmarshal(head, e); err != nil || e.Payload != nil {
+	if err := segjson.Unmarshal(head, e); err != nil || e.Payload != nil {
 		return false
 	}
 	e.Payload = append(json.RawMessage(nil), raw...)

@@ -2,7 +2,9 @@ package domain
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,5 +87,27 @@ func TestDecodeEnvelopeOtherLayouts(t *testing.T) {
 	}
 	if _, err := DecodeEnvelope([]byte(`{` + head + `,"payload":{"a":1}`)); !errors.Is(err, ErrInvalidEnvelope) {
 		t.Errorf("truncated envelope: err = %v", err)
+	}
+}
+
+// The decoder's validity check must agree with encoding/json's: the audit
+// stores payloads as jsonb, so one that is not JSON must never pass.
+func TestPayloadValidityAgreesWithEncodingJSON(t *testing.T) {
+	t.Parallel()
+	inputs := []string{
+		`{}`, `[]`, `null`, `1`, `"s"`, `{"a":1}`, ` {"a" : [1, 2.5e-3, true, false, null]} `,
+		``, ` `, `{`, `}`, `{"a":}`, `{"a":1,}`, `[1,]`, `01`, `1.`, `-`, `1e`, `.5`, `+1`, `NaN`, `Infinity`,
+		`"\u12"`, `"\x41"`, "\"a\tb\"", "\"a\x01b\"", "\"\xff\"", `"\ud800"`, `{"a":1}{"b":2}`, `{"a":1} x`,
+		`{'a':1}`, `{a:1}`, `[1 2]`, `{"a" 1}`, "\v{}", "{}\u00a0", `tru`, `nul`, `"unterminated`,
+		`{"deep":` + strings.Repeat("[", 400) + strings.Repeat("]", 400) + `}`,
+	}
+	for _, in := range inputs {
+		var e Envelope
+		got := decodeEncoded([]byte(`{"schema":"v1","eventId":"e","integrationId":"i","type":"t","payload":`+in+`}`), &e)
+		if want := json.Valid([]byte(in)); got && !want {
+			t.Errorf("payload %q passed the fast decode; encoding/json says it is not JSON", in)
+		} else if want && !got {
+			t.Errorf("payload %q failed the fast decode; encoding/json says it is JSON", in)
+		}
 	}
 }

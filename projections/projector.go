@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	segjson "github.com/segmentio/encoding/json"
+
 	"github.com/roisystems/softprohub/domain"
 )
 
@@ -423,7 +425,7 @@ func auditRow(r Record, now time.Time) AuditRow {
 	if e.ReceivedAt.IsZero() {
 		received = started
 	}
-	headers, _ := json.Marshal(struct {
+	headers, _ := segjson.Marshal(struct {
 		Schema          string                 `json:"schema"`
 		Priority        domain.Priority        `json:"priority"`
 		SignatureScheme domain.SignatureScheme `json:"signatureScheme,omitempty"`
@@ -432,7 +434,7 @@ func auditRow(r Record, now time.Time) AuditRow {
 		Attempt         int                    `json:"attempt,omitempty"`
 	}{e.Schema, e.Priority, e.SignatureScheme, e.KeyID, e.CorrelationID, e.Attempt})
 	payload := e.Payload
-	if len(payload) == 0 || !json.Valid(payload) {
+	if len(payload) == 0 || !segjson.Valid(payload) {
 		payload = json.RawMessage("null")
 	}
 	return AuditRow{

@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,5 +138,45 @@ func TestFirstSchema(t *testing.T) {
 				t.Fatalf("firstSchema(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+// Audit ids are UUIDv7: version 7, and a row inserted later sorts after an
+// earlier one (their first 48 bits are the insert's Unix milliseconds).
+func TestAuditIdsAreTimeOrdered(t *testing.T) {
+	t.Parallel()
+	pool := migratedTestSchema(t, nil)
+	ctx := testContext(t)
+	insert := func(eventID string) string {
+		t.Helper()
+		var id string
+		err := pool.QueryRow(ctx, `INSERT INTO webhook_events (integration_id, event_id, event_type, payload, status, source, topic, "partition", "offset")
+VALUES ('int_a', $1, 'transaction.created', '{}', 'RECEIVED', 'webhook', 't', 0, 0) RETURNING id::text`, eventID).Scan(&id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	before := time.Now().UnixMilli()
+	first := insert("e1")
+	time.Sleep(3 * time.Millisecond)
+	second := insert("e2")
+	for _, id := range []string{first, second} {
+		if id[14] != '7' {
+			t.Fatalf("id %s is not version 7", id)
+		}
+		if v := id[19]; v != '8' && v != '9' && v != 'a' && v != 'b' {
+			t.Fatalf("id %s has not the RFC 4122 variant", id)
+		}
+	}
+	if second <= first {
+		t.Fatalf("later id %s sorts before earlier %s", second, first)
+	}
+	ms, err := strconv.ParseInt(strings.ReplaceAll(first[:13], "-", ""), 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms < before-1000 || ms > time.Now().UnixMilli()+1000 {
+		t.Fatalf("id %s holds %d ms, want about %d", first, ms, before)
 	}
 }
