@@ -61,6 +61,9 @@ type Projector struct {
 	// gapCheck makes Apply refuse records beyond their partition's
 	// checkpoint (WithGapCheck).
 	gapCheck bool
+	// keys, when set, holds every key queried so far in a store that
+	// started empty; Apply looks up only the keys it may hold (builds).
+	keys *KeySet
 }
 
 // WithGapCheck returns a copy of p whose Apply fails with a *GapError,
@@ -70,6 +73,15 @@ type Projector struct {
 // live projectors use it and fill the gap from the log (FillGap); rebuilds
 // and replays, which read the log themselves, do not.
 func (p *Projector) WithGapCheck() *Projector { return p.checkingGaps(true) }
+
+// writingFresh returns a copy of p that looks up only keys that keys may
+// hold: keys must have seen every query made in p's store since it was
+// created empty.
+func (p *Projector) writingFresh(keys *KeySet) *Projector {
+	q := *p
+	q.keys = keys
+	return &q
+}
 
 func (p *Projector) checkingGaps(on bool) *Projector {
 	q := *p
@@ -132,6 +144,9 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 	q.Partitions = uniq(q.Partitions)
 	q.Events = uniq(q.Events)
 	q.Entities = uniq(q.Entities)
+	if p.keys != nil {
+		p.keys.narrow(&q)
+	}
 
 	var outcomes []Outcome
 	err := p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
@@ -301,6 +316,9 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 // is often the very thing that failed.
 func (p *Projector) RecordAttempt(ctx context.Context, rec Record, cause error) error {
 	key := keyOf(rec.Envelope)
+	if p.keys != nil {
+		p.keys.add(key)
+	}
 	err := p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
 		snap, err := tx.Load(ctx, Query{Projection: p.name, Events: []EventKey{key}})
 		if err != nil {
@@ -362,6 +380,9 @@ func (p *Projector) Fail(ctx context.Context, f Failure) error {
 	q := Query{Projection: p.name, Partitions: []Partition{r.Partition}}
 	if hasKey {
 		q.Events = []EventKey{key}
+		if p.keys != nil {
+			p.keys.add(key)
+		}
 	}
 	err := p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
 		snap, err := tx.Load(ctx, q)

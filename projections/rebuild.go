@@ -269,7 +269,7 @@ func (b *Rebuilder) AsOf(ctx context.Context, t time.Time, schema string, replac
 			return err
 		}
 		run.End = bounds.Records()
-		if err := b.build(ctx, store, bounds, tr); err != nil {
+		if err := b.build(ctx, store, NewKeySet(keysFor(bounds)), bounds, tr); err != nil {
 			return err
 		}
 		tr.set(func(r *RebuildRun) { r.State = StateSealing })
@@ -291,7 +291,10 @@ func (b *Rebuilder) rebuild(ctx context.Context, run *RebuildRun, tr *tracker) e
 		return err
 	}
 	run.End = bounds.Records()
-	if err := b.build(ctx, store, bounds, tr); err != nil {
+	// Every build below writes into the same fresh schema: one key set
+	// remembers what they queried.
+	keys := NewKeySet(keysFor(bounds))
+	if err := b.build(ctx, store, keys, bounds, tr); err != nil {
 		return err
 	}
 	tr.set(func(r *RebuildRun) { r.State = StateSealing })
@@ -309,7 +312,7 @@ func (b *Rebuilder) rebuild(ctx context.Context, run *RebuildRun, tr *tracker) e
 		if rest.Records() <= b.cfg.PauseBelow {
 			break
 		}
-		if err := b.build(ctx, store, rest, tr); err != nil {
+		if err := b.build(ctx, store, keys, rest, tr); err != nil {
 			return err
 		}
 	}
@@ -324,7 +327,7 @@ func (b *Rebuilder) rebuild(ctx context.Context, run *RebuildRun, tr *tracker) e
 		if err != nil {
 			return err
 		}
-		if err := b.build(ctx, store, rest, tr); err != nil {
+		if err := b.build(ctx, store, keys, rest, tr); err != nil {
 			return err
 		}
 		return swap.Commit(ctx, run.Schema, run.Schema+"_retired", b.Projections())
@@ -400,15 +403,20 @@ func (b *Rebuilder) Status() []RebuildRun {
 	return out
 }
 
-// build applies every record in bounds to store, by partition: a
+// keysFor is how many keys a build of bounds queries, about: one event and
+// at most one entity per record, plus room for the catch-up.
+func keysFor(bounds Bounds) int64 { return 2*bounds.Records() + 1<<16 }
+
+// build applies every record in bounds to store, which was created empty
+// and has seen no queries but those keys holds, by partition: a
 // partition's records go to one worker, in offset order, so its checkpoint
 // advances compare-and-set without contention. An integration's records
 // share a partition number across topics, so they stay on one worker too.
-func (b *Rebuilder) build(ctx context.Context, store Store, bounds Bounds, tr *tracker) error {
+func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds Bounds, tr *tracker) error {
 	tr.left.Store(bounds.Records())
 	projectors := map[string]*Projector{}
 	for _, t := range b.cfg.Topics {
-		projectors[t] = NewProjector(b.cfg.Names[t], store, nil)
+		projectors[t] = NewProjector(b.cfg.Names[t], store, nil).writingFresh(keys)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
