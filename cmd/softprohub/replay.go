@@ -144,8 +144,8 @@ ones, which are not touched.`,
 	rebuild.Flags().StringVar(&asOf, "as-of", "", "build the state at this time (RFC 3339 or a duration ago) into --schema")
 	rebuild.Flags().StringVar(&schema, "schema", "", "schema of the point-in-time copy")
 	rebuild.Flags().BoolVar(&replace, "replace", false, "drop --schema first if it exists")
-	rebuild.Flags().IntVar(&batch, "batch", 4000, "records per transaction")
-	rebuild.Flags().IntVar(&workers, "workers", 2, "transactions in flight")
+	rebuild.Flags().IntVar(&batch, "batch", projections.DefaultRebuildBatch, "records per transaction")
+	rebuild.Flags().IntVar(&workers, "workers", projections.DefaultRebuildWorkers, "transactions in flight")
 
 	var behind time.Duration
 	gaps := &cobra.Command{

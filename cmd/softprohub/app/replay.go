@@ -50,9 +50,9 @@ type RecoveryTools struct {
 
 // RecoveryOptions tune NewRecoveryTools.
 type RecoveryOptions struct {
-	// BatchSize of rebuild transactions (default 4000).
+	// BatchSize of rebuild transactions (default projections.DefaultRebuildBatch).
 	BatchSize int
-	// Workers of rebuild (default 2).
+	// Workers of rebuild (default projections.DefaultRebuildWorkers).
 	Workers int
 	// OnProgress receives rebuild progress.
 	OnProgress func(projections.RebuildRun)
