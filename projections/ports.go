@@ -128,9 +128,13 @@ type MetricsDelta struct {
 
 // Writes is everything a batch changes.
 type Writes struct {
-	Checkpoints   []Checkpoint
-	Audit         []AuditRow
-	Entities      []domain.Entity
+	Checkpoints []Checkpoint
+	Audit       []AuditRow
+	Entities    []domain.Entity
+	// NewEntities marks the entries of Entities the projector found no
+	// stored row for (when set, it has one entry per entity): the store may
+	// insert them without a conflict check, as AuditRow.New.
+	NewEntities   []bool
 	StatusChanges []domain.StatusChange
 	Metrics       []MetricsDelta
 }

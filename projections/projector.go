@@ -303,7 +303,9 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 	}
 	slices.SortFunc(keys, compareEntityKeys)
 	for _, k := range keys {
+		_, stored := snap.Entities[k]
 		w.Entities = append(w.Entities, entities[k])
+		w.NewEntities = append(w.NewEntities, !stored)
 	}
 	w.Metrics = metrics.list()
 	return w, outcomes

@@ -285,12 +285,50 @@ func countNew(rows []projections.AuditRow) int {
 	return n
 }
 
+// begin sends BEGIN now if the transaction has not begun (COPY cannot be
+// pipelined with it).
+func (t *projectionTx) begin(ctx context.Context) error {
+	if t.begun {
+		return nil
+	}
+	return t.send(ctx, &pgx.Batch{})
+}
+
+// copyEntities loads t.entityCopies with COPY inside the transaction, one
+// table at a time in kind order, with the columns the upsert would write.
+func (t *projectionTx) copyEntities(ctx context.Context) error {
+	if err := t.begin(ctx); err != nil {
+		return err
+	}
+	copies := t.entityCopies
+	t.entityCopies = nil
+	for _, kind := range domain.Kinds {
+		ents := copies[kind]
+		if len(ents) == 0 {
+			continue
+		}
+		table := entityTables[kind]
+		cols := append(strings.Split(commonColumns, ", "), table.columns...)
+		_, err := t.conn.CopyFrom(ctx, pgx.Identifier{table.name}, cols, pgx.CopyFromSlice(len(ents), func(i int) ([]any, error) {
+			e := ents[i]
+			payload := string(e.Data)
+			if payload == "" {
+				payload = "{}"
+			}
+			return append([]any{e.Key.IntegrationID, e.Key.ID, e.CreatedAt, e.UpdatedAt, e.LastEventID, e.Deleted, e.DeletedAt, payload},
+				table.values(e)...), nil
+		}))
+		if err != nil {
+			return fmt.Errorf("copy %s: %w", table.name, err)
+		}
+	}
+	return nil
+}
+
 // copyAudit loads t.copies with COPY inside the transaction.
 func (t *projectionTx) copyAudit(ctx context.Context) error {
-	if !t.begun {
-		if err := t.send(ctx, &pgx.Batch{}); err != nil {
-			return err
-		}
+	if err := t.begin(ctx); err != nil {
+		return err
 	}
 	rows := t.copies
 	t.copies = nil

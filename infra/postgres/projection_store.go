@@ -111,6 +111,9 @@ type projectionTx struct {
 	writes *pgx.Batch
 	// copies are new audit rows to load with COPY before the writes.
 	copies []projections.AuditRow
+	// entityCopies are new entity rows to load with COPY before the
+	// writes, by kind.
+	entityCopies map[domain.Kind][]domain.Entity
 	// loaded holds the checkpoints Load read and locked, -1 for those it
 	// found missing: the only ones Save may advance.
 	loaded map[projections.Partition]int64
@@ -141,6 +144,11 @@ func (t *projectionTx) commit(ctx context.Context) error {
 	t.writes = nil
 	if len(t.copies) > 0 {
 		if err := t.copyAudit(ctx); err != nil {
+			return err
+		}
+	}
+	if len(t.entityCopies) > 0 {
+		if err := t.copyEntities(ctx); err != nil {
 			return err
 		}
 	}
@@ -425,8 +433,23 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 		queueAuditBulk(b, audit)
 	}
 	byKind := map[domain.Kind][]domain.Entity{}
-	for _, e := range w.Entities {
-		byKind[e.Key.Kind] = append(byKind[e.Key.Kind], e)
+	fresh := map[domain.Kind][]domain.Entity{}
+	for i, e := range w.Entities {
+		if i < len(w.NewEntities) && w.NewEntities[i] {
+			fresh[e.Key.Kind] = append(fresh[e.Key.Kind], e)
+		} else {
+			byKind[e.Key.Kind] = append(byKind[e.Key.Kind], e)
+		}
+	}
+	for kind, ents := range fresh {
+		if _, ok := entityTables[kind]; ok && len(ents) >= copyMin {
+			if t.entityCopies == nil {
+				t.entityCopies = map[domain.Kind][]domain.Entity{}
+			}
+			t.entityCopies[kind] = append(t.entityCopies[kind], ents...)
+		} else {
+			byKind[kind] = append(byKind[kind], ents...)
+		}
 	}
 	for _, kind := range domain.Kinds {
 		if ents := byKind[kind]; len(ents) > 0 {

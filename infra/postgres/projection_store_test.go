@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/roisystems/softprohub/domain"
@@ -426,5 +427,63 @@ func TestProjectorLargeBatchesFindStoredRows(t *testing.T) {
 	}
 	if got := queryOne[int64](t, pool, "SELECT count(*) FROM webhook_events"); got != int64(2*n) {
 		t.Errorf("audit rows = %d, want %d", got, 2*n)
+	}
+}
+
+// Batches with hundreds of new entities of a kind load them with COPY; the
+// rows must be the ones the upsert of small batches writes, column for
+// column, for every kind, including entities created and then changed in
+// the same batch.
+func TestProjectorLargeBatchesLoadNewEntitiesLikeSmallOnes(t *testing.T) {
+	t.Parallel()
+	var recs []projections.Record
+	add := func(typ domain.EventType, i int, hour int, data string) {
+		recs = append(recs, rec("t", 0, int64(len(recs)), "int_a", fmt.Sprintf("evt_%d", len(recs)), typ, tBase.Add(time.Duration(hour)*time.Hour+time.Duration(i)*time.Second), data))
+	}
+	n := copyMin + 20
+	for i := range n {
+		add(domain.TransactionCreated, i, 0, fmt.Sprintf(`{"id":"txn_%d","file_number":"F-%d","status":"open","property":{"address":"%d Main St"},"closing_date":"2024-03-01"}`, i, i, i))
+		add(domain.ContactCreated, i, 0, fmt.Sprintf(`{"id":"con_%d","transaction_id":"txn_%d","first_name":"A","last_name":"B%d","email":"a%d@example.com","phone":"+1","role":"buyer"}`, i, i, i, i))
+		add(domain.DocumentUploaded, i, 0, fmt.Sprintf(`{"id":"doc_%d","transaction_id":"txn_%d","name":"d%d.pdf","document_type":"deed","url":"https://x/%d"}`, i, i, i, i))
+		add(domain.TaskCreated, i, 0, fmt.Sprintf(`{"id":"tsk_%d","transaction_id":"txn_%d","title":"T","status":"open","assigned_to":"ann","due_date":"2024-02-01"}`, i, i))
+	}
+	for i := 0; i < n; i += 7 { // changed within the batch
+		add(domain.TransactionStatusChanged, i, 1, fmt.Sprintf(`{"id":"txn_%d","status":"closing"}`, i))
+		add(domain.ClosingCompleted, i, 2, fmt.Sprintf(`{"id":"cls_%d","transaction_id":"txn_%d"}`, i, i))
+		add(domain.ContactDeleted, i, 1, fmt.Sprintf(`{"id":"con_%d"}`, i))
+		add(domain.TaskCompleted, i, 1, fmt.Sprintf(`{"id":"tsk_%d"}`, i))
+		add(domain.DocumentUpdated, i, 1, fmt.Sprintf(`{"id":"doc_%d","name":"v2.pdf"}`, i))
+	}
+	big, bigPool := newProjector(t)
+	apply(t, big, recs...)
+	small, smallPool := newProjector(t)
+	for lo := 0; lo < len(recs); lo += 50 {
+		apply(t, small, recs[lo:min(lo+50, len(recs))]...)
+	}
+	for _, q := range []string{
+		`SELECT id, file_number, status, property_address, closing_date, closed_at, softpro_created_at, softpro_updated_at, last_event_id, deleted, deleted_at, payload FROM transactions ORDER BY id`,
+		`SELECT id, transaction_id, first_name, last_name, email, phone, role, softpro_created_at, softpro_updated_at, last_event_id, deleted, deleted_at, payload FROM contacts ORDER BY id`,
+		`SELECT id, transaction_id, name, document_type, url, softpro_created_at, softpro_updated_at, last_event_id, deleted, deleted_at, payload FROM documents ORDER BY id`,
+		`SELECT id, transaction_id, title, status, assigned_to, due_date, completed_at, softpro_created_at, softpro_updated_at, last_event_id, deleted, deleted_at, payload FROM tasks ORDER BY id`,
+		`SELECT transaction_id, from_status, to_status, changed_at, event_id FROM transaction_status_changes ORDER BY event_id`,
+	} {
+		dump := func(pool *pgxpool.Pool) string {
+			rows, err := pool.Query(testContext(t), `SELECT coalesce(string_agg(r::text, E'\n'), '') FROM (`+q+`) r`)
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			s, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		got, want := dump(bigPool), dump(smallPool)
+		if got == "" || got != want {
+			t.Fatalf("%s\none batch:\n%.2000s\nbatches of 50:\n%.2000s", q, got, want)
+		}
+	}
+	if got := queryOne[int64](t, bigPool, "SELECT count(*) FROM tasks WHERE deleted = false AND status = 'completed'"); got != int64((n+6)/7) {
+		t.Errorf("completed tasks = %d, want %d", got, (n+6)/7)
 	}
 }
