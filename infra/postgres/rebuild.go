@@ -159,7 +159,7 @@ func (t *RebuildTarget) Seal(ctx context.Context, schema string) error {
 	}
 	// Index builds run side by side, one connection each, with room to
 	// sort a million rows in memory (the default 64 MB spills to disk).
-	errs := make(chan error, len(defs))
+	errs := make(chan error, max(len(defs), len(ReadModelTables)))
 	sem := make(chan struct{}, 2)
 	for _, def := range defs {
 		sem <- struct{}{}
@@ -179,12 +179,23 @@ func (t *RebuildTarget) Seal(ctx context.Context, schema string) error {
 	if _, err := p.Exec(ctx, "DROP TABLE rebuild_indexes"); err != nil {
 		return fmt.Errorf("seal %s: %w", schema, err)
 	}
+	// Statistics, two tables at a time as well (after the indexes: those
+	// on expressions have statistics of their own).
 	for _, table := range ReadModelTables {
-		if _, err := p.Exec(ctx, "ANALYZE "+pgx.Identifier{table}.Sanitize()); err != nil {
-			return fmt.Errorf("seal %s: %w", schema, err)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			_, err := p.Exec(ctx, "ANALYZE "+pgx.Identifier{table}.Sanitize())
+			errs <- err
+		}()
+	}
+	var failed error
+	for range ReadModelTables {
+		if err := <-errs; err != nil && failed == nil {
+			failed = fmt.Errorf("seal %s: analyze: %w", schema, err)
 		}
 	}
-	return nil
+	return failed
 }
 
 // sealSortMemory is each index build's maintenance_work_mem.
