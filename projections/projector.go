@@ -195,7 +195,7 @@ func firstGap(snap Snapshot, recs []Record) *GapError {
 // plan is the pure core of Apply: from what is stored and the records, what
 // to write and what happened to each record.
 func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Change, now time.Time) (Writes, []Outcome) {
-	var w Writes
+	w := Writes{Audit: make([]AuditRow, 0, len(recs))}
 	outcomes := make([]Outcome, len(recs))
 	next := make(map[Partition]int64, 1)
 	for part, off := range snap.Checkpoints {
@@ -302,6 +302,8 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, compareEntityKeys)
+	w.Entities = make([]domain.Entity, 0, len(keys))
+	w.NewEntities = make([]bool, 0, len(keys))
 	for _, k := range keys {
 		_, stored := snap.Entities[k]
 		w.Entities = append(w.Entities, entities[k])

@@ -418,8 +418,9 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 		queueCheckpointsBulk(b, w.Checkpoints)
 	}
 	audit := w.Audit
-	if countNew(audit) >= copyMin {
-		var rest []projections.AuditRow
+	if n := countNew(audit); n >= copyMin {
+		rest := make([]projections.AuditRow, 0, len(audit)-n)
+		t.copies = slices.Grow(t.copies, n)
 		for _, r := range audit {
 			if r.New {
 				t.copies = append(t.copies, r)
@@ -432,23 +433,40 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	if len(audit) > 0 {
 		queueAuditBulk(b, audit)
 	}
-	byKind := map[domain.Kind][]domain.Entity{}
-	fresh := map[domain.Kind][]domain.Entity{}
+	// Entities are large: the groups below are sized first, so each is
+	// copied once.
+	upserts, fresh := map[domain.Kind]int{}, map[domain.Kind]int{}
 	for i, e := range w.Entities {
 		if i < len(w.NewEntities) && w.NewEntities[i] {
-			fresh[e.Key.Kind] = append(fresh[e.Key.Kind], e)
+			fresh[e.Key.Kind]++
 		} else {
-			byKind[e.Key.Kind] = append(byKind[e.Key.Kind], e)
+			upserts[e.Key.Kind]++
 		}
 	}
-	for kind, ents := range fresh {
-		if _, ok := entityTables[kind]; ok && len(ents) >= copyMin {
+	byKind := map[domain.Kind][]domain.Entity{}
+	copied := func(kind domain.Kind) bool {
+		_, known := entityTables[kind]
+		return known && fresh[kind] >= copyMin
+	}
+	for kind, n := range fresh {
+		if copied(kind) {
 			if t.entityCopies == nil {
 				t.entityCopies = map[domain.Kind][]domain.Entity{}
 			}
-			t.entityCopies[kind] = append(t.entityCopies[kind], ents...)
+			t.entityCopies[kind] = slices.Grow(t.entityCopies[kind], n)
 		} else {
-			byKind[kind] = append(byKind[kind], ents...)
+			upserts[kind] += n
+		}
+	}
+	for kind, n := range upserts {
+		byKind[kind] = make([]domain.Entity, 0, n)
+	}
+	for i, e := range w.Entities {
+		kind := e.Key.Kind
+		if i < len(w.NewEntities) && w.NewEntities[i] && copied(kind) {
+			t.entityCopies[kind] = append(t.entityCopies[kind], e)
+		} else {
+			byKind[kind] = append(byKind[kind], e)
 		}
 	}
 	for _, kind := range domain.Kinds {
