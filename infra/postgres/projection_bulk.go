@@ -309,14 +309,15 @@ func (t *projectionTx) copyEntities(ctx context.Context) error {
 		}
 		table := entityTables[kind]
 		cols := append(strings.Split(commonColumns, ", "), table.columns...)
+		row := make([]any, 0, len(cols)) // pgx encodes a row before asking for the next
 		_, err := t.conn.CopyFrom(ctx, pgx.Identifier{table.name}, cols, pgx.CopyFromSlice(len(ents), func(i int) ([]any, error) {
 			e := ents[i]
 			payload := string(e.Data)
 			if payload == "" {
 				payload = "{}"
 			}
-			return append([]any{e.Key.IntegrationID, e.Key.ID, e.CreatedAt, e.UpdatedAt, e.LastEventID, e.Deleted, e.DeletedAt, payload},
-				table.values(e)...), nil
+			row = append(row[:0], e.Key.IntegrationID, e.Key.ID, e.CreatedAt, e.UpdatedAt, e.LastEventID, e.Deleted, e.DeletedAt, payload)
+			return append(row, table.values(e)...), nil
 		}))
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", table.name, err)
@@ -332,8 +333,9 @@ func (t *projectionTx) copyAudit(ctx context.Context) error {
 	}
 	rows := t.copies
 	t.copies = nil
+	row := make([]any, len(auditColumns)) // pgx encodes a row before asking for the next
 	_, err := t.conn.CopyFrom(ctx, pgx.Identifier{"webhook_events"}, auditColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-		r := rows[i]
+		r := &rows[i]
 		var errText *string
 		if r.Error != "" {
 			errText = &r.Error
@@ -342,9 +344,11 @@ func (t *projectionTx) copyAudit(ctx context.Context) error {
 		if !r.OccurredAt.IsZero() {
 			occurred = &r.OccurredAt
 		}
-		return []any{r.IntegrationID, r.EventID, string(r.EventType), jsonText(r.Payload, "null"), jsonText(r.Headers, "{}"),
-			string(r.Status), r.ReceivedAt, r.ProcessingStartedAt, r.ProcessedAt, r.FailedAt, r.ProcessingTimeMs,
-			int32(r.RetryCount), r.LastRetryAt, errText, occurred, r.Applied, string(r.Source), r.Topic, r.Partition, r.Offset}, nil
+		row[0], row[1], row[2], row[3], row[4] = r.IntegrationID, r.EventID, string(r.EventType), jsonText(r.Payload, "null"), jsonText(r.Headers, "{}")
+		row[5], row[6], row[7], row[8], row[9], row[10] = string(r.Status), r.ReceivedAt, r.ProcessingStartedAt, r.ProcessedAt, r.FailedAt, r.ProcessingTimeMs
+		row[11], row[12], row[13], row[14], row[15] = int32(r.RetryCount), r.LastRetryAt, errText, occurred, r.Applied
+		row[16], row[17], row[18], row[19] = string(r.Source), r.Topic, r.Partition, r.Offset
+		return row, nil
 	}))
 	if err != nil {
 		return fmt.Errorf("copy audit: %w", err)

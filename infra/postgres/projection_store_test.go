@@ -430,10 +430,10 @@ func TestProjectorLargeBatchesFindStoredRows(t *testing.T) {
 	}
 }
 
-// Batches with hundreds of new entities of a kind load them with COPY; the
-// rows must be the ones the upsert of small batches writes, column for
-// column, for every kind, including entities created and then changed in
-// the same batch.
+// Batches with hundreds of new entities of a kind load them with COPY, and
+// their new audit rows too; the rows must be the ones the upserts of small
+// batches write, column for column (but processing times), for every kind,
+// including entities created and then changed in the same batch.
 func TestProjectorLargeBatchesLoadNewEntitiesLikeSmallOnes(t *testing.T) {
 	t.Parallel()
 	var recs []projections.Record
@@ -466,6 +466,9 @@ func TestProjectorLargeBatchesLoadNewEntitiesLikeSmallOnes(t *testing.T) {
 		`SELECT id, transaction_id, name, document_type, url, softpro_created_at, softpro_updated_at, last_event_id, deleted, deleted_at, payload FROM documents ORDER BY id`,
 		`SELECT id, transaction_id, title, status, assigned_to, due_date, completed_at, softpro_created_at, softpro_updated_at, last_event_id, deleted, deleted_at, payload FROM tasks ORDER BY id`,
 		`SELECT transaction_id, from_status, to_status, changed_at, event_id FROM transaction_status_changes ORDER BY event_id`,
+		`SELECT integration_id, event_id, event_type, payload, headers, status, received_at, failed_at, retry_count, last_retry_at,
+ error, occurred_at, applied, source, topic, "partition", "offset", processed_at IS NOT NULL, processing_time_ms IS NOT NULL
+ FROM webhook_events ORDER BY event_id`,
 	} {
 		dump := func(pool *pgxpool.Pool) string {
 			rows, err := pool.Query(testContext(t), `SELECT coalesce(string_agg(r::text, E'\n'), '') FROM (`+q+`) r`)
