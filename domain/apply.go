@@ -433,8 +433,8 @@ func mergeData(cur json.RawMessage, add map[string]json.RawMessage, raw json.Raw
 	return append(out, '}')
 }
 
-// appendKey appends k as a JSON string followed by nothing: plain ASCII as
-// it is, anything else the way encoding/json writes it.
+// appendKey appends k as a JSON string: plain ASCII as it is, anything
+// else the way encoding/json writes it.
 func appendKey(out []byte, k string) []byte {
 	for i := 0; i < len(k); i++ {
 		if c := k[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {

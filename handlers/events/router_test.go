@@ -159,6 +159,20 @@ func (e *env) start(pool *pgxpool.Pool) (stop func()) {
 }
 
 // append puts an event for integration on topic i (0 transactions, 1 documents).
+// appendUpdates appends n events of phase, one second apart from t0 on:
+// transaction updates to partition 0 and document updates to partition 1,
+// alternately, over the given numbers of integrations and entity ids, with
+// event ids prefix<phase>_<i>.
+func (e *env) appendUpdates(prefix string, phase, n, integrations, ids int) {
+	e.t.Helper()
+	types := [2]domain.EventType{domain.TransactionUpdated, domain.DocumentUpdated}
+	for i := range n {
+		at := t0.Add(time.Duration(phase*n+i) * time.Second)
+		e.append(i%2, fmt.Sprintf("int_%d", i%integrations), fmt.Sprintf("%s%d_%d", prefix, phase, i), types[i%2], at,
+			fmt.Sprintf(`{"id":"x%d","status":"s%d","name":"n%d"}`, i%ids, phase, i))
+	}
+}
+
 func (e *env) append(i int, integration, eventID string, typ domain.EventType, at time.Time, data string) {
 	e.t.Helper()
 	ev := domain.Envelope{
@@ -334,15 +348,7 @@ func TestRouterSurvivesDatabaseOutageAndRestart(t *testing.T) {
 	t.Cleanup(viaProxy.Close)
 
 	const perPhase = 150
-	produce := func(phase int) {
-		for i := range perPhase {
-			in := fmt.Sprintf("int_%d", i%5)
-			id := fmt.Sprintf("p%d_%d", phase, i)
-			at := t0.Add(time.Duration(phase*perPhase+i) * time.Second)
-			e.append(i%2, in, id, map[int]domain.EventType{0: domain.TransactionUpdated, 1: domain.DocumentUpdated}[i%2], at,
-				fmt.Sprintf(`{"id":"x%d","status":"s%d","name":"n%d"}`, i%7, phase, i))
-		}
-	}
+	produce := func(phase int) { e.appendUpdates("p", phase, perPhase, 5, 7) }
 	stop := e.start(viaProxy)
 	produce(0)
 	e.waitFor(30*time.Second, "phase 0 projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") >= perPhase/3 })
@@ -416,15 +422,7 @@ func TestRouterFillsGapsFromTheLog(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	const n = 120
-	produce := func(phase int) {
-		for i := range n {
-			in := fmt.Sprintf("int_%d", i%6)
-			id := fmt.Sprintf("g%d_%d", phase, i)
-			at := t0.Add(time.Duration(phase*n+i) * time.Second)
-			e.append(i%2, in, id, map[int]domain.EventType{0: domain.TransactionUpdated, 1: domain.DocumentUpdated}[i%2], at,
-				fmt.Sprintf(`{"id":"x%d","status":"s%d","name":"n%d"}`, i%5, phase, i))
-		}
-	}
+	produce := func(phase int) { e.appendUpdates("g", phase, n, 6, 5) }
 	stop := e.start(e.pool)
 	produce(0)
 	e.waitFor(30*time.Second, "phase 0 projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") == n })

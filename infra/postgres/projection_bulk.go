@@ -116,7 +116,7 @@ var commonTypes = []string{"text", "text", "timestamptz", "timestamptz", "text",
 var entityBulkSQL = func() map[domain.Kind]string {
 	out := map[domain.Kind]string{}
 	for kind, t := range entityTables {
-		cols := append(strings.Split(commonColumns, ", "), t.columns...)
+		cols := t.columnNames()
 		types := append(append([]string(nil), commonTypes...), entityColumnTypes[kind]...)
 		cast := map[int]string{7: "jsonb"}
 		var set []string
@@ -151,12 +151,9 @@ func queueEntitiesBulk(b *pgx.Batch, kind domain.Kind, ents []domain.Entity) err
 			cols[c] = make([]*time.Time, len(ents))
 		}
 	}
+	vals := make([]any, 0, len(types))
 	for i, e := range ents {
-		payload := string(e.Data)
-		if payload == "" {
-			payload = "{}"
-		}
-		vals := append([]any{e.Key.IntegrationID, e.Key.ID, e.CreatedAt, e.UpdatedAt, e.LastEventID, e.Deleted, e.DeletedAt, payload}, t.values(e)...)
+		vals = t.row(vals[:0], e)
 		for c, v := range vals {
 			switch col := cols[c].(type) {
 			case []string:
@@ -308,16 +305,11 @@ func (t *projectionTx) copyEntities(ctx context.Context) error {
 			continue
 		}
 		table := entityTables[kind]
-		cols := append(strings.Split(commonColumns, ", "), table.columns...)
+		cols := table.columnNames()
 		row := make([]any, 0, len(cols)) // pgx encodes a row before asking for the next
 		_, err := t.conn.CopyFrom(ctx, pgx.Identifier{table.name}, cols, pgx.CopyFromSlice(len(ents), func(i int) ([]any, error) {
-			e := ents[i]
-			payload := string(e.Data)
-			if payload == "" {
-				payload = "{}"
-			}
-			row = append(row[:0], e.Key.IntegrationID, e.Key.ID, e.CreatedAt, e.UpdatedAt, e.LastEventID, e.Deleted, e.DeletedAt, payload)
-			return append(row, table.values(e)...), nil
+			row = table.row(row[:0], ents[i])
+			return row, nil
 		}))
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", table.name, err)

@@ -177,6 +177,23 @@ type entityTable struct {
 
 const commonColumns = "integration_id, id, softpro_created_at, softpro_updated_at, last_event_id, deleted, deleted_at, payload"
 
+// columnNames lists every column the projector writes: the common ones,
+// then the kind's own.
+func (t entityTable) columnNames() []string {
+	return append(strings.Split(commonColumns, ", "), t.columns...)
+}
+
+// row appends e's values in the order of columnNames to dst (an empty
+// payload is stored as {}).
+func (t entityTable) row(dst []any, e domain.Entity) []any {
+	payload := string(e.Data)
+	if payload == "" {
+		payload = "{}"
+	}
+	dst = append(dst, e.Key.IntegrationID, e.Key.ID, e.CreatedAt, e.UpdatedAt, e.LastEventID, e.Deleted, e.DeletedAt, payload)
+	return append(dst, t.values(e)...)
+}
+
 var entityTables = map[domain.Kind]entityTable{
 	domain.KindTransaction: {
 		name:    "transactions",
@@ -235,7 +252,7 @@ var entityTables = map[domain.Kind]entityTable{
 // Rows are locked in the order of the keys, which Load sorts, so
 // concurrent batches touching the same rows queue rather than deadlock.
 func (t entityTable) selectSQL() string {
-	cols := strings.Split(commonColumns+", "+strings.Join(t.columns, ", "), ", ")
+	cols := t.columnNames()
 	return "SELECT r." + strings.Join(cols, ", r.") + " FROM unnest($1::text[], $2::text[]) AS k(i, d)" +
 		" CROSS JOIN LATERAL (SELECT " + strings.Join(cols, ", ") + " FROM " + t.name +
 		" WHERE integration_id = k.i AND id = k.d FOR UPDATE) AS r"
@@ -398,6 +415,45 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 	return snap, nil
 }
 
+// splitEntities groups w's entities by kind, for the upsert or, when a
+// known kind has copyMin new ones or more, those for COPY. Entities are
+// large, so each group is sized before it is filled.
+func splitEntities(w projections.Writes) (upserts, copies map[domain.Kind][]domain.Entity) {
+	isNew := func(i int) bool { return i < len(w.NewEntities) && w.NewEntities[i] }
+	fresh := map[domain.Kind]int{}
+	for i, e := range w.Entities {
+		if isNew(i) {
+			fresh[e.Key.Kind]++
+		}
+	}
+	copied := func(i int, kind domain.Kind) bool {
+		_, known := entityTables[kind]
+		return isNew(i) && known && fresh[kind] >= copyMin
+	}
+	sizes := map[domain.Kind]int{}
+	for i, e := range w.Entities {
+		if !copied(i, e.Key.Kind) {
+			sizes[e.Key.Kind]++
+		}
+	}
+	upserts, copies = make(map[domain.Kind][]domain.Entity, len(sizes)), map[domain.Kind][]domain.Entity{}
+	for kind, n := range sizes {
+		upserts[kind] = make([]domain.Entity, 0, n)
+	}
+	for i, e := range w.Entities {
+		kind := e.Key.Kind
+		if !copied(i, kind) {
+			upserts[kind] = append(upserts[kind], e)
+			continue
+		}
+		if copies[kind] == nil {
+			copies[kind] = make([]domain.Entity, 0, fresh[kind])
+		}
+		copies[kind] = append(copies[kind], e)
+	}
+	return upserts, copies
+}
+
 // Save implements projections.Tx: it queues one statement per table (see
 // projection_bulk.go), sent with the commit. A checkpoint advances only
 // from the offset Load read: that row stays locked until the commit, so
@@ -433,40 +489,12 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	if len(audit) > 0 {
 		queueAuditBulk(b, audit)
 	}
-	// Entities are large: the groups below are sized first, so each is
-	// copied once.
-	upserts, fresh := map[domain.Kind]int{}, map[domain.Kind]int{}
-	for i, e := range w.Entities {
-		if i < len(w.NewEntities) && w.NewEntities[i] {
-			fresh[e.Key.Kind]++
-		} else {
-			upserts[e.Key.Kind]++
-		}
-	}
-	byKind := map[domain.Kind][]domain.Entity{}
-	copied := func(kind domain.Kind) bool {
-		_, known := entityTables[kind]
-		return known && fresh[kind] >= copyMin
-	}
-	for kind, n := range fresh {
-		if copied(kind) {
-			if t.entityCopies == nil {
-				t.entityCopies = map[domain.Kind][]domain.Entity{}
-			}
-			t.entityCopies[kind] = slices.Grow(t.entityCopies[kind], n)
-		} else {
-			upserts[kind] += n
-		}
-	}
-	for kind, n := range upserts {
-		byKind[kind] = make([]domain.Entity, 0, n)
-	}
-	for i, e := range w.Entities {
-		kind := e.Key.Kind
-		if i < len(w.NewEntities) && w.NewEntities[i] && copied(kind) {
-			t.entityCopies[kind] = append(t.entityCopies[kind], e)
-		} else {
-			byKind[kind] = append(byKind[kind], e)
+	byKind, copies := splitEntities(w)
+	if t.entityCopies == nil {
+		t.entityCopies = copies
+	} else {
+		for kind, ents := range copies {
+			t.entityCopies[kind] = append(t.entityCopies[kind], ents...)
 		}
 	}
 	for _, kind := range domain.Kinds {
