@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -160,6 +161,16 @@ func TestReplayRebuildWhileIngestRunsLosesNothingAndNeverShrinks(t *testing.T) {
 		if p.Lag != 0 {
 			t.Errorf("projection %s lag %d after catching up", p.Name, p.Lag)
 		}
+	}
+	// The swapped-in tables come with their planner statistics.
+	for _, col := range []string{"webhook_events.status", "webhook_events.received_at", "contacts.integration_id", "tasks.softpro_updated_at"} {
+		table, column, _ := strings.Cut(col, ".")
+		if got := queryString(t, db, `SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = $1 AND attname = $2`, table, column); got != "1" {
+			t.Errorf("no statistics for %s after the swap", col)
+		}
+	}
+	if got := queryString(t, db, `SELECT reltuples >= $1 FROM pg_class WHERE oid = 'webhook_events'::regclass`, n); got != "true" {
+		t.Errorf("webhook_events' row estimate after the swap is below %d", n)
 	}
 	// Nothing is left of the rebuild's schemas, and sync tables survived.
 	if got := queryString(t, db, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1`, "test_"+e.ns+"_rebuild%"); got != "0" {

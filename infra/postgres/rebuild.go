@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"time"
 
@@ -180,13 +181,15 @@ func (t *RebuildTarget) Seal(ctx context.Context, schema string) error {
 		return fmt.Errorf("seal %s: %w", schema, err)
 	}
 	// Statistics, two tables at a time as well (after the indexes: those
-	// on expressions have statistics of their own).
+	// on expressions have statistics of their own). The jsonb documents are
+	// left out: no query filters on them, and sorting 30,000 sampled
+	// documents per table was half the time ANALYZE took. Autovacuum
+	// gathers the full statistics later, off the rebuild's path.
 	for _, table := range ReadModelTables {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem }()
-			_, err := p.Exec(ctx, "ANALYZE "+pgx.Identifier{table}.Sanitize())
-			errs <- err
+			errs <- analyzeScalars(ctx, p, table)
 		}()
 	}
 	var failed error
@@ -196,6 +199,26 @@ func (t *RebuildTarget) Seal(ctx context.Context, schema string) error {
 		}
 	}
 	return failed
+}
+
+// analyzeScalars gathers the statistics of table's columns other than
+// its jsonb ones.
+func analyzeScalars(ctx context.Context, p *pgxpool.Pool, table string) error {
+	rows, err := p.Query(ctx, `SELECT attname FROM pg_attribute
+WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND atttypid <> 'jsonb'::regtype
+ORDER BY attnum`, pgx.Identifier{table}.Sanitize())
+	if err != nil {
+		return err
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	if len(cols) == 0 {
+		return fmt.Errorf("analyze %s: no such table", table)
+	}
+	_, err = p.Exec(ctx, "ANALYZE "+pgx.Identifier{table}.Sanitize()+" ("+strings.Join(quoteAll(cols), ", ")+")")
+	return err
 }
 
 // sealSortMemory is each index build's maintenance_work_mem.
