@@ -19,15 +19,16 @@ type gauges struct {
 	delayed atomic.Int64
 }
 
-// Gauges reports, for topic, the messages in flight, those waiting in
-// retry backoff, and whether the topic's projection is paused. Unknown
-// topics report zeros. Safe for concurrent use.
-func (r *Router) Gauges(topic string) (active, delayed int64, paused bool) {
+// Gauges reports, for topic, the messages in flight and those waiting in
+// retry backoff. Unknown topics report zeros. Whether a topic is paused is
+// not the router's to know (a rebuild pauses it from the database): Pauses
+// tells. Safe for concurrent use.
+func (r *Router) Gauges(topic string) (active, delayed int64) {
 	g, ok := r.gauges[topic]
 	if !ok {
-		return 0, 0, false
+		return 0, 0
 	}
-	return g.active.Load(), g.delayed.Load(), false
+	return g.active.Load(), g.delayed.Load()
 }
 
 // countActive is the outermost middleware: a message is active from the

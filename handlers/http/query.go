@@ -53,14 +53,19 @@ type QueueLag interface {
 }
 
 // QueueGauges reports what a topic's handler is doing right now: messages
-// in flight, messages waiting in retry backoff, and whether it is paused.
+// in flight and messages waiting in retry backoff.
 type QueueGauges interface {
-	Gauges(topic string) (active, delayed int64, paused bool)
+	Gauges(topic string) (active, delayed int64)
+}
+
+// QueuePauses reports the topics whose projection is paused right now.
+type QueuePauses interface {
+	Paused(ctx context.Context) (map[string]bool, error)
 }
 
 // QueryDeps are the collaborators of the query and retry API. Events,
-// Entities, Stats, Retrier and Integrations are required; Lag and Gauges
-// are optional (their figures are then 0).
+// Entities, Stats, Retrier and Integrations are required; Lag, Gauges and
+// Pauses are optional (their figures are then 0 or false).
 type QueryDeps struct {
 	Events       EventQueries
 	Entities     EntityQueries
@@ -69,6 +74,7 @@ type QueryDeps struct {
 	Integrations IntegrationLookup
 	Lag          QueueLag
 	Gauges       QueueGauges
+	Pauses       QueuePauses
 	// Topics are reported in queueStats, in this order (default
 	// domain.AllTopics).
 	Topics []string

@@ -99,8 +99,9 @@ func (q *queryAPI) stats(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// queueStats fills in the live figures. Lag comes from the broker; if it
-// does not answer, waiting is left at 0 rather than failing the stats.
+// queueStats fills in the live figures. Lag comes from the broker and
+// pauses from the database; if either does not answer, its figures are
+// left at 0 and false rather than failing the stats.
 func (q *queryAPI) queueStats(ctx context.Context, perTopic map[string]*queueStatsView) []queueStatsView {
 	var lag map[string]int64
 	if q.Lag != nil {
@@ -108,12 +109,19 @@ func (q *queryAPI) queueStats(ctx context.Context, perTopic map[string]*queueSta
 		lag, _ = q.Lag.Lag(lctx)
 		cancel()
 	}
+	var paused map[string]bool
+	if q.Pauses != nil {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		paused, _ = q.Pauses.Paused(pctx)
+		cancel()
+	}
 	out := make([]queueStatsView, 0, len(q.Topics))
 	for _, t := range q.Topics {
 		qs := perTopic[t]
 		qs.Waiting = max(lag[t], 0)
+		qs.Paused = paused[t]
 		if q.Gauges != nil {
-			qs.Active, qs.Delayed, qs.Paused = q.Gauges.Gauges(t)
+			qs.Active, qs.Delayed = q.Gauges.Gauges(t)
 		}
 		out = append(out, *qs)
 	}

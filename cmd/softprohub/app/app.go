@@ -87,6 +87,7 @@ type App struct {
 	registry  *prometheus.Registry
 	listener  net.Listener
 	router    *events.Router
+	pauses    *events.Pauses
 	closers   closers
 	runnables []func(ctx context.Context) error
 }
@@ -144,6 +145,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		return nil, err
 	}
 	a.closers.add(a.pool.Close)
+	a.pauses = events.NewPauses(postgres.NewRebuildRuns(a.pool), statusNames())
 
 	a.rdb, err = newRedisClient(cfg)
 	if err != nil {
@@ -303,10 +305,11 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) Close() { a.closers.closeAll() }
 
 // topicReporter reports each topic's figures for the health answer: events
-// on the log, consumer lag of its projection, and the live projector's
-// messages in flight and in retry backoff.
+// on the log, consumer lag of its projection, the live projector's messages
+// in flight and in retry backoff, and whether a rebuild holds it paused.
 func (a *App) topicReporter() topicReporter {
-	r := topicReporter{brokers: a.Brokers(), lag: groupLag{reader: kafka.NewLogReader(a.Brokers()), groups: projectionGroups()}}
+	r := topicReporter{brokers: a.Brokers(), lag: groupLag{reader: kafka.NewLogReader(a.Brokers()), groups: projectionGroups()},
+		pauses: a.pauses}
 	if a.router != nil {
 		r.gauges = a.router
 	}
@@ -317,6 +320,7 @@ type topicReporter struct {
 	brokers []string
 	lag     groupLag
 	gauges  httpapi.QueueGauges
+	pauses  httpapi.QueuePauses
 }
 
 func (t topicReporter) Queues(ctx context.Context) ([]httpapi.QueueStat, error) {
@@ -328,11 +332,15 @@ func (t topicReporter) Queues(ctx context.Context) ([]httpapi.QueueStat, error) 
 	if err != nil {
 		lag = nil // the figure is then 0; health stays answerable
 	}
+	paused, err := t.pauses.Paused(ctx)
+	if err != nil {
+		paused = nil // false, as above
+	}
 	out := make([]httpapi.QueueStat, 0, len(domain.AllTopics))
 	for _, topic := range domain.AllTopics {
-		q := httpapi.QueueStat{QueueName: topic, Appended: offs.Total(topic), Waiting: max(lag[topic], 0)}
+		q := httpapi.QueueStat{QueueName: topic, Appended: offs.Total(topic), Waiting: max(lag[topic], 0), Paused: paused[topic]}
 		if t.gauges != nil {
-			q.Active, q.Delayed, q.Paused = t.gauges.Gauges(topic)
+			q.Active, q.Delayed = t.gauges.Gauges(topic)
 		}
 		out = append(out, q)
 	}

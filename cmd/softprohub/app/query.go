@@ -25,6 +25,7 @@ func (a *App) queryMounts() []func(chi.Router) {
 		Retrier:      projections.NewRetrier(store, reader, topicAppender{a.producer}, nil),
 		Integrations: a.store,
 		Lag:          groupLag{reader: reader, groups: projectionGroups()},
+		Pauses:       a.pauses,
 	}
 	if a.router != nil {
 		if g, ok := any(a.router).(httpapi.QueueGauges); ok {
