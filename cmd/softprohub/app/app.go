@@ -94,7 +94,7 @@ type App struct {
 
 // New connects to (or starts) every dependency, creates topics, migrates
 // the database and builds the handlers. It does not serve yet.
-func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
+func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg Config, opts Options) (a *App, err error) {
 		opts.Registry = prometheus.NewRegistry()
 		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	a = &App{cfg: cfg, opts: opts, log: opts.Logger, registry: opts.Registry}
+	a := &App{cfg: cfg, opts: opts, log: opts.Logger, registry: opts.Registry}
 	defer func() {
 		if err != nil {
 			a.Close()
