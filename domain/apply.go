@@ -186,6 +186,12 @@ type Effect struct {
 	// Applied is false when the change is older than the entity's state and
 	// so changed nothing.
 	Applied bool
+	// DataAsCarried is set when the new state's data is the change's data
+	// object as the event carried it (the payload's "data", or the payload
+	// itself when it has none), not merged with earlier data: the entity
+	// was created by this change. A store may then take the data from the
+	// event's stored payload instead of receiving it a second time.
+	DataAsCarried bool
 	// StatusChange is set when a transaction's status changed.
 	StatusChange *StatusChange
 }
@@ -225,14 +231,13 @@ func Apply(cur Entity, c Change) (Entity, Effect) {
 		next.Deleted = false
 		next.DeletedAt = nil
 	}
-	if c.Op == OpClosingScheduled || c.Op == OpClosingCompleted {
-		next.Data = mergeData(cur.Data, map[string]json.RawMessage{"closing": c.Raw}, nil)
-	} else {
-		next.Data = mergeData(cur.Data, c.Data, c.Raw)
-	}
-
 	var eff Effect
 	eff.Applied = true
+	if c.Op == OpClosingScheduled || c.Op == OpClosingCompleted {
+		next.Data, _ = mergeData(cur.Data, map[string]json.RawMessage{"closing": c.Raw}, nil)
+	} else {
+		next.Data, eff.DataAsCarried = mergeData(cur.Data, c.Data, c.Raw)
+	}
 	d := c.Data
 	switch c.Key.Kind {
 	case KindTransaction:
@@ -386,12 +391,12 @@ func parseTime(s string) (time.Time, bool) {
 }
 
 // mergeData returns cur's fields overlaid with add's. When cur is empty the
-// event's own bytes (raw) are kept as they are. The result is an object
+// event's own bytes (raw) are kept as they are, and asCarried is true. The result is an object
 // with its keys sorted and the values' bytes as they came (they were parsed
 // from JSON, so they are JSON): the stored jsonb normalises them anyway,
 // and re-encoding every value (as encoding/json would, to compact them) was
 // most of a rebuild's cost of folding an update into an entity.
-func mergeData(cur json.RawMessage, add map[string]json.RawMessage, raw json.RawMessage) json.RawMessage {
+func mergeData(cur json.RawMessage, add map[string]json.RawMessage, raw json.RawMessage) (merged json.RawMessage, asCarried bool) {
 	var base map[string]json.RawMessage
 	if len(cur) > 0 {
 		p := parsers.Get()
@@ -401,7 +406,7 @@ func mergeData(cur json.RawMessage, add map[string]json.RawMessage, raw json.Raw
 		parsers.Put(p)
 	}
 	if len(base) == 0 && raw != nil {
-		return raw
+		return raw, true
 	}
 	if base == nil {
 		base = make(map[string]json.RawMessage, len(add))
@@ -430,7 +435,7 @@ func mergeData(cur json.RawMessage, add map[string]json.RawMessage, raw json.Raw
 		}
 		out = append(out, v...)
 	}
-	return append(out, '}')
+	return append(out, '}'), false
 }
 
 // appendKey appends k as a JSON string: plain ASCII as it is, anything

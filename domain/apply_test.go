@@ -304,7 +304,10 @@ func TestMergeDataReadsAsEncodingJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(c.add), &add); err != nil {
 			t.Fatal(err)
 		}
-		got := mergeData(json.RawMessage(c.cur), add, nil)
+		got, carried := mergeData(json.RawMessage(c.cur), add, nil)
+		if carried {
+			t.Errorf("merge of %s and %s says it kept the event's bytes", c.cur, c.add)
+		}
 		if !json.Valid(got) {
 			t.Fatalf("merge of %s and %s is not JSON: %s", c.cur, c.add, got)
 		}
@@ -339,8 +342,8 @@ func TestMergeDataReadsAsEncodingJSON(t *testing.T) {
 	}
 	// An empty state keeps the event's own bytes.
 	raw := json.RawMessage(`{ "id" : "x" }`)
-	if got := mergeData(nil, map[string]json.RawMessage{"id": json.RawMessage(`"x"`)}, raw); !bytes.Equal(got, raw) {
-		t.Errorf("merge into nothing = %s, want the event's bytes %s", got, raw)
+	if got, carried := mergeData(nil, map[string]json.RawMessage{"id": json.RawMessage(`"x"`)}, raw); !bytes.Equal(got, raw) || !carried {
+		t.Errorf("merge into nothing = %s (as carried: %v), want the event's bytes %s", got, carried, raw)
 	}
 }
 
@@ -362,4 +365,42 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// DataAsCarried is true exactly when the state's data is the change's own
+// data object: an entity's first change, not a merge and not a closing.
+func TestApplySaysWhenDataIsAsCarried(t *testing.T) {
+	t.Parallel()
+	created := env(ContactCreated, "e1", t0, `{"data":{"id":"con_1","first_name":"Ann"}}`)
+	bare := env(ContactSynced, "e1", t0, `{"id":"con_1","first_name":"Ann"}`)
+	updated := env(ContactUpdated, "e2", t0.Add(time.Minute), `{"data":{"id":"con_1","last_name":"Lee"}}`)
+	older := env(ContactUpdated, "e0", t0.Add(-time.Minute), `{"data":{"id":"con_1","last_name":"Old"}}`)
+	closing := env(ClosingScheduled, "e3", t0, `{"data":{"id":"cl_1","transaction_id":"txn_1","closing_date":"2024-03-01"}}`)
+	deleted := env(ContactDeleted, "e4", t0, `{"data":{"id":"con_1"}}`)
+	tests := []struct {
+		name   string
+		events []Envelope
+		want   []bool
+	}{
+		{"create", []Envelope{created}, []bool{true}},
+		{"bare record", []Envelope{bare}, []bool{true}},
+		{"delete of an unseen entity", []Envelope{deleted}, []bool{true}},
+		{"update merges", []Envelope{created, updated}, []bool{true, false}},
+		{"stale change", []Envelope{created, older}, []bool{true, false}},
+		{"closing of an unseen transaction", []Envelope{closing}, []bool{false}},
+	}
+	for _, tc := range tests {
+		cur, effs := fold(t, tc.events...)
+		for i, eff := range effs {
+			if eff.DataAsCarried != tc.want[i] {
+				t.Errorf("%s: change %d: DataAsCarried %v, want %v", tc.name, i, eff.DataAsCarried, tc.want[i])
+			}
+		}
+		if last := effs[len(effs)-1]; last.DataAsCarried {
+			c, _, _ := ChangeOf(tc.events[len(tc.events)-1])
+			if !bytes.Equal(cur.Data, c.Raw) {
+				t.Errorf("%s: data %s is not the change's own %s", tc.name, cur.Data, c.Raw)
+			}
+		}
+	}
 }

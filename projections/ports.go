@@ -134,7 +134,13 @@ type Writes struct {
 	// NewEntities marks the entries of Entities the projector found no
 	// stored row for (when set, it has one entry per entity): the store may
 	// insert them without a conflict check, as AuditRow.New.
-	NewEntities   []bool
+	NewEntities []bool
+	// DataInAudit marks the entries of Entities whose data is their last
+	// event's data as it came (domain.Effect.DataAsCarried); that event's
+	// audit row is among Audit. The store may take such an entity's data
+	// from the stored payload instead of sending it again. When set, it
+	// has one entry per entity.
+	DataInAudit   []bool
 	StatusChanges []domain.StatusChange
 	Metrics       []MetricsDelta
 }

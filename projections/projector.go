@@ -206,6 +206,7 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 	auditAt := make(map[EventKey]int, len(recs))
 	entities := make(map[domain.EntityKey]domain.Entity, len(snap.Entities))
 	dirty := make(map[domain.EntityKey]bool)
+	carried := make(map[domain.EntityKey]bool)
 	metrics := newMetricsAcc()
 
 	for i, r := range recs {
@@ -255,6 +256,7 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 				outcomes[i] = OutcomeApplied
 				entities[c.Key] = nextState
 				dirty[c.Key] = true
+				carried[c.Key] = eff.DataAsCarried
 				if eff.StatusChange != nil {
 					w.StatusChanges = append(w.StatusChanges, *eff.StatusChange)
 				}
@@ -304,10 +306,12 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 	slices.SortFunc(keys, compareEntityKeys)
 	w.Entities = make([]domain.Entity, 0, len(keys))
 	w.NewEntities = make([]bool, 0, len(keys))
+	w.DataInAudit = make([]bool, 0, len(keys))
 	for _, k := range keys {
 		_, stored := snap.Entities[k]
 		w.Entities = append(w.Entities, entities[k])
 		w.NewEntities = append(w.NewEntities, !stored)
+		w.DataInAudit = append(w.DataInAudit, carried[k])
 	}
 	w.Metrics = metrics.list()
 	return w, outcomes

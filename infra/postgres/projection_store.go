@@ -415,11 +415,13 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 	return snap, nil
 }
 
-// splitEntities groups w's entities by kind, for the upsert or, when a
-// known kind has copyMin new ones or more, those for COPY. Entities are
-// large, so each group is sized before it is filled.
-func splitEntities(w projections.Writes) (upserts, copies map[domain.Kind][]domain.Entity) {
+// splitEntities groups w's entities by kind: those for the upsert; new
+// ones of kinds with copyMin or more new rows, for COPY; and of those, the
+// ones whose data is in their last event's audit row, for
+// queueEntitiesFromAudit.
+func splitEntities(w projections.Writes) (upserts, copies, fromAudit map[domain.Kind][]domain.Entity) {
 	isNew := func(i int) bool { return i < len(w.NewEntities) && w.NewEntities[i] }
+	inAudit := func(i int) bool { return i < len(w.DataInAudit) && w.DataInAudit[i] }
 	fresh := map[domain.Kind]int{}
 	for i, e := range w.Entities {
 		if isNew(i) {
@@ -436,22 +438,25 @@ func splitEntities(w projections.Writes) (upserts, copies map[domain.Kind][]doma
 			sizes[e.Key.Kind]++
 		}
 	}
-	upserts, copies = make(map[domain.Kind][]domain.Entity, len(sizes)), map[domain.Kind][]domain.Entity{}
+	upserts, copies, fromAudit = make(map[domain.Kind][]domain.Entity, len(sizes)), map[domain.Kind][]domain.Entity{}, map[domain.Kind][]domain.Entity{}
 	for kind, n := range sizes {
 		upserts[kind] = make([]domain.Entity, 0, n)
 	}
 	for i, e := range w.Entities {
 		kind := e.Key.Kind
-		if !copied(i, kind) {
+		switch {
+		case !copied(i, kind):
 			upserts[kind] = append(upserts[kind], e)
-			continue
+		case inAudit(i):
+			if fromAudit[kind] == nil {
+				fromAudit[kind] = make([]domain.Entity, 0, fresh[kind])
+			}
+			fromAudit[kind] = append(fromAudit[kind], e)
+		default:
+			copies[kind] = append(copies[kind], e)
 		}
-		if copies[kind] == nil {
-			copies[kind] = make([]domain.Entity, 0, fresh[kind])
-		}
-		copies[kind] = append(copies[kind], e)
 	}
-	return upserts, copies
+	return upserts, copies, fromAudit
 }
 
 // Save implements projections.Tx: it queues one statement per table (see
@@ -489,7 +494,7 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	if len(audit) > 0 {
 		queueAuditBulk(b, audit)
 	}
-	byKind, copies := splitEntities(w)
+	byKind, copies, fromAudit := splitEntities(w)
 	if t.entityCopies == nil {
 		t.entityCopies = copies
 	} else {
@@ -503,6 +508,13 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 				return err
 			}
 			delete(byKind, kind)
+		}
+		// After the audit rows: those of big batches are copied before
+		// the batch, the others are queued above.
+		if ents := fromAudit[kind]; len(ents) > 0 {
+			if err := queueEntitiesFromAudit(b, kind, ents); err != nil {
+				return err
+			}
 		}
 	}
 	if len(byKind) > 0 {

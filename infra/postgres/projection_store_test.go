@@ -447,6 +447,21 @@ func TestProjectorLargeBatchesLoadNewEntitiesLikeSmallOnes(t *testing.T) {
 		add(domain.DocumentUploaded, i, 0, fmt.Sprintf(`{"id":"doc_%d","transaction_id":"txn_%d","name":"d%d.pdf","document_type":"deed","url":"https://x/%d"}`, i, i, i, i))
 		add(domain.TaskCreated, i, 0, fmt.Sprintf(`{"id":"tsk_%d","transaction_id":"txn_%d","title":"T","status":"open","assigned_to":"ann","due_date":"2024-02-01"}`, i, i))
 	}
+	// Entities whose data the big batch takes from their event's stored
+	// payload: bare records (no "data"), a payload with "data" twice (the
+	// last counts), awkward JSON, entities first seen in a delete or a
+	// status change.
+	raw := func(typ domain.EventType, hour int, payload string) {
+		add(typ, len(recs), hour, "{}")
+		recs[len(recs)-1].Envelope.Payload = json.RawMessage(payload)
+	}
+	for i := range 40 {
+		raw(domain.ContactSynced, 0, fmt.Sprintf(`{"id":"con_bare_%d","first_name":"Bare","last_name":"L%d","email":"b%d@example.com"}`, i, i, i))
+		raw(domain.DocumentSynced, 0, fmt.Sprintf(`{"id":"evt_x","data":{"id":"doc_old_%d","name":"old"},"data":{"id":"doc_twice_%d","name":"new.pdf","size":1.50e2}}`, i, i))
+		raw(domain.TaskCreated, 0, fmt.Sprintf(`{"data":{"id":"tsk_odd_%d","title":"J\u00f6rg \"JJ\" <x> & \ud83d\ude00","tags":[1,{"b":null},-0.0,true],"due_date":"2024-02-01","n":12345678901234567890}}`, i))
+		add(domain.ContactDeleted, i, 0, fmt.Sprintf(`{"id":"con_gone_%d"}`, i))
+		add(domain.TransactionStatusChanged, i, 0, fmt.Sprintf(`{"id":"txn_st_%d","new_status":"closed","old_status":"open"}`, i))
+	}
 	for i := 0; i < n; i += 7 { // changed within the batch
 		add(domain.TransactionStatusChanged, i, 1, fmt.Sprintf(`{"id":"txn_%d","status":"closing"}`, i))
 		add(domain.ClosingCompleted, i, 2, fmt.Sprintf(`{"id":"cls_%d","transaction_id":"txn_%d"}`, i, i))
