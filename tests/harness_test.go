@@ -217,6 +217,13 @@ type Env struct {
 	start  kafka.Offsets
 	stop   func()
 	client *http.Client
+	// log receives the app's logs from the next launch on; nil discards
+	// them.
+	log *slog.Logger
+	// roles are the roles of the next launch; zero runs them all.
+	roles app.Roles
+	// exited is closed when the app launched last returns from Run.
+	exited chan struct{}
 }
 
 // envOption adjusts an Env's configuration before it starts.
@@ -295,11 +302,30 @@ func startBroker(t *testing.T, dataDir string, port int) *kafka.Broker {
 	return b
 }
 
-// boot builds and runs the app; shutdown stops it.
+// boot builds and runs the app and waits for its projectors to subscribe;
+// shutdown stops it.
 func (e *Env) boot() {
 	e.t.Helper()
+	e.launch()
+	// Tests act once the projectors have subscribed.
+	if running := e.App.ProjectionsRunning(); running != nil {
+		select {
+		case <-running:
+		case <-time.After(30 * time.Second):
+			e.t.Fatal("live projectors did not subscribe within 30s")
+		}
+	}
+}
+
+// launch builds and runs the app without waiting for its projectors.
+func (e *Env) launch() {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, e.Cfg, app.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	logger := e.log
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	a, err := app.New(ctx, e.Cfg, app.Options{Logger: logger, Roles: e.roles})
 	if err != nil {
 		cancel()
 		e.t.Fatalf("app.New: %v", err)
@@ -310,17 +336,12 @@ func (e *Env) boot() {
 		e.t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	e.App, e.URL = a, "http://"+a.Addr()
-	// Tests act once the projectors have subscribed: a broker stopped
-	// earlier would fail the subscription and stop the process.
-	if running := a.ProjectionsRunning(); running != nil {
-		select {
-		case <-running:
-		case <-time.After(30 * time.Second):
-			e.t.Fatal("live projectors did not subscribe within 30s")
-		}
-	}
+	exited := make(chan struct{})
+	go func() {
+		done <- a.Run(ctx)
+		close(exited)
+	}()
+	e.App, e.URL, e.exited = a, "http://"+a.Addr(), exited
 	e.stop = func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -59,7 +60,14 @@ type Config struct {
 	// CloseTimeout bounds the wait for in-flight messages at shutdown
 	// (default 30 s).
 	CloseTimeout time.Duration
+	// StartRetryDelay is the wait after a failed start (Deps.Ready or a
+	// subscription failed: the broker does not answer), doubling after
+	// each up to 30 s (default 1 s).
+	StartRetryDelay time.Duration
 }
+
+// maxStartRetryDelay caps the doubling StartRetryDelay.
+const maxStartRetryDelay = 30 * time.Second
 
 func (c *Config) setDefaults() {
 	if c.Topics == nil {
@@ -89,6 +97,9 @@ func (c *Config) setDefaults() {
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 30 * time.Second
 	}
+	if c.StartRetryDelay == 0 {
+		c.StartRetryDelay = time.Second
+	}
 }
 
 // Validate reports every problem with c.
@@ -117,6 +128,9 @@ func (c Config) Validate() error {
 	if c.HandlerTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("handler timeout must be positive, got %v", c.HandlerTimeout))
 	}
+	if c.StartRetryDelay < 0 {
+		errs = append(errs, fmt.Errorf("start retry delay must not be negative, got %v", c.StartRetryDelay))
+	}
 	if c.retryBudget() <= 0 {
 		errs = append(errs, fmt.Errorf("rebalance timeout %v leaves no time for retries after the %v handler timeout", c.RebalanceTimeout, c.HandlerTimeout))
 	}
@@ -130,7 +144,8 @@ func (c Config) retryBudget() time.Duration {
 	return c.RebalanceTimeout - c.HandlerTimeout - 5*time.Second
 }
 
-// Deps are the router's collaborators; all are required.
+// Deps are the router's collaborators; all but Ready and AsyncStore are
+// required.
 type Deps struct {
 	Logger *slog.Logger
 	// Store holds the read models.
@@ -149,6 +164,12 @@ type Deps struct {
 	// crash (asynchronous commit), since what they lose comes back from
 	// the log. The poison consumer always writes through Store.
 	AsyncStore projections.Store
+	// Ready, when set, is called before every start of the subscriptions
+	// and must succeed for the start to go on (for instance: the broker
+	// answers and the topics exist). A failure counts as a failed start,
+	// and a cheap one: a watermill router that fails to subscribe keeps a
+	// goroutine waiting for its handlers.
+	Ready func(ctx context.Context) error
 }
 
 // ProjectionName is the projection (and checkpoint) name of an event
@@ -168,13 +189,38 @@ const PoisonProjection = "poison"
 
 // Router runs the live projections.
 type Router struct {
-	cfg     Config
-	log     *slog.Logger
-	router  *message.Router
-	pub     message.Publisher
-	metrics *promMetrics
-	commits []*committer
-	gauges  map[string]*gauges
+	cfg         Config
+	log         *slog.Logger
+	wlog        watermill.LoggerAdapter
+	registerer  prometheus.Registerer
+	subscribers SubscriberFactory
+	ready       func(context.Context) error
+	pub         message.Publisher
+	metrics     *promMetrics
+	handlers    []handler
+	commits     []*committer
+	gauges      map[string]*gauges
+	// next is the watermill router the next start runs; NewRouter builds
+	// the first.
+	next *wiring
+	// running is closed once a start subscribed every handler.
+	running     chan struct{}
+	runningOnce sync.Once
+}
+
+// handler is one consumer of the router: its projection name (and
+// consumer group), topic, function and middleware, outermost first.
+type handler struct {
+	name, topic string
+	fn          message.NoPublishHandlerFunc
+	middleware  []message.HandlerMiddleware
+}
+
+// wiring is a watermill router with a subscriber per handler. A watermill
+// router runs once, so every start after a failed one wires a new one.
+type wiring struct {
+	router *message.Router
+	subs   []message.Subscriber
 }
 
 // NewRouter builds the router: a handler per topic in cfg.Topics and the
@@ -187,25 +233,17 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 	if deps.Logger == nil || deps.Store == nil || deps.Subscribers == nil || deps.Publisher == nil || deps.Registerer == nil || deps.Log == nil {
 		return nil, errors.New("new events router: logger, store, subscribers, publisher, registerer and log are required")
 	}
-	wlog := watermill.NewSlogLogger(deps.Logger)
-	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, wlog)
-	if err != nil {
-		return nil, fmt.Errorf("new events router: %w", err)
-	}
 	m, err := newPromMetrics(deps.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("new events router: %w", err)
 	}
-	metrics.NewPrometheusMetricsBuilder(deps.Registerer, "softprohub", "watermill").AddPrometheusRouterMetrics(wr)
-	r := &Router{cfg: cfg, log: deps.Logger, router: wr, pub: deps.Publisher, metrics: m, gauges: map[string]*gauges{}}
+	r := &Router{cfg: cfg, log: deps.Logger, wlog: watermill.NewSlogLogger(deps.Logger), registerer: deps.Registerer,
+		subscribers: deps.Subscribers, ready: deps.Ready, pub: deps.Publisher, metrics: m, gauges: map[string]*gauges{},
+		running: make(chan struct{})}
 	slots := make(chan struct{}, cfg.Concurrency)
 
 	for _, topic := range cfg.Topics {
 		name := ProjectionName(topic)
-		sub, err := deps.Subscribers(GroupName(name), m.setLag)
-		if err != nil {
-			return nil, fmt.Errorf("new events router: subscriber for %s: %w", topic, err)
-		}
 		p := projections.NewProjector(name, cmp.Or[projections.Store](deps.AsyncStore, deps.Store), nil)
 		c := newCommitter(p.WithGapCheck(), slots, cfg.MaxBatch, cfg.HandlerTimeout, m.batch.WithLabelValues(topic), m.tx.WithLabelValues(topic))
 		c.fill = func(ctx context.Context, gap *projections.GapError) error {
@@ -218,8 +256,7 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 		r.commits = append(r.commits, c)
 		g := &gauges{}
 		r.gauges[topic] = g
-		h := wr.AddConsumerHandler(name, topic, sub, r.project(p, c))
-		h.AddMiddleware(
+		r.handlers = append(r.handlers, handler{name: name, topic: topic, fn: r.project(p, c), middleware: []message.HandlerMiddleware{
 			g.countActive,
 			r.poison(name),
 			recoverer,
@@ -228,29 +265,64 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 			g.enterBackoff,
 			timeout(cfg.HandlerTimeout),
 			r.measure(topic),
-		)
+		}})
 	}
 
-	sub, err := deps.Subscribers(GroupName(PoisonProjection), m.setLag)
-	if err != nil {
-		return nil, fmt.Errorf("new events router: subscriber for %s: %w", cfg.PoisonTopic, err)
-	}
 	pp := projections.NewProjector(PoisonProjection, deps.Store, nil)
-	h := wr.AddConsumerHandler(PoisonProjection, cfg.PoisonTopic, sub, r.markFailed(pp))
-	h.AddMiddleware(
+	r.handlers = append(r.handlers, handler{name: PoisonProjection, topic: cfg.PoisonTopic, fn: r.markFailed(pp), middleware: []message.HandlerMiddleware{
 		r.dropUnfixable(),
 		recoverer,
 		r.retry(),
 		timeout(cfg.HandlerTimeout),
-	)
+	}})
+	if r.next, err = r.wire(); err != nil {
+		return nil, fmt.Errorf("new events router: %w", err)
+	}
 	return r, nil
+}
+
+// wire builds a watermill router with a new subscriber for each handler.
+// Nothing connects until it runs.
+func (r *Router) wire() (*wiring, error) {
+	wr, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.CloseTimeout}, r.wlog)
+	if err != nil {
+		return nil, err
+	}
+	// The metrics of a later wiring are the first one's (the builder
+	// reuses collectors already registered).
+	metrics.NewPrometheusMetricsBuilder(r.registerer, "softprohub", "watermill").AddPrometheusRouterMetrics(wr)
+	w := &wiring{router: wr}
+	for _, h := range r.handlers {
+		sub, err := r.subscribers(GroupName(h.name), r.metrics.setLag)
+		if err != nil {
+			w.close()
+			return nil, fmt.Errorf("subscriber for %s: %w", h.topic, err)
+		}
+		w.subs = append(w.subs, sub)
+		wr.AddConsumerHandler(h.name, h.topic, sub, h.fn).AddMiddleware(h.middleware...)
+	}
+	return w, nil
+}
+
+// close closes the subscribers of a wiring that did not start (a started
+// one closes its own as it stops).
+func (w *wiring) close() {
+	for _, s := range w.subs {
+		_ = s.Close()
+	}
 }
 
 // Run consumes until ctx is cancelled, then stops taking messages, waits
 // up to CloseTimeout for in-flight ones and returns nil. Messages cancelled
 // by the shutdown are not acknowledged and are redelivered to whoever owns
-// their partition next; their effects are not doubled. Run returns an
-// error if the router cannot start or stops on its own.
+// their partition next; their effects are not doubled.
+//
+// Until every handler is subscribed, Run waits for the broker: when
+// Deps.Ready or a subscription fails, it logs a warning and starts again
+// after StartRetryDelay, doubling up to 30 s, until ctx ends. Once started
+// it returns an error only if the router stops on its own (the
+// subscribers reconnect by themselves when the broker comes and goes).
+// Run is called once.
 func (r *Router) Run(ctx context.Context) error {
 	// The committers outlive the router's shutdown so in-flight messages
 	// can still commit while it drains.
@@ -259,22 +331,67 @@ func (r *Router) Run(ctx context.Context) error {
 	for _, c := range r.commits {
 		waits = append(waits, c.start(cctx))
 	}
-	err := r.router.Run(ctx)
+	err := r.run(ctx)
 	stop()
 	for _, w := range waits {
 		w()
 	}
-	if err != nil {
-		return fmt.Errorf("run events router: %w", err)
+	return err
+}
+
+func (r *Router) run(ctx context.Context) error {
+	delay := r.cfg.StartRetryDelay
+	for {
+		started, err := r.start(ctx)
+		switch {
+		case started && err != nil:
+			return fmt.Errorf("run events router: %w", err)
+		case started && ctx.Err() == nil:
+			return errors.New("run events router: all handlers stopped")
+		case started || ctx.Err() != nil:
+			return nil
+		}
+		r.log.Warn("live projections cannot subscribe, will retry", "err", err, "retryIn", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxStartRetryDelay)
 	}
-	if ctx.Err() == nil {
-		return errors.New("run events router: all handlers stopped")
+}
+
+// start runs a wiring until ctx ends or it stops, and reports whether it
+// got to subscribe every handler.
+func (r *Router) start(ctx context.Context) (started bool, err error) {
+	if r.ready != nil {
+		if err := r.ready(ctx); err != nil {
+			return false, err
+		}
 	}
-	return nil
+	w := r.next
+	r.next = nil
+	if w == nil {
+		if w, err = r.wire(); err != nil {
+			return false, err
+		}
+	}
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-w.router.Running():
+			r.runningOnce.Do(func() { close(r.running) })
+		case <-stopped:
+		}
+	}()
+	err = w.router.Run(ctx)
+	close(stopped)
+	if !w.router.IsRunning() {
+		w.close()
+		return false, err
+	}
+	return true, err
 }
 
 // Running is closed once every handler is subscribed.
-func (r *Router) Running() <-chan struct{} { return r.router.Running() }
-
-// Close stops the router as cancelling Run's context does.
-func (r *Router) Close() error { return r.router.Close() }
+func (r *Router) Running() <-chan struct{} { return r.running }

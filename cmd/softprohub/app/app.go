@@ -130,14 +130,13 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		a.log.Info("embedded kafka broker started", "addrs", a.broker.Addrs(), "dataDir", filepath.Join(cfg.DataDir, "kafka"))
 	}
 	brokers := a.Brokers()
-	created, err := kafka.EnsureTopics(ctx, brokers, domain.AllTopics, kafka.TopicSpec{
-		Partitions: int32(cfg.KafkaPartitions), Replication: int16(cfg.KafkaReplication),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ensure topics: %w", err)
-	}
-	if len(created) > 0 {
-		a.log.Info("topics created", "topics", created, "partitions", cfg.KafkaPartitions)
+	// A broker that does not answer yet is waited for in Run: ingest
+	// answers 503 meanwhile, and the topics are created and the projectors
+	// subscribe once it answers.
+	topicsEnsured := true
+	if err := a.ensureTopics(ctx); err != nil {
+		a.log.Warn("kafka broker unreachable at start, waiting for it", "err", err)
+		topicsEnsured = false
 	}
 
 	a.pool, err = OpenDatabase(ctx, cfg, opts.Dev)
@@ -175,6 +174,8 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		if err := a.startProjections(); err != nil {
 			return nil, err
 		}
+	} else if !topicsEnsured {
+		a.runnables = append(a.runnables, a.awaitTopics)
 	}
 
 	metrics := httpapi.NewMetrics(a.registry)
@@ -227,6 +228,39 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 	return a, nil
 }
 
+// ensureTopics creates the topics that are missing; it fails while the
+// broker does not answer.
+func (a *App) ensureTopics(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	created, err := kafka.EnsureTopics(ctx, a.Brokers(), domain.AllTopics, kafka.TopicSpec{
+		Partitions: int32(a.cfg.KafkaPartitions), Replication: int16(a.cfg.KafkaReplication),
+	})
+	if len(created) > 0 {
+		a.log.Info("topics created", "topics", created, "partitions", a.cfg.KafkaPartitions)
+	}
+	return err
+}
+
+// awaitTopics ensures the topics once the broker answers, for a process
+// without role project (whose router does so before it subscribes):
+// after a failure it logs a warning and tries again after 1 s, doubling up
+// to 30 s, until ctx ends.
+func (a *App) awaitTopics(ctx context.Context) error {
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		err := a.ensureTopics(ctx)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		a.log.Warn("kafka topics not ensured, will retry", "err", err, "retryIn", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+	}
+}
+
 // Brokers are the Kafka bootstrap addresses in use.
 func (a *App) Brokers() []string {
 	if a.broker != nil {
@@ -236,7 +270,8 @@ func (a *App) Brokers() []string {
 }
 
 // ProjectionsRunning is closed once the live projectors have subscribed to
-// every topic; it is nil when the process does not run role project.
+// every topic, which waits for the broker to answer; it is nil when the
+// process does not run role project.
 func (a *App) ProjectionsRunning() <-chan struct{} {
 	if a.router == nil {
 		return nil

@@ -1,10 +1,13 @@
 package app
 
 import (
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/roisystems/softprohub/handlers/events"
 	"github.com/roisystems/softprohub/infra/kafka"
@@ -15,14 +18,12 @@ import (
 // a message stays under it.
 const rebalanceTimeout = 60 * time.Second
 
-// startProjections wires the live projection router (role project).
+// startProjections wires the live projection router (role project). It
+// connects nothing: the router waits in Run until the broker answers.
 func (a *App) startProjections() error {
 	wlog := watermill.NewSlogLogger(a.log.With("component", "projections"))
 	brokers := a.Brokers()
-	pub, err := kafka.NewWatermillPublisher(brokers, wlog)
-	if err != nil {
-		return fmt.Errorf("poison publisher: %w", err)
-	}
+	pub := &poisonPublisher{brokers: brokers, log: wlog}
 	a.closers.add(func() { _ = pub.Close() })
 	store := postgres.NewProjectionStore(a.pool)
 	r, err := events.NewRouter(events.Config{
@@ -38,6 +39,10 @@ func (a *App) startProjections() error {
 		Publisher:   pub,
 		Registerer:  a.registry,
 		Log:         kafka.NewReplayReader(brokers),
+		// The topics must exist before the consumers ask for them (a
+		// broker may create missing ones with its own defaults), and
+		// ensuring them is how a start finds out the broker answers.
+		Ready: a.ensureTopics,
 	})
 	if err != nil {
 		return fmt.Errorf("projection router: %w", err)
@@ -45,4 +50,45 @@ func (a *App) startProjections() error {
 	a.router = r
 	a.runnables = append(a.runnables, r.Run)
 	return nil
+}
+
+// poisonPublisher publishes to the poison topic through a watermill
+// publisher made at its first message: the publisher needs the broker to
+// answer when it is made, and the process starts without one. Safe for
+// concurrent use.
+type poisonPublisher struct {
+	brokers []string
+	log     watermill.LoggerAdapter
+
+	mu     sync.Mutex
+	pub    message.Publisher
+	closed bool
+}
+
+func (p *poisonPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.Lock()
+	if p.pub == nil && !p.closed {
+		pub, err := kafka.NewWatermillPublisher(p.brokers, p.log)
+		if err != nil {
+			p.mu.Unlock()
+			return fmt.Errorf("poison publisher: %w", err)
+		}
+		p.pub = pub
+	}
+	pub, closed := p.pub, p.closed
+	p.mu.Unlock()
+	if closed {
+		return errors.New("poison publisher: closed")
+	}
+	return pub.Publish(topic, msgs...)
+}
+
+func (p *poisonPublisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.pub == nil {
+		return nil
+	}
+	return p.pub.Close()
 }
