@@ -93,7 +93,8 @@ type App struct {
 }
 
 // New connects to (or starts) every dependency, creates topics, migrates
-// the database and builds the handlers. It does not serve yet.
+// the database and builds the handlers. It does not serve yet. A broker
+// that does not answer does not fail it: Run waits for the broker.
 func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
