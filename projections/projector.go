@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -262,8 +263,7 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 				}
 			}
 		}
-		ms := now.Sub(row.ReceivedAt).Milliseconds()
-		ms = max(ms, 0)
+		ms := processingMs(now, row.ReceivedAt)
 		row.ProcessedAt = &now
 		row.ProcessingTimeMs = &ms
 
@@ -444,6 +444,17 @@ func keyOf(e domain.Envelope) EventKey {
 }
 
 // auditRow is the audit row for r without its status.
+// MaxProcessingMs is the longest processing time the audit keeps (its
+// column is an integer): about 24.8 days. An event projected later than
+// that after its receipt (after a long outage, or by a replay or rebuild
+// of an old log) records this rather than failing its transaction.
+const MaxProcessingMs = math.MaxInt32
+
+// processingMs is the time from receipt to now, within [0, MaxProcessingMs].
+func processingMs(now, received time.Time) int64 {
+	return min(max(now.Sub(received).Milliseconds(), 0), MaxProcessingMs)
+}
+
 func auditRow(r Record, now time.Time) AuditRow {
 	e := r.Envelope
 	started := r.StartedAt.UTC()

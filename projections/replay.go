@@ -371,7 +371,7 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 		if changes[i] == nil {
 			row.Status = StatusSkipped
 		}
-		ms := max(now.Sub(row.ReceivedAt).Milliseconds(), 0)
+		ms := processingMs(now, row.ReceivedAt)
 		row.ProcessedAt, row.ProcessingTimeMs = &now, &ms
 		d := metrics.get(key.IntegrationID, r.Envelope.Type, row.ReceivedAt)
 		d.Received++

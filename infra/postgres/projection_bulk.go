@@ -1,12 +1,16 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -94,6 +98,14 @@ func queueAuditBulk(b *pgx.Batch, rows []projections.AuditRow) {
 	}
 	b.Queue(auditBulkSQL, ints, ids, types, payloads, headers, statuses, received, started, processed, failed,
 		procMs, retries, lastRetry, errs, occurred, applied, sources, topics, parts, offsets)
+}
+
+// jsonOr is b, or empty when b is.
+func jsonOr(b []byte, empty string) []byte {
+	if len(b) == 0 {
+		return []byte(empty)
+	}
+	return b
 }
 
 func jsonText(b []byte, empty string) string {
@@ -374,6 +386,19 @@ func (t *projectionTx) copyEntities(ctx context.Context) error {
 	return nil
 }
 
+// auditCopySQL loads audit rows in binary, ids included (newAuditID).
+var auditCopySQL = "COPY webhook_events (id, " + strings.Join(quoteAll(auditColumns), ", ") + ") FROM STDIN BINARY"
+
+// copyBuffers holds COPY data buffers between transactions.
+var copyBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// newAuditID returns a time-ordered id like the table's default (UUID
+// version 7), made here so that a bulk load does not evaluate the default
+// expression once per row.
+func newAuditID() ([16]byte, error) {
+	return uuid.NewV7()
+}
+
 // copyAudit loads t.copies with COPY inside the transaction.
 func (t *projectionTx) copyAudit(ctx context.Context) error {
 	if err := t.begin(ctx); err != nil {
@@ -381,24 +406,41 @@ func (t *projectionTx) copyAudit(ctx context.Context) error {
 	}
 	rows := t.copies
 	t.copies = nil
-	row := make([]any, len(auditColumns)) // pgx encodes a row before asking for the next
-	_, err := t.conn.CopyFrom(ctx, pgx.Identifier{"webhook_events"}, auditColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	w := newCopyWriter(*buf)
+	for i := range rows {
 		r := &rows[i]
-		var errText *string
-		if r.Error != "" {
-			errText = &r.Error
+		id, err := newAuditID()
+		if err != nil {
+			return fmt.Errorf("copy audit: %w", err)
 		}
-		var occurred *time.Time
-		if !r.OccurredAt.IsZero() {
-			occurred = &r.OccurredAt
-		}
-		row[0], row[1], row[2], row[3], row[4] = r.IntegrationID, r.EventID, string(r.EventType), jsonText(r.Payload, "null"), jsonText(r.Headers, "{}")
-		row[5], row[6], row[7], row[8], row[9], row[10] = string(r.Status), r.ReceivedAt, r.ProcessingStartedAt, r.ProcessedAt, r.FailedAt, r.ProcessingTimeMs
-		row[11], row[12], row[13], row[14], row[15] = int32(r.RetryCount), r.LastRetryAt, errText, occurred, r.Applied
-		row[16], row[17], row[18], row[19] = string(r.Source), r.Topic, r.Partition, r.Offset
-		return row, nil
-	}))
-	if err != nil {
+		w.row(1 + len(auditColumns))
+		w.uuid(id)
+		w.text(r.IntegrationID)
+		w.text(r.EventID)
+		w.text(string(r.EventType))
+		w.jsonb(jsonOr(r.Payload, "null"))
+		w.jsonb(jsonOr(r.Headers, "{}"))
+		w.text(string(r.Status))
+		w.timestamptz(r.ReceivedAt)
+		w.timestamptzOrNull(r.ProcessingStartedAt)
+		w.timestamptzOrNull(r.ProcessedAt)
+		w.timestamptzOrNull(r.FailedAt)
+		w.int4OrNull(r.ProcessingTimeMs)
+		w.int4(int32(r.RetryCount))
+		w.timestamptzOrNull(r.LastRetryAt)
+		w.textOrNull(r.Error)
+		w.timestamptzOrNullIfZero(r.OccurredAt)
+		w.boolOrNull(r.Applied)
+		w.text(string(r.Source))
+		w.text(r.Topic)
+		w.int4(r.Partition)
+		w.int8(r.Offset)
+	}
+	data := w.bytes()
+	*buf = data
+	if _, err := t.conn.PgConn().CopyFrom(ctx, bytes.NewReader(data), auditCopySQL); err != nil {
 		return fmt.Errorf("copy audit: %w", err)
 	}
 	return nil

@@ -501,7 +501,40 @@ func TestProjectorLargeBatchesLoadNewEntitiesLikeSmallOnes(t *testing.T) {
 			t.Fatalf("%s\none batch:\n%.2000s\nbatches of 50:\n%.2000s", q, got, want)
 		}
 	}
+	// Audit ids made for COPY are time-ordered like the table's default:
+	// version 7, in the order the rows were loaded, holding about now.
+	if got := queryOne[int64](t, bigPool, `SELECT count(*) FROM (SELECT id, lag(id) OVER (ORDER BY "offset") AS prev FROM webhook_events) r
+WHERE substr(id::text, 15, 1) <> '7' OR substr(id::text, 20, 1) NOT IN ('8', '9', 'a', 'b') OR id <= prev
+ OR abs(('x' || substr(replace(id::text, '-', ''), 1, 12))::bit(48)::bigint - extract(epoch FROM now()) * 1000) > 600000`); got != 0 {
+		t.Errorf("%d audit ids are not time-ordered version 7 ids", got)
+	}
 	if got := queryOne[int64](t, bigPool, "SELECT count(*) FROM tasks WHERE deleted = false AND status = 'completed'"); got != int64((n+6)/7) {
 		t.Errorf("completed tasks = %d, want %d", got, (n+6)/7)
+	}
+}
+
+// An event projected more than 24.8 days after its receipt (a long outage,
+// a replay or rebuild of an old log) is projected with its processing time
+// capped to what the integer column holds, by the pipelined upsert and by
+// COPY alike, instead of failing its transaction for good.
+func TestProjectorCapsTheProcessingTimeOfOldEvents(t *testing.T) {
+	t.Parallel()
+	old := time.Now().Add(-60 * 24 * time.Hour)
+	recs := make([]projections.Record, copyMin+1)
+	for i := range recs {
+		recs[i] = rec("t", 0, int64(i), "int_a", fmt.Sprintf("evt_old_%d", i), domain.ContactCreated, tBase, fmt.Sprintf(`{"id":"con_%d"}`, i))
+		recs[i].Envelope.ReceivedAt = old
+	}
+	for name, batches := range map[string][][]projections.Record{"upsert": {recs[:1]}, "copy": {recs}} {
+		p, pool := newProjector(t)
+		for _, b := range batches {
+			apply(t, p, b...)
+		}
+		if got := queryOne[int64](t, pool, "SELECT count(*) FROM webhook_events WHERE processing_time_ms = $1", projections.MaxProcessingMs); got != int64(len(batches[0])) {
+			t.Errorf("%s: %d audit rows with the capped processing time, want %d", name, got, len(batches[0]))
+		}
+		if got := queryOne[int64](t, pool, "SELECT count(*) FROM contacts"); got != int64(len(batches[0])) {
+			t.Errorf("%s: %d contacts, want %d", name, got, len(batches[0]))
+		}
 	}
 }
