@@ -307,7 +307,7 @@ func runBenchProject(ctx context.Context, cfg benchProjectConfig, out io.Writer)
 	}
 
 	// 4. Ceiling: the same rows through COPY.
-	copyRate, err := benchCopyCeiling(ctx, cfg.databaseURL, "bench_copy_"+nonce, envs)
+	copyRate, _, err := benchCopyCeiling(ctx, cfg.databaseURL, "bench_copy_"+nonce, envs)
 	if err != nil {
 		return err
 	}
@@ -497,19 +497,21 @@ func dropBenchSchema(databaseURL, schema string) {
 
 // benchCopyCeiling loads, for every event, its audit row and its entity row
 // into a fresh migrated schema with CopyFrom, and returns events/s.
-func benchCopyCeiling(ctx context.Context, base, schema string, envs []domain.Envelope) (float64, error) {
+// benchCopyCeiling loads envs' audit and entity rows with pgx CopyFrom and
+// returns the events/s and the machine's CPU use while it did.
+func benchCopyCeiling(ctx context.Context, base, schema string, envs []domain.Envelope) (float64, cpuUse, error) {
 	dbURL, err := benchSchemaURL(base, schema)
 	if err != nil {
-		return 0, err
+		return 0, cpuUse{}, err
 	}
 	pool, err := postgres.Open(ctx, dbURL, true)
 	if err != nil {
-		return 0, err
+		return 0, cpuUse{}, err
 	}
 	defer pool.Close()
 	defer dropBenchSchema(base, schema)
 	if err := postgres.Migrate(ctx, pool); err != nil {
-		return 0, err
+		return 0, cpuUse{}, err
 	}
 	// Entity ids repeat across events, so entity rows go into copies of the
 	// tables without their keys: every event's row is a new row, which is
@@ -517,7 +519,7 @@ func benchCopyCeiling(ctx context.Context, base, schema string, envs []domain.En
 	tables := map[domain.Kind]string{domain.KindTransaction: "transactions", domain.KindContact: "contacts", domain.KindDocument: "documents", domain.KindTask: "tasks"}
 	for _, t := range tables {
 		if _, err := pool.Exec(ctx, fmt.Sprintf("CREATE TABLE ceiling_%s (LIKE %s INCLUDING DEFAULTS)", t, t)); err != nil {
-			return 0, err
+			return 0, cpuUse{}, err
 		}
 	}
 	audit := make([][]any, 0, len(envs))
@@ -525,7 +527,7 @@ func benchCopyCeiling(ctx context.Context, base, schema string, envs []domain.En
 	for _, e := range envs {
 		c, ok, err := domain.ChangeOf(e)
 		if err != nil {
-			return 0, err
+			return 0, cpuUse{}, err
 		}
 		audit = append(audit, []any{e.IntegrationID, e.EventID, string(e.Type), string(e.Payload), "COMPLETED", e.ReceivedAt,
 			e.ReceivedAt, time.Now(), int32(1), e.OccurredAt, true, string(e.Source), e.Type.Topic(), int32(0), int64(0)})
@@ -535,18 +537,21 @@ func benchCopyCeiling(ctx context.Context, base, schema string, envs []domain.En
 		}
 	}
 	start := time.Now()
+	cpuBefore, _ := readCPUTimes()
 	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"webhook_events"},
 		[]string{"integration_id", "event_id", "event_type", "payload", "status", "received_at", "processing_started_at", "processed_at",
 			"processing_time_ms", "occurred_at", "applied", "source", "topic", "partition", "offset"},
 		pgx.CopyFromRows(audit)); err != nil {
-		return 0, fmt.Errorf("copy audit: %w", err)
+		return 0, cpuUse{}, fmt.Errorf("copy audit: %w", err)
 	}
 	for t, rows := range entities {
 		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"ceiling_" + t},
 			[]string{"integration_id", "id", "softpro_created_at", "softpro_updated_at", "last_event_id", "payload"},
 			pgx.CopyFromRows(rows)); err != nil {
-			return 0, fmt.Errorf("copy %s: %w", t, err)
+			return 0, cpuUse{}, fmt.Errorf("copy %s: %w", t, err)
 		}
 	}
-	return float64(len(envs)) / time.Since(start).Seconds(), nil
+	rate := float64(len(envs)) / time.Since(start).Seconds()
+	cpuAfter, _ := readCPUTimes()
+	return rate, cpuBefore.until(cpuAfter), nil
 }

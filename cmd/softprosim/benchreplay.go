@@ -152,6 +152,7 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 	ran := make(chan struct{})
 	var runErr error
 	start = time.Now()
+	liveCPUBefore, _ := readCPUTimes()
 	go func() { runErr = a.Run(runCtx); close(ran) }()
 	if err := waitProjected(ctx, a.Pool(), int64(cfg.liveEvents), ran); err != nil {
 		stop()
@@ -163,6 +164,8 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 	}
 	liveTook := time.Since(start)
 	liveRate := float64(cfg.liveEvents) / liveTook.Seconds()
+	liveCPUAfter, _ := readCPUTimes()
+	liveCPU := liveCPUBefore.until(liveCPUAfter)
 	if err := checkAudit(ctx, a.Pool(), int64(cfg.liveEvents)); err != nil {
 		stop()
 		a.Close()
@@ -172,6 +175,7 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 	<-ran
 	a.Close()
 	logf("live path: %d events in %v: %.0f events/s", cfg.liveEvents, liveTook.Round(time.Millisecond), liveRate)
+	logf("live path: %s", liveCPU.perEvent(int64(cfg.liveEvents)))
 
 	// 2. The rest of the log.
 	start = time.Now()
@@ -238,7 +242,9 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 		}
 	}
 	start = time.Now()
+	cpuBefore, cpuOK := readCPUTimes()
 	run, err := tools.Rebuilder.Rebuild(ctx)
+	cpuAfter, cpuOK2 := readCPUTimes()
 	stopSampling()
 	if cfg.cpuProfile != "" {
 		pprof.StopCPUProfile()
@@ -260,19 +266,29 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 	logf("rebuild: %d events in %v: %.0f events/s (goal >= 25000); live paused %v; peak heap over baseline %.0f MiB (%.0f MiB by half-way)",
 		run.Progress.Applied, took.Round(time.Millisecond), rebuildRate, run.Paused.Round(time.Millisecond), peakMB, halfMB)
 	logf("rebuild / live = %.1fx (goal >= 8x)", rebuildRate/liveRate)
+	var rebuildCPU cpuUse
+	if cpuOK && cpuOK2 {
+		rebuildCPU = cpuBefore.until(cpuAfter)
+		logf("rebuild: %s", rebuildCPU.perEvent(run.Progress.Applied))
+	}
 
 	// 4. Ceiling: the same kind of rows through COPY.
 	envs, err := benchEnvelopes(cfg.copyEvents, cfg.integrations, cfg.seed+1, "cp"+nonce)
 	if err != nil {
 		return err
 	}
-	copyRate, err := benchCopyCeiling(ctx, cfg.databaseURL, "bench_replay_copy_"+nonce, envs)
+	copyRate, copyCPU, err := benchCopyCeiling(ctx, cfg.databaseURL, "bench_replay_copy_"+nonce, envs)
 	if err != nil {
 		return err
 	}
 	logf("COPY ceiling: %.0f events/s over %d events; rebuild / ceiling = %.1f%% (goal >= 30%%)", copyRate, cfg.copyEvents, 100*rebuildRate/copyRate)
+	if cpuOK && cpuOK2 {
+		logf("COPY ceiling: %s", copyCPU.perEvent(int64(cfg.copyEvents)))
+	}
+	cpuPerEvent := func(u cpuUse, n int64) float64 { return u.busySeconds * 1e6 / float64(max(n, 1)) }
 	logf("total time %v", time.Since(total).Round(time.Second))
-	logf(`BENCH {"rebuildEventsPerSec":%.0f,"liveEventsPerSec":%.0f,"copyEventsPerSec":%.0f,"rebuildOverLive":%.2f,"rebuildOverCopy":%.4f,"peakHeapMiB":%.0f,"rebuildSeconds":%.1f,"pausedMs":%d}`,
-		rebuildRate, liveRate, copyRate, rebuildRate/liveRate, rebuildRate/copyRate, peakMB, took.Seconds(), run.Paused.Milliseconds())
+	logf(`BENCH {"rebuildEventsPerSec":%.0f,"liveEventsPerSec":%.0f,"copyEventsPerSec":%.0f,"rebuildOverLive":%.2f,"rebuildOverCopy":%.4f,"peakHeapMiB":%.0f,"rebuildSeconds":%.1f,"pausedMs":%d,"rebuildCPUMicrosPerEvent":%.0f,"rebuildStolenPct":%.0f,"liveCPUMicrosPerEvent":%.0f,"copyCPUMicrosPerEvent":%.0f}`,
+		rebuildRate, liveRate, copyRate, rebuildRate/liveRate, rebuildRate/copyRate, peakMB, took.Seconds(), run.Paused.Milliseconds(),
+		cpuPerEvent(rebuildCPU, run.Progress.Applied), 100*rebuildCPU.stolen, cpuPerEvent(liveCPU, int64(cfg.liveEvents)), cpuPerEvent(copyCPU, int64(cfg.copyEvents)))
 	return nil
 }

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// cpuTimes is the machine's CPU time in clock ticks from /proc/stat: busy
+// (user, nice, system, irq, softirq), idle (idle, iowait) and stolen by
+// the hypervisor. On a shared VM the steal varies from run to run, so the
+// busy time per event is a steadier measure of the work done than a rate.
+type cpuTimes struct {
+	busy, idle, steal uint64
+}
+
+// clockTicks is USER_HZ, 100 on every Linux platform Go supports.
+const clockTicks = 100
+
+func readCPUTimes() (cpuTimes, bool) {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return cpuTimes{}, false
+	}
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil {
+		return cpuTimes{}, false
+	}
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return cpuTimes{}, false
+	}
+	var v [8]uint64
+	for i := range v {
+		if v[i], err = strconv.ParseUint(fields[i+1], 10, 64); err != nil {
+			return cpuTimes{}, false
+		}
+	}
+	// user nice system idle iowait irq softirq steal
+	return cpuTimes{busy: v[0] + v[1] + v[2] + v[5] + v[6], idle: v[3] + v[4], steal: v[7]}, true
+}
+
+// cpuUse is what the machine did between two readings.
+type cpuUse struct {
+	busySeconds float64
+	stolen      float64 // share of all CPU time taken by the hypervisor
+}
+
+func (a cpuTimes) until(b cpuTimes) cpuUse {
+	busy, idle, steal := b.busy-a.busy, b.idle-a.idle, b.steal-a.steal
+	total := busy + idle + steal
+	u := cpuUse{busySeconds: float64(busy) / clockTicks}
+	if total > 0 {
+		u.stolen = float64(steal) / float64(total)
+	}
+	return u
+}
+
+// perEvent describes u for n events.
+func (u cpuUse) perEvent(n int64) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("machine CPU %.1f s busy = %.0f µs per event; %.0f%% of the CPU time was stolen by the hypervisor",
+		u.busySeconds, u.busySeconds*1e6/float64(n), 100*u.stolen)
+}
