@@ -95,9 +95,11 @@ type AuditRow struct {
 	Topic     string
 	Partition int32
 	Offset    int64
-	// New is set by the projector when its transaction found no stored row
-	// for the event: the store may insert it without a conflict check (a
-	// row inserted meanwhile by another writer fails the transaction).
+	// New is set when the writer's transaction found no stored row for the
+	// event (and so counts it as received): the store inserts it without a
+	// conflict check, and a row another writer inserted meanwhile fails the
+	// transaction, which is then planned again, instead of being
+	// overwritten and the event counted twice.
 	New bool
 }
 

@@ -347,6 +347,7 @@ func (p *Projector) RecordAttempt(ctx context.Context, rec Record, cause error) 
 			row.ProcessingStartedAt = prev.ProcessingStartedAt
 			row.RetryCount = max(row.RetryCount, prev.RetryCount)
 		} else {
+			row.New = true
 			m := newMetricsAcc()
 			m.get(key.IntegrationID, rec.Envelope.Type, row.ReceivedAt).Received++
 			w.Metrics = m.list()
@@ -423,6 +424,7 @@ func (p *Projector) Fail(ctx context.Context, f Failure) error {
 				row.ProcessingStartedAt = prev.ProcessingStartedAt
 				row.RetryCount = max(row.RetryCount, prev.RetryCount)
 			} else {
+				row.New = true
 				m.get(key.IntegrationID, r.Envelope.Type, row.ReceivedAt).Received++
 			}
 			if !hasPrev || prev.Status != StatusFailed {

@@ -366,6 +366,7 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 		audit[key] = true
 		n.audit++
 		row := auditRow(r, now)
+		row.New = true
 		row.Applied = applied
 		row.Status = StatusCompleted
 		if changes[i] == nil {

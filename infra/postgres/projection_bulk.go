@@ -67,7 +67,38 @@ var auditBulkSQL = func() string {
 		" ON CONFLICT (integration_id, event_id) DO UPDATE SET " + strings.Join(set, ", ")
 }()
 
-func queueAuditBulk(b *pgx.Batch, rows []projections.AuditRow) {
+// auditInsertSQL inserts audit rows the projector found no stored row for.
+// Unlike the upsert it fails on a row inserted meanwhile by another writer
+// (a poison consumer marking the event FAILED, a gap fill): the unique
+// violation sends the transaction back to be planned again, rather than
+// overwriting that row and counting the event as received twice.
+var auditInsertSQL = "INSERT INTO webhook_events (" + strings.Join(quoteAll(auditColumns), ", ") + ") " +
+	unnestSelect(auditTypes, 1, map[int]string{3: "jsonb", 4: "jsonb"})
+
+// queueAudit writes rows in one statement: those marked New with
+// auditInsertSQL, the others with the upsert.
+func queueAudit(b *pgx.Batch, rows []projections.AuditRow) {
+	n := countNew(rows)
+	switch {
+	case n == len(rows):
+		queueAuditRows(b, auditInsertSQL, rows)
+	case n == 0:
+		queueAuditRows(b, auditBulkSQL, rows)
+	default:
+		fresh, known := make([]projections.AuditRow, 0, n), make([]projections.AuditRow, 0, len(rows)-n)
+		for _, r := range rows {
+			if r.New {
+				fresh = append(fresh, r)
+			} else {
+				known = append(known, r)
+			}
+		}
+		queueAuditRows(b, auditInsertSQL, fresh)
+		queueAuditRows(b, auditBulkSQL, known)
+	}
+}
+
+func queueAuditRows(b *pgx.Batch, sql string, rows []projections.AuditRow) {
 	n := len(rows)
 	var (
 		ints, ids, types, payloads, headers, statuses = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -96,7 +127,7 @@ func queueAuditBulk(b *pgx.Batch, rows []projections.AuditRow) {
 		}
 		applied[i], sources[i], topics[i], parts[i], offsets[i] = r.Applied, string(r.Source), r.Topic, r.Partition, r.Offset
 	}
-	b.Queue(auditBulkSQL, ints, ids, types, payloads, headers, statuses, received, started, processed, failed,
+	b.Queue(sql, ints, ids, types, payloads, headers, statuses, received, started, processed, failed,
 		procMs, retries, lastRetry, errs, occurred, applied, sources, topics, parts, offsets)
 }
 

@@ -492,7 +492,7 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 		audit = rest
 	}
 	if len(audit) > 0 {
-		queueAuditBulk(b, audit)
+		queueAudit(b, audit)
 	}
 	byKind, copies, fromAudit := splitEntities(w)
 	if t.entityCopies == nil {

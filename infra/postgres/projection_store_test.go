@@ -538,3 +538,61 @@ func TestProjectorCapsTheProcessingTimeOfOldEvents(t *testing.T) {
 		}
 	}
 }
+
+// Two writers that both found no audit row for an event (the poison
+// consumer marking it FAILED and a gap fill projecting it, say) must not
+// both insert it: the second fails its transaction as a lost race, to be
+// planned again, and the event is counted as received once.
+func TestProjectionStoreNewAuditRowsNeverOverwrite(t *testing.T) {
+	t.Parallel()
+	_, pool := newProjector(t)
+	store := NewProjectionStore(pool)
+	key := projections.EventKey{IntegrationID: "int_a", EventID: "evt_race"}
+	hour := tBase.Truncate(time.Hour)
+	write := func(status projections.Status) projections.Writes {
+		r := rec("t", 0, 0, key.IntegrationID, key.EventID, domain.ContactCreated, tBase, `{"id":"con_1"}`)
+		return projections.Writes{
+			Audit:   []projections.AuditRow{{IntegrationID: key.IntegrationID, EventID: key.EventID, EventType: domain.ContactCreated, Payload: r.Envelope.Payload, Status: status, ReceivedAt: tBase, Source: domain.SourceWebhook, Topic: "t", New: true}},
+			Metrics: []projections.MetricsDelta{{IntegrationID: key.IntegrationID, EventType: domain.ContactCreated, Hour: hour, Received: 1}},
+		}
+	}
+	loaded := make(chan struct{}, 2)
+	both := make(chan struct{})
+	errs := make(chan error, 2)
+	for _, status := range []projections.Status{projections.StatusFailed, projections.StatusCompleted} {
+		go func() {
+			errs <- store.InTx(testContext(t), func(ctx context.Context, tx projections.Tx) error {
+				snap, err := tx.Load(ctx, projections.Query{Projection: "test", Events: []projections.EventKey{key}})
+				if err != nil {
+					return err
+				}
+				if len(snap.Audit) != 0 {
+					return fmt.Errorf("found %d audit rows before either wrote", len(snap.Audit))
+				}
+				loaded <- struct{}{}
+				<-both
+				return tx.Save(ctx, write(status))
+			})
+		}()
+	}
+	<-loaded
+	<-loaded
+	close(both)
+	var moved, ok int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, projections.ErrCheckpointMoved):
+			moved++
+		default:
+			t.Fatalf("racing audit inserts: %v", err)
+		}
+	}
+	if ok != 1 || moved != 1 {
+		t.Fatalf("racing audit inserts: %d committed, %d lost the race; want 1 and 1", ok, moved)
+	}
+	if got := queryOne[int64](t, pool, "SELECT received FROM integration_metrics_hourly WHERE integration_id = 'int_a'"); got != 1 {
+		t.Fatalf("received counted %d times, want once", got)
+	}
+}
