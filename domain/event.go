@@ -225,7 +225,7 @@ func (e Envelope) Encode() ([]byte, error) {
 }
 
 // DecodeEnvelope parses a record value written by Encode. The payload keeps
-// its bytes.
+// its bytes, except for the few that PostgreSQL cannot store (see storable).
 func DecodeEnvelope(value []byte) (Envelope, error) {
 	var e Envelope
 	if !decodeEncoded(value, &e) {
@@ -248,6 +248,7 @@ func DecodeEnvelope(value []byte) (Envelope, error) {
 	if e.EventID == "" || e.IntegrationID == "" || e.Type == "" {
 		return Envelope{}, fmt.Errorf("%w: eventId, integrationId and type are required", ErrInvalidEnvelope)
 	}
+	e.Payload = storable(e.Payload)
 	return e, nil
 }
 

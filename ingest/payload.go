@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // ErrInvalidPayload marks a body that is not a SoftPro webhook.
@@ -51,6 +53,10 @@ func ParsePayload(body []byte) (Payload, error) {
 		return Payload{}, fmt.Errorf("%w: id must be at most 256 characters", ErrInvalidPayload)
 	case len(*raw.Type) > 128:
 		return Payload{}, fmt.Errorf("%w: type must be at most 128 characters", ErrInvalidPayload)
+	case strings.ContainsFunc(*raw.ID, unicode.IsControl):
+		return Payload{}, fmt.Errorf("%w: id must not contain control characters", ErrInvalidPayload)
+	case strings.ContainsFunc(*raw.Type, unicode.IsControl):
+		return Payload{}, fmt.Errorf("%w: type must not contain control characters", ErrInvalidPayload)
 	}
 	ts, err := time.Parse(time.RFC3339Nano, *raw.Timestamp)
 	if err != nil {

@@ -29,6 +29,9 @@ func TestParsePayload(t *testing.T) {
 		{name: "no timestamp", body: `{"id":"e","type":"t"}`, wantReason: "timestamp is required"},
 		{name: "bad timestamp", body: `{"id":"e","type":"t","timestamp":"yesterday"}`, wantReason: "RFC 3339"},
 		{name: "long id", body: `{"id":"` + strings.Repeat("x", 257) + `","type":"t","timestamp":"2024-01-15T10:30:00Z"}`, wantReason: "at most 256"},
+		{name: "NUL in id", body: `{"id":"e\u0000","type":"t","timestamp":"2024-01-15T10:30:00Z"}`, wantReason: "id must not contain control characters"},
+		{name: "newline in type", body: `{"id":"e","type":"t\n","timestamp":"2024-01-15T10:30:00Z"}`, wantReason: "type must not contain control characters"},
+		{name: "NUL in data", body: `{"id":"e","type":"t","timestamp":"2024-01-15T10:30:00Z","data":{"note":"a\u0000b"}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
