@@ -9,7 +9,7 @@ func TestStorableReplacesWhatPostgresRefuses(t *testing.T) {
 	t.Parallel()
 	cases := []struct{ in, want string }{
 		{`{"a":"plain","b":"é \u00e9 \ud83d\ude00 \uD83D\uDE00"}`, ""},
-		{`{"a":"x\\u0000y"}`, ""},   // an escaped backslash, then text
+		{`{"a":"x\\u0000y"}`, ""}, // an escaped backslash, then text
 		{`{"a":"x\\\u0000y"}`, `{"a":"x\\\ufffdy"}`},
 		{`{"a":"x\u0000y"}`, `{"a":"x\ufffdy"}`},
 		{`{"\u0000":1}`, `{"\ufffd":1}`},
