@@ -2,10 +2,14 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
 )
+
+// ErrRecordTooLarge marks an append the log refuses for the record's size.
+var ErrRecordTooLarge = errors.New("record too large for the event log")
 
 // Position is where an appended event lives on the log.
 type Position struct {
@@ -16,7 +20,8 @@ type Position struct {
 
 // Appender appends an envelope to the log and returns only once the broker
 // has acknowledged it with acks=all. An error means the event is not on the
-// log as far as the caller can know.
+// log as far as the caller can know; one wrapping ErrRecordTooLarge means
+// the log refuses the record for its size, and always will.
 type Appender interface {
 	Append(ctx context.Context, e domain.Envelope) (Position, error)
 }

@@ -262,6 +262,9 @@ func (r *Receiver) Receive(ctx context.Context, req Request) (Result, error) {
 			}
 			rcancel()
 		}
+		if errors.Is(err, ErrRecordTooLarge) {
+			return Result{}, &Rejection{Code: CodePayloadTooLarge, Message: "the event is too large for the event log", Err: err}
+		}
 		return Result{}, &Rejection{Code: CodeAppendFailed, Message: "the event log is unavailable; retry later", RetryAfter: r.cfg.RetryAfter, Err: err}
 	}
 	res.Position = pos

@@ -191,6 +191,22 @@ func TestReceiverReleasesDedupWhenAppendFails(t *testing.T) {
 	}
 }
 
+func TestReceiverAnswers413WhenTheLogRefusesTheRecordsSize(t *testing.T) {
+	t.Parallel()
+	gate := &fakeGate{seen: map[string]bool{}}
+	log := &fakeLog{err: fmt.Errorf("append: %w: MESSAGE_TOO_LARGE", ErrRecordTooLarge)}
+	r := newTestReceiver(t, gate, log)
+	b := body("evt_big", "document.uploaded", now)
+	_, err := r.Receive(context.Background(), Request{IntegrationID: "int_a", ContentType: "application/json", Header: signed(b), Body: strings.NewReader(b)})
+	var rj *Rejection
+	if !errors.As(err, &rj) || rj.Code != CodePayloadTooLarge || rj.RetryAfter != 0 {
+		t.Fatalf("err = %v, want PAYLOAD_TOO_LARGE without a retry", err)
+	}
+	if len(gate.released) != 1 || gate.released[0] != "evt_big" {
+		t.Fatalf("released %v", gate.released)
+	}
+}
+
 func TestReceiverAppendsWhenGateIsDown(t *testing.T) {
 	t.Parallel()
 	gate := &fakeGate{seen: map[string]bool{}, err: errors.New("dial tcp: connection refused")}

@@ -7,12 +7,24 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/ingest"
 )
+
+// maxBatchBytes is the largest record batch the producer sends (franz-go's
+// default, below the 1,048,588 bytes brokers and topics accept by default).
+// A record is one batch at most.
+const maxBatchBytes = 1_000_012
+
+// MaxPayloadBytes is the largest payload an appended event can carry: the
+// batch limit less room for the envelope's other fields, the key and the
+// headers (ids of at most a few hundred bytes each). Ingest's body limit
+// must not exceed it.
+const MaxPayloadBytes = 960 << 10
 
 // ErrDeliveryTimeout is wrapped by the error of an append that the broker
 // did not acknowledge within ProducerConfig.DeliveryTimeout.
@@ -90,6 +102,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProducerLinger(cfg.Linger),
+		kgo.ProducerBatchMaxBytes(maxBatchBytes),
 		// By default franz-go never fails an idempotent record whose
 		// request was written but not answered (the broker may have
 		// stored it), so a broker that dies mid-request would block
@@ -162,6 +175,8 @@ func (p *Producer) AppendTo(ctx context.Context, topic string, e domain.Envelope
 			}
 		case errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(context.Cause(dctx), ErrDeliveryTimeout):
 			err = fmt.Errorf("%w: %w", ErrDeliveryTimeout, err)
+		case errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge):
+			err = fmt.Errorf("%w: %w", ingest.ErrRecordTooLarge, err)
 		}
 		return ingest.Position{}, fmt.Errorf("append %s: event %s: %w", topic, e.EventID, err)
 	}

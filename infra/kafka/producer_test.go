@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -273,5 +274,26 @@ func TestProducerDoesNotCreateTopics(t *testing.T) {
 	}
 	if _, err := EndOffsets(testContext(t), b.Addrs(), topic); !errors.Is(err, ErrUnknownTopic) {
 		t.Errorf("end offsets error = %v, want ErrUnknownTopic: the topic must not exist", err)
+	}
+}
+
+// An event with the largest payload ingest accepts fits one record; one the
+// log cannot take fails as too large (for a 413), not as an outage.
+func TestProducerRecordSizeLimit(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	ensureTopics(t, b.Addrs())
+	p := newProducer(t, b.Addrs(), 5*time.Second)
+	payload := func(n int) string { return `{"a":"` + strings.Repeat("x", n-8) + `"}` }
+	e := envelope(randomID("int_"+strings.Repeat("i", 200)), domain.DocumentUploaded, payload(MaxPayloadBytes))
+	e.EventID = strings.Repeat("e", 256)
+	e.CorrelationID = strings.Repeat("c", 256)
+	if len(e.Payload) != MaxPayloadBytes {
+		t.Fatalf("payload of %d bytes", len(e.Payload))
+	}
+	mustAppend(t, p, e)
+	big := envelope(randomID("int"), domain.DocumentUploaded, payload(maxBatchBytes))
+	if _, err := p.Append(testContext(t), big); !errors.Is(err, ingest.ErrRecordTooLarge) {
+		t.Fatalf("append of a %d-byte payload = %v, want ingest.ErrRecordTooLarge", len(big.Payload), err)
 	}
 }

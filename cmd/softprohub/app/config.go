@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/roisystems/softprohub/infra/kafka"
 )
 
 // Config is every environment variable softprohub reads. Only this package
@@ -46,7 +48,7 @@ type Config struct {
 	JWTSecret          string        `env:"JWT_SECRET"`
 	SecretsKey         string        `env:"SECRETS_KEY"`
 	IngestRateLimit    int           `env:"INGEST_RATE_LIMIT" envDefault:"6000"`
-	WebhookMaxBody     int64         `env:"WEBHOOK_MAX_BODY" envDefault:"1048576"`
+	WebhookMaxBody     int64         `env:"WEBHOOK_MAX_BODY" envDefault:"983040"`
 	WebhookSecretGrace time.Duration `env:"WEBHOOK_SECRET_GRACE" envDefault:"24h"`
 	LogLevel           string        `env:"LOG_LEVEL" envDefault:"info"`
 	// SoftProAPIURL is the base URL of SoftPro API connections that do not
@@ -94,8 +96,8 @@ func (c Config) Validate() error {
 	if c.WebhookSignatureTTL < 0 {
 		errs = append(errs, fmt.Errorf("WEBHOOK_SIGNATURE_TTL must not be negative"))
 	}
-	if c.WebhookMaxBody <= 0 {
-		errs = append(errs, fmt.Errorf("WEBHOOK_MAX_BODY must be positive"))
+	if c.WebhookMaxBody <= 0 || c.WebhookMaxBody > kafka.MaxPayloadBytes {
+		errs = append(errs, fmt.Errorf("WEBHOOK_MAX_BODY must be between 1 and %d (a larger body does not fit one record of the event log)", kafka.MaxPayloadBytes))
 	}
 	if c.SyncDefaultInterval < c.SyncMinInterval {
 		errs = append(errs, fmt.Errorf("SYNC_DEFAULT_INTERVAL (%d) must be at least SYNC_MIN_INTERVAL (%d)", c.SyncDefaultInterval, c.SyncMinInterval))
