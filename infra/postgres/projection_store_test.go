@@ -321,25 +321,46 @@ func TestProjectionStoreCheckpointRaces(t *testing.T) {
 	if !errors.Is(err, projections.ErrCheckpointMoved) {
 		t.Fatalf("advancing a checkpoint the transaction never read = %v, want ErrCheckpointMoved", err)
 	}
+	ok, moved := race(t, store, func(ctx context.Context, tx projections.Tx, _ int, loaded func()) error {
+		if _, err := tx.Load(ctx, projections.Query{Projection: "test", Partitions: []projections.Partition{part}}); err != nil {
+			return err
+		}
+		loaded()
+		return tx.Save(ctx, projections.Writes{Checkpoints: []projections.Checkpoint{cp}})
+	})
+	if ok != 1 || moved != 1 {
+		t.Fatalf("racing inserts: %d committed, %d moved; want 1 and 1", ok, moved)
+	}
+}
+
+// race runs fn in two transactions of store at once, each calling loaded
+// once it has read, and neither going on before both have: it returns how
+// many committed and how many lost a race (ErrCheckpointMoved).
+func race(t *testing.T, store *ProjectionStore, fn func(ctx context.Context, tx projections.Tx, i int, loaded func()) error) (ok, moved int) {
+	t.Helper()
 	loaded := make(chan struct{}, 2)
 	both := make(chan struct{})
 	errs := make(chan error, 2)
-	for range 2 {
+	for i := range 2 {
 		go func() {
 			errs <- store.InTx(testContext(t), func(ctx context.Context, tx projections.Tx) error {
-				if _, err := tx.Load(ctx, projections.Query{Projection: "test", Partitions: []projections.Partition{part}}); err != nil {
-					return err
-				}
-				loaded <- struct{}{}
-				<-both
-				return tx.Save(ctx, projections.Writes{Checkpoints: []projections.Checkpoint{cp}})
+				return fn(ctx, tx, i, func() {
+					loaded <- struct{}{}
+					<-both
+				})
 			})
 		}()
 	}
-	<-loaded
-	<-loaded
+	for n := 0; n < 2; {
+		select {
+		case <-loaded:
+			n++
+		case err := <-errs:
+			close(both)
+			t.Fatalf("a transaction ended before both had read: %v", err)
+		}
+	}
 	close(both)
-	var moved, ok int
 	for range 2 {
 		switch err := <-errs; {
 		case err == nil:
@@ -347,12 +368,10 @@ func TestProjectionStoreCheckpointRaces(t *testing.T) {
 		case errors.Is(err, projections.ErrCheckpointMoved):
 			moved++
 		default:
-			t.Fatalf("racing insert: %v", err)
+			t.Fatalf("racing transactions: %v", err)
 		}
 	}
-	if ok != 1 || moved != 1 {
-		t.Fatalf("racing inserts: %d committed, %d moved; want 1 and 1", ok, moved)
-	}
+	return ok, moved
 }
 
 // TestProjectionStoreAsyncCommit: only the store made for the live
@@ -556,39 +575,18 @@ func TestProjectionStoreNewAuditRowsNeverOverwrite(t *testing.T) {
 			Metrics: []projections.MetricsDelta{{IntegrationID: key.IntegrationID, EventType: domain.ContactCreated, Hour: hour, Received: 1}},
 		}
 	}
-	loaded := make(chan struct{}, 2)
-	both := make(chan struct{})
-	errs := make(chan error, 2)
-	for _, status := range []projections.Status{projections.StatusFailed, projections.StatusCompleted} {
-		go func() {
-			errs <- store.InTx(testContext(t), func(ctx context.Context, tx projections.Tx) error {
-				snap, err := tx.Load(ctx, projections.Query{Projection: "test", Events: []projections.EventKey{key}})
-				if err != nil {
-					return err
-				}
-				if len(snap.Audit) != 0 {
-					return fmt.Errorf("found %d audit rows before either wrote", len(snap.Audit))
-				}
-				loaded <- struct{}{}
-				<-both
-				return tx.Save(ctx, write(status))
-			})
-		}()
-	}
-	<-loaded
-	<-loaded
-	close(both)
-	var moved, ok int
-	for range 2 {
-		switch err := <-errs; {
-		case err == nil:
-			ok++
-		case errors.Is(err, projections.ErrCheckpointMoved):
-			moved++
-		default:
-			t.Fatalf("racing audit inserts: %v", err)
+	statuses := []projections.Status{projections.StatusFailed, projections.StatusCompleted}
+	ok, moved := race(t, store, func(ctx context.Context, tx projections.Tx, i int, loaded func()) error {
+		snap, err := tx.Load(ctx, projections.Query{Projection: "test", Events: []projections.EventKey{key}})
+		if err != nil {
+			return err
 		}
-	}
+		if len(snap.Audit) != 0 {
+			return fmt.Errorf("found %d audit rows before either wrote", len(snap.Audit))
+		}
+		loaded()
+		return tx.Save(ctx, write(statuses[i]))
+	})
 	if ok != 1 || moved != 1 {
 		t.Fatalf("racing audit inserts: %d committed, %d lost the race; want 1 and 1", ok, moved)
 	}
