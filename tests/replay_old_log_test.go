@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/roisystems/softprohub/cmd/softprohub/app"
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/infra/kafka"
 )
@@ -54,16 +53,9 @@ func TestReplayOfAMonthOldLog(t *testing.T) {
 	}
 	want := readModelDump(t, db, id)
 
-	tools, err := app.NewRecoveryTools(ctx, e.App.Pool(), e.Brokers, producer, app.RecoveryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := tools.Rebuilder.Rebuild(ctx)
-	if err != nil {
-		t.Fatalf("rebuild: %v", err)
-	}
-	if run.Progress.Applied != int64(n) {
-		t.Fatalf("rebuild applied %d records, want %d", run.Progress.Applied, n)
+	e.rebuildAndWait(nil, 90*time.Second)
+	if st := e.projectionsStatus(); st.Rebuild == nil || st.Rebuild.Progress.Applied != int64(n) {
+		t.Fatalf("rebuild: %+v, want %d records applied", st.Rebuild, n)
 	}
 	if got := readModelDump(t, db, id); got != want {
 		t.Fatalf("rebuilt read models differ from the live ones:\n got %.3000s\nwant %.3000s", got, want)

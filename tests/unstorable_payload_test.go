@@ -4,9 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/roisystems/softprohub/cmd/softprohub/app"
 	"github.com/roisystems/softprohub/domain"
-	"github.com/roisystems/softprohub/infra/kafka"
 )
 
 // Webhooks holding what JSON allows but Postgres refuses (a \u0000 escape,
@@ -44,18 +42,7 @@ func TestPayloadsPostgresRefusesAreProjectedAndRebuilt(t *testing.T) {
 	}
 	want := readModelDump(t, db, id)
 
-	producer, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: e.Brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
-	tools, err := app.NewRecoveryTools(t.Context(), e.App.Pool(), e.Brokers, producer, app.RecoveryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tools.Rebuilder.Rebuild(t.Context()); err != nil {
-		t.Fatalf("rebuild: %v", err)
-	}
+	e.rebuildAndWait(nil, 90*time.Second)
 	if got := readModelDump(t, db, id); got != want {
 		t.Fatalf("rebuilt read models differ:\n got %s\nwant %s", got, want)
 	}
