@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -325,9 +327,12 @@ func (r *StartedSync) keepLock(ctx context.Context, cancel context.CancelCauseFu
 	}
 }
 
-// pull pages through every type of the run.
+// pull pages through every type of the run. Records too large for the log
+// are passed over (the watermarks move past them) and named in the error
+// the run ends with, once every type has been pulled.
 func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 	s := r.s
+	var skipped []string
 	q := Quota{Limit: r.in.RateLimit, Window: s.cfg.RateWindow}
 	if q.Limit <= 0 {
 		q.Limit = s.cfg.DefaultRateLimit
@@ -347,10 +352,14 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", typ, err)
 			}
-			if err := r.appendPage(ctx, run, evType, page.Records); err != nil {
+			tooLarge, err := r.appendPage(ctx, run, evType, page.Records)
+			if err != nil {
 				return fmt.Errorf("%s: %w", typ, err)
 			}
-			run.Records[typ] += len(page.Records)
+			for _, id := range tooLarge {
+				skipped = append(skipped, typ+" "+id)
+			}
+			run.Records[typ] += len(page.Records) - len(tooLarge)
 			if newest := newestOf(page.Records); newest.After(mark) {
 				if err := s.d.Watermarks.SetWatermark(ctx, run.IntegrationID, typ, newest); err != nil {
 					return fmt.Errorf("%s: save watermark: %w", typ, err)
@@ -362,6 +371,14 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 			}
 			req.Cursor = page.NextCursor
 		}
+	}
+	if n := len(skipped); n > 0 {
+		const named = 20
+		more := ""
+		if n > named {
+			skipped, more = skipped[:named], fmt.Sprintf(" and %d more", n-named)
+		}
+		return fmt.Errorf("%w: %d records not appended: %s%s", ErrRecordTooLarge, n, strings.Join(skipped, ", "), more)
 	}
 	return nil
 }
@@ -434,9 +451,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // appendPage appends every record of a page as a sync event, several at a
-// time, and returns once all are acknowledged (or the first failure).
-func (r *StartedSync) appendPage(ctx context.Context, run *SyncRun, t domain.EventType, recs []Record) error {
+// time, and returns once all are acknowledged (or the first failure). A
+// record the log refuses for its size can never be appended: it is left
+// out, and its id returned, rather than failing the page for ever.
+func (r *StartedSync) appendPage(ctx context.Context, run *SyncRun, t domain.EventType, recs []Record) (tooLarge []string, err error) {
 	s := r.s
+	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.AppendConcurrency)
 	now := s.cfg.Now().UTC()
@@ -449,10 +469,20 @@ func (r *StartedSync) appendPage(ctx context.Context, run *SyncRun, t domain.Eve
 		}
 		g.Go(func() error {
 			if _, err := s.d.Appender.Append(gctx, env); err != nil {
+				if errors.Is(err, ErrRecordTooLarge) {
+					mu.Lock()
+					tooLarge = append(tooLarge, rec.ID)
+					mu.Unlock()
+					return nil
+				}
 				return fmt.Errorf("append %s: %w", env.EventID, err)
 			}
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	slices.Sort(tooLarge)
+	return tooLarge, nil
 }

@@ -290,6 +290,16 @@ type Change struct {
 // Modify changes one record of a tenant (a random one when id is empty)
 // and returns the change. ok is false when there is no such record.
 func (s *Sim) Modify(tenant, typ, id string) (Change, bool) {
+	return s.change(tenant, typ, id, 0)
+}
+
+// Pad changes a record as Modify does and gives it a "notes" field of n
+// bytes: a record too large for what reads it.
+func (s *Sim) Pad(tenant, typ, id string, n int) (Change, bool) {
+	return s.change(tenant, typ, id, n)
+}
+
+func (s *Sim) change(tenant, typ, id string, pad int) (Change, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.tenants[tenant]
@@ -303,6 +313,9 @@ func (s *Sim) Modify(tenant, typ, id string) (Change, bool) {
 		return Change{}, false
 	}
 	ev := mutate(s.rng, r)
+	if pad > 0 {
+		r.fields["notes"] = strings.Repeat("x", pad)
+	}
 	// Move r to the end of the ordered list: its updated_at is the newest.
 	list := t.list[typ]
 	i := sort.Search(len(list), func(i int) bool { return !list[i].less(r) })
