@@ -347,9 +347,10 @@ func (b *Rebuilder) rebuild(ctx context.Context, run *RebuildRun, tr *tracker) e
 		_ = swap.Abort(context.WithoutCancel(ctx))
 		return err
 	}
-	tr.set(func(r *RebuildRun) { r.Paused = time.Since(paused) })
-	// The rebuilt tables are live; what is left in both schemas is the
-	// replaced tables and empty copies of the rest.
+	// The rebuilt tables are live and the live projectors resumed: the run
+	// is done (and no longer shows as paused) while the replaced tables
+	// and the empty copies of the rest are dropped.
+	tr.set(func(r *RebuildRun) { r.Paused, r.State = time.Since(paused), StateDone })
 	dctx := context.WithoutCancel(ctx)
 	_ = b.target.Drop(dctx, run.Schema+"_retired")
 	_ = b.target.Drop(dctx, run.Schema)

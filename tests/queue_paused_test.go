@@ -17,10 +17,19 @@ import (
 )
 
 // heldTarget holds a rebuild at its swap, with the live projectors paused,
-// until release is closed.
+// until release is closed, and, when dropping is set, its clean-up after
+// the swap until dropping is closed.
 type heldTarget struct {
 	*postgres.RebuildTarget
-	release chan struct{}
+	release  chan struct{}
+	dropping chan struct{}
+}
+
+func (h heldTarget) Drop(ctx context.Context, schema string) error {
+	if h.dropping != nil {
+		<-h.dropping
+	}
+	return h.RebuildTarget.Drop(ctx, schema)
 }
 
 func (h heldTarget) Pause(ctx context.Context) (projections.Swap, error) {
@@ -97,7 +106,7 @@ func TestQueuesPausedWhileARebuildHoldsTheLiveProjectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held := heldTarget{tools.Target, make(chan struct{})}
+	held := heldTarget{tools.Target, make(chan struct{}), make(chan struct{})}
 	rb, err := projections.NewRebuilder(projections.RebuildConfig{LiveSchema: tools.Target.LiveSchema(), Names: app.ProjectionNames()},
 		held, tools.Runs, tools.Log)
 	if err != nil {
@@ -108,10 +117,15 @@ func TestQueuesPausedWhileARebuildHoldsTheLiveProjectors(t *testing.T) {
 		_, err := rb.Rebuild(ctx)
 		done <- err
 	}()
-	released := false
+	released, dropped := false, false
 	defer func() {
 		if !released {
 			close(held.release)
+		}
+		if !dropped {
+			close(held.dropping)
+		}
+		if !released || !dropped {
 			<-done
 		}
 	}()
@@ -132,11 +146,24 @@ func TestQueuesPausedWhileARebuildHoldsTheLiveProjectors(t *testing.T) {
 
 	close(held.release)
 	released = true
+	// Once the swap has committed the projectors run again, and nothing
+	// shows paused, though the rebuild still drops the replaced tables.
+	eventually(t, 30*time.Second, func() string {
+		if got := queryString(t, db, `SELECT state FROM rebuild_runs ORDER BY id DESC LIMIT 1`); got != string(projections.StateDone) {
+			return "rebuild run state " + got
+		}
+		return ""
+	})
+	if got := e.pausedQueues(); got != none {
+		t.Fatalf("after the swap, while the old tables are dropped: %s", got)
+	}
+	waitAudit(t, db, id, 2)
+	close(held.dropping)
+	dropped = true
 	if err := <-done; err != nil {
 		t.Fatalf("rebuild: %v", err)
 	}
 	if got := e.pausedQueues(); got != none {
 		t.Fatalf("after the rebuild: %s", got)
 	}
-	waitAudit(t, db, id, 2)
 }
