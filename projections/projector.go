@@ -206,8 +206,9 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 	audit := make(map[EventKey]AuditRow, len(recs))
 	auditAt := make(map[EventKey]int, len(recs))
 	entities := make(map[domain.EntityKey]domain.Entity, len(snap.Entities))
+	// dirty holds the entities changed, each with whether its data is its
+	// last event's data as it came (domain.Effect.DataAsCarried).
 	dirty := make(map[domain.EntityKey]bool)
-	carried := make(map[domain.EntityKey]bool)
 	metrics := newMetricsAcc()
 
 	for i, r := range recs {
@@ -256,8 +257,7 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 			if applied {
 				outcomes[i] = OutcomeApplied
 				entities[c.Key] = nextState
-				dirty[c.Key] = true
-				carried[c.Key] = eff.DataAsCarried
+				dirty[c.Key] = eff.DataAsCarried
 				if eff.StatusChange != nil {
 					w.StatusChanges = append(w.StatusChanges, *eff.StatusChange)
 				}
@@ -311,7 +311,7 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 		_, stored := snap.Entities[k]
 		w.Entities = append(w.Entities, entities[k])
 		w.NewEntities = append(w.NewEntities, !stored)
-		w.DataInAudit = append(w.DataInAudit, carried[k])
+		w.DataInAudit = append(w.DataInAudit, dirty[k])
 	}
 	w.Metrics = metrics.list()
 	return w, outcomes

@@ -11,7 +11,6 @@ import (
 	"github.com/roisystems/softprohub/cmd/softprohub/app"
 	"github.com/roisystems/softprohub/domain"
 	httpapi "github.com/roisystems/softprohub/handlers/http"
-	"github.com/roisystems/softprohub/infra/kafka"
 	"github.com/roisystems/softprohub/infra/postgres"
 	"github.com/roisystems/softprohub/projections"
 )
@@ -97,15 +96,7 @@ func TestQueuesPausedWhileARebuildHoldsTheLiveProjectors(t *testing.T) {
 	}
 
 	ctx := t.Context()
-	producer, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: e.Brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
-	tools, err := app.NewRecoveryTools(ctx, e.App.Pool(), e.Brokers, producer, app.RecoveryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tools := e.recoveryTools()
 	held := heldTarget{tools.Target, make(chan struct{}), make(chan struct{})}
 	rb, err := projections.NewRebuilder(projections.RebuildConfig{LiveSchema: tools.Target.LiveSchema(), Names: app.ProjectionNames()},
 		held, tools.Runs, tools.Log)

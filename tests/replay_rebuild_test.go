@@ -259,6 +259,22 @@ func (f failingTarget) Pause(ctx context.Context) (projections.Swap, error) {
 
 type failingSwap struct{ projections.Swap }
 
+// recoveryTools returns the recovery tools of e's database and log, as the
+// CLI builds them, with a producer of their own closed with the test.
+func (e *Env) recoveryTools() *app.RecoveryTools {
+	e.t.Helper()
+	producer, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: e.Brokers})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(producer.Close)
+	tools, err := app.NewRecoveryTools(e.t.Context(), e.App.Pool(), e.Brokers, producer, app.RecoveryOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tools
+}
+
 func (f failingSwap) Commit(ctx context.Context, schema, retired string, names []string) error {
 	return errors.New("injected crash at the swap")
 }
@@ -271,15 +287,7 @@ func TestReplayRebuildThatFailsLeavesLiveUntouchedAndCanRestart(t *testing.T) {
 	fixture(t, e, db, id, secret, "evt", time.Now().Add(-2*time.Minute).Truncate(time.Second))
 	want := readModelDump(t, db, id)
 	ctx := t.Context()
-	producer, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: e.Brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
-	tools, err := app.NewRecoveryTools(ctx, e.App.Pool(), e.Brokers, producer, app.RecoveryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tools := e.recoveryTools()
 	rb, err := projections.NewRebuilder(projections.RebuildConfig{LiveSchema: tools.Target.LiveSchema(), Names: app.ProjectionNames()},
 		failingTarget{tools.Target}, tools.Runs, tools.Log)
 	if err != nil {

@@ -34,9 +34,16 @@ var auditTypes = []string{"text", "text", "text", "text", "text", "text",
 
 // unnestSelect renders SELECT <exprs> FROM unnest($first::t[], …) AS u(c1, …).
 func unnestSelect(types []string, first int, cast map[int]string) string {
+	exprs, from := unnestParts(types, first, cast)
+	return "SELECT " + strings.Join(exprs, ", ") + from
+}
+
+// unnestParts returns unnestSelect's select list (column i of the arrays is
+// u.ci) and its FROM clause, for statements that select more.
+func unnestParts(types []string, first int, cast map[int]string) (exprs []string, from string) {
 	args := make([]string, len(types))
 	names := make([]string, len(types))
-	exprs := make([]string, len(types))
+	exprs = make([]string, len(types))
 	for i, t := range types {
 		args[i] = fmt.Sprintf("$%d::%s[]", first+i, t)
 		names[i] = "c" + strconv.Itoa(i)
@@ -45,7 +52,7 @@ func unnestSelect(types []string, first int, cast map[int]string) string {
 			exprs[i] = names[i] + "::" + c
 		}
 	}
-	return "SELECT " + strings.Join(exprs, ", ") + " FROM unnest(" + strings.Join(args, ", ") + ") AS u(" + strings.Join(names, ", ") + ")"
+	return exprs, " FROM unnest(" + strings.Join(args, ", ") + ") AS u(" + strings.Join(names, ", ") + ")"
 }
 
 func quoteAll(cols []string) []string {
@@ -191,12 +198,10 @@ var entityFromAuditSQL = func() map[domain.Kind]string {
 	for kind, t := range entityTables {
 		cols := t.columnNames()
 		types := append(append([]string(nil), commonTypes[:payloadColumn]...), entityColumnTypes[kind]...)
-		sel := unnestSelect(types, 1, nil)
-		from := strings.Index(sel, " FROM unnest(")
-		exprs := strings.Split(strings.TrimPrefix(sel[:from], "SELECT "), ", ")
+		exprs, from := unnestParts(types, 1, nil)
 		data := "(SELECT coalesce(w.payload -> 'data', w.payload) FROM webhook_events w WHERE w.integration_id = u.c0 AND w.event_id = u.c4)"
 		exprs = slices.Insert(exprs, payloadColumn, data)
-		out[kind] = "INSERT INTO " + t.name + " (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(exprs, ", ") + sel[from:]
+		out[kind] = "INSERT INTO " + t.name + " (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(exprs, ", ") + from
 	}
 	return out
 }()
@@ -250,6 +255,9 @@ func entityArrays(kind domain.Kind, ents []domain.Entity, withPayload bool) ([]a
 	}
 	vals := make([]any, 0, len(types))
 	for i, e := range ents {
+		if !withPayload {
+			e.Data = nil // dropped below: spare the copy into a string
+		}
 		vals = t.row(vals[:0], e)
 		for c, v := range vals {
 			switch col := cols[c].(type) {
