@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -14,9 +15,9 @@ var _ ingest.Gate = (*Gate)(nil)
 
 // Gate is the ingest gate: a per-integration token bucket under
 // "ratelimit:ingest:<integration id>" and a per-event fingerprint under
-// "dedup:<integration id>:<event id>", checked and set in one EVALSHA. It is
-// safe for concurrent use and shares its limits with every instance that
-// uses the same Redis.
+// "dedup:<integration id>:<event id>" (see dedupKey), checked and set in one
+// EVALSHA. It is safe for concurrent use and shares its limits with every
+// instance that uses the same Redis.
 type Gate struct {
 	c *goredis.Client
 }
@@ -31,9 +32,16 @@ func NewGate(c *goredis.Client) *Gate {
 
 func ingestBucketKey(integrationID string) string { return "ratelimit:ingest:" + integrationID }
 
+// dedupKey is "dedup:<integration id>:<event id>" with '%' and ':' of the
+// integration id percent-encoded: both ids may contain ':', and without the
+// encoding integration "a" with event "b:c" and integration "a:b" with
+// event "c" would share one fingerprint. Ids without '%' or ':' keep their
+// plain key.
 func dedupKey(integrationID, eventID string) string {
-	return "dedup:" + integrationID + ":" + eventID
+	return "dedup:" + keyEscaper.Replace(integrationID) + ":" + eventID
 }
+
+var keyEscaper = strings.NewReplacer("%", "%25", ":", "%3A")
 
 // Admit takes a token from the integration's bucket (t.Limit tokens, refilled
 // continuously at t.Limit per t.Window; the bucket expires after two idle
