@@ -58,4 +58,3 @@ func TestReviewDedupKeysOfIntegrationsDoNotCollide(t *testing.T) {
 		t.Fatalf("b's event on the log %d times, want 1", ofB)
 	}
 }
-
