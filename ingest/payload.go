@@ -49,18 +49,33 @@ func ParsePayload(body []byte) (Payload, error) {
 		return Payload{}, fmt.Errorf("%w: type is required", ErrInvalidPayload)
 	case raw.Timestamp == nil || *raw.Timestamp == "":
 		return Payload{}, fmt.Errorf("%w: timestamp is required", ErrInvalidPayload)
-	case len(*raw.ID) > 256:
-		return Payload{}, fmt.Errorf("%w: id must be at most 256 characters", ErrInvalidPayload)
 	case len(*raw.Type) > 128:
 		return Payload{}, fmt.Errorf("%w: type must be at most 128 characters", ErrInvalidPayload)
-	case strings.ContainsFunc(*raw.ID, unicode.IsControl):
-		return Payload{}, fmt.Errorf("%w: id must not contain control characters", ErrInvalidPayload)
 	case strings.ContainsFunc(*raw.Type, unicode.IsControl):
 		return Payload{}, fmt.Errorf("%w: type must not contain control characters", ErrInvalidPayload)
+	}
+	if err := checkEventID("id", *raw.ID); err != nil {
+		return Payload{}, err
 	}
 	ts, err := time.Parse(time.RFC3339Nano, *raw.Timestamp)
 	if err != nil {
 		return Payload{}, fmt.Errorf("%w: timestamp must be RFC 3339", ErrInvalidPayload)
 	}
 	return Payload{ID: *raw.ID, Type: *raw.Type, Timestamp: ts.UTC()}, nil
+}
+
+// maxEventID is the longest event id accepted, whichever field or header
+// carries it.
+const maxEventID = 256
+
+// checkEventID applies the event id rules to the id found in field: at most
+// maxEventID bytes, no control characters.
+func checkEventID(field, id string) error {
+	switch {
+	case len(id) > maxEventID:
+		return fmt.Errorf("%w: %s must be at most %d characters", ErrInvalidPayload, field, maxEventID)
+	case strings.ContainsFunc(id, unicode.IsControl):
+		return fmt.Errorf("%w: %s must not contain control characters", ErrInvalidPayload, field)
+	}
+	return nil
 }

@@ -217,6 +217,10 @@ func (r *Receiver) Receive(ctx context.Context, req Request) (Result, error) {
 	}
 	eventID := p.ID
 	if v.WebhookID != "" {
+		// The sender's message id is the event id: it meets the same rules.
+		if err := checkEventID("webhook-id", v.WebhookID); err != nil {
+			return Result{}, reject(CodeInvalidPayload, strings.TrimPrefix(err.Error(), ErrInvalidPayload.Error()+": "), nil)
+		}
 		eventID = v.WebhookID
 	}
 	res := Result{IntegrationID: in.ID, EventID: eventID, EventType: p.Type}
