@@ -82,6 +82,10 @@ var eventStatuses = []string{
 	string(projections.StatusFailed), string(projections.StatusSkipped),
 }
 
+// maxOffset is the largest row offset a page of the events list may start
+// at.
+const maxOffset = 1 << 31
+
 // listEvents is GET …/webhooks/events: newest first, page by page.
 func (q *queryAPI) listEvents(w http.ResponseWriter, r *http.Request) {
 	p := newParams(r)
@@ -101,7 +105,9 @@ func (q *queryAPI) listEvents(w http.ResponseWriter, r *http.Request) {
 	if p.err == nil && !f.Start.IsZero() && !f.End.IsZero() && f.End.Before(f.Start) {
 		p.fail("endDate", "must not be before startDate")
 	}
-	if p.err == nil && int64(f.Page-1)*int64(f.Limit) > 1<<31 {
+	// (page-1)*limit > maxOffset, by division: the product of a huge page
+	// does not fit in 64 bits and would wrap around.
+	if p.err == nil && f.Page-1 > maxOffset/f.Limit {
 		p.fail("page", "is too far")
 	}
 	if p.err != nil {
