@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -165,6 +168,7 @@ func (s *server) createIntegration(w http.ResponseWriter, r *http.Request) {
 		validateSecret(&v, in.SignatureScheme, secret)
 	}
 	validateRetryConfig(&v, in.RetryConfig)
+	validateStorable(&v, map[string]int{"syncFrequency": in.SyncFrequency, "rateLimit": in.RateLimit, "ingestRateLimit": in.IngestRateLimit})
 	if err := domain.ValidateSettings(in, s.cfg.MinSyncInterval); err != nil {
 		var verr *domain.ValidationError
 		if errors.As(err, &verr) {
@@ -193,6 +197,16 @@ func validateRetryConfig(v *domain.ValidationError, rc *domain.RetryConfig) {
 	}
 	if rc.InitialDelay < 0 || rc.InitialDelay > 3_600_000 {
 		v.Add("retryConfig.initialDelay must be between 0 and 3600000 ms")
+	}
+}
+
+// validateStorable refuses numbers the integration store's integer columns
+// cannot hold, which would otherwise fail the write with a server error.
+func validateStorable(v *domain.ValidationError, fields map[string]int) {
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		if fields[name] > math.MaxInt32 {
+			v.Add("%s must be at most %d", name, math.MaxInt32)
+		}
 	}
 }
 
@@ -252,6 +266,9 @@ func (s *server) updateWebhookConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.IngestRateLimit != nil && *req.IngestRateLimit <= 0 {
 		v.Add("ingestRateLimit must be positive")
+	}
+	if req.IngestRateLimit != nil {
+		validateStorable(&v, map[string]int{"ingestRateLimit": *req.IngestRateLimit})
 	}
 	validateRetryConfig(&v, req.RetryConfig)
 	if err := v.Err(); err != nil {
