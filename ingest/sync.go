@@ -132,7 +132,9 @@ type RunRecorder interface {
 
 // Watermarks keep, per integration and sync type, the newest updated_at up
 // to which every record has been appended: the last good point a run
-// resumes from.
+// resumes from. SetWatermark stores at as it is, earlier than the stored
+// one too (so a gap fill can move it back); the sync job itself only
+// moves it forward.
 type Watermarks interface {
 	Watermark(ctx context.Context, integrationID, syncType string) (time.Time, error)
 	SetWatermark(ctx context.Context, integrationID, syncType string, at time.Time) error

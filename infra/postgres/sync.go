@@ -123,11 +123,15 @@ func (s *SyncStore) Watermark(ctx context.Context, id, syncType string) (time.Ti
 	return t.UTC(), nil
 }
 
-// SetWatermark moves the watermark forward to at; it never moves back.
+// SetWatermark sets the watermark to at, later or earlier than the stored
+// one: a sync moves it forward page by page, and moving it back makes the
+// next run pull again every record changed since at (a gap fill from the
+// gap's start). An earlier watermark only costs records pulled twice,
+// which dedupe by event id.
 func (s *SyncStore) SetWatermark(ctx context.Context, id, syncType string, at time.Time) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO sync_watermarks (integration_id, sync_type, watermark) VALUES ($1, $2, $3)
 		ON CONFLICT (integration_id, sync_type) DO UPDATE
-		SET watermark = greatest(sync_watermarks.watermark, EXCLUDED.watermark), updated_at = now()`, id, syncType, at)
+		SET watermark = EXCLUDED.watermark, updated_at = now()`, id, syncType, at)
 	if err != nil {
 		return fmt.Errorf("set watermark %s/%s: %w", id, syncType, err)
 	}

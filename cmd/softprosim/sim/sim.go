@@ -299,6 +299,38 @@ func (s *Sim) Pad(tenant, typ, id string, n int) (Change, bool) {
 	return s.change(tenant, typ, id, n)
 }
 
+// ChangeAt changes a record as Modify does but stamps it at instead of
+// now: a change written by a SoftPro server whose clock runs ahead of or
+// behind the others. The record takes its place in (updated_at, id)
+// order; later changes are stamped as before, unaffected by at. ok is
+// false when there is no such record or at is not after the record's
+// current updated_at (updated_at increases with every change of a record).
+func (s *Sim) ChangeAt(tenant, typ, id string, at time.Time) (Change, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tenants[tenant]
+	if !ok {
+		return Change{}, false
+	}
+	r, ok := t.byID[typ][id]
+	if !ok || !at.After(r.UpdatedAt) {
+		return Change{}, false
+	}
+	ev := mutate(s.rng, r)
+	list := t.list[typ]
+	i := sort.Search(len(list), func(i int) bool { return !list[i].less(r) })
+	if i < len(list) && list[i] == r {
+		list = append(list[:i], list[i+1:]...)
+	}
+	r.UpdatedAt = at.UTC()
+	r.render()
+	j := sort.Search(len(list), func(i int) bool { return r.less(list[i]) })
+	list = slices.Insert(list, j, r)
+	t.list[typ] = list
+	t.stats.ChangesApplied++
+	return Change{Tenant: tenant, Type: typ, Event: ev, Record: Record{Type: r.Type, ID: r.ID, UpdatedAt: r.UpdatedAt, raw: r.raw}}, true
+}
+
 func (s *Sim) change(tenant, typ, id string, pad int) (Change, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
