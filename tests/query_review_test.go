@@ -2,8 +2,13 @@ package tests
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/projections"
 )
 
 // wantBadParam asserts a 400 BAD_REQUEST whose message names param, as
@@ -32,5 +37,99 @@ func TestEventsPageBeyondAnyOffset(t *testing.T) {
 		"page=4294967297&limit=1",
 	} {
 		e.wantBadParam("/api/v1/integrations/softpro/webhooks/events?"+q, "page")
+	}
+}
+
+// TestQueryTextPostgresCannotHold: a NUL character or bytes that are not
+// UTF-8 in a filter answer 400 naming the filter; in an id of the path
+// they name nothing (404, or an empty list of an unknown integration). The
+// database never sees them, so none of these is a 500.
+func TestQueryTextPostgresCannotHold(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, sa := e.integration("a", nil)
+	now := time.Now()
+	e.send(signedWebhook(a, sa, event("evt_1", domain.TransactionCreated, now, `{"id":"txn_1","status":"open"}`)))
+	e.waitStatuses(a, map[string]string{"evt_1": "COMPLETED"})
+	base := "/api/v1/integrations/softpro/"
+	cursor := func(key, id string) string { return url.QueryEscape(projections.Cursor{Key: key, ID: id}.Encode()) }
+	for _, bad := range []string{"%00", "%FF", "a%00b", "%C3%28"} {
+		for _, tc := range []struct{ path, param string }{
+			{base + "webhooks/events?eventType=" + bad, "eventType"},
+			{base + "webhooks/events?integrationId=" + bad, "integrationId"},
+			{base + "webhooks/stats?integrationId=" + bad, "integrationId"},
+			{base + a + "/transactions?status=" + bad, "status"},
+			{base + a + "/transactions?fileNumber=" + bad, "fileNumber"},
+			{base + a + "/contacts?name=" + bad, "name"},
+			{base + a + "/contacts?email=" + bad, "email"},
+			{base + a + "/documents?transactionId=" + bad, "transactionId"},
+			{base + a + "/tasks?status=" + bad, "status"},
+			{base + a + "/tasks?transactionId=" + bad, "transactionId"},
+		} {
+			e.wantBadParam(tc.path, tc.param)
+		}
+	}
+	for _, c := range []struct{ key, id string }{{"2024-01-01T00:00:00Z\x00", "txn_1"}, {"2024-01-01T00:00:00Z", "txn\x00"}} {
+		e.wantBadParam(base+a+"/transactions?cursor="+cursor(c.key, c.id), "cursor")
+		e.wantBadParam(base+a+"/transactions/txn_1/status-history?cursor="+cursor(c.key, c.id), "cursor")
+	}
+	for _, bad := range []string{"%00", "%FF", "txn%00"} {
+		for _, path := range []string{
+			base + "webhooks/events/" + bad,
+			base + "webhooks/events/evt_1?integrationId=" + bad,
+			base + a + "/transactions/" + bad,
+			base + a + "/transactions/" + bad + "/status-history",
+			base + a + "/transactions/" + bad + "/documents",
+			base + bad + "/transactions/txn_1",
+		} {
+			status, raw := e.do(http.MethodGet, path, e.Token, nil)
+			if code, _ := errCode(raw); status != http.StatusNotFound || code != "NOT_FOUND" {
+				t.Errorf("GET %s: %d %s, want 404", path, status, raw)
+				continue
+			}
+			e.checkContract(http.MethodGet, path, status, raw)
+		}
+		for _, kind := range []string{"transactions", "contacts", "documents", "tasks"} {
+			path := base + bad + "/" + kind
+			status, raw := e.do(http.MethodGet, path, e.Token, nil)
+			if status != http.StatusOK {
+				t.Errorf("GET %s: %d %s, want an empty list", path, status, raw)
+				continue
+			}
+			e.checkContract(http.MethodGet, path, status, raw)
+			var l entityList
+			apiData(t, raw, &l)
+			if len(l.rows()) != 0 || l.Pagination.Total != 0 {
+				t.Errorf("GET %s: %s, want an empty list", path, raw)
+			}
+		}
+	}
+}
+
+// TestRetryBatchIDsPostgresCannotHold: event ids with a NUL character
+// name no event, so a batch of them retries nothing.
+func TestRetryBatchIDsPostgresCannotHold(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, _ := e.integration("a", nil)
+	path := "/api/v1/integrations/softpro/webhooks/retry-batch"
+	status, raw := e.do(http.MethodPost, path, e.Token, map[string]any{"integrationId": a, "eventIds": []string{"evt\x00", "\x00"}})
+	if status != http.StatusOK {
+		t.Fatalf("POST %s: %d %s, want 200", path, status, raw)
+	}
+	e.checkContract(http.MethodPost, path, status, raw)
+	var d struct{ RetriedCount int }
+	apiData(t, raw, &d)
+	if d.RetriedCount != 0 {
+		t.Fatalf("retried %d events named by no event id", d.RetriedCount)
+	}
+	for _, ref := range []string{"evt%00", "evt%00?integrationId=" + a, "evt_1?integrationId=%00", "%FF"} {
+		p := "/api/v1/integrations/softpro/webhooks/retry/" + ref
+		status, raw := e.do(http.MethodPost, p, e.Token, nil)
+		if status != http.StatusNotFound {
+			t.Errorf("POST %s: %d %s, want 404", p, status, raw)
+			continue
+		}
+		e.checkContract(http.MethodPost, p, status, raw)
 	}
 }

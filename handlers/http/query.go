@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -151,7 +152,20 @@ func (p *params) fail(name, reason string) {
 	}
 }
 
-func (p *params) str(name string) string { return strings.TrimSpace(p.v.Get(name)) }
+// str reads a text parameter, "" when absent. Postgres text holds neither
+// NUL nor bytes that are not UTF-8, so no row could match such a value:
+// the parameter is refused instead of failing the query.
+func (p *params) str(name string) string {
+	s := strings.TrimSpace(p.v.Get(name))
+	if !isText(s) {
+		p.fail(name, "must be UTF-8 text without NUL characters")
+		return ""
+	}
+	return s
+}
+
+// isText reports whether s can be a Postgres text value.
+func isText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 // positive reads an integer of at least 1, def when absent.
 func (p *params) positive(name string, def int) int {
@@ -240,7 +254,7 @@ func (p *params) cursor() *projections.Cursor {
 		return nil
 	}
 	c, err := projections.DecodeCursor(s)
-	if err != nil {
+	if err != nil || !isText(c.Key) || !isText(c.ID) {
 		p.fail("cursor", "not a cursor this API returned")
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -292,10 +293,24 @@ func refConds(ref projections.EventRef, a *args) []string {
 	return conds
 }
 
+// isText reports whether every s can be a text value: Postgres refuses
+// NUL and bytes that are not UTF-8, so an id that is not names no row.
+func isText(ss ...string) bool {
+	for _, s := range ss {
+		if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+			return false
+		}
+	}
+	return true
+}
+
 // Event returns one audit row with its payload: ErrNotFound when ref names
 // none, ErrAmbiguous when a SoftPro event id names several integrations'
 // events (a row id always wins).
 func (s *QueryStore) Event(ctx context.Context, ref projections.EventRef) (projections.EventRow, error) {
+	if !isText(ref.ID, ref.IntegrationID) {
+		return projections.EventRow{}, fmt.Errorf("event %q: %w", ref.ID, projections.ErrNotFound)
+	}
 	var a args
 	q := "SELECT " + eventListColumns + ", payload, headers FROM webhook_events" + joinWhere(refConds(ref, &a)) + " LIMIT 3"
 	rows, err := s.pool.Query(ctx, q, a...)
@@ -374,6 +389,23 @@ func (s *QueryStore) ClaimEvent(ctx context.Context, ref projections.EventRef, n
 
 // ClaimFailed implements projections.RetryStore.
 func (s *QueryStore) ClaimFailed(ctx context.Context, integrationID string, eventIDs []string, now time.Time) ([]projections.Claim, error) {
+	if !isText(integrationID) {
+		return nil, nil
+	}
+	if len(eventIDs) > 0 {
+		// Ids that are not text name no event; asked for only those, none
+		// is claimed.
+		named := make([]string, 0, len(eventIDs))
+		for _, id := range eventIDs {
+			if isText(id) {
+				named = append(named, id)
+			}
+		}
+		if len(named) == 0 {
+			return nil, nil
+		}
+		eventIDs = named
+	}
 	a := args{now, integrationID}
 	cond := "integration_id = $2"
 	if len(eventIDs) > 0 {
@@ -512,6 +544,9 @@ func (s *QueryStore) Entities(ctx context.Context, f projections.EntityFilter) (
 	if !ok {
 		return projections.EntityPage{}, fmt.Errorf("list %s: %w %q", eq.table.name, ErrUnsupportedSort, f.Sort)
 	}
+	if !isText(f.IntegrationID, f.TransactionID) {
+		return projections.EntityPage{}, nil
+	}
 	var ca args
 	countSQL := "SELECT count(*) FROM " + eq.table.name + joinWhere(entityConds(f, &ca))
 
@@ -573,6 +608,9 @@ func (s *QueryStore) Entity(ctx context.Context, kind domain.Kind, integrationID
 	if !ok {
 		return domain.Entity{}, fmt.Errorf("entity: unknown kind %q", kind)
 	}
+	if !isText(integrationID, id) {
+		return domain.Entity{}, fmt.Errorf("%s %q: %w", kind, id, projections.ErrNotFound)
+	}
 	q := "SELECT " + eq.columns() + " FROM " + eq.table.name + " WHERE integration_id = $1 AND id = $2"
 	if !includeDeleted {
 		q += " AND NOT deleted"
@@ -590,6 +628,9 @@ func (s *QueryStore) Entity(ctx context.Context, kind domain.Kind, integrationID
 // StatusHistory returns one keyset page of a transaction's status changes,
 // oldest first, ordered by (changed_at, id).
 func (s *QueryStore) StatusHistory(ctx context.Context, f projections.HistoryFilter) (projections.HistoryPage, error) {
+	if !isText(f.IntegrationID, f.TransactionID) {
+		return projections.HistoryPage{}, nil
+	}
 	a := args{f.IntegrationID, f.TransactionID}
 	conds := []string{"integration_id = $1", "transaction_id = $2"}
 	countSQL := "SELECT count(*) FROM transaction_status_changes" + joinWhere(conds)
