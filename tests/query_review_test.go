@@ -133,3 +133,43 @@ func TestRetryBatchIDsPostgresCannotHold(t *testing.T) {
 		e.checkContract(http.MethodPost, p, status, raw)
 	}
 }
+
+// TestCursorOutOfRange: a cursor whose key or id is out of its column's
+// range is not one this API returned: 400, not a 500.
+func TestCursorOutOfRange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, sa := e.integration("a", nil)
+	now := time.Now()
+	e.send(signedWebhook(a, sa, event("evt_1", domain.TransactionCreated, now, `{"id":"txn_1","status":"open"}`)))
+	e.send(signedWebhook(a, sa, event("evt_2", domain.TransactionStatusChanged, now, `{"id":"txn_1","status":"closed"}`)))
+	e.send(signedWebhook(a, sa, event("evt_3", domain.TransactionStatusChanged, now.Add(time.Second), `{"id":"txn_1","status":"open"}`)))
+	e.waitStatuses(a, map[string]string{"evt_1": "COMPLETED", "evt_2": "COMPLETED", "evt_3": "COMPLETED"})
+	base := "/api/v1/integrations/softpro/" + a + "/transactions"
+	cursor := func(key, id string) string { return url.QueryEscape(projections.Cursor{Key: key, ID: id}.Encode()) }
+	for _, c := range []struct{ key, id string }{
+		{"2024-01-01T00:00:00Z", "99999999999999999999"},
+		{"2024-01-01T00:00:00Z", "1e3"},
+		{"300000-01-01T00:00:00Z", "1"},
+		{"2024-01-01T25:00:00Z", "1"},
+	} {
+		e.wantBadParam(base+"/txn_1/status-history?cursor="+cursor(c.key, c.id), "cursor")
+	}
+	for _, c := range []struct{ sort, key string }{
+		{"updatedAt", "300000-01-01T00:00:00Z"},
+		{"updatedAt", "2024-02-30T00:00:00Z"},
+		{"closingDate", "99999999-01-01"},
+		{"closingDate", "2024-13-01"},
+	} {
+		e.wantBadParam(base+"?sort="+c.sort+"&cursor="+cursor(c.key, "txn_1"), "cursor")
+	}
+	// The cursors this API returns walk on.
+	first := e.list(base + "/txn_1/status-history?limit=1")
+	if len(first.StatusHistory) != 1 || first.Pagination.NextCursor == nil {
+		t.Fatalf("first page: %+v", first)
+	}
+	second := e.list(base + "/txn_1/status-history?limit=1&cursor=" + url.QueryEscape(*first.Pagination.NextCursor))
+	if len(second.StatusHistory) != 1 || second.StatusHistory[0]["eventId"] == first.StatusHistory[0]["eventId"] || second.Pagination.HasMore {
+		t.Fatalf("second page: %+v after %+v", second, first)
+	}
+}

@@ -596,9 +596,11 @@ func (s *QueryStore) Entities(ctx context.Context, f projections.EntityFilter) (
 	return page, nil
 }
 
-// isBadCursor reports a cursor key Postgres could not cast.
+// isBadCursor reports a cursor key or id Postgres could not cast.
 func isBadCursor(err error) bool {
-	return hasCode(err, "22007", "22008", "22P02") // invalid datetime format, datetime overflow, invalid text
+	// invalid datetime format, datetime overflow, invalid text, numeric out
+	// of range (a status change id beyond bigint)
+	return hasCode(err, "22007", "22008", "22P02", "22003")
 }
 
 // Entity returns one entity: ErrNotFound when there is none, or when it is
