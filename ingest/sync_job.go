@@ -348,6 +348,7 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 			req.ModifiedSince = mark.Add(-s.cfg.Overlap)
 		}
 		for {
+			asked := s.cfg.Now()
 			page, err := r.fetch(ctx, run, q, req)
 			if err != nil {
 				return fmt.Errorf("%s: %w", typ, err)
@@ -360,7 +361,15 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 				skipped = append(skipped, typ+" "+id)
 			}
 			run.Records[typ] += len(page.Records) - len(tooLarge)
-			if newest := newestOf(page.Records); newest.After(mark) {
+			// A record stamped after the page was asked for comes from a
+			// SoftPro clock running ahead: a watermark there would hide the
+			// changes other clocks stamp meanwhile, so it goes no further
+			// than this side's clock (those records come again and dedupe).
+			newest := newestOf(page.Records)
+			if newest.After(asked) {
+				newest = asked.UTC()
+			}
+			if newest.After(mark) {
 				if err := s.d.Watermarks.SetWatermark(ctx, run.IntegrationID, typ, newest); err != nil {
 					return fmt.Errorf("%s: save watermark: %w", typ, err)
 				}
