@@ -173,3 +173,55 @@ func TestCursorOutOfRange(t *testing.T) {
 		t.Fatalf("second page: %+v after %+v", second, first)
 	}
 }
+
+// TestIDsWithReservedCharacters: SoftPro ids may hold "/" and other
+// characters a client percent-encodes in the path; the event and the
+// transaction are found by them.
+func TestIDsWithReservedCharacters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, sa := e.integration("a", nil)
+	now := time.Now()
+	const evt, txn = "evt/2024 #1?%", "txn/2024-001"
+	e.send(signedWebhook(a, sa, event(evt, domain.TransactionCreated, now, `{"id":"`+txn+`","status":"open"}`)))
+	e.send(signedWebhook(a, sa, event("evt_2", domain.TransactionStatusChanged, now.Add(time.Second), `{"id":"`+txn+`","status":"closed"}`)))
+	e.send(signedWebhook(a, sa, event("evt_3", domain.DocumentUploaded, now, `{"id":"doc/1","transaction_id":"`+txn+`"}`)))
+	e.waitStatuses(a, map[string]string{evt: "COMPLETED", "evt_2": "COMPLETED", "evt_3": "COMPLETED"})
+
+	// The contract check matches decoded paths, so these requests skip it.
+	get := func(path string, v any) {
+		t.Helper()
+		status, raw := e.do(http.MethodGet, path, e.Token, nil)
+		if status != http.StatusOK {
+			t.Errorf("GET %s: %d %s", path, status, raw)
+			return
+		}
+		apiData(t, raw, v)
+	}
+	for _, path := range []string{
+		"/api/v1/integrations/softpro/webhooks/events/" + url.PathEscape(evt),
+		"/api/v1/integrations/softpro/webhooks/events/" + url.PathEscape(evt) + "?integrationId=" + a,
+	} {
+		var d eventDetail
+		if get(path, &d); d.ID != evt {
+			t.Errorf("GET %s: %+v", path, d)
+		}
+	}
+	base := "/api/v1/integrations/softpro/" + a + "/transactions/" + url.PathEscape(txn)
+	var one struct{ Transaction map[string]any }
+	if get(base, &one); one.Transaction["id"] != txn {
+		t.Errorf("GET %s: %+v", base, one)
+	}
+	var l entityList
+	if get(base+"/status-history", &l); len(l.StatusHistory) != 1 || l.StatusHistory[0]["eventId"] != "evt_2" {
+		t.Errorf("status history of %q: %+v", txn, l)
+	}
+	l = entityList{}
+	if get(base+"/documents", &l); l.ids() != "doc/1" {
+		t.Errorf("documents of %q: %q", txn, l.ids())
+	}
+	// An id without reserved characters is read as it is.
+	if d := e.eventDetail("evt_2"); d.ID != "evt_2" {
+		t.Errorf("evt_2: %+v", d)
+	}
+}

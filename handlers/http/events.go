@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/projections"
 )
@@ -133,7 +131,7 @@ func (q *queryAPI) listEvents(w http.ResponseWriter, r *http.Request) {
 // getEvent is GET …/webhooks/events/{eventId}: by SoftPro's event id
 // (integrationId disambiguates) or by row id.
 func (q *queryAPI) getEvent(w http.ResponseWriter, r *http.Request) {
-	ref := projections.EventRef{ID: chi.URLParam(r, "eventId"), IntegrationID: r.URL.Query().Get("integrationId")}
+	ref := projections.EventRef{ID: pathParam(r, "eventId"), IntegrationID: r.URL.Query().Get("integrationId")}
 	ev, err := q.Events.Event(r.Context(), ref)
 	if err != nil {
 		writeQueryError(w, err)

@@ -261,6 +261,20 @@ func (p *params) cursor() *projections.Cursor {
 	return &c
 }
 
+// pathParam is the decoded value of the path parameter name. chi routes on
+// the escaped path when the request's path holds an escaped "/" (or other
+// escapes Go would not have written), and its parameters are then escaped.
+func pathParam(r *http.Request, name string) string {
+	v := chi.URLParam(r, name)
+	if r.URL.RawPath == "" {
+		return v
+	}
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
+}
+
 // writeQueryError maps query and retry errors to the API's status codes.
 func writeQueryError(w http.ResponseWriter, err error) {
 	var bp *badParam
@@ -409,7 +423,7 @@ func entityFilter(r *http.Request, kind domain.Kind) (projections.EntityFilter, 
 	p := newParams(r)
 	f := projections.EntityFilter{
 		Kind:           kind,
-		IntegrationID:  chi.URLParam(r, "integrationId"),
+		IntegrationID:  pathParam(r, "integrationId"),
 		IncludeDeleted: p.boolean("includeDeleted"),
 		UpdatedSince:   p.time("updatedSince", false),
 		After:          p.cursor(),
@@ -466,7 +480,7 @@ func (q *queryAPI) listEntities(kind domain.Kind) http.HandlerFunc {
 // transaction looks up the transaction of the path, deleted or not, so
 // that its sub-resources answer 404 for a transaction never seen.
 func (q *queryAPI) transaction(r *http.Request, includeDeleted bool) (domain.Entity, error) {
-	return q.Entities.Entity(r.Context(), domain.KindTransaction, chi.URLParam(r, "integrationId"), chi.URLParam(r, "id"), includeDeleted)
+	return q.Entities.Entity(r.Context(), domain.KindTransaction, pathParam(r, "integrationId"), pathParam(r, "id"), includeDeleted)
 }
 
 func (q *queryAPI) getTransaction(w http.ResponseWriter, r *http.Request) {
@@ -496,7 +510,7 @@ func (q *queryAPI) transactionChildren(kind domain.Kind) http.HandlerFunc {
 			writeQueryError(w, err)
 			return
 		}
-		f.TransactionID = chi.URLParam(r, "id")
+		f.TransactionID = pathParam(r, "id")
 		q.writeEntities(w, r, f)
 	}
 }
@@ -511,8 +525,8 @@ type statusChangeView struct {
 func (q *queryAPI) statusHistory(w http.ResponseWriter, r *http.Request) {
 	p := newParams(r)
 	f := projections.HistoryFilter{
-		IntegrationID: chi.URLParam(r, "integrationId"),
-		TransactionID: chi.URLParam(r, "id"),
+		IntegrationID: pathParam(r, "integrationId"),
+		TransactionID: pathParam(r, "id"),
 		After:         p.cursor(),
 		Limit:         p.limit(),
 	}
