@@ -97,7 +97,9 @@ func (c *Client) List(ctx context.Context, conn domain.SoftProConnection, req in
 	}
 	var lb listBody
 	if err := json.Unmarshal(body, &lb); err != nil {
-		return ingest.Page{}, &ingest.APIError{Status: http.StatusOK, Msg: "decode page: " + err.Error()}
+		// A body that is not the page's JSON (cut off, or a proxy's error
+		// page) is no answer: status 0, retried like one.
+		return ingest.Page{}, &ingest.APIError{Msg: "decode page: " + err.Error()}
 	}
 	page := ingest.Page{Records: make([]ingest.Record, 0, len(lb.Data))}
 	if lb.NextCursor != nil {

@@ -117,8 +117,13 @@ func (s *Sim) list(w http.ResponseWriter, r *http.Request) {
 		apiError(w, status, "server_error", "injected failure")
 		return
 	}
+	broken := roll < f.RateLimited+f.ServerErrors+f.Malformed
 	slow := s.rng.Float64() < f.Slow
 	body, status, msg := s.page(t, typ, r, f.Edges)
+	if broken && status == http.StatusOK {
+		t.stats.InjectedBroken++
+		body = body[:len(body)/2]
+	}
 	s.mu.Unlock()
 	if slow && f.SlowDelay > 0 {
 		select {
@@ -274,6 +279,7 @@ type faultsBody struct {
 	RateLimited  float64 `json:"rateLimited"`
 	RetryAfter   string  `json:"retryAfter"`
 	ServerErrors float64 `json:"serverErrors"`
+	Malformed    float64 `json:"malformed"`
 	Slow         float64 `json:"slow"`
 	SlowDelay    string  `json:"slowDelay"`
 	Edges        bool    `json:"edges"`
@@ -285,7 +291,7 @@ func (s *Sim) putFaults(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	f := Faults{RateLimited: b.RateLimited, ServerErrors: b.ServerErrors, Slow: b.Slow, Edges: b.Edges}
+	f := Faults{RateLimited: b.RateLimited, ServerErrors: b.ServerErrors, Malformed: b.Malformed, Slow: b.Slow, Edges: b.Edges}
 	for _, d := range []struct {
 		s   string
 		dst *time.Duration

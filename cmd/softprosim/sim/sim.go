@@ -50,6 +50,9 @@ type Faults struct {
 	RetryAfter  time.Duration `json:"retryAfter"`
 	// ServerErrors is the fraction of requests answered 500, 502 or 503.
 	ServerErrors float64 `json:"serverErrors"`
+	// Malformed is the fraction of requests answered 200 with the page's
+	// JSON cut off halfway (a proxy or SoftPro failing mid-answer).
+	Malformed float64 `json:"malformed"`
 	// Slow is the fraction of requests delayed by SlowDelay.
 	Slow      float64       `json:"slow"`
 	SlowDelay time.Duration `json:"slowDelay"`
@@ -110,6 +113,7 @@ type Stats struct {
 	QuotaExceeded  int `json:"quotaExceeded"`
 	Injected429    int `json:"injected429"`
 	Injected5xx    int `json:"injected5xx"`
+	InjectedBroken int `json:"injectedMalformed"`
 	TokensIssued   int `json:"tokensIssued"`
 	Unauthorized   int `json:"unauthorized"`
 	RecordsServed  int `json:"recordsServed"`
