@@ -34,6 +34,10 @@ type Admission struct {
 	RetryAfter time.Duration
 	// Duplicate is true when the event id was seen within the dedup TTL.
 	Duplicate bool
+	// InFlight is true when another delivery of the event holds a pending
+	// fingerprint (see Confirmer): its append is under way and may still
+	// fail, so the event is not known to be on the log.
+	InFlight bool
 }
 
 // Ticket names one admission: the integration's bucket and the event's
@@ -46,6 +50,14 @@ type Ticket struct {
 	Window time.Duration
 	// DedupTTL is how long the fingerprint is kept.
 	DedupTTL time.Duration
+	// PendingTTL, when set, makes a new fingerprint pending: it lives
+	// PendingTTL until Confirm turns it into a kept one, and other
+	// deliveries of the event meanwhile see InFlight, not Duplicate. It
+	// must outlast the append. Zero sets a kept fingerprint at once.
+	PendingTTL time.Duration
+	// NoToken takes no token from the bucket: the caller already took one
+	// for this delivery and is checking the fingerprint again.
+	NoToken bool
 }
 
 // Gate rate-limits and de-duplicates verified webhooks in one round trip:
@@ -56,6 +68,16 @@ type Ticket struct {
 type Gate interface {
 	Admit(ctx context.Context, t Ticket) (Admission, error)
 	Release(ctx context.Context, integrationID, eventID string) error
+}
+
+// Confirmer is implemented by a Gate whose fingerprints can be pending
+// (Ticket.PendingTTL): Confirm keeps the event's fingerprint for
+// t.DedupTTL once the event is on the log. Until then a redelivery is not
+// answered as a duplicate, and a fingerprint whose append never ended
+// (the process died) expires after PendingTTL instead of hiding the event
+// for DedupTTL.
+type Confirmer interface {
+	Confirm(ctx context.Context, t Ticket) error
 }
 
 // IntegrationSource looks an integration up by id; it returns an error

@@ -229,7 +229,23 @@ func (r *Receiver) Receive(ctx context.Context, req Request) (Result, error) {
 	if limit <= 0 {
 		limit = r.cfg.IngestRateLimit
 	}
-	adm, gerr := r.gate.Admit(ctx, Ticket{IntegrationID: in.ID, EventID: eventID, Limit: limit, Window: time.Minute, DedupTTL: r.cfg.DedupTTL})
+	ticket := Ticket{IntegrationID: in.ID, EventID: eventID, Limit: limit, Window: time.Minute, DedupTTL: r.cfg.DedupTTL}
+	confirmer, _ := r.gate.(Confirmer)
+	if confirmer != nil {
+		// The fingerprint stays pending until the broker has the event, so
+		// a redelivery meanwhile is not acknowledged for an event that may
+		// never reach the log, and a process that dies mid-append does not
+		// leave it hiding the event for DedupTTL.
+		ticket.PendingTTL = r.cfg.AppendTimeout + pendingMargin
+	}
+	adm, gerr := r.gate.Admit(ctx, ticket)
+	if gerr == nil && adm.Allowed && adm.InFlight {
+		adm, gerr = r.awaitInFlight(ctx, ticket)
+		if gerr == nil && adm.InFlight {
+			return Result{}, &Rejection{Code: CodeAppendFailed, Message: "another delivery of this event is being appended; retry later",
+				RetryAfter: r.cfg.RetryAfter, Err: ctx.Err()}
+		}
+	}
 	if gerr != nil {
 		res.Degraded = gerr
 	} else {
@@ -271,8 +287,47 @@ func (r *Receiver) Receive(ctx context.Context, req Request) (Result, error) {
 		}
 		return Result{}, &Rejection{Code: CodeAppendFailed, Message: "the event log is unavailable; retry later", RetryAfter: r.cfg.RetryAfter, Err: err}
 	}
+	if gerr == nil && confirmer != nil {
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		if cerr := confirmer.Confirm(cctx, ticket); cerr != nil {
+			// The event is on the log; only the dedup of later copies is lost
+			// once the pending fingerprint expires.
+			res.Degraded = fmt.Errorf("confirm dedup fingerprint: %w", cerr)
+		}
+		ccancel()
+	}
 	res.Position = pos
 	return res, nil
+}
+
+// pendingMargin is how long a pending fingerprint outlives the append
+// timeout: time for the release or confirmation after it.
+const pendingMargin = 5 * time.Second
+
+// awaitInFlight waits while another delivery of t's event appends it,
+// checking the fingerprint again (without taking a token) with a growing
+// pause. It returns as soon as the fingerprint is kept (a duplicate), was
+// released and is now this delivery's, or the gate fails; or, still in
+// flight, once the pending fingerprint should have expired or ctx ends.
+func (r *Receiver) awaitInFlight(ctx context.Context, t Ticket) (Admission, error) {
+	t.NoToken = true
+	// Wall time, not cfg.Now: this bounds a wait.
+	deadline := time.Now().Add(t.PendingTTL)
+	pause := 5 * time.Millisecond
+	for {
+		timer := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return Admission{Allowed: true, InFlight: true}, nil
+		case <-timer.C:
+		}
+		adm, err := r.gate.Admit(ctx, t)
+		if err != nil || !adm.InFlight || !time.Now().Before(deadline) {
+			return adm, err
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+	}
 }
 
 var errTooLarge = errors.New("body too large")

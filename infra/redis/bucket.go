@@ -25,8 +25,10 @@ import (
 // ARGV[3]  cost (tokens to take)
 // ARGV[4]  bucket TTL in ms
 // ARGV[5]  fingerprint TTL in ms (with KEYS[2])
+// ARGV[6]  fingerprint value (with KEYS[2]): kept or pending
 //
-// Returns {allowed 0|1, retry-after ms, duplicate 0|1, tokens left}.
+// Returns {allowed 0|1, retry-after ms, duplicate 0|1|2, tokens left};
+// duplicate is 2 when the fingerprint found is pending.
 // Numbers are written with string.format because Redis's Lua prints
 // numbers with 14 significant digits, too few for a µs timestamp.
 var bucketScript = goredis.NewScript(`
@@ -65,8 +67,12 @@ redis.call('PEXPIRE', KEYS[1], bucket_ttl)
 
 local duplicate = 0
 if KEYS[2] then
-  if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then
+  if not redis.call('SET', KEYS[2], ARGV[6], 'NX', 'PX', ARGV[5]) then
     duplicate = 1
+    local v = redis.call('GET', KEYS[2])
+    if v == false or v == 'pending' then
+      duplicate = 2
+    end
   end
 end
 return {1, 0, duplicate, math.floor(tokens)}
@@ -81,9 +87,11 @@ type take struct {
 	// Cost is the number of tokens to take; default 1.
 	Cost int
 	// FingerprintKey, when set, is SET NX with FingerprintTTL after a token
-	// was taken; if it already existed the result is a duplicate.
-	FingerprintKey string
-	FingerprintTTL time.Duration
+	// was taken; if it already existed the result is a duplicate, or in
+	// flight when it is pending. FingerprintPending sets a pending one.
+	FingerprintKey     string
+	FingerprintTTL     time.Duration
+	FingerprintPending bool
 }
 
 // taken is bucketScript's answer.
@@ -91,7 +99,8 @@ type taken struct {
 	Allowed    bool
 	RetryAfter time.Duration // when not allowed: until Cost tokens are back
 	Duplicate  bool
-	Remaining  int // whole tokens left
+	InFlight   bool // the fingerprint found is pending
+	Remaining  int  // whole tokens left
 }
 
 func (r *take) validate() error {
@@ -127,7 +136,7 @@ func takeToken(ctx context.Context, c goredis.Scripter, r take) (taken, error) {
 	args := []any{r.Capacity, r.Interval.Milliseconds(), r.Cost, 2 * r.Interval.Milliseconds()}
 	if r.FingerprintKey != "" {
 		keys = append(keys, r.FingerprintKey)
-		args = append(args, r.FingerprintTTL.Milliseconds())
+		args = append(args, r.FingerprintTTL.Milliseconds(), fingerprintValue(r.FingerprintPending))
 	}
 	res, err := bucketScript.Run(ctx, c, keys, args...).Int64Slice()
 	if err != nil {
@@ -140,6 +149,42 @@ func takeToken(ctx context.Context, c goredis.Scripter, r take) (taken, error) {
 		Allowed:    res[0] == 1,
 		RetryAfter: time.Duration(res[1]) * time.Millisecond,
 		Duplicate:  res[2] == 1,
+		InFlight:   res[2] == 2,
 		Remaining:  int(res[3]),
 	}, nil
 }
+
+// Fingerprint values. A kept fingerprint marks an event that is on the log
+// (fingerprints of earlier versions hold "1" as well); a pending one marks
+// an append under way.
+const (
+	fingerprintKept    = "1"
+	fingerprintPending = "pending"
+)
+
+func fingerprintValue(pending bool) string {
+	if pending {
+		return fingerprintPending
+	}
+	return fingerprintKept
+}
+
+// fingerprintScript is the fingerprint half of bucketScript alone, for a
+// delivery that already holds a token and checks the fingerprint again.
+//
+// KEYS[1]  fingerprint key
+// ARGV[1]  fingerprint TTL in ms
+// ARGV[2]  fingerprint value
+//
+// Returns 0 when it set the fingerprint, 1 when a kept one was there, 2
+// when a pending one was.
+var fingerprintScript = goredis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+local v = redis.call('GET', KEYS[1])
+if v == false or v == 'pending' then
+  return 2
+end
+return 1
+`)
