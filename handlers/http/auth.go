@@ -54,9 +54,8 @@ func authenticate(secret []byte) func(http.Handler) http.Handler {
 	parser := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithExpirationRequired())
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h := r.Header.Get("Authorization")
-			raw, ok := strings.CutPrefix(h, "Bearer ")
-			if !ok || raw == "" {
+			raw, ok := bearerToken(r.Header.Get("Authorization"))
+			if !ok {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="softprohub"`)
 				writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing bearer token")
 				return
@@ -79,6 +78,18 @@ func authenticate(secret []byte) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))
 		})
 	}
+}
+
+// bearerToken is the token of an Authorization header of the Bearer
+// scheme, whose name is case-insensitive (RFC 9110 §11.1) and may be
+// followed by several spaces (RFC 6750 §2.1).
+func bearerToken(h string) (string, bool) {
+	scheme, rest, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok := strings.TrimLeft(rest, " ")
+	return tok, tok != ""
 }
 
 // requireRole answers 403 unless the authenticated role is one of roles.
