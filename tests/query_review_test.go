@@ -225,3 +225,18 @@ func TestIDsWithReservedCharacters(t *testing.T) {
 		t.Errorf("evt_2: %+v", d)
 	}
 }
+
+// TestClosingRangeReversed: closingTo before closingFrom is refused like
+// endDate before startDate, not answered with an empty list.
+func TestClosingRangeReversed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, sa := e.integration("a", nil)
+	e.send(signedWebhook(a, sa, event("evt_1", domain.TransactionCreated, time.Now(), `{"id":"txn_1","closing_date":"2024-02-01"}`)))
+	e.waitStatuses(a, map[string]string{"evt_1": "COMPLETED"})
+	base := "/api/v1/integrations/softpro/" + a + "/transactions?"
+	e.wantBadParam(base+"closingFrom=2024-02-02&closingTo=2024-02-01", "closingTo")
+	if l := e.list(base + "closingFrom=2024-02-01&closingTo=2024-02-01"); l.ids() != "txn_1" {
+		t.Fatalf("one-day range: %q", l.ids())
+	}
+}

@@ -437,6 +437,9 @@ func entityFilter(r *http.Request, kind domain.Kind) (projections.EntityFilter, 
 		f.FileNumber = p.str("fileNumber")
 		f.ClosingFrom = p.date("closingFrom")
 		f.ClosingTo = p.date("closingTo")
+		if f.ClosingFrom != nil && f.ClosingTo != nil && f.ClosingTo.Before(*f.ClosingFrom) {
+			p.fail("closingTo", "must not be before closingFrom")
+		}
 	case domain.KindContact:
 		f.Sort = projections.Sort(p.oneOf("sort", string(projections.SortUpdatedAt), string(projections.SortUpdatedAt)))
 		f.Email = p.str("email")
