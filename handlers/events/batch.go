@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -162,9 +163,14 @@ func (c *committer) run(ctx context.Context) {
 	}
 }
 
-// commit applies batch in one transaction. A permanent error belongs to
-// one record, so the batch is then applied record by record to give each
-// its own outcome; any other error is every record's.
+// commit applies batch in one transaction. An error that is neither
+// transient nor a cancellation may belong to any one record (a payload that
+// can never project, a value the database refuses), so the batch is then
+// applied record by record to give each its own outcome: one bad event must
+// not take the good events of other partitions, which happened to share
+// its transaction, to the poison queue with it. A transient error (the
+// database unavailable, a lost checkpoint race, a timeout) is every
+// record's.
 func (c *committer) commit(batch []*pending) {
 	live := batch[:0:0]
 	for _, pd := range batch {
@@ -185,12 +191,29 @@ func (c *committer) commit(batch []*pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	began := time.Now()
-	outcomes, err := c.p.Apply(ctx, recs...)
+	outcomes, err := c.applyFilling(ctx, recs)
 	c.durations.Observe(time.Since(began).Seconds())
-	// A record beyond its partition's checkpoint: the records in between
-	// were never applied (commits lost, offsets moved, a record poisoned),
-	// so they are read from the log and applied first. Each fill commits
-	// its progress; a batch can reveal one gap per partition.
+	if err == nil || len(live) == 1 || !ownFailure(err) {
+		c.finish(live, outcomes, err)
+		return
+	}
+	for i, pd := range live {
+		out, err := c.applyFilling(ctx, recs[i:i+1])
+		var o projections.Outcome
+		if err == nil {
+			o = out[0]
+		}
+		pd.done <- result{outcome: o, err: err}
+	}
+}
+
+// applyFilling applies recs in one transaction. A record beyond its partition's
+// checkpoint: the records in between were never applied (commits lost,
+// offsets moved, a record poisoned), so they are read from the log and
+// applied first. Each fill commits its progress; recs can reveal one gap
+// per partition.
+func (c *committer) applyFilling(ctx context.Context, recs []projections.Record) ([]projections.Outcome, error) {
+	outcomes, err := c.p.Apply(ctx, recs...)
 	for range len(recs) {
 		gap, ok := projections.AsGap(err)
 		if !ok || c.fill == nil {
@@ -201,18 +224,13 @@ func (c *committer) commit(batch []*pending) {
 		}
 		outcomes, err = c.p.Apply(ctx, recs...)
 	}
-	if err == nil || len(live) == 1 || !projections.IsPermanent(err) {
-		c.finish(live, outcomes, err)
-		return
-	}
-	for i, pd := range live {
-		out, err := c.p.Apply(ctx, recs[i])
-		var o projections.Outcome
-		if err == nil {
-			o = out[0]
-		}
-		pd.done <- result{outcome: o, err: err}
-	}
+	return outcomes, err
+}
+
+// ownFailure reports whether err may be one record's own rather than every
+// record's: it is neither transient nor a cancellation.
+func ownFailure(err error) bool {
+	return !projections.IsTransient(err) && !errors.Is(err, context.Canceled)
 }
 
 func (c *committer) finish(batch []*pending, outcomes []projections.Outcome, err error) {
