@@ -208,4 +208,7 @@ var (
 	ErrNoConnection = errors.New("no SoftPro API connection configured")
 	// ErrLockLost: the run's lock expired or was taken over mid-run.
 	ErrLockLost = errors.New("sync lock lost")
+	// ErrNoProgress: the SoftPro API kept sending back cursors already
+	// asked for, so paging would never end.
+	ErrNoProgress = errors.New("softpro api pages without progress")
 )

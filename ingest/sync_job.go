@@ -347,6 +347,7 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 		if !mark.IsZero() {
 			req.ModifiedSince = mark.Add(-s.cfg.Overlap)
 		}
+		seen, stalled := map[string]bool{}, 0
 		for {
 			asked := s.cfg.Now()
 			page, err := r.fetch(ctx, run, q, req)
@@ -378,6 +379,18 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 			if page.NextCursor == "" {
 				break
 			}
+			// An empty page may keep its cursor, but an API that only
+			// ever sends back cursors already asked for never reaches its
+			// last page: stop rather than page for ever under the lock.
+			seen[req.Cursor] = true
+			if seen[page.NextCursor] {
+				stalled++
+				if stalled >= maxStalledPages {
+					return fmt.Errorf("%s: %w: %d pages in a row sent back a cursor already asked for", typ, ErrNoProgress, stalled)
+				}
+			} else {
+				stalled = 0
+			}
 			req.Cursor = page.NextCursor
 		}
 	}
@@ -391,6 +404,11 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 	}
 	return nil
 }
+
+// maxStalledPages is how many pages in a row may send back a cursor the
+// run already asked for (empty pages that keep their cursor) before the
+// run gives up on the API ever reaching its last page.
+const maxStalledPages = 20
 
 func newestOf(recs []Record) time.Time {
 	var t time.Time

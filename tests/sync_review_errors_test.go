@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,32 @@ func TestSyncRetriesAPageWithMalformedJSON(t *testing.T) {
 	}
 	if run.Status != ingest.RunSucceeded || run.Retries != st.InjectedBroken {
 		t.Fatalf("run with %d cut-off pages: %+v", st.InjectedBroken, run)
+	}
+	e.matchesSimulator(s, id, 60*time.Second)
+}
+
+// A SoftPro that keeps answering with the cursor it was asked with and no
+// records never reaches a last page; the run stops and says so instead of
+// asking for ever while it holds the lock.
+func TestSyncStopsWhenTheAPIPagesWithoutProgress(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.syncIntegration("stuck", nil)
+	s, srv := simulator(t, sim.Config{Records: 30, MaxPage: 10, Faults: sim.Faults{Stuck: true}}, id)
+	e.connect(s, srv, id, false)
+	p := e.process()
+	ctx := ctxT(t, 20*time.Second)
+	run, err := p.sys.Syncer.Sync(ctx, ingest.SyncRequest{IntegrationID: id})
+	if err == nil || ctx.Err() != nil || run.Status != ingest.RunFailed || !strings.Contains(run.Error, "cursor") {
+		t.Fatalf("run against a stuck API: %+v, %v (ctx %v)", run, err, ctx.Err())
+	}
+	if holder, _, _ := p.sys.Locks.Holder(ctx, ingest.SyncLockKey(id)); holder != "" {
+		t.Fatalf("lock still held by %s", holder)
+	}
+	// Once SoftPro pages normally again, the next run syncs everything.
+	s.SetFaults(sim.Faults{})
+	if run := e.syncNow(id); run.Status != ingest.RunSucceeded {
+		t.Fatalf("next run: %+v", run)
 	}
 	e.matchesSimulator(s, id, 60*time.Second)
 }

@@ -171,6 +171,10 @@ func (s *Sim) page(t *Tenant, typ string, r *http.Request, edges bool) ([]byte, 
 		key := &Record{UpdatedAt: at, ID: id}
 		start = max(start, sort.Search(len(list), func(i int) bool { return key.less(list[i]) }))
 	}
+	if c := q.Get("cursor"); c != "" && s.cfg.Faults.Stuck {
+		b, _ := json.Marshal(map[string]any{"data": []any{}, "next_cursor": c, "has_more": true})
+		return b, http.StatusOK, ""
+	}
 	n := limit
 	if edges {
 		switch s.rng.IntN(6) {
@@ -280,6 +284,7 @@ type faultsBody struct {
 	RetryAfter   string  `json:"retryAfter"`
 	ServerErrors float64 `json:"serverErrors"`
 	Malformed    float64 `json:"malformed"`
+	Stuck        bool    `json:"stuck"`
 	Slow         float64 `json:"slow"`
 	SlowDelay    string  `json:"slowDelay"`
 	Edges        bool    `json:"edges"`
@@ -291,7 +296,7 @@ func (s *Sim) putFaults(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	f := Faults{RateLimited: b.RateLimited, ServerErrors: b.ServerErrors, Malformed: b.Malformed, Slow: b.Slow, Edges: b.Edges}
+	f := Faults{RateLimited: b.RateLimited, ServerErrors: b.ServerErrors, Malformed: b.Malformed, Stuck: b.Stuck, Slow: b.Slow, Edges: b.Edges}
 	for _, d := range []struct {
 		s   string
 		dst *time.Duration

@@ -53,6 +53,10 @@ type Faults struct {
 	// Malformed is the fraction of requests answered 200 with the page's
 	// JSON cut off halfway (a proxy or SoftPro failing mid-answer).
 	Malformed float64 `json:"malformed"`
+	// Stuck answers every page asked for with a cursor with no records and
+	// that same cursor, for ever: a SoftPro that never reaches its last
+	// page.
+	Stuck bool `json:"stuck"`
 	// Slow is the fraction of requests delayed by SlowDelay.
 	Slow      float64       `json:"slow"`
 	SlowDelay time.Duration `json:"slowDelay"`
