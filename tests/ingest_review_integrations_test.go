@@ -3,6 +3,8 @@ package tests
 import (
 	"net/http"
 	"testing"
+
+	"github.com/roisystems/softprohub/domain"
 )
 
 // Numbers beyond what the store holds are input errors, not server errors.
@@ -22,5 +24,38 @@ func TestReviewIntegrationNumbersOutOfRangeAre400(t *testing.T) {
 		map[string]any{"integrationId": id, "ingestRateLimit": huge})
 	if status != http.StatusBadRequest {
 		t.Errorf("config with ingestRateLimit=%d: %d %s, want 400", huge, status, body)
+	}
+}
+
+// Switching an integration to standard-webhooks without a new secret must
+// not leave it with secrets that scheme cannot use: every webhook would be
+// refused from then on.
+func TestReviewSchemeChangeNeedsAUsableSecret(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, secret := e.integration("a", nil)
+	status, body := e.do(http.MethodPut, "/api/v1/integrations/softpro/webhooks/config", e.Token,
+		map[string]any{"integrationId": id, "signatureScheme": "standard-webhooks"})
+	if status != http.StatusBadRequest {
+		t.Fatalf("scheme change keeping %q: %d %s, want 400", secret, status, body)
+	}
+	if r := e.send(signedWebhook(id, secret, payload("evt_1", domain.TaskCreated, `{}`))); r.Status != 200 {
+		t.Fatalf("the refused change altered the integration: %d %s", r.Status, r.Raw)
+	}
+	std := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	status, body = e.do(http.MethodPut, "/api/v1/integrations/softpro/webhooks/config", e.Token,
+		map[string]any{"integrationId": id, "signatureScheme": "standard-webhooks", "webhookSecret": std})
+	if status != http.StatusOK {
+		t.Fatalf("scheme change with a new secret: %d %s", status, body)
+	}
+
+	// Disabling takes effect at once.
+	status, body = e.do(http.MethodPut, "/api/v1/integrations/softpro/webhooks/config", e.Token,
+		map[string]any{"integrationId": id, "enabled": false})
+	if status != http.StatusOK {
+		t.Fatalf("disable: %d %s", status, body)
+	}
+	if r := e.send(signedWebhook(id, secret, payload("evt_2", domain.TaskCreated, `{}`))); r.Status != 403 || r.code() != "INTEGRATION_DISABLED" {
+		t.Fatalf("webhook to a disabled integration: %d %s", r.Status, r.Raw)
 	}
 }

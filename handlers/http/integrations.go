@@ -276,6 +276,7 @@ func (s *server) updateWebhookConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	updated, err := s.integrations.Update(r.Context(), req.IntegrationID, func(in *domain.Integration) error {
+		before := in.SignatureScheme
 		setIf(&in.WebhookEnabled, req.Enabled)
 		setIf(&in.Active, req.Active)
 		setIf(&in.IngestRateLimit, req.IngestRateLimit)
@@ -289,6 +290,19 @@ func (s *server) updateWebhookConfig(w http.ResponseWriter, r *http.Request) {
 			var sv domain.ValidationError
 			validateSecret(&sv, in.SignatureScheme, *req.WebhookSecret)
 			return sv.Err()
+		}
+		if changed := in.SignatureScheme != before; changed && in.SignatureScheme == domain.SchemeStandardWebhooks {
+			// Without a new secret one of the current ones must suit the new
+			// scheme, or every webhook would be refused from now on.
+			valid := in.ValidSecrets(s.cfg.Now())
+			usable := slices.ContainsFunc(valid, func(sec domain.Secret) bool {
+				_, err := ingest.StandardKey(sec.Value)
+				return err == nil
+			})
+			if len(valid) > 0 && !usable {
+				return &domain.ValidationError{Problems: []string{
+					"the integration's webhook secret is not a standard-webhooks secret: send a new webhookSecret (\"whsec_\" followed by base64) with the scheme"}}
+			}
 		}
 		return nil
 	})
