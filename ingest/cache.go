@@ -25,7 +25,15 @@ type Cache struct {
 	// gen increases on every invalidation so a load that raced with one
 	// does not store a stale value.
 	gen uint64
+	// lastSweep is when expired entries were last dropped.
+	lastSweep time.Time
 }
+
+// maxCacheEntries bounds the entries of a Cache: ids come from the URL of
+// an unauthenticated endpoint, so unknown ones must not pile up. Past it,
+// expired entries are dropped (at most once per negative TTL) and unknown
+// ids are no longer cached; known integrations always are.
+const maxCacheEntries = 10000
 
 type cacheEntry struct {
 	in      domain.Integration
@@ -72,7 +80,17 @@ func (c *Cache) Integration(ctx context.Context, id string) (domain.Integration,
 	}
 	c.mu.Lock()
 	if c.gen == gen {
-		c.entries[id] = e
+		if len(c.entries) >= maxCacheEntries && now.Sub(c.lastSweep) >= c.negativeTTL {
+			c.lastSweep = now
+			for k, old := range c.entries {
+				if !now.Before(old.expires) {
+					delete(c.entries, k)
+				}
+			}
+		}
+		if !missing || len(c.entries) < maxCacheEntries {
+			c.entries[id] = e
+		}
 	}
 	c.mu.Unlock()
 	return in, err
