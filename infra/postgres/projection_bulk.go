@@ -206,13 +206,28 @@ var entityFromAuditSQL = func() map[domain.Kind]string {
 	return out
 }()
 
-// queueEntitiesBulk writes every entity of one kind in one statement.
-func queueEntitiesBulk(b *pgx.Batch, kind domain.Kind, ents []domain.Entity) error {
+// entityInsertSQL inserts entities the projector found no stored row for.
+// Unlike the upsert it fails on a row another writer inserted meanwhile
+// (the unique violation sends the transaction back to be planned again on
+// top of that row), as auditInsertSQL does for audit rows.
+var entityInsertSQL = func() map[domain.Kind]string {
+	out := map[domain.Kind]string{}
+	for kind, t := range entityTables {
+		types := append(append([]string(nil), commonTypes...), entityColumnTypes[kind]...)
+		out[kind] = "INSERT INTO " + t.name + " (" + strings.Join(t.columnNames(), ", ") + ") " +
+			unnestSelect(types, 1, map[int]string{payloadColumn: "jsonb"})
+	}
+	return out
+}()
+
+// queueEntitiesBulk writes every entity of one kind in one statement of
+// sqls (entityBulkSQL or entityInsertSQL).
+func queueEntitiesBulk(b *pgx.Batch, kind domain.Kind, ents []domain.Entity, sqls map[domain.Kind]string) error {
 	cols, err := entityArrays(kind, ents, true)
 	if err != nil {
 		return err
 	}
-	b.Queue(entityBulkSQL[kind], cols...)
+	b.Queue(sqls[kind], cols...)
 	return nil
 }
 

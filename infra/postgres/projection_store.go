@@ -415,11 +415,15 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 	return snap, nil
 }
 
-// splitEntities groups w's entities by kind: those for the upsert; new
-// ones of kinds with copyMin or more new rows, for COPY; and of those, the
-// ones whose data is in their last event's audit row, for
-// queueEntitiesFromAudit.
-func splitEntities(w projections.Writes) (upserts, copies, fromAudit map[domain.Kind][]domain.Entity) {
+// splitEntities groups w's entities by kind: those for the upsert (rows
+// the projector found); new ones for the plain insert; new ones of kinds
+// with copyMin or more new rows, for COPY; and of those, the ones whose
+// data is in their last event's audit row, for queueEntitiesFromAudit.
+// Every new row is written without a conflict check, so a row another
+// writer inserted meanwhile (another topic's projector creating the same
+// entity) fails the transaction, which is planned again on top of it,
+// rather than being overwritten by a state folded from nothing.
+func splitEntities(w projections.Writes) (upserts, inserts, copies, fromAudit map[domain.Kind][]domain.Entity) {
 	isNew := func(i int) bool { return i < len(w.NewEntities) && w.NewEntities[i] }
 	inAudit := func(i int) bool { return i < len(w.DataInAudit) && w.DataInAudit[i] }
 	fresh := map[domain.Kind]int{}
@@ -432,21 +436,15 @@ func splitEntities(w projections.Writes) (upserts, copies, fromAudit map[domain.
 		_, known := entityTables[kind]
 		return isNew(i) && known && fresh[kind] >= copyMin
 	}
-	sizes := map[domain.Kind]int{}
-	for i, e := range w.Entities {
-		if !copied(i, e.Key.Kind) {
-			sizes[e.Key.Kind]++
-		}
-	}
-	upserts, copies, fromAudit = make(map[domain.Kind][]domain.Entity, len(sizes)), map[domain.Kind][]domain.Entity{}, map[domain.Kind][]domain.Entity{}
-	for kind, n := range sizes {
-		upserts[kind] = make([]domain.Entity, 0, n)
-	}
+	upserts, inserts = map[domain.Kind][]domain.Entity{}, map[domain.Kind][]domain.Entity{}
+	copies, fromAudit = map[domain.Kind][]domain.Entity{}, map[domain.Kind][]domain.Entity{}
 	for i, e := range w.Entities {
 		kind := e.Key.Kind
 		switch {
-		case !copied(i, kind):
+		case !isNew(i):
 			upserts[kind] = append(upserts[kind], e)
+		case !copied(i, kind):
+			inserts[kind] = append(inserts[kind], e)
 		case inAudit(i):
 			if fromAudit[kind] == nil {
 				fromAudit[kind] = make([]domain.Entity, 0, fresh[kind])
@@ -456,7 +454,7 @@ func splitEntities(w projections.Writes) (upserts, copies, fromAudit map[domain.
 			copies[kind] = append(copies[kind], e)
 		}
 	}
-	return upserts, copies, fromAudit
+	return upserts, inserts, copies, fromAudit
 }
 
 // Save implements projections.Tx: it queues one statement per table (see
@@ -494,7 +492,7 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	if len(audit) > 0 {
 		queueAudit(b, audit)
 	}
-	byKind, copies, fromAudit := splitEntities(w)
+	byKind, inserts, copies, fromAudit := splitEntities(w)
 	if t.entityCopies == nil {
 		t.entityCopies = copies
 	} else {
@@ -504,10 +502,16 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	}
 	for _, kind := range domain.Kinds {
 		if ents := byKind[kind]; len(ents) > 0 {
-			if err := queueEntitiesBulk(b, kind, ents); err != nil {
+			if err := queueEntitiesBulk(b, kind, ents, entityBulkSQL); err != nil {
 				return err
 			}
 			delete(byKind, kind)
+		}
+		if ents := inserts[kind]; len(ents) > 0 {
+			if err := queueEntitiesBulk(b, kind, ents, entityInsertSQL); err != nil {
+				return err
+			}
+			delete(inserts, kind)
 		}
 		// After the audit rows: those of big batches are copied before
 		// the batch, the others are queued above.
@@ -517,8 +521,8 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 			}
 		}
 	}
-	if len(byKind) > 0 {
-		return fmt.Errorf("save entity: unknown kinds %v", byKind)
+	if len(byKind) > 0 || len(inserts) > 0 {
+		return fmt.Errorf("save entity: unknown kinds %v %v", byKind, inserts)
 	}
 	if len(w.StatusChanges) > 0 {
 		queueStatusChangesBulk(b, w.StatusChanges)
