@@ -240,3 +240,26 @@ func TestClosingRangeReversed(t *testing.T) {
 		t.Fatalf("one-day range: %q", l.ids())
 	}
 }
+
+// TestEventsEndDateAtTheFirstInstant: an endDate at the first instant of
+// year 1 bounds the list like any other (nothing is that old), instead of
+// being taken for no bound.
+func TestEventsEndDateAtTheFirstInstant(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, sa := e.integration("a", nil)
+	e.send(signedWebhook(a, sa, event("evt_1", domain.TaskCreated, time.Now(), `{"id":"tsk_1"}`)))
+	e.waitStatuses(a, map[string]string{"evt_1": "COMPLETED"})
+	if p := e.events("integrationId=" + a); p.Pagination.Total != 1 || len(p.Events) != 1 {
+		t.Fatalf("unbounded: %+v", p)
+	}
+	for _, q := range []string{
+		"endDate=0001-01-01T00:00:00Z",
+		"endDate=" + url.QueryEscape("0001-01-01T01:00:00+01:00"),
+		"startDate=0001-01-01T00:00:00Z&endDate=0001-01-01T00:00:00Z",
+	} {
+		if p := e.events("integrationId=" + a + "&" + q); p.Pagination.Total != 0 || len(p.Events) != 0 {
+			t.Errorf("%s: total %d, %s", q, p.Pagination.Total, p.ids())
+		}
+	}
+}

@@ -99,6 +99,12 @@ func (q *queryAPI) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	if t := p.time("endDate", true); t != nil {
 		f.End = *t
+		if f.End.IsZero() {
+			// The filter's zero End is no bound; the first instant of year
+			// 1 bounds to nothing, as one microsecond later does (no event
+			// is that old).
+			f.End = f.End.Add(time.Microsecond)
+		}
 	}
 	if p.err == nil && !f.Start.IsZero() && !f.End.IsZero() && f.End.Before(f.Start) {
 		p.fail("endDate", "must not be before startDate")

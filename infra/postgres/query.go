@@ -175,37 +175,46 @@ func (s *QueryStore) Stats(ctx context.Context, f projections.StatsFilter) ([]pr
 	return counts, nil
 }
 
+// hourRange is a range of whole UTC hours [lo, hi); a nil bound is open.
+// (A bound is never left zero to mean open: the first hour of year 1 is
+// the zero time.)
+type hourRange struct {
+	lo, hi *time.Time
+}
+
 // splitHours divides [lo, hi) (a zero bound is open) into whole UTC hours
-// [hLo, hHi) and the partial ranges outside them.
-func splitHours(lo, hi time.Time) (hLo, hHi time.Time, hours bool, partial [][2]time.Time) {
+// and the partial ranges outside them.
+func splitHours(lo, hi time.Time) (hours hourRange, whole bool, partial [][2]time.Time) {
 	if !lo.IsZero() {
-		hLo = lo.Truncate(time.Hour)
+		hLo := lo.Truncate(time.Hour)
 		if hLo.Before(lo) {
 			hLo = hLo.Add(time.Hour)
 		}
+		hours.lo = &hLo
 	}
 	if !hi.IsZero() {
-		hHi = hi.Truncate(time.Hour)
+		hHi := hi.Truncate(time.Hour)
+		hours.hi = &hHi
 	}
-	if !lo.IsZero() && !hi.IsZero() && !hLo.Before(hHi) {
+	if hours.lo != nil && hours.hi != nil && !hours.lo.Before(*hours.hi) {
 		if lo.Before(hi) {
 			partial = append(partial, [2]time.Time{lo, hi})
 		}
-		return time.Time{}, time.Time{}, false, partial
+		return hourRange{}, false, partial
 	}
-	if !lo.IsZero() && lo.Before(hLo) {
-		partial = append(partial, [2]time.Time{lo, hLo})
+	if hours.lo != nil && lo.Before(*hours.lo) {
+		partial = append(partial, [2]time.Time{lo, *hours.lo})
 	}
-	if !hi.IsZero() && hHi.Before(hi) {
-		partial = append(partial, [2]time.Time{hHi, hi})
+	if hours.hi != nil && hours.hi.Before(hi) {
+		partial = append(partial, [2]time.Time{*hours.hi, hi})
 	}
-	return hLo, hHi, true, partial
+	return hours, true, partial
 }
 
 // counts adds the hourly metrics of the whole hours in [lo, hi) to the
 // audit rows of the partial hours, per event type.
 func (s *QueryStore) counts(ctx context.Context, integrationID string, typ domain.EventType, lo, hi time.Time) ([]projections.Counts, error) {
-	hLo, hHi, hours, partial := splitHours(lo, hi)
+	hrs, hours, partial := splitHours(lo, hi)
 	b := &pgx.Batch{}
 	byType := map[domain.EventType]*projections.Counts{}
 	var order []domain.EventType
@@ -248,11 +257,11 @@ func (s *QueryStore) counts(ctx context.Context, integrationID string, typ domai
 		if integrationID == "" {
 			table = "metrics_hourly_totals"
 		}
-		if !hLo.IsZero() {
-			conds = append(conds, "hour >= "+a.add(hLo))
+		if hrs.lo != nil {
+			conds = append(conds, "hour >= "+a.add(*hrs.lo))
 		}
-		if !hHi.IsZero() {
-			conds = append(conds, "hour < "+a.add(hHi))
+		if hrs.hi != nil {
+			conds = append(conds, "hour < "+a.add(*hrs.hi))
 		}
 		b.Queue(`SELECT event_type, sum(received)::bigint, sum(completed)::bigint, sum(failed)::bigint, sum(skipped)::bigint,
  sum(total_processing_ms)::bigint FROM `+table+joinWhere(conds)+` GROUP BY event_type`, a...).Query(collect)
