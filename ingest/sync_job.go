@@ -230,7 +230,9 @@ func syncTypes(asked, configured []string) ([]string, error) {
 }
 
 // Execute pages through every type of the run, then records how it ended
-// and releases the lock. The returned run is the recorded one; its error,
+// and releases the lock. Before each page it checks that the integration
+// still wants syncing; one deactivated or deleted meanwhile ends the run
+// failed with ErrSyncDisabled. The returned run is the recorded one; its error,
 // if any, is also returned. Cancelling ctx stops the run between requests;
 // it is recorded as failed and the next run resumes from the last page
 // that was fully appended.
@@ -349,6 +351,9 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 		}
 		seen, stalled := map[string]bool{}, 0
 		for {
+			if err := r.stillWanted(ctx); err != nil {
+				return fmt.Errorf("%s: %w", typ, err)
+			}
 			asked := s.cfg.Now()
 			page, err := r.fetch(ctx, run, q, req)
 			if err != nil {
@@ -401,6 +406,23 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 			skipped, more = skipped[:named], fmt.Sprintf(" and %d more", n-named)
 		}
 		return fmt.Errorf("%w: %d records not appended: %s%s", ErrRecordTooLarge, n, strings.Join(skipped, ", "), more)
+	}
+	return nil
+}
+
+// stillWanted re-reads the integration before each page, so a run stops
+// once its integration is deactivated or deleted (or, for a scheduled run,
+// has sync turned off) rather than syncing it to the end.
+func (r *StartedSync) stillWanted(ctx context.Context) error {
+	in, err := r.s.d.Integrations.Integration(ctx, r.run.IntegrationID)
+	if errors.Is(err, domain.ErrNotFound) {
+		return fmt.Errorf("%w: integration deleted", ErrSyncDisabled)
+	}
+	if err != nil {
+		return fmt.Errorf("integration: %w", err)
+	}
+	if !in.Active || (!in.SyncEnabled && r.run.Trigger.Scheduled()) {
+		return fmt.Errorf("%w: switched off during the run", ErrSyncDisabled)
 	}
 	return nil
 }

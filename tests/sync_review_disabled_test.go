@@ -1,0 +1,48 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/roisystems/softprohub/cmd/softprosim/sim"
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/ingest"
+)
+
+// An integration switched off while its sync runs stops syncing at the next
+// page: the run ends failed, and what it appended so far stays good.
+func TestSyncRunStopsWhenItsIntegrationIsDeactivated(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.syncIntegration("switched-off", nil)
+	// 30 records of each type in pages of 5 at 200 ms a page: about 5 s.
+	s, srv := simulator(t, sim.Config{Records: 30, MaxPage: 5, Faults: sim.Faults{Slow: 1, SlowDelay: 200 * time.Millisecond}}, id)
+	e.connect(s, srv, id, false)
+	p := e.process()
+	ctx := ctxT(t, time.Minute)
+	done := make(chan struct{})
+	var run ingest.SyncRun
+	var err error
+	go func() {
+		defer close(done)
+		run, err = p.sys.Syncer.Sync(ctx, ingest.SyncRequest{IntegrationID: id})
+	}()
+	eventually(t, 10*time.Second, func() string {
+		if n := s.Stats(id).Requests; n < 2 {
+			return "run has not started paging"
+		}
+		return ""
+	})
+	if _, err := p.store.Update(ctx, id, func(in *domain.Integration) error { in.Active = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if !errors.Is(err, ingest.ErrSyncDisabled) || run.Status != ingest.RunFailed || run.Requests >= 24 {
+		t.Fatalf("run of a deactivated integration: %+v, %v", run, err)
+	}
+	if holder, _, _ := p.sys.Locks.Holder(context.Background(), ingest.SyncLockKey(id)); holder != "" {
+		t.Fatalf("lock still held by %s", holder)
+	}
+}
