@@ -263,3 +263,19 @@ func TestEventsEndDateAtTheFirstInstant(t *testing.T) {
 		}
 	}
 }
+
+// TestLimitBeyondInt64IsCapped: a limit too large for any integer type is
+// capped at 500 like any other large limit; a negative one is refused.
+func TestLimitBeyondInt64IsCapped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, _ := e.integration("a", nil)
+	if p := e.events("limit=99999999999999999999999"); p.Pagination.Limit != 500 {
+		t.Errorf("events: limit %d, want 500", p.Pagination.Limit)
+	}
+	if l := e.list("/api/v1/integrations/softpro/" + a + "/transactions?limit=99999999999999999999999"); l.Pagination.Limit != 500 {
+		t.Errorf("transactions: limit %d, want 500", l.Pagination.Limit)
+	}
+	e.wantBadParam("/api/v1/integrations/softpro/webhooks/events?limit=-99999999999999999999999", "limit")
+	e.wantBadParam("/api/v1/integrations/softpro/webhooks/events?limit=1e3", "limit")
+}

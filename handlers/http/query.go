@@ -182,8 +182,22 @@ func (p *params) positive(name string, def int) int {
 }
 
 // limit reads the page size: default 50, at most 500 (larger asks are
-// capped, not refused).
-func (p *params) limit() int { return min(p.positive("limit", defaultLimit), maxLimit) }
+// capped, not refused, also those beyond any integer type).
+func (p *params) limit() int {
+	s := p.str("limit")
+	if s == "" || p.err != nil {
+		return defaultLimit
+	}
+	n, err := strconv.Atoi(s)
+	if errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(s, "-") {
+		return maxLimit
+	}
+	if err != nil || n < 1 {
+		p.fail("limit", "must be a positive integer")
+		return defaultLimit
+	}
+	return min(n, maxLimit)
+}
 
 // time reads an RFC 3339 timestamp or an ISO date. A date is the start of
 // that day (UTC), or its last instant when endOfDay is set.
