@@ -147,10 +147,17 @@ func (s *SyncStore) ResetWatermarks(ctx context.Context, id string) error {
 	return nil
 }
 
-// StartRun inserts a running run and returns its id.
+// StartRun inserts a running run and returns its id. The caller holds the
+// integration's sync lock, so any other run of it still recorded as running
+// belongs to a process that stopped without finishing it (its lock
+// expired): those are recorded as failed, finished when this one started.
 func (s *SyncStore) StartRun(ctx context.Context, r ingest.SyncRun) (int64, error) {
 	var id int64
-	err := s.pool.QueryRow(ctx, `INSERT INTO sync_runs (integration_id, trigger, types, status, started_at, holder)
+	err := s.pool.QueryRow(ctx, `WITH abandoned AS (
+			UPDATE sync_runs SET status = 'failed', finished_at = $5,
+				error = 'abandoned: the process running it stopped before it finished'
+			WHERE integration_id = $1 AND status = 'running')
+		INSERT INTO sync_runs (integration_id, trigger, types, status, started_at, holder)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
 		r.IntegrationID, string(r.Trigger), r.Types, string(r.Status), r.StartedAt, r.Holder).Scan(&id)
 	if err != nil {
