@@ -372,6 +372,14 @@ func setTime(dst **time.Time, d map[string]json.RawMessage, keys ...string) {
 
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", time.DateOnly}
 
+// maxTime is the latest time a typed column takes: the end of year 9999,
+// as far as RFC 3339 (and so the API's answers) can write a time. Unix
+// numbers can say much later ones, which Postgres refuses (timestamptz ends
+// in year 294276) or which wrap when encoded as a date.
+var maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+
+// parseTime reads s as a time: an RFC 3339 or ISO date-time or date, or
+// Unix seconds (milliseconds above 1e12). A time after maxTime is no time.
 func parseTime(s string) (time.Time, bool) {
 	if s == "" {
 		return time.Time{}, false
@@ -382,10 +390,14 @@ func parseTime(s string) (time.Time, bool) {
 		}
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+		t := time.Unix(n, 0).UTC()
 		if n > 1e12 {
-			return time.UnixMilli(n).UTC(), true
+			t = time.UnixMilli(n).UTC()
 		}
-		return time.Unix(n, 0).UTC(), true
+		if t.After(maxTime) {
+			return time.Time{}, false
+		}
+		return t, true
 	}
 	return time.Time{}, false
 }
