@@ -320,6 +320,7 @@ func (s *Sim) ChangeAt(tenant, typ, id string, at time.Time) (Change, bool) {
 	if !ok {
 		return Change{}, false
 	}
+	at = at.UTC().Truncate(time.Millisecond) // as every change is stamped
 	r, ok := t.byID[typ][id]
 	if !ok || !at.After(r.UpdatedAt) {
 		return Change{}, false
@@ -330,7 +331,7 @@ func (s *Sim) ChangeAt(tenant, typ, id string, at time.Time) (Change, bool) {
 	if i < len(list) && list[i] == r {
 		list = append(list[:i], list[i+1:]...)
 	}
-	r.UpdatedAt = at.UTC()
+	r.UpdatedAt = at
 	r.render()
 	j := sort.Search(len(list), func(i int) bool { return r.less(list[i]) })
 	list = slices.Insert(list, j, r)
