@@ -55,6 +55,24 @@ func members(o *fastjson.Object, size int) (json.RawMessage, map[string]json.Raw
 // retrying it cannot help.
 var ErrUnprojectable = errors.New("unprojectable event")
 
+// MaxIndexedBytes bounds an entity's id and each of the fields the read
+// models index (indexedFields), in bytes of text. A B-tree entry holds at
+// most about 2,700 bytes; the widest index pairs two such fields with the
+// integration id (at most 128 bytes), and lower() may lengthen a few
+// characters. An event carrying a longer one is unprojectable: the live
+// path would have the database refuse it, and a rebuild, which builds the
+// indexes after loading, would fail at its end.
+const MaxIndexedBytes = 1000
+
+// indexedFields are, per kind, the data fields Apply copies into indexed
+// columns, each as the keys it reads them from (first present wins).
+var indexedFields = map[Kind][][]string{
+	KindTransaction: {{"file_number", "fileNumber"}, {"status", "new_status", "newStatus"}},
+	KindContact:     {{"transaction_id", "transactionId"}, {"first_name", "firstName"}, {"last_name", "lastName"}, {"email"}},
+	KindDocument:    {{"transaction_id", "transactionId"}},
+	KindTask:        {{"transaction_id", "transactionId"}, {"status"}},
+}
+
 // Op is what an event does to the entity it concerns.
 type Op int
 
@@ -165,6 +183,16 @@ func ChangeOf(e Envelope) (c Change, ok bool, err error) {
 	}
 	if id == "" {
 		return Change{}, false, fmt.Errorf("%w: %s %s: data has no %s id", ErrUnprojectable, e.Type, e.EventID, eff.kind)
+	}
+	if len(id) > MaxIndexedBytes {
+		return Change{}, false, fmt.Errorf("%w: %s %s: data's %s id is longer than %d bytes, more than the read models can index",
+			ErrUnprojectable, e.Type, e.EventID, eff.kind, MaxIndexedBytes)
+	}
+	for _, keys := range indexedFields[eff.kind] {
+		if k, v := first(data, keys...); len(v) > MaxIndexedBytes {
+			return Change{}, false, fmt.Errorf("%w: %s %s: data.%s is longer than %d bytes, more than the read models can index",
+				ErrUnprojectable, e.Type, e.EventID, k, MaxIndexedBytes)
+		}
 	}
 	at := e.OccurredAt
 	if at.IsZero() {
@@ -308,14 +336,18 @@ func Apply(cur Entity, c Change) (Entity, Effect) {
 // text returns the first of keys present in d as text: strings as they are,
 // numbers and booleans in their JSON form, null and objects as "".
 func text(d map[string]json.RawMessage, keys ...string) string {
+	_, v := first(d, keys...)
+	return v
+}
+
+// first returns the first of keys present in d and its value as text.
+func first(d map[string]json.RawMessage, keys ...string) (key, value string) {
 	for _, k := range keys {
-		raw, ok := d[k]
-		if !ok {
-			continue
+		if raw, ok := d[k]; ok {
+			return k, rawText(raw)
 		}
-		return rawText(raw)
 	}
-	return ""
+	return "", ""
 }
 
 func rawText(raw json.RawMessage) string {

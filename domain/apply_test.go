@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -53,6 +54,18 @@ func TestChangeOf(t *testing.T) {
 		{name: "no id", env: env(DocumentUploaded, "e1", t0, `{"data":{"name":"a.pdf"}}`), wantErr: true},
 		{name: "data not object", env: env(DocumentUploaded, "e1", t0, `{"data":"oops"}`), wantErr: true},
 		{name: "payload not object", env: env(DocumentUploaded, "e1", t0, `[1,2]`), wantErr: true},
+		{name: "id at the index limit", env: env(ContactCreated, "e1", t0, `{"data":{"id":"` + strings.Repeat("c", MaxIndexedBytes) + `"}}`), wantOK: true,
+			wantKey: EntityKey{"int_1", KindContact, strings.Repeat("c", MaxIndexedBytes)}},
+		{name: "id beyond the index limit", env: env(ContactCreated, "e1", t0, `{"data":{"id":"` + strings.Repeat("c", MaxIndexedBytes+1) + `"}}`), wantErr: true},
+		{name: "indexed field at the limit", env: env(ContactCreated, "e1", t0, `{"data":{"id":"c","email":"` + strings.Repeat("é", MaxIndexedBytes/2) + `"}}`), wantOK: true,
+			wantKey: EntityKey{"int_1", KindContact, "c"}},
+		{name: "email beyond the limit", env: env(ContactCreated, "e1", t0, `{"data":{"id":"c","email":"` + strings.Repeat("é", MaxIndexedBytes/2) + `x"}}`), wantErr: true},
+		{name: "file number beyond the limit", env: env(ClosingScheduled, "e1", t0, `{"data":{"transaction_id":"t","fileNumber":"` + strings.Repeat("f", MaxIndexedBytes+1) + `"}}`), wantErr: true},
+		{name: "status alias not read", env: env(TransactionUpdated, "e1", t0, `{"data":{"id":"t","status":"open","newStatus":"` + strings.Repeat("s", MaxIndexedBytes+1) + `"}}`), wantOK: true,
+			wantKey: EntityKey{"int_1", KindTransaction, "t"}},
+		{name: "task transaction beyond the limit", env: env(TaskCreated, "e1", t0, `{"data":{"id":"k","transactionId":` + strings.Repeat("9", MaxIndexedBytes+1) + `}}`), wantErr: true},
+		{name: "unindexed field is not limited", env: env(DocumentUploaded, "e1", t0, `{"data":{"id":"d","url":"` + strings.Repeat("u", 5*MaxIndexedBytes) + `"}}`), wantOK: true,
+			wantKey: EntityKey{"int_1", KindDocument, "d"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
