@@ -33,7 +33,7 @@ func countEvent(e *Env, topic, eventID string) int {
 
 // Integration ids may contain ':', and so may event ids: the fingerprint of
 // one integration's event must never be another integration's.
-func TestReviewDedupKeysOfIntegrationsDoNotCollide(t *testing.T) {
+func TestDedupKeysOfIntegrationsDoNotCollide(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a, sa := e.integration("a", nil)

@@ -13,7 +13,7 @@ import (
 // waiting for the broker must not be acknowledged as a duplicate: if that
 // append then fails, the sender would hold a 200 for an event that is not on
 // the log.
-func TestReviewRedeliveryDuringFailingAppendIsNotAcknowledged(t *testing.T) {
+func TestRedeliveryDuringFailingAppendIsNotAcknowledged(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, ownBroker)
 	id, secret := e.integration("a", nil)

@@ -71,7 +71,7 @@ func (r *durableRedis) kill() {
 // down at that moment, or the process dies mid-append), the fingerprint must
 // not keep answering the sender's retries as duplicates of an event that is
 // not on the log.
-func TestReviewUnreleasedFingerprintDoesNotHideTheEvent(t *testing.T) {
+func TestUnreleasedFingerprintDoesNotHideTheEvent(t *testing.T) {
 	t.Parallel()
 	rs := startDurableRedis(t)
 	e := newEnv(t, ownBroker, func(c *appConfig) { c.RedisURL = rs.url })

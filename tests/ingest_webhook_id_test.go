@@ -13,7 +13,7 @@ import (
 
 // The standard-webhooks scheme takes the event id from webhook-id; it must
 // meet the rules a payload id meets.
-func TestReviewStandardWebhookIDIsValidated(t *testing.T) {
+func TestStandardWebhookIDIsValidated(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -8,7 +8,7 @@ import (
 )
 
 // Numbers beyond what the store holds are input errors, not server errors.
-func TestReviewIntegrationNumbersOutOfRangeAre400(t *testing.T) {
+func TestIntegrationNumbersOutOfRangeAre400(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	const huge = 3_000_000_000
@@ -30,7 +30,7 @@ func TestReviewIntegrationNumbersOutOfRangeAre400(t *testing.T) {
 // Switching an integration to standard-webhooks without a new secret must
 // not leave it with secrets that scheme cannot use: every webhook would be
 // refused from then on.
-func TestReviewSchemeChangeNeedsAUsableSecret(t *testing.T) {
+func TestSchemeChangeNeedsAUsableSecret(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	id, secret := e.integration("a", nil)
