@@ -224,6 +224,20 @@ func TestIDsWithReservedCharacters(t *testing.T) {
 	if d := e.eventDetail("evt_2"); d.ID != "evt_2" {
 		t.Errorf("evt_2: %+v", d)
 	}
+
+	// A FAILED event whose id holds reserved characters is retried by it.
+	const bad = "evt/bad #2"
+	e.send(signedWebhook(a, sa, event(bad, domain.DocumentUploaded, now, `{"name":"no id.pdf"}`)))
+	e.waitStatuses(a, map[string]string{bad: "FAILED"})
+	path := "/api/v1/integrations/softpro/webhooks/retry/" + url.PathEscape(bad) + "?integrationId=" + a
+	status, raw := e.do(http.MethodPost, path, e.Token, nil)
+	var r struct{ EventID string }
+	if status != http.StatusOK {
+		t.Fatalf("POST %s: %d %s", path, status, raw)
+	}
+	if apiData(t, raw, &r); r.EventID != bad {
+		t.Errorf("POST %s: retried %q", path, r.EventID)
+	}
 }
 
 // TestClosingRangeReversed: closingTo before closingFrom is refused like

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/roisystems/softprohub/projections"
@@ -13,7 +12,7 @@ import (
 // retry is POST …/webhooks/retry/{eventId}: re-append one FAILED event.
 // 409 when it is not FAILED (or another retry has just taken it).
 func (q *queryAPI) retry(w http.ResponseWriter, r *http.Request) {
-	ref := projections.EventRef{ID: chi.URLParam(r, "eventId"), IntegrationID: r.URL.Query().Get("integrationId")}
+	ref := projections.EventRef{ID: pathParam(r, "eventId"), IntegrationID: r.URL.Query().Get("integrationId")}
 	c, err := q.Retrier.Retry(r.Context(), ref, middleware.GetReqID(r.Context()))
 	if err != nil {
 		writeQueryError(w, err)
