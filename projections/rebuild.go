@@ -433,13 +433,14 @@ func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	queues := make([]chan []ScannedRecord, b.cfg.Workers)
+	refusals := newRefusalBudget(maxRefused)
 	var wg sync.WaitGroup
 	for i := range queues {
 		queues[i] = make(chan []ScannedRecord, 2)
 		wg.Add(1)
 		go func(q chan []ScannedRecord) {
 			defer wg.Done()
-			if err := b.work(ctx, q, projectors, tr); err != nil {
+			if err := b.work(ctx, q, projectors, refusals, tr); err != nil {
 				cancel(err)
 				// Drain, so the scanner never blocks on this queue.
 				for range q {
@@ -469,7 +470,7 @@ func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds
 // the batch size (the scanner hands over one partition's fetch at a time,
 // often a hundred records): per-transaction costs are then paid once per
 // BatchSize records. What is left is applied when the scan ends.
-func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, projectors map[string]*Projector, tr *tracker) error {
+func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, projectors map[string]*Projector, refusals *refusalBudget, tr *tracker) error {
 	pending := map[string][]Record{}
 	flush := func(topic string) error {
 		recs := pending[topic]
@@ -477,7 +478,7 @@ func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, projectors
 			return nil
 		}
 		delete(pending, topic)
-		if err := applyAll(ctx, projectors[topic], recs); err != nil {
+		if err := applyAll(ctx, projectors[topic], recs, refusals); err != nil {
 			return err
 		}
 		tr.applied(int64(len(recs)))
@@ -511,9 +512,14 @@ func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, projectors
 	return nil
 }
 
-// applyAll applies recs in one transaction; an unprojectable record splits
-// the batch around it and is marked FAILED, as the poison queue would.
-func applyAll(ctx context.Context, p *Projector, recs []Record) error {
+// applyAll applies recs in one transaction. A record that can never be
+// projected is marked FAILED, as the poison queue would mark it, and the
+// rest applied around it: one whose payload is unprojectable is found by
+// reading the payloads; for any other error that is not transient (a value
+// the database refuses), the batch is split in halves until the record
+// that fails alone is found. A transient error, or a failure to mark the
+// record, fails the rebuild.
+func applyAll(ctx context.Context, p *Projector, recs []Record, refusals *refusalBudget) error {
 	for len(recs) > 0 {
 		err := retryTransient(ctx, func() error {
 			_, err := p.Apply(ctx, recs...)
@@ -522,31 +528,71 @@ func applyAll(ctx context.Context, p *Projector, recs []Record) error {
 		if err == nil {
 			return nil
 		}
-		if !IsPermanent(err) {
+		if IsTransient(err) || errors.Is(err, context.Canceled) || ctx.Err() != nil {
 			return err
+		}
+		if !IsPermanent(err) {
+			return splitRefused(ctx, p, recs, err, refusals)
 		}
 		i := firstUnprojectable(recs)
 		if i < 0 {
-			return err
+			return splitRefused(ctx, p, recs, err, refusals)
 		}
 		if i > 0 {
-			if err := retryTransient(ctx, func() error {
-				_, err := p.Apply(ctx, recs[:i]...)
-				return err
-			}); err != nil {
+			if err := applyAll(ctx, p, recs[:i], refusals); err != nil {
 				return err
 			}
 		}
 		bad := recs[i]
 		_, _, cerr := domain.ChangeOf(bad.Envelope)
-		if err := retryTransient(ctx, func() error {
-			return p.Fail(ctx, Failure{Record: bad, Origin: bad.Partition, OriginOffset: bad.Offset, Reason: cerr.Error(), Attempts: 1})
-		}); err != nil {
+		if err := failRecord(ctx, p, bad, cerr); err != nil {
 			return err
 		}
 		recs = recs[i+1:]
 	}
 	return nil
+}
+
+// splitRefused applies recs, which failed together with err, in halves,
+// the first before the second so that each partition's records stay in
+// offset order; a record that fails alone is marked FAILED with err.
+func splitRefused(ctx context.Context, p *Projector, recs []Record, err error, refusals *refusalBudget) error {
+	if len(recs) == 1 {
+		if refusals.left.Add(-1) < 0 {
+			return fmt.Errorf("rebuild: more than %d records refused by the database, which points at the database rather than at the records; the last: %w", refusals.max, err)
+		}
+		return failRecord(ctx, p, recs[0], err)
+	}
+	half := len(recs) / 2
+	if err := applyAll(ctx, p, recs[:half], refusals); err != nil {
+		return err
+	}
+	return applyAll(ctx, p, recs[half:], refusals)
+}
+
+// refusalBudget bounds how many records one build marks FAILED for errors
+// of the database: a few are bad records, many mean the database itself
+// is wrong (a constraint or grant changed), and marking the whole log
+// FAILED and swapping that in would be worse than failing the rebuild.
+type refusalBudget struct {
+	max  int64
+	left atomic.Int64
+}
+
+func newRefusalBudget(n int64) *refusalBudget {
+	b := &refusalBudget{max: n}
+	b.left.Store(n)
+	return b
+}
+
+// maxRefused is the refusalBudget of one build.
+const maxRefused = 100
+
+// failRecord marks rec FAILED with reason, as the poison queue would.
+func failRecord(ctx context.Context, p *Projector, rec Record, reason error) error {
+	return retryTransient(ctx, func() error {
+		return p.Fail(ctx, Failure{Record: rec, Origin: rec.Partition, OriginOffset: rec.Offset, Reason: reason.Error(), Attempts: 1})
+	})
 }
 
 func firstUnprojectable(recs []Record) int {
