@@ -28,6 +28,7 @@
 #   BENCH_RATE          fixed rate of the latency run, events/s (1000)
 #   BENCH_WARMUP        warm-up at half BENCH_RATE before measuring (3s)
 #   BENCH_SETTLE_MAX    longest wait for the service to go idle, seconds (60)
+#   BENCH_DEDUP_TTL     the service's WEBHOOK_DEDUP_TTL, seconds (900)
 #   BENCH_ROLES         serve --roles (ingest,api): the ingest role alone, as a
 #                       split deployment runs it; set "ingest,api,project,schedule"
 #                       to measure with the projectors catching up on the same cores
@@ -255,6 +256,10 @@ SERVICE_ENV=(
 	JWT_SECRET="$JWT_SECRET_BENCH"
 	SECRETS_KEY="$SECRETS_KEY_BENCH"
 	LOG_LEVEL=warn
+	# Each run's integrations are new, so its fingerprints are never needed
+	# again: kept the default 24 h, a few runs leave millions of keys in the
+	# shared Redis. The TTL does not change what a webhook costs.
+	WEBHOOK_DEDUP_TTL="${BENCH_DEDUP_TTL:-900}"
 )
 mkdir -p "$TMP/data"
 SERVE_ARGS=(serve --dev)
