@@ -13,14 +13,16 @@ import (
 // database) is passed over: it lies below the consumer group's offset, so
 // the live path delivered it and, failing, sent it to the poison queue,
 // whose consumer records it as FAILED. So a gap always closes; while the
-// database is unavailable the fill fails and is tried again.
+// database or the log is unavailable the fill fails with a transient error
+// and is tried again: a failure to read the log says nothing about the
+// record that revealed the gap, which must not be poisoned for it.
 func FillGap(ctx context.Context, p *Projector, log LogScanner, gap *GapError) (filled int64, err error) {
 	p = p.checkingGaps(false)
 	from := gap.From
 	if from < 0 {
 		b, err := log.Bounds(ctx, []string{gap.Topic}, time.Time{}, time.Time{})
 		if err != nil {
-			return 0, fmt.Errorf("fill gap %v: %w", gap, err)
+			return 0, Unavailable(fmt.Sprintf("fill gap %v", gap), err)
 		}
 		from = b.Start[gap.Partition]
 	}
@@ -28,31 +30,42 @@ func FillGap(ctx context.Context, p *Projector, log LogScanner, gap *GapError) (
 		return 0, nil
 	}
 	bounds := Bounds{Start: map[Partition]int64{gap.Partition: from}, End: map[Partition]int64{gap.Partition: gap.To}}
+	var applyErr error
 	err = log.Scan(ctx, ScanRequest{Bounds: bounds, BatchSize: 1000}, func(batch []ScannedRecord) error {
-		recs := make([]Record, 0, len(batch))
-		for _, s := range batch {
-			if s.Err == nil {
-				recs = append(recs, s.Record)
-				continue
-			}
-			if err := fillApply(ctx, p, recs); err != nil {
-				return err
-			}
-			recs = recs[:0]
-			if err := pass(ctx, p, s.Record); err != nil {
-				return err
-			}
+		applyErr = fillBatch(ctx, p, batch)
+		if applyErr == nil {
+			filled += int64(len(batch))
+		}
+		return applyErr
+	})
+	switch {
+	case err == nil:
+		return filled, nil
+	case applyErr == nil && ctx.Err() == nil:
+		return filled, Unavailable(fmt.Sprintf("fill gap %v", gap), err)
+	default:
+		return filled, fmt.Errorf("fill gap %v: %w", gap, err)
+	}
+}
+
+// fillBatch applies one scanned batch of a gap, passing over the records
+// that are not envelopes.
+func fillBatch(ctx context.Context, p *Projector, batch []ScannedRecord) error {
+	recs := make([]Record, 0, len(batch))
+	for _, s := range batch {
+		if s.Err == nil {
+			recs = append(recs, s.Record)
+			continue
 		}
 		if err := fillApply(ctx, p, recs); err != nil {
 			return err
 		}
-		filled += int64(len(batch))
-		return nil
-	})
-	if err != nil {
-		return filled, fmt.Errorf("fill gap %v: %w", gap, err)
+		recs = recs[:0]
+		if err := pass(ctx, p, s.Record); err != nil {
+			return err
+		}
 	}
-	return filled, nil
+	return fillApply(ctx, p, recs)
 }
 
 // fillApply applies recs in one transaction or, if one of them fails for
