@@ -127,6 +127,12 @@ func (e *ValidationError) Err() error {
 	return e
 }
 
+// MaxSyncFrequency is the longest time between scheduled syncs, in
+// minutes: a year. Far longer ones would overflow the scheduler's
+// durations (about 153 million minutes), which then ran a catch-up sync at
+// every start.
+const MaxSyncFrequency = 365 * 24 * 60
+
 // ValidateSettings checks the user-settable fields of an integration.
 func ValidateSettings(in Integration, minSyncInterval int) error {
 	var v ValidationError
@@ -143,6 +149,9 @@ func ValidateSettings(in Integration, minSyncInterval int) error {
 	}
 	if in.SyncFrequency < minSyncInterval {
 		v.Add("syncFrequency must be at least %d minutes", minSyncInterval)
+	}
+	if in.SyncFrequency > MaxSyncFrequency {
+		v.Add("syncFrequency must be at most %d minutes (a year)", MaxSyncFrequency)
 	}
 	for _, t := range in.SyncTypes {
 		if !slices.Contains(SyncTypes, t) {

@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/roisystems/softprohub/domain"
@@ -18,6 +20,18 @@ func TestIntegrationNumbersOutOfRangeAre400(t *testing.T) {
 		if status != http.StatusBadRequest {
 			t.Errorf("create with %s=%d: %d %s, want 400", field, huge, status, body)
 		}
+	}
+	// A sync frequency the scheduler cannot turn into an interval.
+	for _, f := range []int{domain.MaxSyncFrequency + 1, 200_000_000} {
+		status, body := e.do(http.MethodPost, "/api/v1/integrations/softpro", e.Token,
+			map[string]any{"id": e.id(fmt.Sprintf("f-%d", f)), "organizationId": "org", "webhookSecret": "s3cret-value", "syncFrequency": f})
+		if status != http.StatusBadRequest || !strings.Contains(string(body), "syncFrequency must be at most") {
+			t.Errorf("create with syncFrequency=%d: %d %s, want 400 naming the bound", f, status, body)
+		}
+	}
+	if status, body := e.do(http.MethodPost, "/api/v1/integrations/softpro", e.Token,
+		map[string]any{"id": e.id("f-max"), "organizationId": "org", "webhookSecret": "s3cret-value", "syncFrequency": domain.MaxSyncFrequency}); status != http.StatusCreated {
+		t.Errorf("create with syncFrequency=%d: %d %s, want 201", domain.MaxSyncFrequency, status, body)
 	}
 	id, _ := e.integration("a", nil)
 	status, body := e.do(http.MethodPut, "/api/v1/integrations/softpro/webhooks/config", e.Token,
