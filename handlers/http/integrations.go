@@ -275,7 +275,7 @@ func (s *server) updateWebhookConfig(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, err)
 		return
 	}
-	updated, err := s.integrations.Update(r.Context(), req.IntegrationID, func(in *domain.Integration) error {
+	update := func(in *domain.Integration) error {
 		before := in.SignatureScheme
 		setIf(&in.WebhookEnabled, req.Enabled)
 		setIf(&in.Active, req.Active)
@@ -305,17 +305,18 @@ func (s *server) updateWebhookConfig(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		return nil
-	})
+	}
+	// The settings and a new secret are saved together or not at all.
+	var updated domain.Integration
+	var err error
+	if req.WebhookSecret != nil {
+		updated, err = s.integrations.UpdateRotating(r.Context(), req.IntegrationID, update, *req.WebhookSecret, s.cfg.SecretGrace, s.cfg.Now())
+	} else {
+		updated, err = s.integrations.Update(r.Context(), req.IntegrationID, update)
+	}
 	if err != nil {
 		s.writeStoreError(w, r, err)
 		return
-	}
-	if req.WebhookSecret != nil {
-		updated, err = s.integrations.RotateSecret(r.Context(), req.IntegrationID, *req.WebhookSecret, s.cfg.SecretGrace, s.cfg.Now())
-		if err != nil {
-			s.writeStoreError(w, r, err)
-			return
-		}
 	}
 	s.onChange(updated.ID)
 	writeData(w, http.StatusOK, map[string]any{"integration": viewIntegration(updated)})

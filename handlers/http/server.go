@@ -24,7 +24,9 @@ type IntegrationStore interface {
 	Integration(ctx context.Context, id string) (domain.Integration, error)
 	List(ctx context.Context) ([]domain.Integration, error)
 	Update(ctx context.Context, id string, fn func(*domain.Integration) error) (domain.Integration, error)
-	RotateSecret(ctx context.Context, id, secret string, grace time.Duration, now time.Time) (domain.Integration, error)
+	// UpdateRotating is Update and then a secret rotation, in one
+	// transaction.
+	UpdateRotating(ctx context.Context, id string, fn func(*domain.Integration) error, secret string, grace time.Duration, now time.Time) (domain.Integration, error)
 }
 
 // Receiver is the webhook ingest use case.

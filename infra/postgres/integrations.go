@@ -164,32 +164,10 @@ func (s *IntegrationStore) List(ctx context.Context) ([]domain.Integration, erro
 func (s *IntegrationStore) Update(ctx context.Context, id string, fn func(*domain.Integration) error) (domain.Integration, error) {
 	var out domain.Integration
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		in, err := s.load(ctx, tx, id, true)
-		if err != nil {
+		if err := s.update(ctx, tx, id, fn); err != nil {
 			return err
 		}
-		if err := fn(&in); err != nil {
-			return err
-		}
-		if in.ID != id {
-			return fmt.Errorf("the id of an integration cannot change (to %q)", in.ID)
-		}
-		args, err := settableArgs(in)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE softpro_integrations SET organization_id = $2, active = $3,
-			webhook_enabled = $4, signature_scheme = $5, sync_enabled = $6, sync_frequency = $7,
-			sync_types = $8, last_sync_at = $9, last_scheduled_sync_at = $10, sync_status = $11,
-			last_sync_error = $12, rate_limit = $13, ingest_rate_limit = $14,
-			webhook_retry_config = $15, updated_at = now()
-			WHERE id = $1`, append([]any{id}, args...)...)
-		if err != nil {
-			return err
-		}
-		if err := notifyChanged(ctx, tx, id); err != nil {
-			return err
-		}
+		var err error
 		out, err = s.load(ctx, tx, id, false)
 		return err
 	})
@@ -197,6 +175,55 @@ func (s *IntegrationStore) Update(ctx context.Context, id string, fn func(*domai
 		return domain.Integration{}, fmt.Errorf("update integration %s: %w", id, err)
 	}
 	return out, nil
+}
+
+// UpdateRotating is Update and then RotateSecret, in one transaction:
+// either both take effect or neither does.
+func (s *IntegrationStore) UpdateRotating(ctx context.Context, id string, fn func(*domain.Integration) error, newSecret string, grace time.Duration, now time.Time) (domain.Integration, error) {
+	var out domain.Integration
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.update(ctx, tx, id, fn); err != nil {
+			return err
+		}
+		if err := s.rotate(ctx, tx, id, newSecret, grace, now); err != nil {
+			return err
+		}
+		var err error
+		out, err = s.load(ctx, tx, id, false)
+		return err
+	})
+	if err != nil {
+		return domain.Integration{}, fmt.Errorf("update integration %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// update applies fn to integration id within tx.
+func (s *IntegrationStore) update(ctx context.Context, tx pgx.Tx, id string, fn func(*domain.Integration) error) error {
+	in, err := s.load(ctx, tx, id, true)
+	if err != nil {
+		return err
+	}
+	if err := fn(&in); err != nil {
+		return err
+	}
+	if in.ID != id {
+		return fmt.Errorf("the id of an integration cannot change (to %q)", in.ID)
+	}
+	args, err := settableArgs(in)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE softpro_integrations SET organization_id = $2, active = $3,
+		webhook_enabled = $4, signature_scheme = $5, sync_enabled = $6, sync_frequency = $7,
+		sync_types = $8, last_sync_at = $9, last_scheduled_sync_at = $10, sync_status = $11,
+		last_sync_error = $12, rate_limit = $13, ingest_rate_limit = $14,
+		webhook_retry_config = $15, updated_at = now()
+		WHERE id = $1`, append([]any{id}, args...)...)
+	if err != nil {
+		return err
+	}
+	return notifyChanged(ctx, tx, id)
 }
 
 // RotateSecret adds newSecret, valid from now and open-ended, and limits
@@ -209,34 +236,12 @@ func (s *IntegrationStore) Update(ctx context.Context, id string, fn func(*domai
 // domain.ErrNotFound when there is none, and notifies
 // IntegrationChangedChannel when it commits.
 func (s *IntegrationStore) RotateSecret(ctx context.Context, id, newSecret string, grace time.Duration, now time.Time) (domain.Integration, error) {
-	if newSecret == "" {
-		return domain.Integration{}, fmt.Errorf("rotate secret of integration %s: %w", id, &domain.ValidationError{Problems: []string{"secret is required"}})
-	}
-	grace = max(grace, 0)
 	var out domain.Integration
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE softpro_integrations SET updated_at = now() WHERE id = $1`, id)
-		if err != nil {
+		if err := s.rotate(ctx, tx, id, newSecret, grace, now); err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return domain.ErrNotFound
-		}
-		end := now.Add(grace)
-		if _, err := tx.Exec(ctx, `DELETE FROM integration_secrets
-			WHERE integration_id = $1 AND not_after <= $2`, id, now); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE integration_secrets SET not_after = $2
-			WHERE integration_id = $1 AND (not_after IS NULL OR not_after > $2)`, id, end); err != nil {
-			return err
-		}
-		if err := s.addSecret(ctx, tx, id, newSecret, now); err != nil {
-			return err
-		}
-		if err := notifyChanged(ctx, tx, id); err != nil {
-			return err
-		}
+		var err error
 		out, err = s.load(ctx, tx, id, false)
 		return err
 	})
@@ -244,6 +249,34 @@ func (s *IntegrationStore) RotateSecret(ctx context.Context, id, newSecret strin
 		return domain.Integration{}, fmt.Errorf("rotate secret of integration %s: %w", id, err)
 	}
 	return out, nil
+}
+
+// rotate is RotateSecret within tx.
+func (s *IntegrationStore) rotate(ctx context.Context, tx pgx.Tx, id, newSecret string, grace time.Duration, now time.Time) error {
+	if newSecret == "" {
+		return &domain.ValidationError{Problems: []string{"secret is required"}}
+	}
+	grace = max(grace, 0)
+	tag, err := tx.Exec(ctx, `UPDATE softpro_integrations SET updated_at = now() WHERE id = $1`, id)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return domain.ErrNotFound
+	}
+	end := now.Add(grace)
+	if _, err := tx.Exec(ctx, `DELETE FROM integration_secrets
+		WHERE integration_id = $1 AND not_after <= $2`, id, now); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE integration_secrets SET not_after = $2
+		WHERE integration_id = $1 AND (not_after IS NULL OR not_after > $2)`, id, end); err != nil {
+		return err
+	}
+	if err := s.addSecret(ctx, tx, id, newSecret, now); err != nil {
+		return err
+	}
+	return notifyChanged(ctx, tx, id)
 }
 
 // Listen LISTENs on IntegrationChangedChannel over a connection of its own

@@ -466,3 +466,52 @@ func TestIntegrationStoreUpdateSerialises(t *testing.T) {
 		t.Fatalf("after %d concurrent increments SyncFrequency = %d", n, in.SyncFrequency)
 	}
 }
+
+// Settings and a new secret are saved together or not at all: a rotation
+// that fails leaves the settings as they were, and settings that fail
+// leave the secrets.
+func TestIntegrationStoreUpdateRotatingIsAtomic(t *testing.T) {
+	t.Parallel()
+	s, ctx := newTestStore(t)
+	if _, err := s.Create(ctx, domain.Integration{ID: "atom", OrganizationID: "o", Active: true, WebhookEnabled: true}, "old"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	deactivate := func(in *domain.Integration) error {
+		in.Active, in.WebhookEnabled = false, false
+		return nil
+	}
+	unchanged := func(what string) {
+		t.Helper()
+		in, err := s.Integration(ctx, "atom")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !in.Active || !in.WebhookEnabled || len(in.Secrets) != 1 || string(in.Secrets[0].Value) != "old" {
+			t.Fatalf("after %s: active %v, webhooks %v, secrets %+v; want it unchanged", what, in.Active, in.WebhookEnabled, in.Secrets)
+		}
+	}
+
+	var verr *domain.ValidationError
+	if _, err := s.UpdateRotating(ctx, "atom", deactivate, "", time.Hour, now); !errors.As(err, &verr) {
+		t.Fatalf("UpdateRotating with an empty secret: %v, want a ValidationError", err)
+	}
+	unchanged("a failed rotation")
+	refuse := errors.New("refused")
+	if _, err := s.UpdateRotating(ctx, "atom", func(*domain.Integration) error { return refuse }, "new", time.Hour, now); !errors.Is(err, refuse) {
+		t.Fatalf("UpdateRotating with failing settings: %v", err)
+	}
+	unchanged("failed settings")
+	if _, err := s.UpdateRotating(ctx, "missing", deactivate, "new", time.Hour, now); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("UpdateRotating of a missing integration: %v, want ErrNotFound", err)
+	}
+
+	in, err := s.UpdateRotating(ctx, "atom", deactivate, "new", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byValue := secretsByValue(t, in)
+	if in.Active || in.WebhookEnabled || !byValue["old"].NotAfter.Equal(now.Add(time.Hour)) || !byValue["new"].NotBefore.Equal(now) {
+		t.Fatalf("after UpdateRotating: active %v, webhooks %v, secrets %+v", in.Active, in.WebhookEnabled, in.Secrets)
+	}
+}
