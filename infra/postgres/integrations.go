@@ -162,30 +162,28 @@ func (s *IntegrationStore) List(ctx context.Context) ([]domain.Integration, erro
 // there is no such integration, and notifies IntegrationChangedChannel when
 // it commits.
 func (s *IntegrationStore) Update(ctx context.Context, id string, fn func(*domain.Integration) error) (domain.Integration, error) {
-	var out domain.Integration
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := s.update(ctx, tx, id, fn); err != nil {
-			return err
-		}
-		var err error
-		out, err = s.load(ctx, tx, id, false)
-		return err
+	return s.changeInTx(ctx, "update integration", id, func(tx pgx.Tx) error {
+		return s.update(ctx, tx, id, fn)
 	})
-	if err != nil {
-		return domain.Integration{}, fmt.Errorf("update integration %s: %w", id, err)
-	}
-	return out, nil
 }
 
 // UpdateRotating is Update and then RotateSecret, in one transaction:
 // either both take effect or neither does.
 func (s *IntegrationStore) UpdateRotating(ctx context.Context, id string, fn func(*domain.Integration) error, newSecret string, grace time.Duration, now time.Time) (domain.Integration, error) {
-	var out domain.Integration
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return s.changeInTx(ctx, "update integration", id, func(tx pgx.Tx) error {
 		if err := s.update(ctx, tx, id, fn); err != nil {
 			return err
 		}
-		if err := s.rotate(ctx, tx, id, newSecret, grace, now); err != nil {
+		return s.rotate(ctx, tx, id, newSecret, grace, now)
+	})
+}
+
+// changeInTx runs change in a transaction and returns integration id as
+// it then is; errors are prefixed with what and id.
+func (s *IntegrationStore) changeInTx(ctx context.Context, what, id string, change func(pgx.Tx) error) (domain.Integration, error) {
+	var out domain.Integration
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := change(tx); err != nil {
 			return err
 		}
 		var err error
@@ -193,7 +191,7 @@ func (s *IntegrationStore) UpdateRotating(ctx context.Context, id string, fn fun
 		return err
 	})
 	if err != nil {
-		return domain.Integration{}, fmt.Errorf("update integration %s: %w", id, err)
+		return domain.Integration{}, fmt.Errorf("%s %s: %w", what, id, err)
 	}
 	return out, nil
 }
@@ -236,19 +234,9 @@ func (s *IntegrationStore) update(ctx context.Context, tx pgx.Tx, id string, fn 
 // domain.ErrNotFound when there is none, and notifies
 // IntegrationChangedChannel when it commits.
 func (s *IntegrationStore) RotateSecret(ctx context.Context, id, newSecret string, grace time.Duration, now time.Time) (domain.Integration, error) {
-	var out domain.Integration
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := s.rotate(ctx, tx, id, newSecret, grace, now); err != nil {
-			return err
-		}
-		var err error
-		out, err = s.load(ctx, tx, id, false)
-		return err
+	return s.changeInTx(ctx, "rotate secret of integration", id, func(tx pgx.Tx) error {
+		return s.rotate(ctx, tx, id, newSecret, grace, now)
 	})
-	if err != nil {
-		return domain.Integration{}, fmt.Errorf("rotate secret of integration %s: %w", id, err)
-	}
-	return out, nil
 }
 
 // rotate is RotateSecret within tx.
