@@ -258,11 +258,24 @@ func (r *StartedSync) Execute(ctx context.Context) (SyncRun, error) {
 		run.Status = RunFailed
 		run.Error = err.Error()
 	}
+	// A run that lost its lock writes the integration's sync status only
+	// if nobody holds the lock now: a run that took it owns the status
+	// (RUNNING), which this one must not overwrite.
+	ownsStatus, probe := true, ""
+	if errors.Is(err, ErrLockLost) {
+		tok, ok, lerr := s.d.Locker.TryLock(done, key, s.cfg.LockTTL)
+		switch {
+		case lerr == nil && !ok:
+			ownsStatus = false
+		case ok:
+			probe = tok // held while the status is written
+		}
+	}
 	var errs []error
 	if ferr := s.d.Runs.FinishRun(done, run); ferr != nil {
 		errs = append(errs, fmt.Errorf("record run: %w", ferr))
 	}
-	if _, uerr := s.d.Integrations.Update(done, run.IntegrationID, func(i *domain.Integration) error {
+	setStatus := func(i *domain.Integration) error {
 		if err != nil {
 			i.SyncStatus = SyncStatusError
 			msg := run.Error
@@ -273,8 +286,16 @@ func (r *StartedSync) Execute(ctx context.Context) (SyncRun, error) {
 		i.LastSyncError = nil
 		i.LastSyncAt = &finished
 		return nil
-	}); uerr != nil {
-		errs = append(errs, fmt.Errorf("update integration: %w", uerr))
+	}
+	if ownsStatus {
+		if _, uerr := s.d.Integrations.Update(done, run.IntegrationID, setStatus); uerr != nil {
+			errs = append(errs, fmt.Errorf("update integration: %w", uerr))
+		}
+	}
+	if probe != "" {
+		if uerr := s.d.Locker.Unlock(done, key, probe); uerr != nil {
+			errs = append(errs, fmt.Errorf("unlock: %w", uerr))
+		}
 	}
 	if uerr := s.d.Locker.Unlock(done, key, r.token); uerr != nil {
 		errs = append(errs, fmt.Errorf("unlock: %w", uerr))
