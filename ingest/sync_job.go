@@ -212,6 +212,9 @@ func syncTypes(asked, configured []string) ([]string, error) {
 		asked = configured
 	}
 	var v domain.ValidationError
+	if len(asked) == 0 {
+		v.Add("no sync types: pass types, or give the integration syncTypes")
+	}
 	for _, t := range asked {
 		if !slices.Contains(domain.SyncTypes, t) {
 			v.Add("unknown sync type %q (want one of %v)", t, domain.SyncTypes)
