@@ -50,12 +50,12 @@ func TestProjectorsCreatingOneEntityAtOnceFoldBoth(t *testing.T) {
 	store := NewProjectionStore(pool)
 	var once [2]sync.Once
 	arrived := make(chan struct{}, 2)
-	both := make(chan struct{})
+	release := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
 	hold := func(i int) func() {
 		return func() {
 			once[i].Do(func() {
 				arrived <- struct{}{}
-				<-both
+				<-release[i]
 			})
 		}
 	}
@@ -67,22 +67,26 @@ func TestProjectorsCreatingOneEntityAtOnceFoldBoth(t *testing.T) {
 		`{"id":"txn_1","status":"in_progress","property_address":"1 Main St"}`)
 
 	errs := make([]error, 2)
-	var wg sync.WaitGroup
+	var wg [2]sync.WaitGroup
 	for i, run := range []func() error{
 		func() error { _, err := webhooks.Apply(testContext(t), created); return err },
 		func() error { _, err := syncs.Apply(testContext(t), synced); return err },
 	} {
-		wg.Add(1)
+		wg[i].Add(1)
 		go func() {
-			defer wg.Done()
+			defer wg[i].Done()
 			errs[i] = run()
 		}()
 	}
 	for range 2 {
 		<-arrived
 	}
-	close(both)
-	wg.Wait()
+	// Both found the entity missing. The older event's transaction commits
+	// first; the newer one's, which the upsert let overwrite it, second.
+	close(release[0])
+	wg[0].Wait()
+	close(release[1])
+	wg[1].Wait()
 	// The live path retries a lost race; so does this test.
 	retries := 0
 	for i, p := range []*projections.Projector{webhooks, syncs} {
