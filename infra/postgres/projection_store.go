@@ -93,6 +93,7 @@ func classify(op string, err error) error {
 			strings.HasPrefix(pgErr.Code, "58"),          // system error
 			pgErr.Code == "40001", pgErr.Code == "40P01", // serialization failure, deadlock
 			pgErr.Code == "55P03", // lock not available
+			pgErr.Code == "25006", // read-only transaction: a standby, or writes switched off
 			pgErr.Code == "42501": // insufficient privilege: revoked grants come back
 			return projections.Unavailable(op, err)
 		}

@@ -1,0 +1,32 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/projections"
+)
+
+// A database that takes no writes (a standby during a failover, a
+// read-only switch) is the database's fault: projecting against it fails
+// with a transient error, retried, never the events' own, which would send
+// every event to the poison queue.
+func TestProjectingIntoAReadOnlyDatabaseIsTransient(t *testing.T) {
+	t.Parallel()
+	pool, schema := openTestSchema(t, nil)
+	if err := Migrate(testContext(t), pool); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	ro, err := Open(testContext(t), withParams(t, testDatabaseURL(), map[string]string{
+		"search_path": schema, "default_transaction_read_only": "on",
+	}), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ro.Close)
+	p := projections.NewProjector("test", NewProjectionStore(ro), nil)
+	_, err = p.Apply(testContext(t), rec(domain.TopicTransactions, 0, 0, "int_a", "evt_1", domain.TransactionCreated, tBase, `{"id":"txn_1"}`))
+	if err == nil || !projections.IsTransient(err) {
+		t.Fatalf("Apply on a read-only database: %v, want a transient error", err)
+	}
+}
