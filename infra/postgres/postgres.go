@@ -222,3 +222,23 @@ func (l advisoryLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error
 	}
 	return nil
 }
+
+// ErrReadOnly is returned by Writable for a database that takes no writes.
+var ErrReadOnly = errors.New("postgres takes no writes (a standby in recovery, or read-only transactions)")
+
+// Writable returns a health probe that fails, beyond what a ping sees, when
+// the database takes no writes: a process that projects cannot do its work
+// then, and must not report ready.
+func Writable(pool *pgxpool.Pool) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var ok bool
+		err := pool.QueryRow(ctx, `SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'`).Scan(&ok)
+		if err != nil {
+			return fmt.Errorf("probe postgres: %w", err)
+		}
+		if !ok {
+			return ErrReadOnly
+		}
+		return nil
+	}
+}

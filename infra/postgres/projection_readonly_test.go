@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/roisystems/softprohub/domain"
@@ -28,5 +29,28 @@ func TestProjectingIntoAReadOnlyDatabaseIsTransient(t *testing.T) {
 	_, err = p.Apply(testContext(t), rec(domain.TopicTransactions, 0, 0, "int_a", "evt_1", domain.TransactionCreated, tBase, `{"id":"txn_1"}`))
 	if err == nil || !projections.IsTransient(err) {
 		t.Fatalf("Apply on a read-only database: %v, want a transient error", err)
+	}
+}
+
+// The readiness probe of a process that projects fails on a database that
+// takes no writes, which a ping does not see.
+func TestWritableProbe(t *testing.T) {
+	t.Parallel()
+	pool, schema := openTestSchema(t, nil)
+	if err := Writable(pool)(testContext(t)); err != nil {
+		t.Fatalf("Writable on a writable database: %v", err)
+	}
+	ro, err := Open(testContext(t), withParams(t, testDatabaseURL(), map[string]string{
+		"search_path": schema, "default_transaction_read_only": "on",
+	}), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ro.Close)
+	if err := ro.Ping(testContext(t)); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	if err := Writable(ro)(testContext(t)); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Writable on a read-only database: %v, want ErrReadOnly", err)
 	}
 }

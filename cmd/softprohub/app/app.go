@@ -214,7 +214,7 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		OnIntegrationChange: a.cache.Invalidate,
 		Checks: []httpapi.Check{
 			{Name: "kafka", Critical: true, Probe: a.producer.Ping},
-			{Name: "postgres", Critical: true, Probe: a.pool.Ping},
+			{Name: "postgres", Critical: true, Probe: a.postgresProbe()},
 			{Name: "redis", Critical: false, Probe: gate.Ping},
 		},
 		Queues:   a.topicReporter(),
@@ -227,6 +227,15 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// postgresProbe is the readiness probe of Postgres: a process that
+// projects needs it to take writes, the others to answer.
+func (a *App) postgresProbe() func(context.Context) error {
+	if a.opts.Roles.Project {
+		return postgres.Writable(a.pool)
+	}
+	return a.pool.Ping
 }
 
 // ensureTopics creates the topics that are missing; it fails while the
