@@ -200,6 +200,17 @@ func TestSyncAndWebhooksInterleaveNewestWins(t *testing.T) {
 	first, _ := s.Modify(id, domain.SyncTransactions, "txn_000001")
 	second, _ := s.Modify(id, domain.SyncTransactions, "txn_000001")
 	e.syncNow(id)
+	// The sync's record and the webhook go to different topics, projected
+	// independently: the webhook is sent once the sync's record is applied,
+	// so that it arrives late, as the case says.
+	db := e.db()
+	eventually(t, 30*time.Second, func() string {
+		got := queryString(t, db, `SELECT coalesce(max(softpro_updated_at)::text, '') FROM transactions WHERE integration_id=$1 AND id='txn_000001'`, id)
+		if !strings.HasPrefix(got, second.Record.UpdatedAt.UTC().Format("2006-01-02 15:04:05")) {
+			return "transaction updated_at " + got + ", want " + second.Record.UpdatedAt.String()
+		}
+		return ""
+	})
 	hook(first, 1)
 	// A webhook newer than what the sync pulled wins over the sync.
 	third, _ := s.Modify(id, domain.SyncContacts, "con_000002")
@@ -207,7 +218,6 @@ func TestSyncAndWebhooksInterleaveNewestWins(t *testing.T) {
 	fourth, _ := s.Modify(id, domain.SyncContacts, "con_000002")
 	hook(fourth, 2)
 	e.matchesSimulator(s, id, 60*time.Second)
-	db := e.db()
 	eventually(t, 30*time.Second, func() string {
 		got := queryString(t, db, `SELECT event_id, applied FROM webhook_events WHERE integration_id=$1 AND event_id LIKE 'evt_mix_%' ORDER BY event_id`, id)
 		if got != "evt_mix_1 false|evt_mix_2 true" {
