@@ -9,6 +9,7 @@ import (
 
 	"github.com/roisystems/softprohub/domain"
 	httpapi "github.com/roisystems/softprohub/handlers/http"
+	"github.com/roisystems/softprohub/infra/secretbox"
 )
 
 // DemoIntegrationID is the integration dev mode creates on first start.
@@ -23,6 +24,14 @@ func (a *App) BootstrapDev(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	list, err := a.store.List(ctx)
+	if errors.Is(err, secretbox.ErrOpen) {
+		return fmt.Errorf("dev bootstrap: %w\n"+
+			"The database's integrations were sealed with another SECRETS_KEY than the one in %s "+
+			"(another checkout, or a data folder made anew). Start with that checkout's DATA_DIR or "+
+			"SECRETS_KEY, or, for a fresh dev setup, remove them: "+
+			"psql -h 127.0.0.1 -U postgres -d softprohub -c 'TRUNCATE softpro_integrations CASCADE'",
+			err, DevSecretsPath(a.cfg.DataDir))
+	}
 	if err != nil {
 		return fmt.Errorf("dev bootstrap: %w", err)
 	}
