@@ -54,8 +54,8 @@ func ParsePayload(body []byte) (Payload, error) {
 	case strings.ContainsFunc(*raw.Type, unicode.IsControl):
 		return Payload{}, fmt.Errorf("%w: type must not contain control characters", ErrInvalidPayload)
 	}
-	if err := checkEventID("id", *raw.ID); err != nil {
-		return Payload{}, err
+	if problem := eventIDProblem("id", *raw.ID); problem != "" {
+		return Payload{}, fmt.Errorf("%w: %s", ErrInvalidPayload, problem)
 	}
 	ts, err := time.Parse(time.RFC3339Nano, *raw.Timestamp)
 	if err != nil {
@@ -68,14 +68,14 @@ func ParsePayload(body []byte) (Payload, error) {
 // carries it.
 const maxEventID = 256
 
-// checkEventID applies the event id rules to the id found in field: at most
-// maxEventID bytes, no control characters.
-func checkEventID(field, id string) error {
+// eventIDProblem says what breaks the event id rules in the id found in
+// field (at most maxEventID bytes, no control characters), "" when nothing.
+func eventIDProblem(field, id string) string {
 	switch {
 	case len(id) > maxEventID:
-		return fmt.Errorf("%w: %s must be at most %d characters", ErrInvalidPayload, field, maxEventID)
+		return fmt.Sprintf("%s must be at most %d characters", field, maxEventID)
 	case strings.ContainsFunc(id, unicode.IsControl):
-		return fmt.Errorf("%w: %s must not contain control characters", ErrInvalidPayload, field)
+		return fmt.Sprintf("%s must not contain control characters", field)
 	}
-	return nil
+	return ""
 }

@@ -218,8 +218,8 @@ func (r *Receiver) Receive(ctx context.Context, req Request) (Result, error) {
 	eventID := p.ID
 	if v.WebhookID != "" {
 		// The sender's message id is the event id: it meets the same rules.
-		if err := checkEventID("webhook-id", v.WebhookID); err != nil {
-			return Result{}, reject(CodeInvalidPayload, strings.TrimPrefix(err.Error(), ErrInvalidPayload.Error()+": "), nil)
+		if problem := eventIDProblem("webhook-id", v.WebhookID); problem != "" {
+			return Result{}, reject(CodeInvalidPayload, problem, nil)
 		}
 		eventID = v.WebhookID
 	}

@@ -164,7 +164,7 @@ func (s *Syncer) Start(ctx context.Context, req SyncRequest) (*StartedSync, erro
 	if err != nil {
 		return nil, err
 	}
-	if !in.Active || (!in.SyncEnabled && req.Trigger.Scheduled()) {
+	if !syncAllowed(in, req.Trigger) {
 		return nil, fmt.Errorf("sync %s: %w", in.ID, ErrSyncDisabled)
 	}
 	types, err := syncTypes(req.Types, in.SyncTypes)
@@ -445,10 +445,16 @@ func (r *StartedSync) stillWanted(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("integration: %w", err)
 	}
-	if !in.Active || (!in.SyncEnabled && r.run.Trigger.Scheduled()) {
+	if !syncAllowed(in, r.run.Trigger) {
 		return fmt.Errorf("%w: switched off during the run", ErrSyncDisabled)
 	}
 	return nil
+}
+
+// syncAllowed reports whether a run of trigger may sync in: an inactive
+// integration never syncs; one with sync off only when asked by hand.
+func syncAllowed(in domain.Integration, trigger Trigger) bool {
+	return in.Active && (in.SyncEnabled || !trigger.Scheduled())
 }
 
 // maxStalledPages is how many pages in a row may send back a cursor the

@@ -81,12 +81,12 @@ func fillApply(ctx context.Context, p *Projector, recs []Record) error {
 		})
 	}
 	err := apply(recs...)
-	if err == nil || !ownFailure(ctx, err) {
+	if err == nil || !OwnFailure(ctx, err) {
 		return err
 	}
 	for _, r := range recs {
 		if err := apply(r); err != nil {
-			if !ownFailure(ctx, err) {
+			if !OwnFailure(ctx, err) {
 				return err
 			}
 			if err := pass(ctx, p, r); err != nil {
@@ -97,10 +97,11 @@ func fillApply(ctx context.Context, p *Projector, recs []Record) error {
 	return nil
 }
 
-// ownFailure reports whether err is the record's own, not the database's
-// or the caller's.
-func ownFailure(ctx context.Context, err error) bool {
-	return ctx.Err() == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !IsTransient(err)
+// OwnFailure reports whether err, from applying records under ctx, may be
+// one record's own rather than the database's or the caller's: it is
+// neither transient nor a cancellation, and ctx is still live.
+func OwnFailure(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && !errors.Is(err, context.Canceled) && !IsTransient(err)
 }
 
 // pass advances r's partition checkpoint past r without recording it.

@@ -528,7 +528,7 @@ func applyAll(ctx context.Context, p *Projector, recs []Record, refusals *refusa
 		if err == nil {
 			return nil
 		}
-		if IsTransient(err) || errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		if !OwnFailure(ctx, err) {
 			return err
 		}
 		if !IsPermanent(err) {

@@ -451,6 +451,19 @@ func (r response) code() string {
 	return ""
 }
 
+// sendUntilOK sends w until it is answered 200 or within goes by, and
+// returns the last answer.
+func (e *Env) sendUntilOK(w webhook, within time.Duration) response {
+	deadline := time.Now().Add(within)
+	for {
+		r := e.send(w)
+		if r.Status == 200 || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func (e *Env) send(w webhook) response {
 	e.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, e.URL+"/api/webhooks/softpro/"+w.integration, bytes.NewReader(w.body))

@@ -185,14 +185,7 @@ func TestBrokerDownAnswers503AndRetryAppendsOnce(t *testing.T) {
 	}
 
 	e.Broker = startBroker(t, e.Cfg.DataDir, port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r = e.send(w)
-		if r.Status == 200 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	r = e.sendUntilOK(w, 30*time.Second)
 	if r.Status != 200 || r.Body["duplicate"] != nil {
 		t.Fatalf("retry after recovery: %d %s", r.Status, r.Raw)
 	}

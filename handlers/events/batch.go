@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -193,7 +192,7 @@ func (c *committer) commit(batch []*pending) {
 	began := time.Now()
 	outcomes, err := c.applyFilling(ctx, recs)
 	c.durations.Observe(time.Since(began).Seconds())
-	if err == nil || len(live) == 1 || !ownFailure(err) {
+	if err == nil || len(live) == 1 || !projections.OwnFailure(ctx, err) {
 		c.finish(live, outcomes, err)
 		return
 	}
@@ -225,12 +224,6 @@ func (c *committer) applyFilling(ctx context.Context, recs []projections.Record)
 		outcomes, err = c.p.Apply(ctx, recs...)
 	}
 	return outcomes, err
-}
-
-// ownFailure reports whether err may be one record's own rather than every
-// record's: it is neither transient nor a cancellation.
-func ownFailure(err error) bool {
-	return !projections.IsTransient(err) && !errors.Is(err, context.Canceled)
 }
 
 func (c *committer) finish(batch []*pending, outcomes []projections.Outcome, err error) {

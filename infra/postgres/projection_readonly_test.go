@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/projections"
 )
@@ -18,15 +20,9 @@ func TestProjectingIntoAReadOnlyDatabaseIsTransient(t *testing.T) {
 	if err := Migrate(testContext(t), pool); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	ro, err := Open(testContext(t), withParams(t, testDatabaseURL(), map[string]string{
-		"search_path": schema, "default_transaction_read_only": "on",
-	}), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ro.Close)
+	ro := readOnlyPool(t, schema)
 	p := projections.NewProjector("test", NewProjectionStore(ro), nil)
-	_, err = p.Apply(testContext(t), rec(domain.TopicTransactions, 0, 0, "int_a", "evt_1", domain.TransactionCreated, tBase, `{"id":"txn_1"}`))
+	_, err := p.Apply(testContext(t), rec(domain.TopicTransactions, 0, 0, "int_a", "evt_1", domain.TransactionCreated, tBase, `{"id":"txn_1"}`))
 	if err == nil || !projections.IsTransient(err) {
 		t.Fatalf("Apply on a read-only database: %v, want a transient error", err)
 	}
@@ -40,6 +36,19 @@ func TestWritableProbe(t *testing.T) {
 	if err := Writable(pool)(testContext(t)); err != nil {
 		t.Fatalf("Writable on a writable database: %v", err)
 	}
+	ro := readOnlyPool(t, schema)
+	if err := ro.Ping(testContext(t)); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	if err := Writable(ro)(testContext(t)); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Writable on a read-only database: %v, want ErrReadOnly", err)
+	}
+}
+
+// readOnlyPool opens schema with every transaction read-only, as a standby
+// or a database with writes switched off answers.
+func readOnlyPool(t *testing.T, schema string) *pgxpool.Pool {
+	t.Helper()
 	ro, err := Open(testContext(t), withParams(t, testDatabaseURL(), map[string]string{
 		"search_path": schema, "default_transaction_read_only": "on",
 	}), false)
@@ -47,10 +56,5 @@ func TestWritableProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(ro.Close)
-	if err := ro.Ping(testContext(t)); err != nil {
-		t.Fatalf("ping: %v", err)
-	}
-	if err := Writable(ro)(testContext(t)); !errors.Is(err, ErrReadOnly) {
-		t.Fatalf("Writable on a read-only database: %v, want ErrReadOnly", err)
-	}
+	return ro
 }

@@ -31,7 +31,7 @@ import (
 // duplicate is 2 when the fingerprint found is pending.
 // Numbers are written with string.format because Redis's Lua prints
 // numbers with 14 significant digits, too few for a µs timestamp.
-var bucketScript = goredis.NewScript(`
+var bucketScript = goredis.NewScript(setFingerprintLua + `
 local capacity = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2]) * 1000
 local cost = tonumber(ARGV[3])
@@ -67,16 +67,26 @@ redis.call('PEXPIRE', KEYS[1], bucket_ttl)
 
 local duplicate = 0
 if KEYS[2] then
-  if not redis.call('SET', KEYS[2], ARGV[6], 'NX', 'PX', ARGV[5]) then
-    duplicate = 1
-    local v = redis.call('GET', KEYS[2])
-    if v == false or v == 'pending' then
-      duplicate = 2
-    end
-  end
+  duplicate = set_fingerprint(KEYS[2], ARGV[6], ARGV[5])
 end
 return {1, 0, duplicate, math.floor(tokens)}
 `)
+
+// setFingerprintLua defines set_fingerprint(key, value, ttl ms), which the
+// scripts share: it sets the fingerprint if absent and returns 0, or
+// returns 1 when a kept one was there and 2 when a pending one was.
+const setFingerprintLua = `
+local function set_fingerprint(key, value, ttl)
+  if redis.call('SET', key, value, 'NX', 'PX', ttl) then
+    return 0
+  end
+  local v = redis.call('GET', key)
+  if v == false or v == '` + fingerprintPending + `' then
+    return 2
+  end
+  return 1
+end
+`
 
 // take is one request to bucketScript.
 type take struct {
@@ -178,13 +188,6 @@ func fingerprintValue(pending bool) string {
 //
 // Returns 0 when it set the fingerprint, 1 when a kept one was there, 2
 // when a pending one was.
-var fingerprintScript = goredis.NewScript(`
-if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
-  return 0
-end
-local v = redis.call('GET', KEYS[1])
-if v == false or v == 'pending' then
-  return 2
-end
-return 1
+var fingerprintScript = goredis.NewScript(setFingerprintLua + `
+return set_fingerprint(KEYS[1], ARGV[2], ARGV[1])
 `)
