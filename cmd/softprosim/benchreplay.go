@@ -213,11 +213,17 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 		}
 	}()
 	lastLine := time.Time{}
+	var lastState projections.RebuildState
 	tools, err := app.NewRecoveryTools(ctx, pool, brokers, prod, app.RecoveryOptions{
 		BatchSize: cfg.batch, Workers: cfg.workers,
 		OnProgress: func(r projections.RebuildRun) {
 			if heapAtHalf.Load() == 0 && r.Progress.Applied >= int64(cfg.events/2) {
 				heapAtHalf.Store(max(peakHeap.Load(), 1))
+			}
+			if r.State != lastState {
+				// Each phase's start, to see where the time goes.
+				logf("  %-11s from %.1fs", r.State, time.Since(start).Seconds())
+				lastState = r.State
 			}
 			if time.Since(lastLine) >= 5*time.Second {
 				lastLine = time.Now()
