@@ -14,8 +14,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/ingest"
 )
@@ -230,7 +228,7 @@ func (s *server) listIntegrations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) getIntegration(w http.ResponseWriter, r *http.Request) {
-	in, err := s.integrations.Integration(r.Context(), chi.URLParam(r, "id"))
+	in, err := s.integrations.Integration(r.Context(), pathParam(r, "id"))
 	if err != nil {
 		s.writeStoreError(w, r, err)
 		return

@@ -275,20 +275,6 @@ func (p *params) cursor() *projections.Cursor {
 	return &c
 }
 
-// pathParam is the decoded value of the path parameter name. chi routes on
-// the escaped path when the request's path holds an escaped "/" (or other
-// escapes Go would not have written), and its parameters are then escaped.
-func pathParam(r *http.Request, name string) string {
-	v := chi.URLParam(r, name)
-	if r.URL.RawPath == "" {
-		return v
-	}
-	if u, err := url.PathUnescape(v); err == nil {
-		return u
-	}
-	return v
-}
-
 // writeQueryError maps query and retry errors to the API's status codes.
 func writeQueryError(w http.ResponseWriter, err error) {
 	var bp *badParam

@@ -187,7 +187,7 @@ func (a *recoveryAPI) replay(w http.ResponseWriter, r *http.Request) {
 	if !decodeOptional(w, r, &body) {
 		return
 	}
-	req := projections.ReplayRequest{IntegrationID: chi.URLParam(r, "integrationId")}
+	req := projections.ReplayRequest{IntegrationID: pathParam(r, "integrationId")}
 	for name, v := range map[string]struct {
 		s   string
 		dst *time.Time
@@ -214,7 +214,7 @@ func (a *recoveryAPI) replay(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *recoveryAPI) gaps(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "integrationId")
+	id := pathParam(r, "integrationId")
 	gaps, err := a.d.Recovery.Gaps(r.Context(), id)
 	if err != nil {
 		a.fail(w, r, "gaps", err)
@@ -224,7 +224,7 @@ func (a *recoveryAPI) gaps(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *recoveryAPI) fill(w http.ResponseWriter, r *http.Request) {
-	rep, err := a.d.Recovery.Fill(r.Context(), chi.URLParam(r, "integrationId"), middleware.GetReqID(r.Context()))
+	rep, err := a.d.Recovery.Fill(r.Context(), pathParam(r, "integrationId"), middleware.GetReqID(r.Context()))
 	if err != nil {
 		a.fail(w, r, "gaps fill", err)
 		return
@@ -233,7 +233,7 @@ func (a *recoveryAPI) fill(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *recoveryAPI) consistency(w http.ResponseWriter, r *http.Request) {
-	rep, err := a.d.Recovery.Validate(r.Context(), chi.URLParam(r, "integrationId"))
+	rep, err := a.d.Recovery.Validate(r.Context(), pathParam(r, "integrationId"))
 	if err != nil {
 		a.fail(w, r, "consistency", err)
 		return
@@ -242,7 +242,7 @@ func (a *recoveryAPI) consistency(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *recoveryAPI) resync(w http.ResponseWriter, r *http.Request) {
-	rep, err := a.d.Recovery.Resync(r.Context(), chi.URLParam(r, "integrationId"))
+	rep, err := a.d.Recovery.Resync(r.Context(), pathParam(r, "integrationId"))
 	if err != nil {
 		a.fail(w, r, "resync", err)
 		return

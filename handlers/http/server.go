@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -230,4 +231,20 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 			slog.Int("status", ww.Status()), slog.Duration("duration", d),
 			slog.String("sub", ClaimsFromContext(r.Context()).Subject), slog.String("requestId", middleware.GetReqID(r.Context())))
 	})
+}
+
+// pathParam is the decoded value of the path parameter name; every
+// handler reads its path parameters through it, integration ids included
+// (they may hold "/", ":" and other reserved characters). chi routes on
+// the escaped path when the request's path holds an escaped "/" (or other
+// escapes Go would not have written), and its parameters are then escaped.
+func pathParam(r *http.Request, name string) string {
+	v := chi.URLParam(r, name)
+	if r.URL.RawPath == "" {
+		return v
+	}
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
 }

@@ -117,7 +117,7 @@ func (a *syncAPI) run(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("types"); v != "" && len(body.Types) == 0 {
 		body.Types = strings.Split(v, ",")
 	}
-	st, err := a.d.Starter.Start(r.Context(), ingest.SyncRequest{IntegrationID: chi.URLParam(r, "integrationId"),
+	st, err := a.d.Starter.Start(r.Context(), ingest.SyncRequest{IntegrationID: pathParam(r, "integrationId"),
 		Types: body.Types, Trigger: ingest.TriggerManual})
 	if err != nil {
 		a.writeSyncError(w, r, err)
@@ -158,7 +158,7 @@ func (a *syncAPI) runs(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	runs, err := a.d.Runs.Runs(r.Context(), chi.URLParam(r, "integrationId"), limit)
+	runs, err := a.d.Runs.Runs(r.Context(), pathParam(r, "integrationId"), limit)
 	if err != nil {
 		a.writeSyncError(w, r, err)
 		return
@@ -199,7 +199,7 @@ func (a *syncAPI) putConnection(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
-	id := chi.URLParam(r, "integrationId")
+	id := pathParam(r, "integrationId")
 	c := domain.SoftProConnection{IntegrationID: id, BaseURL: body.BaseURL, Auth: domain.SoftProAuth(body.Auth),
 		APIKey: body.APIKey, ClientID: body.ClientID, ClientSecret: body.ClientSecret, TokenURL: body.TokenURL}
 	if c.Auth == "" {
@@ -230,7 +230,7 @@ func (a *syncAPI) putConnection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *syncAPI) getConnection(w http.ResponseWriter, r *http.Request) {
-	c, err := a.d.Connections.Connection(r.Context(), chi.URLParam(r, "integrationId"))
+	c, err := a.d.Connections.Connection(r.Context(), pathParam(r, "integrationId"))
 	if err != nil {
 		a.writeSyncError(w, r, err)
 		return

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/roisystems/softprohub/ingest"
@@ -25,7 +24,7 @@ type webhookResponse struct {
 func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	res, err := s.receiver.Receive(r.Context(), ingest.Request{
-		IntegrationID: chi.URLParam(r, "integrationId"),
+		IntegrationID: pathParam(r, "integrationId"),
 		ContentType:   r.Header.Get("Content-Type"),
 		Header:        r.Header,
 		Body:          r.Body,
@@ -41,7 +40,7 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 		code = string(rj.Code)
 		if status >= 500 {
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "webhook not accepted",
-				slog.String("integrationId", chi.URLParam(r, "integrationId")), slog.String("code", code),
+				slog.String("integrationId", pathParam(r, "integrationId")), slog.String("code", code),
 				slog.String("requestId", middleware.GetReqID(r.Context())), slog.Any("err", rj.Err))
 		}
 	} else {

@@ -210,7 +210,9 @@ func scanRun(row pgx.CollectableRow) (ingest.SyncRun, error) {
 	return r, nil
 }
 
-// Runs returns an integration's runs, newest first, at most limit.
+// Runs returns an integration's runs, newest first, at most limit. It
+// returns an error wrapping domain.ErrNotFound when there is no such
+// integration (one without runs yet has an empty list).
 func (s *SyncStore) Runs(ctx context.Context, id string, limit int) ([]ingest.SyncRun, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+runColumns+` FROM sync_runs WHERE integration_id = $1
 		ORDER BY id DESC LIMIT $2`, id, limit)
@@ -220,6 +222,15 @@ func (s *SyncStore) Runs(ctx context.Context, id string, limit int) ([]ingest.Sy
 	runs, err := pgx.CollectRows(rows, scanRun)
 	if err != nil {
 		return nil, fmt.Errorf("runs %s: %w", id, err)
+	}
+	if len(runs) == 0 {
+		var known bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM softpro_integrations WHERE id = $1)`, id).Scan(&known); err != nil {
+			return nil, fmt.Errorf("runs %s: %w", id, err)
+		}
+		if !known {
+			return nil, fmt.Errorf("runs %s: %w", id, domain.ErrNotFound)
+		}
 	}
 	return runs, nil
 }
