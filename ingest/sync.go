@@ -85,6 +85,10 @@ func IsRetryable(err error) bool {
 	return false
 }
 
+// ErrQuotaExhausted: the rate limit allows no request before the
+// caller's deadline.
+var ErrQuotaExhausted = errors.New("the rate limit allows no request before the deadline")
+
 // Quota is an integration's SoftPro API allowance: Limit requests per Window.
 type Quota struct {
 	Limit  int
@@ -93,8 +97,10 @@ type Quota struct {
 
 // Limiter is the SoftPro API rate limit shared by every process. Wait
 // blocks until the integration's quota allows one more request and takes
-// it, or until ctx ends. Drain tells every process that SoftPro answered
-// 429: nothing more may be sent for retryAfter.
+// it, or until ctx ends; when ctx has a deadline before a request would be
+// allowed, it returns an error wrapping ErrQuotaExhausted at once. Drain
+// tells every process that SoftPro answered 429: nothing more may be sent
+// for retryAfter.
 type Limiter interface {
 	Wait(ctx context.Context, integrationID string, q Quota) error
 	Drain(ctx context.Context, integrationID string, q Quota, retryAfter time.Duration) error

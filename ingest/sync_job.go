@@ -36,6 +36,12 @@ type SyncConfig struct {
 	RetryDelay   time.Duration
 	// MaxRateLimitWaits bounds the 429s accepted for one page; default 30.
 	MaxRateLimitWaits int
+	// MaxRateLimitWait bounds one wait for the rate limit, the shared
+	// quota's or a 429's Retry-After; default 5 minutes. A run that would
+	// have to wait longer fails at once instead of holding the sync lock
+	// (a 429's Retry-After still drains the shared quota for as long as
+	// SoftPro asked, so no run sends before then).
+	MaxRateLimitWait time.Duration
 	// AppendConcurrency is how many records of a page are appended at once;
 	// default 64.
 	AppendConcurrency int
@@ -62,6 +68,7 @@ func (c *SyncConfig) setDefaults() {
 	defDur(&c.LockTTL, 10*time.Minute)
 	defDur(&c.RateWindow, time.Minute)
 	defDur(&c.RetryDelay, 500*time.Millisecond)
+	defDur(&c.MaxRateLimitWait, 5*time.Minute)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -82,7 +89,7 @@ func (c SyncConfig) Validate() error {
 	if c.DefaultRateLimit < 1 || c.RateWindow < time.Millisecond {
 		errs = append(errs, errors.New("default rate limit and window must be positive"))
 	}
-	if c.PageAttempts < 1 || c.MaxRateLimitWaits < 1 || c.AppendConcurrency < 1 || c.RetryDelay < 0 {
+	if c.PageAttempts < 1 || c.MaxRateLimitWaits < 1 || c.AppendConcurrency < 1 || c.RetryDelay < 0 || c.MaxRateLimitWait < 0 {
 		errs = append(errs, errors.New("page attempts, rate-limit waits and append concurrency must be positive"))
 	}
 	return errors.Join(errs...)
@@ -479,7 +486,13 @@ func (r *StartedSync) fetch(ctx context.Context, run *SyncRun, q Quota, req Page
 	s := r.s
 	attempts, waits, delay := 0, 0, s.cfg.RetryDelay
 	for {
-		if err := s.d.Limiter.Wait(ctx, run.IntegrationID, q); err != nil {
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.MaxRateLimitWait)
+		err := s.d.Limiter.Wait(wctx, run.IntegrationID, q)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return Page{}, context.Cause(ctx)
+			}
 			return Page{}, fmt.Errorf("rate limiter: %w", err)
 		}
 		run.Requests++
@@ -501,6 +514,9 @@ func (r *StartedSync) fetch(ctx context.Context, run *SyncRun, q Quota, req Page
 			// Best effort: when the bucket cannot be drained this process
 			// still waits; the others learn from their own 429s.
 			_ = s.d.Limiter.Drain(ctx, run.IntegrationID, q, wait)
+			if wait > s.cfg.MaxRateLimitWait {
+				return Page{}, fmt.Errorf("softpro asked to wait %s, longer than a run waits (%s): %w", wait, s.cfg.MaxRateLimitWait, err)
+			}
 			if err := sleep(ctx, wait); err != nil {
 				return Page{}, err
 			}

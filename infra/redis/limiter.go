@@ -74,12 +74,17 @@ func (l *Limiter) RecordRequest(ctx context.Context, id string, q ingest.Quota) 
 }
 
 // Wait blocks until a token is available and takes it (the original
-// waitForQuota followed by recordRequest, atomically), or until ctx ends.
+// waitForQuota followed by recordRequest, atomically), or until ctx ends;
+// when ctx's deadline comes before the next token, it returns
+// ingest.ErrQuotaExhausted at once instead of sleeping until then.
 func (l *Limiter) Wait(ctx context.Context, id string, q ingest.Quota) error {
 	for {
 		ok, wait, err := l.RecordRequest(ctx, id, q)
 		if err != nil || ok {
 			return err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return fmt.Errorf("wait for quota %s: next request in %s: %w", id, wait.Round(time.Millisecond), ingest.ErrQuotaExhausted)
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -179,12 +179,16 @@ func (c *Client) get(ctx context.Context, conn domain.SoftProConnection, u strin
 
 // retryAfter reads Retry-After as seconds or an HTTP date; missing or
 // unreadable means one second.
+// maxRetryAfter bounds the waits read from Retry-After.
+const maxRetryAfter = 365 * 24 * time.Hour
+
 func retryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return time.Second
 	}
 	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
-		return time.Duration(n * float64(time.Second))
+		// Read as at most a year: larger numbers would overflow a Duration.
+		return time.Duration(min(n, maxRetryAfter.Seconds()) * float64(time.Second))
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(t.Sub(now), 0)
