@@ -94,7 +94,9 @@ func (a *recoveryAPI) fail(w http.ResponseWriter, r *http.Request, op string, er
 	case errors.Is(err, projections.ErrInvalidTarget):
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 	default:
-		a.d.Logger.Error(op+" failed", "path", r.URL.Path, "err", err)
+		if !errors.Is(r.Context().Err(), context.Canceled) { // not when the client went away
+			a.d.Logger.Error(op+" failed", "path", r.URL.Path, "err", err)
+		}
 		writeError(w, http.StatusInternalServerError, codeInternal, op+" failed")
 	}
 }

@@ -214,6 +214,11 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 }
 
 // accessLog logs management API requests and records their metrics.
+// statusClientClosed is what the access log and the request metrics
+// record for a request whose client disconnected before the answer (the
+// status nginx uses for it); the client sees nothing.
+const statusClientClosed = 499
+
 func (s *server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -221,14 +226,20 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 		next.ServeHTTP(ww, r)
 		route := chi.RouteContext(r.Context()).RoutePattern()
 		d := time.Since(start)
-		s.metrics.apiRequests.WithLabelValues(route, strconv.Itoa(ww.Status())).Inc()
+		status := ww.Status()
+		if status >= 500 && errors.Is(r.Context().Err(), context.Canceled) {
+			// The client went away first and its request's work was
+			// cancelled: not a failure of the server.
+			status = statusClientClosed
+		}
+		s.metrics.apiRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 		s.metrics.apiDuration.WithLabelValues(route).Observe(d.Seconds())
 		level := slog.LevelInfo
-		if ww.Status() >= 500 {
+		if status >= 500 {
 			level = slog.LevelError
 		}
 		s.log.LogAttrs(r.Context(), level, "api request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", ww.Status()), slog.Duration("duration", d),
+			slog.Int("status", status), slog.Duration("duration", d),
 			slog.String("sub", ClaimsFromContext(r.Context()).Subject), slog.String("requestId", middleware.GetReqID(r.Context())))
 	})
 }
