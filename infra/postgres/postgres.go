@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -226,18 +227,31 @@ func (l advisoryLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error
 // ErrReadOnly is returned by Writable for a database that takes no writes.
 var ErrReadOnly = errors.New("postgres takes no writes (a standby in recovery, or read-only transactions)")
 
+// ErrMissingGrants is returned by Writable when the connecting role may
+// not read and write every read-model table.
+var ErrMissingGrants = errors.New("postgres role lacks SELECT, INSERT or UPDATE")
+
 // Writable returns a health probe that fails, beyond what a ping sees, when
-// the database takes no writes: a process that projects cannot do its work
-// then, and must not report ready.
+// the database takes no writes, or the role no longer may write the read
+// models (revoked grants): a process that projects cannot do its work then
+// (its projectors retry, as in an outage), and must not report ready.
 func Writable(pool *pgxpool.Pool) func(context.Context) error {
+	tables := append(slices.Clone(ReadModelTables), "projection_checkpoints")
 	return func(ctx context.Context) error {
 		var ok bool
-		err := pool.QueryRow(ctx, `SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'`).Scan(&ok)
+		var missing []string
+		err := pool.QueryRow(ctx, `SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off',
+  coalesce(array_agg(t ORDER BY t) FILTER (WHERE NOT (has_table_privilege(t, 'SELECT')
+    AND has_table_privilege(t, 'INSERT') AND has_table_privilege(t, 'UPDATE'))), '{}')
+FROM unnest($1::text[]) AS t`, tables).Scan(&ok, &missing)
 		if err != nil {
 			return fmt.Errorf("probe postgres: %w", err)
 		}
 		if !ok {
 			return ErrReadOnly
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%w on %s", ErrMissingGrants, strings.Join(missing, ", "))
 		}
 		return nil
 	}

@@ -1,7 +1,10 @@
 package postgres
 
 import (
+	"context"
 	"errors"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,6 +36,9 @@ func TestProjectingIntoAReadOnlyDatabaseIsTransient(t *testing.T) {
 func TestWritableProbe(t *testing.T) {
 	t.Parallel()
 	pool, schema := openTestSchema(t, nil)
+	if err := Migrate(testContext(t), pool); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
 	if err := Writable(pool)(testContext(t)); err != nil {
 		t.Fatalf("Writable on a writable database: %v", err)
 	}
@@ -57,4 +63,48 @@ func readOnlyPool(t *testing.T, schema string) *pgxpool.Pool {
 	}
 	t.Cleanup(ro.Close)
 	return ro
+}
+
+// The readiness probe of a process that projects fails, naming the table,
+// when its role may no longer write a read model (a revoked grant), which a
+// ping does not see either.
+func TestWritableProbeSeesRevokedGrants(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	pool, schema := openTestSchema(t, nil)
+	if err := Migrate(ctx, pool); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	role := randomName(t, "projector_")
+	q := func(sql string) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	q("CREATE ROLE " + role + " LOGIN")
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.WithoutCancel(ctx), "DROP OWNED BY "+role)
+		_, _ = pool.Exec(context.WithoutCancel(ctx), "DROP ROLE "+role)
+	})
+	q("GRANT USAGE ON SCHEMA " + schema + " TO " + role)
+	q("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA " + schema + " TO " + role)
+	u, err := url.Parse(withParams(t, testDatabaseURL(), map[string]string{"search_path": schema}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	as, err := Open(ctx, u.String(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(as.Close)
+	if err := Writable(as)(ctx); err != nil {
+		t.Fatalf("Writable with every grant: %v", err)
+	}
+	q("REVOKE INSERT ON " + schema + ".webhook_events FROM " + role)
+	err = Writable(as)(ctx)
+	if !errors.Is(err, ErrMissingGrants) || !strings.Contains(err.Error(), "webhook_events") {
+		t.Fatalf("Writable after INSERT on webhook_events was revoked: %v, want ErrMissingGrants naming it", err)
+	}
 }
