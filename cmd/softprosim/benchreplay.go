@@ -291,6 +291,10 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 	if cpuOK && cpuOK2 {
 		logf("COPY ceiling: %s", copyCPU.perEvent(int64(cfg.copyEvents)))
 	}
+	// A rebuild stores the same rows as the ceiling, and more (indexes,
+	// checkpoints, metrics): the ceiling over the live path bounds the
+	// rebuild / live ratio any build can reach on this machine.
+	logf("COPY ceiling / live = %.1fx: the most rebuild / live can be here", copyRate/liveRate)
 	cpuPerEvent := func(u cpuUse, n int64) float64 { return u.busySeconds * 1e6 / float64(max(n, 1)) }
 	logf("total time %v", time.Since(total).Round(time.Second))
 	logf(`BENCH {"rebuildEventsPerSec":%.0f,"liveEventsPerSec":%.0f,"copyEventsPerSec":%.0f,"rebuildOverLive":%.2f,"rebuildOverCopy":%.4f,"peakHeapMiB":%.0f,"rebuildSeconds":%.1f,"pausedMs":%d,"rebuildCPUMicrosPerEvent":%.0f,"rebuildStolenPct":%.0f,"liveCPUMicrosPerEvent":%.0f,"copyCPUMicrosPerEvent":%.0f}`,
