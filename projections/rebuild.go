@@ -279,7 +279,7 @@ func (b *Rebuilder) AsOf(ctx context.Context, t time.Time, schema string, replac
 		if err != nil {
 			return err
 		}
-		run.End = bounds.Records()
+		tr.set(func(r *RebuildRun) { r.End = bounds.Records() })
 		if err := b.build(ctx, store, NewKeySet(keysFor(bounds)), bounds, tr); err != nil {
 			return err
 		}
@@ -301,7 +301,7 @@ func (b *Rebuilder) rebuild(ctx context.Context, run *RebuildRun, tr *tracker) e
 	if err != nil {
 		return err
 	}
-	run.End = bounds.Records()
+	tr.set(func(r *RebuildRun) { r.End = bounds.Records() })
 	// Every build below writes into the same fresh schema: one key set
 	// remembers what they queried.
 	keys := NewKeySet(keysFor(bounds))
