@@ -187,6 +187,10 @@ func TestReplayValidateScoresAnAuditRowLost(t *testing.T) {
 	if is.Kind != projections.IssueAuditCount || is.EventType != domain.ContactCreated || is.Hour == nil || is.Expected != "1" || is.Actual != "0" {
 		t.Fatalf("issue %+v, want contact.created expected 1 actual 0", is)
 	}
+	// The score is the share of entities and audit buckets that agree.
+	if checked := rep.Entities + rep.AuditBuckets; rep.Entities != 5 || rep.Score != (checked-1)*100/checked {
+		t.Fatalf("score %d of %d entities and %d audit buckets, one bucket off", rep.Score, rep.Entities, rep.AuditBuckets)
+	}
 }
 
 // A read-model row that is only deleted shows in the gaps as a read-model
