@@ -1,0 +1,89 @@
+package projections
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// Filling a log-behind gap replays its window up to and including the last
+// record the gap names (the one appended at the gap's To), and stops
+// before the records too recent to be a gap.
+func TestFillLogBehindGapAppliesItsLastRecord(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC()
+	old := now.Add(-time.Hour)
+	log := &fakeLog{}
+	log.add(domain.TransactionCreated, "e1", old, `{"id":"txn_1","status":"open"}`)
+	log.add(domain.ContactCreated, "e2", old.Add(time.Minute), `{"id":"con_1","transaction_id":"txn_1","first_name":"Ada"}`)
+	log.add(domain.TransactionUpdated, "e3", old.Add(2*time.Minute), `{"id":"txn_1","status":"in_progress"}`)
+	log.add(domain.TransactionStatusChanged, "e4", old.Add(3*time.Minute), `{"id":"txn_1","status":"closed"}`)
+	log.add(domain.TransactionUpdated, "e5", now, `{"id":"txn_1","property_address":"1 Main St"}`)
+	topic := domain.TopicTransactions
+	names := map[string]string{topic: "transactions", domain.TopicContacts: "contacts"}
+
+	// The transactions projection applied e1 only; contacts is up to date.
+	m := newMemStore()
+	applied := &fakeLog{recs: []ScannedRecord{log.recs[0], log.recs[1]}}
+	if _, err := NewReplayer(m, applied, nil).Replay(context.Background(), ReplayRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	cps := []CheckpointRow{
+		{Projection: "transactions", Partition: Partition{Topic: topic}, Next: 1},
+		{Projection: "contacts", Partition: Partition{Topic: domain.TopicContacts}, Next: 1},
+	}
+	fc := fakeConsistency{m}
+	rec := NewRecovery(GapConfig{Topics: []string{topic, domain.TopicContacts}, Names: names},
+		RecoveryDeps{Log: log, Status: fakeStatus{cps}, Store: fc, Failed: fc, Retrier: fc, Replayer: NewReplayer(m, log, nil)})
+
+	gaps, err := rec.Gaps(context.Background(), "int_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var behind *Gap
+	for i, g := range gaps {
+		if g.Kind == GapLogBehind {
+			if behind != nil {
+				t.Fatalf("two log-behind gaps: %+v", gaps)
+			}
+			behind = &gaps[i]
+		}
+	}
+	if behind == nil {
+		t.Fatalf("no log-behind gap: %+v", gaps)
+	}
+	if behind.Topic != topic || behind.Fill != FillReplay || behind.Records != 2 ||
+		!behind.From.Equal(old.Add(2*time.Minute)) || !behind.To.Equal(old.Add(3*time.Minute)) {
+		t.Fatalf("log-behind gap %+v, want e3 and e4 of %s from %s to %s", *behind, topic, old.Add(2*time.Minute), old.Add(3*time.Minute))
+	}
+
+	rep, err := rec.Fill(context.Background(), "int_a", "corr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Errors) != 0 {
+		t.Fatalf("fill errors: %+v", rep.Errors)
+	}
+	if len(rep.Replayed) == 0 {
+		t.Fatalf("fill replayed nothing: %+v", rep)
+	}
+	// The log-behind gap is filled first, by a replay of its window alone:
+	// e3 and e4, both applied and audited, and not e5.
+	rr := rep.Replayed[0]
+	if rr.From == nil || !rr.From.Equal(*behind.From) || rr.To == nil || rr.To.Before(*behind.To) || !rr.To.Before(now) {
+		t.Fatalf("replayed window %v to %v, want from %s through %s", rr.From, rr.To, behind.From, behind.To)
+	}
+	if rr.Records != 2 || rr.Applied != 2 || rr.AuditRestored != 2 || rr.Unchanged != 0 {
+		t.Fatalf("log-behind replay %+v, want e3 and e4 applied and audited", rr)
+	}
+	for _, id := range []string{"e3", "e4"} {
+		if _, ok := m.audit[EventKey{"int_a", id}]; !ok {
+			t.Errorf("%s has no audit row after the fill", id)
+		}
+	}
+	if !m.changes["e4"] {
+		t.Errorf("the status change of e4 was not recorded by the fill")
+	}
+}
