@@ -9,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/roisystems/softprohub/cmd/softprohub/app"
 	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/infra/redis"
+	"github.com/roisystems/softprohub/ingest"
 )
 
 // secondIngest starts another ingest process on e's configuration (same
@@ -125,7 +129,9 @@ func TestIngestLookupFailureIs503WithRetryAfter(t *testing.T) {
 	if _, err := db.Exec(ctx, `ALTER TABLE softpro_integrations RENAME TO integrations_away`); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = db.Exec(context.Background(), `ALTER TABLE integrations_away RENAME TO softpro_integrations`) })
+	t.Cleanup(func() {
+		_, _ = db.Exec(context.Background(), `ALTER TABLE integrations_away RENAME TO softpro_integrations`)
+	})
 	// An id never looked up, so no cache answers for it.
 	r := e.send(signedWebhook(id+"-uncached", secret, payload("evt_1", domain.TaskCreated, `{}`)))
 	if r.Status != http.StatusServiceUnavailable || r.code() != "UNAVAILABLE" || r.RetryAfter == "" {
@@ -133,5 +139,39 @@ func TestIngestLookupFailureIs503WithRetryAfter(t *testing.T) {
 	}
 	if _, err := db.Exec(ctx, `ALTER TABLE integrations_away RENAME TO softpro_integrations`); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An idle bucket refills to its limit and no further: however long an
+// integration was quiet, it may send at most its limit at once.
+func TestIngestIdleBucketHoldsNoMoreThanTheLimit(t *testing.T) {
+	t.Parallel()
+	opt, err := goredis.ParseURL(sharedServices(t).redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(opt)
+	t.Cleanup(func() { _ = c.Close() })
+	g := redis.NewGate(c)
+	id := "t" + randomID(6) + "-idle"
+	t.Cleanup(func() { _ = c.Del(context.Background(), "ratelimit:ingest:"+id).Err() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admit := func(event string) ingest.Admission {
+		t.Helper()
+		a, err := g.Admit(ctx, ingest.Ticket{IntegrationID: id, EventID: event, Limit: 2, Window: time.Second, DedupTTL: time.Second})
+		if err != nil {
+			t.Fatalf("Admit(%s): %v", event, err)
+		}
+		return a
+	}
+	admit("warm")
+	// A window and a half of silence, within the bucket's two idle windows
+	// of life: it holds 2 tokens, not the 1 + 3 refilled meanwhile.
+	time.Sleep(1500 * time.Millisecond)
+	for i, want := range []bool{true, true, false} {
+		if a := admit("burst-" + strconv.Itoa(i)); a.Allowed != want {
+			t.Fatalf("admit %d after the idle time = %+v, want allowed=%v", i+1, a, want)
+		}
 	}
 }
