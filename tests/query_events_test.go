@@ -450,6 +450,33 @@ func TestRetryBatchCounts(t *testing.T) {
 	}
 }
 
+// fixtureProjector applies (or fails, as the poison queue would) synthetic
+// events straight through a projector, each received at a chosen instant
+// and completed took later.
+type fixtureProjector struct {
+	t     *testing.T
+	store projections.Store
+	off   int64
+}
+
+func (f *fixtureProjector) project(integration, id string, typ domain.EventType, received time.Time, took time.Duration, fail bool) {
+	f.t.Helper()
+	p := projections.NewProjector("fixture", f.store, func() time.Time { return received.Add(took) })
+	env := domain.Envelope{Schema: domain.SchemaV1, EventID: id, IntegrationID: integration, Type: typ, OccurredAt: received,
+		ReceivedAt: received, Source: domain.SourceWebhook, Payload: json.RawMessage(`{"data":{"id":"x-` + id + `"}}`)}
+	rec := projections.Record{Partition: projections.Partition{Topic: typ.Topic(), Partition: 0}, Offset: f.off, Envelope: env}
+	f.off++
+	var err error
+	if fail {
+		err = p.Fail(context.Background(), projections.Failure{Record: rec, Origin: rec.Partition, OriginOffset: rec.Offset, Reason: "boom", Attempts: 5})
+	} else {
+		_, err = p.Apply(context.Background(), rec)
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // TestStatsHandCounted projects a fixture through the projector (events
 // received over 20 days, so whole hours come from the hourly metrics and
 // partial ones from the audit) and checks the figures counted by hand.
@@ -460,23 +487,9 @@ func TestStatsHandCounted(t *testing.T) {
 	b, _ := e.integration("b", nil)
 	store := postgres.NewProjectionStore(e.App.Pool())
 	now := time.Now().UTC()
-	off := int64(0)
+	fx := fixtureProjector{t: t, store: store}
 	project := func(integration, id string, typ domain.EventType, age, took time.Duration, fail bool) {
-		received := now.Add(-age)
-		p := projections.NewProjector("fixture", store, func() time.Time { return received.Add(took) })
-		env := domain.Envelope{Schema: domain.SchemaV1, EventID: id, IntegrationID: integration, Type: typ, OccurredAt: received,
-			ReceivedAt: received, Source: domain.SourceWebhook, Payload: json.RawMessage(`{"data":{"id":"x-` + id + `"}}`)}
-		rec := projections.Record{Partition: projections.Partition{Topic: typ.Topic(), Partition: 0}, Offset: off, Envelope: env}
-		off++
-		var err error
-		if fail {
-			err = p.Fail(context.Background(), projections.Failure{Record: rec, Origin: rec.Partition, OriginOffset: rec.Offset, Reason: "boom", Attempts: 5})
-		} else {
-			_, err = p.Apply(context.Background(), rec)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		fx.project(integration, id, typ, now.Add(-age), took, fail)
 	}
 	ms := time.Millisecond
 	// Integration a, last hour: 3 completed (100, 200, 300 ms), 1 failed,

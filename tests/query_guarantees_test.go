@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/infra/postgres"
-	"github.com/roisystems/softprohub/projections"
 )
 
 // TestEventsDateBoundsAreInclusive projects events received at chosen
@@ -32,23 +30,10 @@ func TestEventsDateBoundsAreInclusive(t *testing.T) {
 	hour := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
 	lo := hour.Add(-20*time.Minute + 250*time.Microsecond)
 	hi := hour.Add(2*time.Hour + 10*time.Minute + 750*time.Microsecond)
-	off := int64(0)
+	fx := fixtureProjector{t: t, store: store}
 	project := func(id string, typ domain.EventType, received time.Time, fail bool) {
 		t.Helper()
-		p := projections.NewProjector("fixture", store, func() time.Time { return received.Add(10 * time.Millisecond) })
-		env := domain.Envelope{Schema: domain.SchemaV1, EventID: id, IntegrationID: a, Type: typ, OccurredAt: received,
-			ReceivedAt: received, Source: domain.SourceWebhook, Payload: json.RawMessage(`{"data":{"id":"x-` + id + `"}}`)}
-		rec := projections.Record{Partition: projections.Partition{Topic: typ.Topic(), Partition: 0}, Offset: off, Envelope: env}
-		off++
-		var err error
-		if fail {
-			err = p.Fail(context.Background(), projections.Failure{Record: rec, Origin: rec.Partition, OriginOffset: rec.Offset, Reason: "boom", Attempts: 5})
-		} else {
-			_, err = p.Apply(context.Background(), rec)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		fx.project(a, id, typ, received, 10*time.Millisecond, fail)
 	}
 	project("before", domain.TaskCreated, lo.Add(-time.Microsecond), false)
 	project("first", domain.TaskCreated, lo, true)

@@ -16,43 +16,6 @@ import (
 	"github.com/roisystems/softprohub/projections"
 )
 
-// tamper runs statements on the read models behind the system's back, each
-// with the integration id as $1.
-func tamper(t *testing.T, db *pgxpool.Pool, id string, stmts ...string) {
-	t.Helper()
-	for _, q := range stmts {
-		if _, err := db.Exec(t.Context(), q, id); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-}
-
-// replay runs POST …/{id}/replay with body and returns its report.
-func (e *Env) replay(id string, body map[string]any) projections.ReplayReport {
-	e.t.Helper()
-	status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/replay", e.Token, body)
-	if status != http.StatusOK {
-		e.t.Fatalf("replay %s: %d %s", id, status, raw)
-	}
-	var rep projections.ReplayReport
-	apiData(e.t, raw, &rep)
-	return rep
-}
-
-// gaps runs GET …/{id}/gaps.
-func (e *Env) gaps(id string) []projections.Gap {
-	e.t.Helper()
-	status, raw := e.do(http.MethodGet, "/api/v1/integrations/softpro/"+id+"/gaps", e.Token, nil)
-	if status != http.StatusOK {
-		e.t.Fatalf("gaps %s: %d %s", id, status, raw)
-	}
-	var out struct {
-		Gaps []projections.Gap `json:"gaps"`
-	}
-	apiData(e.t, raw, &out)
-	return out.Gaps
-}
-
 // entityRows counts the integration's rows in the four entity tables.
 func entityRows(t *testing.T, db *pgxpool.Pool, id string) string {
 	t.Helper()
@@ -216,13 +179,7 @@ func TestReplayGapsNameADeletedRowAndFillRestoresIt(t *testing.T) {
 	if is := g[0].Issues[0]; is.Kind != projections.IssueMissing || is.EntityKind != domain.KindTask || is.EntityID != "tsk_1" {
 		t.Fatalf("gap issue %+v, want task tsk_1 missing", is)
 	}
-	status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/gaps/fill", e.Token, nil)
-	if status != http.StatusOK {
-		t.Fatalf("gaps fill: %d %s", status, raw)
-	}
-	var rep projections.FillReport
-	apiData(t, raw, &rep)
-	if len(rep.Errors) != 0 {
+	if rep := e.fill(id); len(rep.Errors) != 0 {
 		t.Fatalf("fill errors: %+v", rep.Errors)
 	}
 	if got := readModelDump(t, db, id); got != want {

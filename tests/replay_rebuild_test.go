@@ -361,17 +361,7 @@ func TestReplayRebuildInSmallBatchesFindsWhatEarlierBatchesWrote(t *testing.T) {
 	again := domain.Envelope{Schema: domain.SchemaV1, EventID: "evt_05", IntegrationID: id, Type: domain.ContactUpdated,
 		OccurredAt: t0.Add(5 * time.Second), ReceivedAt: time.Now().UTC(), Source: domain.SourceWebhook,
 		Priority: domain.ContactUpdated.Priority(), Payload: event("evt_05", domain.ContactUpdated, t0.Add(5*time.Second), `{"id":"con_1","email":"ada@lovelace.example"}`)}
-	pos, err := producer.Append(ctx, again)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, func() string {
-		got := queryString(t, db, `SELECT coalesce(max(next_offset), 0) FROM projection_checkpoints WHERE topic = $1 AND "partition" = $2`, pos.Topic, pos.Partition)
-		if mustInt(got) <= pos.Offset {
-			return fmt.Sprintf("checkpoint of %s/%d at %s, want past %d", pos.Topic, pos.Partition, got, pos.Offset)
-		}
-		return ""
-	})
+	appendAgain(t, db, producer, again)
 	want := readModelDump(t, db, id)
 	if got := queryString(t, db, `SELECT sum(received)::bigint FROM integration_metrics_hourly WHERE integration_id = $1`, id); got != fmt.Sprint(n) {
 		t.Fatalf("live received %s events, want %d", got, n)

@@ -2,13 +2,11 @@ package tests
 
 import (
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/infra/kafka"
-	"github.com/roisystems/softprohub/projections"
 )
 
 // An entity folded again from the log (a replay after its row was deleted,
@@ -30,7 +28,6 @@ func TestReplayFoldsAnEventAppendedTwiceOnce(t *testing.T) {
 		}
 		waitAudit(t, db, id, i+1)
 	}
-	ctx := t.Context()
 	producer, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: e.Brokers})
 	if err != nil {
 		t.Fatal(err)
@@ -41,17 +38,7 @@ func TestReplayFoldsAnEventAppendedTwiceOnce(t *testing.T) {
 	again := domain.Envelope{Schema: domain.SchemaV1, EventID: "evt_a", IntegrationID: id, Type: domain.TransactionStatusChanged,
 		OccurredAt: t0, ReceivedAt: time.Now().UTC(), Source: domain.SourceWebhook,
 		Priority: domain.TransactionStatusChanged.Priority(), Payload: event("evt_a", domain.TransactionStatusChanged, t0, `{"id":"txn_1","status":"a"}`)}
-	pos, err := producer.Append(ctx, again)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, func() string {
-		got := queryString(t, db, `SELECT coalesce(max(next_offset), 0) FROM projection_checkpoints WHERE topic = $1 AND "partition" = $2`, pos.Topic, pos.Partition)
-		if mustInt(got) <= pos.Offset {
-			return fmt.Sprintf("checkpoint of %s/%d at %s, want past %d", pos.Topic, pos.Partition, got, pos.Offset)
-		}
-		return ""
-	})
+	appendAgain(t, db, producer, again)
 	status := `SELECT status FROM transactions WHERE integration_id=$1 AND id='txn_1'`
 	if got := queryString(t, db, status, id); got != "b" {
 		t.Fatalf("live status %q, want b: the duplicate of evt_a is counted once", got)
@@ -75,12 +62,7 @@ func TestReplayFoldsAnEventAppendedTwiceOnce(t *testing.T) {
 	// The row edited behind the system's back: gaps fill refolds it from
 	// nothing, again taking the duplicate as unchanged.
 	tamper(t, db, id, `UPDATE transactions SET status='a' WHERE integration_id=$1 AND id='txn_1'`)
-	code, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/gaps/fill", e.Token, nil)
-	if code != http.StatusOK {
-		t.Fatalf("gaps fill: %d %s", code, raw)
-	}
-	var fill projections.FillReport
-	apiData(t, raw, &fill)
+	fill := e.fill(id)
 	if len(fill.Errors) != 0 || len(fill.Replayed) != 1 {
 		t.Fatalf("fill %+v, want one refold and no error", fill)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/infra/kafka"
 	"github.com/roisystems/softprohub/projections"
 )
 
@@ -84,6 +85,72 @@ func waitAudit(t *testing.T, db *pgxpool.Pool, id string, n int) {
 	})
 }
 
+// tamper runs statements on the read models behind the system's back, each
+// with the integration id as $1.
+func tamper(t *testing.T, db *pgxpool.Pool, id string, stmts ...string) {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := db.Exec(t.Context(), q, id); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// replay runs POST …/{id}/replay with body and returns its report.
+func (e *Env) replay(id string, body map[string]any) projections.ReplayReport {
+	e.t.Helper()
+	status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/replay", e.Token, body)
+	if status != http.StatusOK {
+		e.t.Fatalf("replay %s: %d %s", id, status, raw)
+	}
+	var rep projections.ReplayReport
+	apiData(e.t, raw, &rep)
+	return rep
+}
+
+// gaps runs GET …/{id}/gaps.
+func (e *Env) gaps(id string) []projections.Gap {
+	e.t.Helper()
+	status, raw := e.do(http.MethodGet, "/api/v1/integrations/softpro/"+id+"/gaps", e.Token, nil)
+	if status != http.StatusOK {
+		e.t.Fatalf("gaps %s: %d %s", id, status, raw)
+	}
+	var out struct {
+		Gaps []projections.Gap `json:"gaps"`
+	}
+	apiData(e.t, raw, &out)
+	return out.Gaps
+}
+
+// fill runs POST …/{id}/gaps/fill and returns its report.
+func (e *Env) fill(id string) projections.FillReport {
+	e.t.Helper()
+	status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/gaps/fill", e.Token, nil)
+	if status != http.StatusOK {
+		e.t.Fatalf("gaps fill %s: %d %s", id, status, raw)
+	}
+	var rep projections.FillReport
+	apiData(e.t, raw, &rep)
+	return rep
+}
+
+// appendAgain appends env straight to the log, as a redelivery past the
+// dedup window would, and waits until the live projectors have passed it.
+func appendAgain(t *testing.T, db *pgxpool.Pool, producer *kafka.Producer, env domain.Envelope) {
+	t.Helper()
+	pos, err := producer.Append(t.Context(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() string {
+		got := queryString(t, db, `SELECT coalesce(max(next_offset), 0) FROM projection_checkpoints WHERE topic = $1 AND "partition" = $2`, pos.Topic, pos.Partition)
+		if mustInt(got) <= pos.Offset {
+			return fmt.Sprintf("checkpoint of %s/%d at %s, want past %d", pos.Topic, pos.Partition, got, pos.Offset)
+		}
+		return ""
+	})
+}
+
 func (e *Env) consistency(id string) projections.ConsistencyReport {
 	e.t.Helper()
 	status, raw := e.do(http.MethodGet, "/api/v1/integrations/softpro/"+id+"/consistency", e.Token, nil)
@@ -108,16 +175,11 @@ func TestReplayValidateFindsRowsChangedBehindTheBackAndFillRestoresThem(t *testi
 
 	// Behind the system's back: a row deleted, a status edited, an audit
 	// row deleted.
-	for _, q := range []string{
+	tamper(t, db, id,
 		`DELETE FROM transactions WHERE integration_id=$1 AND id='txn_1'`,
 		`UPDATE tasks SET status='open' WHERE integration_id=$1 AND id='tsk_1'`,
 		`DELETE FROM contacts WHERE integration_id=$1`,
-		`DELETE FROM webhook_events WHERE integration_id=$1 AND event_id='evt_04'`,
-	} {
-		if _, err := db.Exec(t.Context(), q, id); err != nil {
-			t.Fatal(err)
-		}
-	}
+		`DELETE FROM webhook_events WHERE integration_id=$1 AND event_id='evt_04'`)
 	rep := e.consistency(id)
 	if rep.Score >= 100 {
 		t.Fatalf("tampered read models score %d", rep.Score)
@@ -135,10 +197,7 @@ func TestReplayValidateFindsRowsChangedBehindTheBackAndFillRestoresThem(t *testi
 		}
 	}
 
-	status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/gaps/fill", e.Token, nil)
-	if status != http.StatusOK {
-		t.Fatalf("gaps fill: %d %s", status, raw)
-	}
+	e.fill(id)
 	if got := dumpOf(t, db, id, false); got != want {
 		t.Fatalf("after fill:\n got %s\nwant %s", got, want)
 	}
@@ -152,9 +211,7 @@ func TestReplayValidateFindsRowsChangedBehindTheBackAndFillRestoresThem(t *testi
 		t.Fatalf("after fill: score %d, issues %+v", rep.Score, rep.Issues)
 	}
 	// Filling again changes nothing.
-	if status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/gaps/fill", e.Token, nil); status != http.StatusOK {
-		t.Fatalf("gaps fill again: %d %s", status, raw)
-	}
+	e.fill(id)
 	if got := dumpOf(t, db, id, false); got != want {
 		t.Fatalf("after second fill:\n got %s\nwant %s", got, want)
 	}
@@ -169,12 +226,7 @@ func TestReplayingAWindowTwiceIsIdempotent(t *testing.T) {
 	want := readModelDump(t, db, id)
 	body := map[string]any{"from": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "to": time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}
 	for i := range 2 {
-		status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/replay", e.Token, body)
-		if status != http.StatusOK {
-			t.Fatalf("replay %d: %d %s", i, status, raw)
-		}
-		var rep projections.ReplayReport
-		apiData(t, raw, &rep)
+		rep := e.replay(id, body)
 		if rep.Records != 11 || rep.Applied != 0 || rep.AuditRestored != 0 {
 			t.Fatalf("replay %d over intact read models: %+v", i, rep)
 		}
@@ -184,16 +236,9 @@ func TestReplayingAWindowTwiceIsIdempotent(t *testing.T) {
 	}
 	// With a row gone, the first replay restores it and the second finds
 	// nothing left to do.
-	if _, err := db.Exec(t.Context(), `DELETE FROM documents WHERE integration_id=$1`, id); err != nil {
-		t.Fatal(err)
-	}
+	tamper(t, db, id, `DELETE FROM documents WHERE integration_id=$1`)
 	for i := range 2 {
-		status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/replay", e.Token, body)
-		if status != http.StatusOK {
-			t.Fatalf("replay %d: %d %s", i, status, raw)
-		}
-		var rep projections.ReplayReport
-		apiData(t, raw, &rep)
+		rep := e.replay(id, body)
 		if wantApplied := int64(2 * (1 - i)); rep.Applied != wantApplied {
 			t.Fatalf("replay %d after a delete applied %d, want %d", i, rep.Applied, wantApplied)
 		}

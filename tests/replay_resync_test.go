@@ -21,14 +21,9 @@ func TestReplayFullResyncReproducesTheSimulatorsData(t *testing.T) {
 	e.matchesSimulator(s, id, 60*time.Second)
 
 	// The read models lose data behind the system's back.
-	for _, q := range []string{
+	tamper(t, db, id,
 		`DELETE FROM transactions WHERE integration_id=$1`,
-		`DELETE FROM contacts WHERE integration_id=$1 AND id IN (SELECT id FROM contacts WHERE integration_id=$1 ORDER BY id LIMIT 5)`,
-	} {
-		if _, err := db.Exec(t.Context(), q, id); err != nil {
-			t.Fatal(err)
-		}
-	}
+		`DELETE FROM contacts WHERE integration_id=$1 AND id IN (SELECT id FROM contacts WHERE integration_id=$1 ORDER BY id LIMIT 5)`)
 	if rep := e.consistency(id); rep.Score == 100 {
 		t.Fatalf("consistency after deleting rows: %+v", rep)
 	}
@@ -99,12 +94,7 @@ func TestReplayDataSideGapsAreFoundAndFilledByATargetedSync(t *testing.T) {
 		t.Fatalf("data gaps name %d records, want up to %d: %+v", missing, changed, gaps.Gaps)
 	}
 
-	status, raw = e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/gaps/fill", e.Token, nil)
-	if status != http.StatusOK {
-		t.Fatalf("gaps fill: %d %s", status, raw)
-	}
-	var rep projections.FillReport
-	apiData(t, raw, &rep)
+	rep := e.fill(id)
 	if rep.Synced < int(missing) || len(rep.Errors) != 0 {
 		t.Fatalf("fill: %+v", rep)
 	}
