@@ -48,48 +48,24 @@ func TestReplayReaderScanFiltersAndBounds(t *testing.T) {
 	t.Parallel()
 	b := startBroker(t, "", 0)
 	ensureTopics(t, b.Addrs())
-	p := newProducer(t, b.Addrs(), 5*time.Second)
-
 	alpha, beta := randomID("alpha"), randomID("beta")
-	type appended struct {
-		env   domain.Envelope
-		early bool
-	}
-	var log []appended
-	add := func(integration string, typ domain.EventType, early bool) {
-		e := envelope(integration, typ, "")
-		mustAppend(t, p, e)
-		log = append(log, appended{env: e, early: early})
-	}
-	for range 3 {
-		add(alpha, domain.TransactionCreated, true)
-		add(beta, domain.TransactionCreated, true)
-		add(alpha, domain.ContactCreated, true)
-		add(beta, domain.TaskCompleted, true)
-		add(alpha, domain.TaskCompleted, true)
-	}
-	// Record timestamps have millisecond precision: from is the first
-	// millisecond after the early records, and the late ones are appended
-	// once it has come.
-	from := time.Now().Truncate(time.Millisecond).Add(time.Millisecond)
-	time.Sleep(time.Until(from))
-	for range 2 {
-		add(alpha, domain.TransactionStatusChanged, false)
-		add(beta, domain.ContactCreated, false)
-		add(alpha, domain.DocumentUploaded, false)
-		add(beta, domain.TransactionCreated, false)
-	}
-
-	ids := func(keep func(a appended) bool) []string {
-		var out []string
-		for _, a := range log {
-			if keep(a) {
-				out = append(out, a.env.EventID)
-			}
+	log, from := appendEarlyThenLate(t, b.Addrs(), func(add func(string, domain.EventType)) {
+		for range 3 {
+			add(alpha, domain.TransactionCreated)
+			add(beta, domain.TransactionCreated)
+			add(alpha, domain.ContactCreated)
+			add(beta, domain.TaskCompleted)
+			add(alpha, domain.TaskCompleted)
 		}
-		slices.Sort(out)
-		return out
-	}
+	}, func(add func(string, domain.EventType)) {
+		for range 2 {
+			add(alpha, domain.TransactionStatusChanged)
+			add(beta, domain.ContactCreated)
+			add(alpha, domain.DocumentUploaded)
+			add(beta, domain.TransactionCreated)
+		}
+	})
+	ids := log.ids
 	r := NewReplayReader(b.Addrs())
 	bounds := func(from, to time.Time) projections.Bounds {
 		t.Helper()

@@ -36,46 +36,22 @@ func TestTailFilters(t *testing.T) {
 	t.Parallel()
 	b := startBroker(t, "", 0)
 	ensureTopics(t, b.Addrs())
-	p := newProducer(t, b.Addrs(), 5*time.Second)
-
 	alpha, beta := randomID("alpha"), randomID("beta")
-	type appended struct {
-		env   domain.Envelope
-		early bool
-	}
-	var log []appended
-	add := func(integration string, typ domain.EventType, early bool) {
-		e := envelope(integration, typ, "")
-		mustAppend(t, p, e)
-		log = append(log, appended{env: e, early: early})
-	}
-	for range 3 {
-		add(alpha, domain.TransactionCreated, true)
-		add(beta, domain.TransactionCreated, true)
-		add(alpha, domain.ContactCreated, true)
-		add(beta, domain.TaskCompleted, true)
-	}
-	// Record timestamps have millisecond precision: From is the first
-	// millisecond after the early records, and the late ones are appended
-	// once it has come.
-	from := time.Now().Truncate(time.Millisecond).Add(time.Millisecond)
-	time.Sleep(time.Until(from))
-	for range 2 {
-		add(alpha, domain.TransactionStatusChanged, false)
-		add(beta, domain.ContactCreated, false)
-		add(alpha, domain.DocumentUploaded, false)
-	}
-
-	ids := func(keep func(a appended) bool) []string {
-		var out []string
-		for _, a := range log {
-			if keep(a) {
-				out = append(out, a.env.EventID)
-			}
+	log, from := appendEarlyThenLate(t, b.Addrs(), func(add func(string, domain.EventType)) {
+		for range 3 {
+			add(alpha, domain.TransactionCreated)
+			add(beta, domain.TransactionCreated)
+			add(alpha, domain.ContactCreated)
+			add(beta, domain.TaskCompleted)
 		}
-		slices.Sort(out)
-		return out
-	}
+	}, func(add func(string, domain.EventType)) {
+		for range 2 {
+			add(alpha, domain.TransactionStatusChanged)
+			add(beta, domain.ContactCreated)
+			add(alpha, domain.DocumentUploaded)
+		}
+	})
+	ids := log.ids
 	tests := []struct {
 		name string
 		cfg  TailConfig
@@ -329,4 +305,46 @@ func BenchmarkTail(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// appended is an event a test appended, and whether it came before the
+// test's from time.
+type appended struct {
+	env   domain.Envelope
+	early bool
+}
+
+type appendedLog []appended
+
+// ids returns the sorted event ids of the events keep accepts.
+func (l appendedLog) ids(keep func(a appended) bool) []string {
+	var out []string
+	for _, a := range l {
+		if keep(a) {
+			out = append(out, a.env.EventID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// appendEarlyThenLate appends the events early adds, waits for from, the
+// first millisecond after them (record timestamps have millisecond
+// precision), and appends the events late adds.
+func appendEarlyThenLate(t *testing.T, addrs []string, early, late func(add func(integration string, typ domain.EventType))) (appendedLog, time.Time) {
+	t.Helper()
+	p := newProducer(t, addrs, 5*time.Second)
+	var log appendedLog
+	isEarly := true
+	add := func(integration string, typ domain.EventType) {
+		e := envelope(integration, typ, "")
+		mustAppend(t, p, e)
+		log = append(log, appended{env: e, early: isEarly})
+	}
+	early(add)
+	from := time.Now().Truncate(time.Millisecond).Add(time.Millisecond)
+	time.Sleep(time.Until(from))
+	isEarly = false
+	late(add)
+	return log, from
 }
