@@ -287,18 +287,68 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 	if err != nil {
 		return err
 	}
+	cpuPerEvent := func(u cpuUse, n int64) float64 { return u.busySeconds * 1e6 / float64(max(n, 1)) }
 	logf("COPY ceiling: %.0f events/s over %d events; rebuild / ceiling = %.1f%% (goal >= 30%%)", copyRate, cfg.copyEvents, 100*rebuildRate/copyRate)
 	if cpuOK && cpuOK2 {
 		logf("COPY ceiling: %s", copyCPU.perEvent(int64(cfg.copyEvents)))
 	}
-	// A rebuild stores the same rows as the ceiling, and more (indexes,
-	// checkpoints, metrics): the ceiling over the live path bounds the
-	// rebuild / live ratio any build can reach on this machine.
-	logf("COPY ceiling / live = %.1fx: the most rebuild / live can be here", copyRate/liveRate)
-	cpuPerEvent := func(u cpuUse, n int64) float64 { return u.busySeconds * 1e6 / float64(max(n, 1)) }
+	logf("COPY ceiling / live = %.1fx", copyRate/liveRate)
+
+	// 5. Floor: reading the whole log, with nothing else.
+	read, readCPU, err := benchLogRead(ctx, brokers, cfg.batch)
+	if err != nil {
+		return err
+	}
+	if read.events != int64(cfg.events) {
+		return fmt.Errorf("log read: %d events, want %d", read.events, cfg.events)
+	}
+	readRate := float64(read.events) / read.took.Seconds()
+	logf("log read: %d events in %v: %.0f events/s", read.events, read.took.Round(time.Millisecond), readRate)
+	if cpuOK && cpuOK2 {
+		logf("log read: %s", readCPU.perEvent(read.events))
+		// Any rebuild reads each event and stores its rows at least once:
+		// the two floors' machine CPU per event bounds the rate the cores
+		// can rebuild at, however the work is spread over them.
+		cores := float64(runtime.NumCPU())
+		floor := cpuPerEvent(readCPU, read.events) + cpuPerEvent(copyCPU, int64(cfg.copyEvents))
+		logf("bound: reading (%.0f µs) and storing (%.0f µs) each event need %.0f µs of machine CPU: at most %.0f events/s on %.0f cores = %.1fx live",
+			cpuPerEvent(readCPU, read.events), cpuPerEvent(copyCPU, int64(cfg.copyEvents)), floor, cores*1e6/floor, cores, cores*1e6/floor/liveRate)
+	}
 	logf("total time %v", time.Since(total).Round(time.Second))
-	logf(`BENCH {"rebuildEventsPerSec":%.0f,"liveEventsPerSec":%.0f,"copyEventsPerSec":%.0f,"rebuildOverLive":%.2f,"rebuildOverCopy":%.4f,"peakHeapMiB":%.0f,"rebuildSeconds":%.1f,"pausedMs":%d,"rebuildCPUMicrosPerEvent":%.0f,"rebuildStolenPct":%.0f,"liveCPUMicrosPerEvent":%.0f,"copyCPUMicrosPerEvent":%.0f}`,
+	logf(`BENCH {"rebuildEventsPerSec":%.0f,"liveEventsPerSec":%.0f,"copyEventsPerSec":%.0f,"rebuildOverLive":%.2f,"rebuildOverCopy":%.4f,"peakHeapMiB":%.0f,"rebuildSeconds":%.1f,"pausedMs":%d,"rebuildCPUMicrosPerEvent":%.0f,"rebuildStolenPct":%.0f,"liveCPUMicrosPerEvent":%.0f,"copyCPUMicrosPerEvent":%.0f,"logReadEventsPerSec":%.0f,"logReadCPUMicrosPerEvent":%.1f}`,
 		rebuildRate, liveRate, copyRate, rebuildRate/liveRate, rebuildRate/copyRate, peakMB, took.Seconds(), run.Paused.Milliseconds(),
-		cpuPerEvent(rebuildCPU, run.Progress.Applied), 100*rebuildCPU.stolen, cpuPerEvent(liveCPU, int64(cfg.liveEvents)), cpuPerEvent(copyCPU, int64(cfg.copyEvents)))
+		cpuPerEvent(rebuildCPU, run.Progress.Applied), 100*rebuildCPU.stolen, cpuPerEvent(liveCPU, int64(cfg.liveEvents)), cpuPerEvent(copyCPU, int64(cfg.copyEvents)),
+		readRate, cpuPerEvent(readCPU, read.events))
 	return nil
+}
+
+type logRead struct {
+	events int64
+	took   time.Duration
+}
+
+// benchLogRead scans every event of the log as a rebuild does (decoding
+// each envelope) and applies none, returning the count, the time and the
+// machine's CPU use.
+func benchLogRead(ctx context.Context, brokers []string, batch int) (logRead, cpuUse, error) {
+	r := kafka.NewReplayReader(brokers)
+	b, err := r.Bounds(ctx, domain.EventTopics, time.Time{}, time.Time{})
+	if err != nil {
+		return logRead{}, cpuUse{}, err
+	}
+	var read logRead
+	start := time.Now()
+	before, _ := readCPUTimes()
+	err = r.Scan(ctx, projections.ScanRequest{Bounds: b, BatchSize: batch}, func(recs []projections.ScannedRecord) error {
+		for _, rec := range recs {
+			if rec.Err != nil {
+				return rec.Err
+			}
+		}
+		read.events += int64(len(recs))
+		return nil
+	})
+	read.took = time.Since(start)
+	after, _ := readCPUTimes()
+	return read, before.until(after), err
 }
