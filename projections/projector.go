@@ -65,6 +65,21 @@ type Projector struct {
 	// keys, when set, holds every key queried so far in a store that
 	// started empty; Apply looks up only the keys it may hold (builds).
 	keys *KeySet
+	// refold, when set, is handed after each commit the entities that a
+	// retried event reached out of log order (WithRefold).
+	refold func([]domain.EntityKey)
+}
+
+// WithRefold returns a copy of p that hands fn, after each commit, the
+// entities a retried event (source retry) reached while they held another
+// event's state. Such an event was first appended before events that have
+// been applied since, so the entity's row may differ from the log's fold
+// (which takes each event at its first position) until it is folded again
+// (Refolder.Add).
+func (p *Projector) WithRefold(fn func([]domain.EntityKey)) *Projector {
+	q := *p
+	q.refold = fn
+	return &q
 }
 
 // WithGapCheck returns a copy of p whose Apply fails with a *GapError,
@@ -149,7 +164,10 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 		p.keys.narrow(&q)
 	}
 
-	var outcomes []Outcome
+	var (
+		outcomes   []Outcome
+		outOfOrder []domain.EntityKey
+	)
 	err := p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
 		snap, err := tx.Load(ctx, q)
 		if err != nil {
@@ -161,7 +179,7 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 			}
 		}
 		var w Writes
-		w, outcomes = plan(p.name, snap, recs, changes, p.now().UTC())
+		w, outcomes, outOfOrder = plan(p.name, snap, recs, changes, p.now().UTC())
 		if w.Empty() {
 			return nil
 		}
@@ -169,6 +187,9 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("project %d records: %w", len(recs), err)
+	}
+	if p.refold != nil && len(outOfOrder) > 0 {
+		p.refold(outOfOrder)
 	}
 	return outcomes, nil
 }
@@ -194,8 +215,9 @@ func firstGap(snap Snapshot, recs []Record) *GapError {
 }
 
 // plan is the pure core of Apply: from what is stored and the records, what
-// to write and what happened to each record.
-func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Change, now time.Time) (Writes, []Outcome) {
+// to write, what happened to each record, and the entities retried events
+// reached out of log order (see WithRefold).
+func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Change, now time.Time) (Writes, []Outcome, []domain.EntityKey) {
 	w := Writes{Audit: make([]AuditRow, 0, len(recs))}
 	outcomes := make([]Outcome, len(recs))
 	next := make(map[Partition]int64, 1)
@@ -210,6 +232,7 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 	// last event's data as it came (domain.Effect.DataAsCarried).
 	dirty := make(map[domain.EntityKey]bool)
 	metrics := newMetricsAcc()
+	var outOfOrder []domain.EntityKey
 
 	for i, r := range recs {
 		if off, ok := next[r.Partition]; ok && r.Offset < off {
@@ -248,6 +271,10 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 			cur, ok := entities[c.Key]
 			if !ok {
 				cur = snap.Entities[c.Key]
+			}
+			if r.Envelope.Source == domain.SourceRetry && cur.Exists && cur.LastEventID != c.EventID &&
+				!slices.Contains(outOfOrder, c.Key) {
+				outOfOrder = append(outOfOrder, c.Key)
 			}
 			nextState, eff := domain.Apply(cur, *c)
 			applied := eff.Applied
@@ -314,7 +341,7 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 		w.DataInAudit = append(w.DataInAudit, dirty[k])
 	}
 	w.Metrics = metrics.list()
-	return w, outcomes
+	return w, outcomes, outOfOrder
 }
 
 // RecordAttempt notes a failed attempt at rec in the audit: the event shows

@@ -28,6 +28,9 @@ type promMetrics struct {
 	tx *prometheus.HistogramVec
 	// gapRecords counts records applied from the log to fill gaps.
 	gapRecords *prometheus.CounterVec
+	// refolds counts entities folded again from the log after a retried
+	// event reached them out of log order.
+	refolds *prometheus.CounterVec
 }
 
 func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
@@ -67,8 +70,12 @@ func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
 			Name: "softprohub_projection_gap_records_total",
 			Help: "Records read from the log to fill a gap between a partition's checkpoint and the message delivered, by topic.",
 		}, []string{"topic"}),
+		refolds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "softprohub_projection_refolds_total",
+			Help: "Entities folded again from the log after a retried event reached them out of log order, by result (ok, error).",
+		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.latency, m.lag, m.retries, m.poisoned, m.batch, m.tx, m.gapRecords} {
+	for _, c := range []prometheus.Collector{m.events, m.latency, m.lag, m.retries, m.poisoned, m.batch, m.tx, m.gapRecords, m.refolds} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register projection metrics: %w", err)
 		}

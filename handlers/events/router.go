@@ -206,6 +206,9 @@ type Router struct {
 	// running is closed once a start subscribed every handler.
 	running     chan struct{}
 	runningOnce sync.Once
+	// refolder folds again the entities retried events reached out of
+	// log order.
+	refolder *projections.Refolder
 }
 
 // handler is one consumer of the router: its projection name (and
@@ -241,10 +244,21 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 		subscribers: deps.Subscribers, ready: deps.Ready, pub: deps.Publisher, metrics: m, gauges: map[string]*gauges{},
 		running: make(chan struct{})}
 	slots := make(chan struct{}, cfg.Concurrency)
+	r.refolder = projections.NewRefolder(projections.NewReplayer(deps.Store, deps.Log, nil), cfg.Topics, func(res projections.RefoldResult) {
+		if res.Err != nil {
+			m.refolds.WithLabelValues("error").Add(float64(len(res.Entities)))
+			deps.Logger.Error("refolding entities a retried event reached out of log order failed, will retry",
+				"integrationId", res.IntegrationID, "entities", len(res.Entities), "err", res.Err)
+			return
+		}
+		m.refolds.WithLabelValues("ok").Add(float64(len(res.Entities)))
+		deps.Logger.Info("refolded entities a retried event reached out of log order",
+			"integrationId", res.IntegrationID, "entities", len(res.Entities), "records", res.Replay.Records, "applied", res.Replay.Applied)
+	})
 
 	for _, topic := range cfg.Topics {
 		name := ProjectionName(topic)
-		p := projections.NewProjector(name, cmp.Or[projections.Store](deps.AsyncStore, deps.Store), nil)
+		p := projections.NewProjector(name, cmp.Or[projections.Store](deps.AsyncStore, deps.Store), nil).WithRefold(r.refolder.Add)
 		c := newCommitter(p.WithGapCheck(), slots, cfg.MaxBatch, cfg.HandlerTimeout, m.batch.WithLabelValues(topic), m.tx.WithLabelValues(topic))
 		c.fill = func(ctx context.Context, gap *projections.GapError) error {
 			n, err := projections.FillGap(ctx, p, deps.Log, gap)
@@ -331,6 +345,12 @@ func (r *Router) Run(ctx context.Context) error {
 	for _, c := range r.commits {
 		waits = append(waits, c.start(cctx))
 	}
+	refolded := make(chan struct{})
+	go func() {
+		defer close(refolded)
+		r.refolder.Run(cctx)
+	}()
+	waits = append(waits, func() { <-refolded })
 	err := r.run(ctx)
 	stop()
 	for _, w := range waits {

@@ -170,9 +170,12 @@ var entityBulkSQL = func() map[domain.Kind]string {
 		cols := t.columnNames()
 		types := append(append([]string(nil), commonTypes...), entityColumnTypes[kind]...)
 		cast := map[int]string{7: "jsonb"}
+		// softpro_created_at too: the state written is the entity's whole
+		// fold, so a refold can correct a creation time the live row got
+		// from an event that overtook the creating one (a manual retry).
 		var set []string
 		for _, c := range cols {
-			if c != "integration_id" && c != "id" && c != "softpro_created_at" {
+			if c != "integration_id" && c != "id" {
 				set = append(set, c+" = EXCLUDED."+c)
 			}
 		}

@@ -1,0 +1,146 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// The projector names an entity for a refold only when a retried event
+// reaches it while it holds another event's state.
+func TestProjectorNamesEntitiesRetriedEventsReachOutOfOrder(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
+	log := &fakeLog{}
+	log.add(domain.TransactionStatusChanged, "e_status", t0, `{"id":"txn_1","status":"closing"}`)
+	log.add(domain.TransactionCreated, "e_created", t0, `{"id":"txn_1","status":"open","file_number":"F-1"}`)
+	log.add(domain.TransactionCreated, "e_other", t0, `{"id":"txn_2","status":"open"}`)
+	txn1 := domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTransaction, ID: "txn_1"}
+	record := func(i int, source domain.Source) Record {
+		r := log.recs[i].Record
+		r.Envelope.Source = source
+		return r
+	}
+	tests := []struct {
+		name    string
+		applied []int // records applied before, as the live path did
+		rec     Record
+		want    []domain.EntityKey
+	}{
+		{name: "retry onto another event's state", applied: []int{0}, rec: record(1, domain.SourceRetry), want: []domain.EntityKey{txn1}},
+		{name: "webhook onto another event's state", applied: []int{0}, rec: record(1, domain.SourceWebhook)},
+		{name: "retry creating its entity", rec: record(2, domain.SourceRetry)},
+		{name: "retry onto its own state", applied: []int{1}, rec: func() Record {
+			r := record(1, domain.SourceRetry)
+			r.Offset = 9
+			return r
+		}()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := newMemStore()
+			live := NewProjector("p", m, nil)
+			for _, i := range tt.applied {
+				if _, err := live.Apply(context.Background(), log.recs[i].Record); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []domain.EntityKey
+			p := live.WithRefold(func(keys []domain.EntityKey) { got = append(got, keys...) })
+			// A claimed retry's audit row is RECEIVED again.
+			m.audit[keyOf(tt.rec.Envelope)] = AuditRow{IntegrationID: "int_a", EventID: tt.rec.Envelope.EventID, Status: StatusReceived}
+			if _, err := p.Apply(context.Background(), tt.rec); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) || len(got) > 0 && got[0] != tt.want[0] {
+				t.Fatalf("named %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// failingStore fails its first transactions, then is a memStore.
+type failingStore struct {
+	*memStore
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *failingStore) InTx(ctx context.Context, fn func(context.Context, Tx) error) error {
+	f.mu.Lock()
+	fail := f.fails > 0
+	f.fails--
+	f.mu.Unlock()
+	if fail {
+		return errors.New("store refused")
+	}
+	return f.memStore.InTx(ctx, fn)
+}
+
+// Entities handed to the refolder are folded again from the log with
+// their events at their first positions, one integration at a time, and
+// a failed refold is tried again.
+func TestRefolderFoldsQueuedEntitiesAgainAndRetries(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
+	log := &fakeLog{}
+	log.add(domain.TransactionCreated, "e_created", t0, `{"id":"txn_1","status":"open","file_number":"F-1"}`)
+	log.add(domain.TransactionStatusChanged, "e_status", t0, `{"id":"txn_1","status":"closing"}`)
+	txn1 := domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTransaction, ID: "txn_1"}
+
+	m := newMemStore()
+	for _, r := range log.recs {
+		m.audit[keyOf(r.Envelope)] = AuditRow{Status: StatusCompleted}
+	}
+	// The live row after a retry of e_created: applied on top of e_status.
+	m.entities[txn1] = domain.Entity{Key: txn1, Exists: true, CreatedAt: t0, UpdatedAt: t0, LastEventID: "e_created",
+		Transaction: domain.TransactionFields{Status: "open", FileNumber: "F-1"}}
+
+	results := make(chan RefoldResult, 4)
+	f := NewRefolder(NewReplayer(&failingStore{memStore: m, fails: 1}, log, nil), []string{domain.TopicTransactions},
+		func(r RefoldResult) { results <- r })
+	f.retryDelay = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(ctx)
+	}()
+	f.Add([]domain.EntityKey{txn1, txn1})
+
+	next := func() RefoldResult {
+		t.Helper()
+		select {
+		case r := <-results:
+			return r
+		case <-time.After(5 * time.Second):
+			t.Fatal("no refold within 5 s")
+			return RefoldResult{}
+		}
+	}
+	first := next()
+	if first.Err == nil || first.IntegrationID != "int_a" || len(first.Entities) != 1 {
+		t.Fatalf("first refold %+v, want the store's error for txn_1 alone", first)
+	}
+	second := next()
+	if second.Err != nil || len(second.Entities) != 1 || second.Entities[0] != txn1 || second.Replay.Records != 2 {
+		t.Fatalf("second refold %+v, want txn_1 folded from 2 records", second)
+	}
+	got := m.entities[txn1]
+	if got.Transaction.Status != "closing" || got.Transaction.FileNumber != "F-1" || got.LastEventID != "e_status" {
+		t.Fatalf("refolded %+v, want status closing, file F-1, last event e_status", got)
+	}
+	cancel()
+	<-done
+	select {
+	case r := <-results:
+		t.Fatalf("unexpected refold %+v", r)
+	default:
+	}
+}
