@@ -98,5 +98,5 @@ func (u cpuUse) perEvent(n int64) string {
 		return ""
 	}
 	return fmt.Sprintf("machine CPU %.1f s busy = %.0f µs per event (this process %.0f µs, the rest %.0f µs); %.0f%% of the CPU time was stolen by the hypervisor",
-		u.busySeconds, u.busySeconds*1e6/float64(n), u.selfSeconds*1e6/float64(n), (u.busySeconds-u.selfSeconds)*1e6/float64(n), 100*u.stolen)
+		u.busySeconds, u.busySeconds*1e6/float64(n), u.selfSeconds*1e6/float64(n), max(u.busySeconds-u.selfSeconds, 0)*1e6/float64(n), 100*u.stolen)
 }
