@@ -144,3 +144,42 @@ func TestRefolderFoldsQueuedEntitiesAgainAndRetries(t *testing.T) {
 	default:
 	}
 }
+
+// An event the live projector applies while a refold reads the log is not
+// lost when the refold writes the entity, even when it ties with the
+// refold's last event: the refold locks the row, then folds in what was
+// appended since it listed the log's end.
+func TestRefoldKeepsEventsAppliedLiveDuringItsScan(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
+	log := &fakeLog{}
+	log.add(domain.TransactionCreated, "e_created", t0, `{"id":"txn_1","status":"open","file_number":"F-1"}`)
+	log.add(domain.TransactionStatusChanged, "e_status", t0, `{"id":"txn_1","status":"closing"}`)
+	txn1 := domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTransaction, ID: "txn_1"}
+	m := newMemStore()
+	live := NewProjector("p", m, nil)
+	for _, r := range log.recs {
+		if _, err := live.Apply(context.Background(), r.Record); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The row edited behind the system's back, then refolded; after the
+	// refold listed the log's end, and before it reads the entity's
+	// records, an update of the same second is appended and projected live.
+	edited := m.entities[txn1]
+	edited.Transaction.FileNumber = "tampered"
+	m.entities[txn1] = edited
+	log.beforeScan = func() {
+		log.add(domain.TransactionUpdated, "e_updated", t0, `{"id":"txn_1","property_address":"1 Main St"}`)
+		if _, err := live.Apply(context.Background(), log.recs[2].Record); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := NewReplayer(m, log, nil).Replay(context.Background(), ReplayRequest{IntegrationID: "int_a", Refold: []domain.EntityKey{txn1}}); err != nil {
+		t.Fatal(err)
+	}
+	got := m.entities[txn1].Transaction
+	if got.FileNumber != "F-1" || got.Status != "closing" || got.PropertyAddress != "1 Main St" || m.entities[txn1].LastEventID != "e_updated" {
+		t.Fatalf("after the refold: %+v, last event %s; want F-1, closing, 1 Main St, e_updated", got, m.entities[txn1].LastEventID)
+	}
+}

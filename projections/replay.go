@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -208,6 +209,9 @@ func (r *Replayer) Replay(ctx context.Context, req ReplayRequest) (ReplayReport,
 		func(recs []ScannedRecord) error {
 			return r.apply(ctx, recs, st, &rep)
 		})
+	if err == nil && len(st.refold) > 0 {
+		err = r.settle(ctx, req, topics, bounds, st)
+	}
 	rep.Elapsed = r.now().Sub(started)
 	if err != nil {
 		return rep, fmt.Errorf("replay: %w", err)
@@ -392,13 +396,84 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 	}
 	slices.SortFunc(keys, compareEntityKeys)
 	for _, k := range keys {
-		w.Entities = append(w.Entities, entities[k])
 		if st.refold[k] {
+			// Written once, by settle.
 			add.state[k] = entities[k]
+			continue
 		}
+		w.Entities = append(w.Entities, entities[k])
 	}
 	w.Metrics = metrics.list()
 	return w, add, n
+}
+
+// settle writes the refolded entities' states, in one transaction that
+// first locks their rows, then folds into them the records appended since
+// the scan's end listing (which the live projectors may have applied
+// meanwhile, on top of the rows being replaced): no event applied live is
+// overwritten, none is folded twice, and an event appended later is
+// applied by the live projectors on top of the state written here.
+func (r *Replayer) settle(ctx context.Context, req ReplayRequest, topics []string, scanned Bounds, st *repairState) error {
+	keys := slices.SortedFunc(maps.Keys(st.refold), compareEntityKeys)
+	return retryTransient(ctx, func() error {
+		return r.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+			if _, err := tx.Load(ctx, Query{Entities: keys}); err != nil {
+				return err
+			}
+			now, err := r.log.Bounds(ctx, topics, time.Time{}, time.Time{})
+			if err != nil {
+				return err
+			}
+			now = onlyIntegration(now, r.log, req.IntegrationID)
+			since := Bounds{Start: map[Partition]int64{}, End: map[Partition]int64{}}
+			for p, end := range now.End {
+				from, ok := scanned.End[p]
+				if !ok {
+					from = now.Start[p]
+				}
+				if end > from {
+					since.Start[p], since.End[p] = from, end
+				}
+			}
+			state := maps.Clone(st.state)
+			folded := map[EventKey]bool{}
+			var w Writes
+			err = r.log.Scan(ctx, ScanRequest{Bounds: since, IntegrationID: req.IntegrationID, Types: req.Types, BatchSize: 2000},
+				func(recs []ScannedRecord) error {
+					for _, rec := range recs {
+						if rec.Err != nil {
+							continue
+						}
+						c, ok, err := domain.ChangeOf(rec.Envelope)
+						key := keyOf(rec.Envelope)
+						if err != nil || !ok || !st.refold[c.Key] || st.seen[key] || folded[key] {
+							continue
+						}
+						folded[key] = true
+						next, eff := domain.Apply(state[c.Key], c)
+						if eff.Applied {
+							state[c.Key] = next
+							if eff.StatusChange != nil {
+								w.StatusChanges = append(w.StatusChanges, *eff.StatusChange)
+							}
+						}
+					}
+					return nil
+				})
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if e, ok := state[k]; ok && e.Exists {
+					w.Entities = append(w.Entities, e)
+				}
+			}
+			if w.Empty() {
+				return nil
+			}
+			return tx.Save(ctx, w)
+		})
+	})
 }
 
 // retryTransient runs fn until it succeeds, fails for a reason that is not

@@ -14,6 +14,9 @@ import (
 // lives in partition 0.
 type fakeLog struct {
 	recs []ScannedRecord
+	// beforeScan, when set, runs once, at the start of the next Scan
+	// (after its bounds were listed).
+	beforeScan func()
 }
 
 func (f *fakeLog) Bounds(_ context.Context, topics []string, from, to time.Time) (Bounds, error) {
@@ -37,6 +40,11 @@ func (f *fakeLog) Bounds(_ context.Context, topics []string, from, to time.Time)
 }
 
 func (f *fakeLog) Scan(_ context.Context, req ScanRequest, fn func([]ScannedRecord) error) error {
+	if f.beforeScan != nil {
+		hook := f.beforeScan
+		f.beforeScan = nil
+		hook()
+	}
 	for _, r := range f.recs {
 		if r.Offset < req.Start[r.Partition] || r.Offset >= req.End[r.Partition] {
 			continue
