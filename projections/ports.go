@@ -144,11 +144,15 @@ type Writes struct {
 	// has one entry per entity.
 	DataInAudit   []bool
 	StatusChanges []domain.StatusChange
-	Metrics       []MetricsDelta
+	// ReplaceHistory names transactions whose stored status changes are
+	// deleted before StatusChanges are written: their whole history is
+	// among StatusChanges (a refold).
+	ReplaceHistory []domain.EntityKey
+	Metrics        []MetricsDelta
 }
 
 // Empty reports whether w writes nothing.
 func (w Writes) Empty() bool {
 	return len(w.Checkpoints) == 0 && len(w.Audit) == 0 && len(w.Entities) == 0 &&
-		len(w.StatusChanges) == 0 && len(w.Metrics) == 0
+		len(w.StatusChanges) == 0 && len(w.ReplaceHistory) == 0 && len(w.Metrics) == 0
 }

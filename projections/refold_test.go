@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,9 +98,16 @@ func TestRefolderFoldsQueuedEntitiesAgainAndRetries(t *testing.T) {
 	for _, r := range log.recs {
 		m.audit[keyOf(r.Envelope)] = AuditRow{Status: StatusCompleted}
 	}
-	// The live row after a retry of e_created: applied on top of e_status.
+	// The live row and history after a retry of e_created: applied on top
+	// of e_status.
 	m.entities[txn1] = domain.Entity{Key: txn1, Exists: true, CreatedAt: t0, UpdatedAt: t0, LastEventID: "e_created",
 		Transaction: domain.TransactionFields{Status: "open", FileNumber: "F-1"}}
+	if err := m.Save(context.Background(), Writes{StatusChanges: []domain.StatusChange{
+		{Key: txn1, From: "", To: "closing", At: t0, EventID: "e_status"},
+		{Key: txn1, From: "closing", To: "open", At: t0, EventID: "e_created"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
 
 	results := make(chan RefoldResult, 4)
 	f := NewRefolder(NewReplayer(&failingStore{memStore: m, fails: 1}, log, nil), []string{domain.TopicTransactions},
@@ -135,6 +143,9 @@ func TestRefolderFoldsQueuedEntitiesAgainAndRetries(t *testing.T) {
 	got := m.entities[txn1]
 	if got.Transaction.Status != "closing" || got.Transaction.FileNumber != "F-1" || got.LastEventID != "e_status" {
 		t.Fatalf("refolded %+v, want status closing, file F-1, last event e_status", got)
+	}
+	if h := historyOf(m); h != "open>closing:e_status" {
+		t.Fatalf("status history %s, want open>closing:e_status", h)
 	}
 	cancel()
 	<-done
@@ -182,4 +193,13 @@ func TestRefoldKeepsEventsAppliedLiveDuringItsScan(t *testing.T) {
 	if got.FileNumber != "F-1" || got.Status != "closing" || got.PropertyAddress != "1 Main St" || m.entities[txn1].LastEventID != "e_updated" {
 		t.Fatalf("after the refold: %+v, last event %s; want F-1, closing, 1 Main St, e_updated", got, m.entities[txn1].LastEventID)
 	}
+}
+
+// historyOf renders m's status changes as from>to:event, in order.
+func historyOf(m *memStore) string {
+	var parts []string
+	for _, c := range m.history {
+		parts = append(parts, c.From+">"+c.To+":"+c.EventID)
+	}
+	return strings.Join(parts, ",")
 }

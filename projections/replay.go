@@ -225,14 +225,16 @@ type repairState struct {
 	owned map[domain.EntityKey]bool
 	seen  map[EventKey]bool
 	// refold entities are folded in memory from nothing; state holds
-	// their folded state so far.
-	refold map[domain.EntityKey]bool
-	state  map[domain.EntityKey]domain.Entity
+	// their folded state so far, history their status changes.
+	refold  map[domain.EntityKey]bool
+	state   map[domain.EntityKey]domain.Entity
+	history map[domain.EntityKey][]domain.StatusChange
 }
 
 func newRepairState() *repairState {
 	return &repairState{owned: map[domain.EntityKey]bool{}, seen: map[EventKey]bool{},
-		refold: map[domain.EntityKey]bool{}, state: map[domain.EntityKey]domain.Entity{}}
+		refold: map[domain.EntityKey]bool{}, state: map[domain.EntityKey]domain.Entity{},
+		history: map[domain.EntityKey][]domain.StatusChange{}}
 }
 
 func (r *Replayer) apply(ctx context.Context, scanned []ScannedRecord, st *repairState, rep *ReplayReport) error {
@@ -293,6 +295,9 @@ func (r *Replayer) apply(ctx context.Context, scanned []ScannedRecord, st *repai
 		for k, e := range add.state {
 			st.state[k] = e
 		}
+		for k, h := range add.history {
+			st.history[k] = append(st.history[k], h...)
+		}
 		rep.Applied += counts.applied
 		rep.Unchanged += counts.unchanged
 		rep.AuditRestored += counts.audit
@@ -343,7 +348,12 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 				if eff.Applied {
 					ok = true
 					entities[c.Key], dirty[c.Key] = next, true
-					if eff.StatusChange != nil {
+					switch {
+					case eff.StatusChange == nil:
+					case st.refold[c.Key]:
+						// Written with the state, by settle.
+						add.history[c.Key] = append(add.history[c.Key], *eff.StatusChange)
+					default:
 						w.StatusChanges = append(w.StatusChanges, *eff.StatusChange)
 					}
 				}
@@ -407,12 +417,14 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 	return w, add, n
 }
 
-// settle writes the refolded entities' states, in one transaction that
-// first locks their rows, then folds into them the records appended since
-// the scan's end listing (which the live projectors may have applied
-// meanwhile, on top of the rows being replaced): no event applied live is
-// overwritten, none is folded twice, and an event appended later is
-// applied by the live projectors on top of the state written here.
+// settle writes the refolded entities' states, and the refolded
+// transactions' whole status histories in place of the stored ones, in one
+// transaction that first locks their rows, then folds into them the
+// records appended since the scan's end listing (which the live projectors
+// may have applied meanwhile, on top of the rows being replaced): no event
+// applied live is overwritten, none is folded twice, and an event appended
+// later is applied by the live projectors on top of the state written
+// here.
 func (r *Replayer) settle(ctx context.Context, req ReplayRequest, topics []string, scanned Bounds, st *repairState) error {
 	keys := slices.SortedFunc(maps.Keys(st.refold), compareEntityKeys)
 	return retryTransient(ctx, func() error {
@@ -436,6 +448,10 @@ func (r *Replayer) settle(ctx context.Context, req ReplayRequest, topics []strin
 				}
 			}
 			state := maps.Clone(st.state)
+			history := map[domain.EntityKey][]domain.StatusChange{}
+			for k, h := range st.history {
+				history[k] = slices.Clone(h)
+			}
 			folded := map[EventKey]bool{}
 			var w Writes
 			err = r.log.Scan(ctx, ScanRequest{Bounds: since, IntegrationID: req.IntegrationID, Types: req.Types, BatchSize: 2000},
@@ -454,7 +470,7 @@ func (r *Replayer) settle(ctx context.Context, req ReplayRequest, topics []strin
 						if eff.Applied {
 							state[c.Key] = next
 							if eff.StatusChange != nil {
-								w.StatusChanges = append(w.StatusChanges, *eff.StatusChange)
+								history[c.Key] = append(history[c.Key], *eff.StatusChange)
 							}
 						}
 					}
@@ -464,8 +480,14 @@ func (r *Replayer) settle(ctx context.Context, req ReplayRequest, topics []strin
 				return err
 			}
 			for _, k := range keys {
-				if e, ok := state[k]; ok && e.Exists {
-					w.Entities = append(w.Entities, e)
+				e, ok := state[k]
+				if !ok || !e.Exists {
+					continue
+				}
+				w.Entities = append(w.Entities, e)
+				if k.Kind == domain.KindTransaction {
+					w.ReplaceHistory = append(w.ReplaceHistory, k)
+					w.StatusChanges = append(w.StatusChanges, history[k]...)
 				}
 			}
 			if w.Empty() {

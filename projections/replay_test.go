@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -82,6 +83,8 @@ type memStore struct {
 	audit    map[EventKey]AuditRow
 	entities map[domain.EntityKey]domain.Entity
 	changes  map[string]bool
+	// history holds the status changes in the order written.
+	history []domain.StatusChange
 }
 
 func newMemStore() *memStore {
@@ -118,8 +121,24 @@ func (m *memStore) Save(_ context.Context, w Writes) error {
 		}
 		m.entities[e.Key] = e
 	}
+	if len(w.ReplaceHistory) > 0 {
+		kept := m.history[:0]
+		for _, c := range m.history {
+			if slices.Contains(w.ReplaceHistory, c.Key) {
+				delete(m.changes, c.EventID)
+			} else {
+				kept = append(kept, c)
+			}
+		}
+		m.history = kept
+	}
 	for _, c := range w.StatusChanges {
-		m.changes[c.EventID] = true
+		// The table's (integration, event id) key: a second insert is
+		// a no-op.
+		if !m.changes[c.EventID] {
+			m.changes[c.EventID] = true
+			m.history = append(m.history, c)
+		}
 	}
 	return nil
 }

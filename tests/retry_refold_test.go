@@ -45,13 +45,18 @@ func TestRetriedEventEndsWhereTheLogPutsIt(t *testing.T) {
 	e.waitStatuses(id, map[string]string{"evt_tie_created": "COMPLETED", "evt_old_created": "COMPLETED"})
 
 	// As the log orders them: the create, then the later event on top.
-	row := `SELECT status, coalesce(file_number, '-'), last_event_id FROM transactions WHERE integration_id=$1 AND id=$2`
+	// Status histories as well: the one status change each, as a
+	// rebuild records it.
+	row := `SELECT status, coalesce(file_number, '-'), last_event_id,
+  (SELECT string_agg(from_status || '>' || to_status || ':' || event_id, ',' ORDER BY changed_at, c.id)
+   FROM transaction_status_changes c WHERE c.integration_id = t.integration_id AND c.transaction_id = t.id)
+FROM transactions t WHERE integration_id=$1 AND id=$2`
 	eventually(t, 20*time.Second, func() string {
-		if got := queryString(t, db, row, id, "txn_tie"); got != "closing POISON evt_tie_status" {
-			return "txn_tie: " + got + ", want closing POISON evt_tie_status"
+		if got := queryString(t, db, row, id, "txn_tie"); got != "closing POISON evt_tie_status open>closing:evt_tie_status" {
+			return "txn_tie: " + got + ", want closing POISON evt_tie_status open>closing:evt_tie_status"
 		}
-		if got := queryString(t, db, row, id, "txn_old"); got != "pending POISON evt_old_updated" {
-			return "txn_old: " + got + ", want pending POISON evt_old_updated"
+		if got := queryString(t, db, row, id, "txn_old"); got != "pending POISON evt_old_updated open>pending:evt_old_updated" {
+			return "txn_old: " + got + ", want pending POISON evt_old_updated open>pending:evt_old_updated"
 		}
 		return ""
 	})

@@ -392,6 +392,17 @@ func queueStatusChangesBulk(b *pgx.Batch, cs []domain.StatusChange) {
 	b.Queue(statusChangesBulkSQL, ints, txs, from, to, at, events)
 }
 
+// queueHistoryDelete deletes the status changes of the transactions keys
+// name.
+func queueHistoryDelete(b *pgx.Batch, keys []domain.EntityKey) {
+	ints, txs := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		ints[i], txs[i] = k.IntegrationID, k.ID
+	}
+	b.Queue(`DELETE FROM transaction_status_changes c USING unnest($1::text[], $2::text[]) AS k(i, t)
+WHERE c.integration_id = k.i AND c.transaction_id = k.t`, ints, txs)
+}
+
 // copyMin is how many new audit rows make COPY worth its own round trip:
 // rebuild and replay batches load thousands at once; live batches stay on
 // the pipelined INSERT.

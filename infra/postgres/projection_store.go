@@ -525,6 +525,9 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	if len(byKind) > 0 || len(inserts) > 0 {
 		return fmt.Errorf("save entity: unknown kinds %v %v", byKind, inserts)
 	}
+	if len(w.ReplaceHistory) > 0 {
+		queueHistoryDelete(b, w.ReplaceHistory)
+	}
 	if len(w.StatusChanges) > 0 {
 		queueStatusChangesBulk(b, w.StatusChanges)
 	}
