@@ -73,9 +73,10 @@ type ConsistencyReport struct {
 // domain's Apply rules and compares the result with its read-model row,
 // and compares the audit's counts per type and hour with the log's. The
 // score is the share of entities and audit buckets that agree. Events are
-// folded in append order across topics, each (integration, event id) once,
-// as the live projectors do; events that can never project are counted in
-// the audit but change no entity.
+// folded in the log scan's append order across topics, each (integration,
+// event id) once, as a rebuild applies them (and the live projectors, one
+// per topic, while no topic lags behind another); events that can never
+// project are counted in the audit but change no entity.
 func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integrationID string, topics []string) (ConsistencyReport, error) {
 	if len(topics) == 0 {
 		topics = domain.EventTopics
@@ -86,13 +87,7 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 		return rep, fmt.Errorf("validate %s: %w", integrationID, err)
 	}
 	bounds = onlyIntegration(bounds, log, integrationID)
-	type folded struct {
-		at     time.Time
-		part   Partition
-		offset int64
-		change domain.Change
-	}
-	var changes []folded
+	var changes []domain.Change
 	seen := map[string]bool{}
 	logCounts := map[AuditBucket]int64{}
 	err = log.Scan(ctx, ScanRequest{Bounds: bounds, IntegrationID: integrationID, BatchSize: 2000}, func(recs []ScannedRecord) error {
@@ -116,7 +111,7 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 			rep.Events++
 			logCounts[AuditBucket{r.Envelope.Type, received.UTC().Truncate(time.Hour)}]++
 			if ok {
-				changes = append(changes, folded{at: r.Timestamp, part: r.Partition, offset: r.Offset, change: c})
+				changes = append(changes, c)
 			}
 		}
 		return nil
@@ -124,20 +119,12 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 	if err != nil {
 		return rep, fmt.Errorf("validate %s: %w", integrationID, err)
 	}
-	slices.SortStableFunc(changes, func(a, b folded) int {
-		if c := a.at.Compare(b.at); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.part.Topic, b.part.Topic); c != 0 {
-			return c
-		}
-		return int(a.offset - b.offset)
-	})
+	// In the scan's order: append order, as a rebuild applies them.
 	want := map[domain.EntityKey]domain.Entity{}
-	for _, f := range changes {
-		next, eff := domain.Apply(want[f.change.Key], f.change)
+	for _, c := range changes {
+		next, eff := domain.Apply(want[c.Key], c)
 		if eff.Applied {
-			want[f.change.Key] = next
+			want[c.Key] = next
 		}
 	}
 	rows, err := store.EntityRows(ctx, integrationID)

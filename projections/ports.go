@@ -43,6 +43,9 @@ type EventKey struct {
 // Query names the rows a batch of records reads.
 type Query struct {
 	Projection string
+	// Names, when set, maps topics to the projection their partitions'
+	// checkpoints are kept under, in place of Projection.
+	Names      map[string]string
 	Partitions []Partition
 	Events     []EventKey
 	Entities   []domain.EntityKey

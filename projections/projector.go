@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -68,6 +69,28 @@ type Projector struct {
 	// refold, when set, is handed after each commit the entities that a
 	// retried event reached out of log order (WithRefold).
 	refold func([]domain.EntityKey)
+	// names, when set, maps each topic to the projection its checkpoints
+	// are kept under, in place of name (projectorOf).
+	names map[string]string
+}
+
+// projectorOf returns a projector of several topics at once, each topic's
+// checkpoints kept under its projection name in names: a rebuild applies
+// an integration's records of every topic in append order, in one
+// transaction, as the live projectors of each topic would have.
+func projectorOf(names map[string]string, store Store) *Projector {
+	if len(names) == 0 || store == nil {
+		panic("projections: projectorOf needs names and a store")
+	}
+	return &Projector{name: "(" + strings.Join(slices.Sorted(maps.Values(names)), ",") + ")", names: names, store: store, now: time.Now}
+}
+
+// nameOf is the projection topic's checkpoints are kept under.
+func (p *Projector) nameOf(topic string) string {
+	if n, ok := p.names[topic]; ok {
+		return n
+	}
+	return p.name
 }
 
 // WithRefold returns a copy of p that hands fn, after each commit, the
@@ -144,7 +167,7 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 		return nil, nil
 	}
 	changes := make([]*domain.Change, len(recs))
-	q := Query{Projection: p.name}
+	q := Query{Projection: p.name, Names: p.names}
 	for i, r := range recs {
 		c, ok, err := domain.ChangeOf(r.Envelope)
 		if err != nil {
@@ -179,7 +202,7 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 			}
 		}
 		var w Writes
-		w, outcomes, outOfOrder = plan(p.name, snap, recs, changes, p.now().UTC())
+		w, outcomes, outOfOrder = plan(p.nameOf, snap, recs, changes, p.now().UTC())
 		if w.Empty() {
 			return nil
 		}
@@ -217,7 +240,7 @@ func firstGap(snap Snapshot, recs []Record) *GapError {
 // plan is the pure core of Apply: from what is stored and the records, what
 // to write, what happened to each record, and the entities retried events
 // reached out of log order (see WithRefold).
-func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Change, now time.Time) (Writes, []Outcome, []domain.EntityKey) {
+func plan(projection func(topic string) string, snap Snapshot, recs []Record, changes []*domain.Change, now time.Time) (Writes, []Outcome, []domain.EntityKey) {
 	w := Writes{Audit: make([]AuditRow, 0, len(recs))}
 	outcomes := make([]Outcome, len(recs))
 	next := make(map[Partition]int64, 1)
@@ -324,7 +347,7 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 		if !ok {
 			prev = -1
 		}
-		w.Checkpoints = append(w.Checkpoints, Checkpoint{Projection: projection, Partition: part, Prev: prev, Next: next[part]})
+		w.Checkpoints = append(w.Checkpoints, Checkpoint{Projection: projection(part.Topic), Partition: part, Prev: prev, Next: next[part]})
 	}
 	keys := make([]domain.EntityKey, 0, len(dirty))
 	for k := range dirty {
@@ -413,7 +436,7 @@ func (p *Projector) Fail(ctx context.Context, f Failure) error {
 	r := f.Record
 	key := keyOf(r.Envelope)
 	hasKey := key.IntegrationID != "" && key.EventID != ""
-	q := Query{Projection: p.name, Partitions: []Partition{r.Partition}}
+	q := Query{Projection: p.name, Names: p.names, Partitions: []Partition{r.Partition}}
 	if hasKey {
 		q.Events = []EventKey{key}
 		if p.keys != nil {
@@ -432,7 +455,7 @@ func (p *Projector) Fail(ctx context.Context, f Failure) error {
 		if !hasCp {
 			prevOff = -1
 		}
-		w := Writes{Checkpoints: []Checkpoint{{Projection: p.name, Partition: r.Partition, Prev: prevOff, Next: r.Offset + 1}}}
+		w := Writes{Checkpoints: []Checkpoint{{Projection: p.nameOf(r.Partition.Topic), Partition: r.Partition, Prev: prevOff, Next: r.Offset + 1}}}
 		prev, hasPrev := snap.Audit[key]
 		if hasKey && !(hasPrev && prev.Status.Final()) {
 			now := p.now().UTC()

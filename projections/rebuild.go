@@ -426,10 +426,10 @@ func keysFor(bounds Bounds) int64 { return 2*bounds.Records() + 1<<16 }
 // share a partition number across topics, so they stay on one worker too.
 func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds Bounds, tr *tracker) error {
 	tr.left.Store(bounds.Records())
-	projectors := map[string]*Projector{}
-	for _, t := range b.cfg.Topics {
-		projectors[t] = NewProjector(b.cfg.Names[t], store, nil).writingFresh(keys)
-	}
+	// One projector for every topic: the scan hands over an integration's
+	// records of all topics in append order, and they are applied in that
+	// order, each topic's checkpoints under its own projection's name.
+	p := projectorOf(b.cfg.Names, store).writingFresh(keys)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	queues := make([]chan []ScannedRecord, b.cfg.Workers)
@@ -440,7 +440,7 @@ func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds
 		wg.Add(1)
 		go func(q chan []ScannedRecord) {
 			defer wg.Done()
-			if err := b.work(ctx, q, projectors, refusals, tr); err != nil {
+			if err := b.work(ctx, q, p, refusals, tr); err != nil {
 				cancel(err)
 				// Drain, so the scanner never blocks on this queue.
 				for range q {
@@ -466,50 +466,44 @@ func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds
 	return err
 }
 
-// work applies the batches of one worker, merging a topic's small ones up to
-// the batch size (the scanner hands over one partition's fetch at a time,
-// often a hundred records): per-transaction costs are then paid once per
-// BatchSize records. What is left is applied when the scan ends.
-func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, projectors map[string]*Projector, refusals *refusalBudget, tr *tracker) error {
-	pending := map[string][]Record{}
-	flush := func(topic string) error {
-		recs := pending[topic]
-		if len(recs) == 0 {
+// work applies the batches of one worker, merging small ones up to the
+// batch size (the scanner hands over what one fetch made known, often a
+// hundred records): per-transaction costs are then paid once per BatchSize
+// records. What is left is applied when the scan ends.
+func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, p *Projector, refusals *refusalBudget, tr *tracker) error {
+	var pending []Record
+	flush := func() error {
+		if len(pending) == 0 {
 			return nil
 		}
-		delete(pending, topic)
-		if err := applyAll(ctx, projectors[topic], recs, refusals); err != nil {
+		recs := pending
+		pending = nil
+		if err := applyAll(ctx, p, recs, refusals); err != nil {
 			return err
 		}
 		tr.applied(int64(len(recs)))
 		return nil
 	}
 	for recs := range q {
-		topic := recs[0].Topic
-		if projectors[topic] == nil {
-			return fmt.Errorf("rebuild: record of topic %s, which has no projection", topic)
-		}
 		for _, s := range recs {
+			if _, ok := b.cfg.Names[s.Topic]; !ok {
+				return fmt.Errorf("rebuild: record of topic %s, which has no projection", s.Topic)
+			}
 			if s.Err != nil {
 				// Not an envelope: nothing can ever project it; the live
 				// path leaves it on the log too.
 				tr.applied(1)
 				continue
 			}
-			pending[topic] = append(pending[topic], s.Record)
+			pending = append(pending, s.Record)
 		}
-		if len(pending[topic]) >= b.cfg.BatchSize {
-			if err := flush(topic); err != nil {
+		if len(pending) >= b.cfg.BatchSize {
+			if err := flush(); err != nil {
 				return err
 			}
 		}
 	}
-	for t := range pending {
-		if err := flush(t); err != nil {
-			return err
-		}
-	}
-	return nil
+	return flush()
 }
 
 // applyAll applies recs in one transaction. A record that can never be

@@ -32,7 +32,11 @@ func (s *cpStore) InTx(ctx context.Context, fn func(context.Context, Tx) error) 
 func (s *cpStore) Load(ctx context.Context, q Query) (Snapshot, error) {
 	snap, err := s.memStore.Load(ctx, q)
 	for _, p := range q.Partitions {
-		if next, ok := s.checkpoints[q.Projection][p]; ok {
+		name := q.Projection
+		if n, ok := q.Names[p.Topic]; ok {
+			name = n
+		}
+		if next, ok := s.checkpoints[name][p]; ok {
 			snap.Checkpoints[p] = next
 		}
 	}

@@ -107,14 +107,19 @@ var keyPartitioner = kgo.StickyKeyPartitioner(nil)
 
 // Scan implements projections.LogScanner. It reads every partition of req
 // from req.Start to req.End (exclusive), keeps the records that pass the
-// filters, and calls fn with batches of at most req.BatchSize records, each
-// batch from one partition in offset order. Records that are not envelopes
+// filters, and calls fn with batches of at most req.BatchSize records.
+// The records of the partitions that share a partition number (an
+// integration's, in every topic) come in append order: each partition's in
+// offset order, merged across topics by the time they were appended (then
+// by topic name), so every reader of the log folds them alike. A batch
+// holds records of one partition number. Records that are not envelopes
 // are passed with their Err set. fn is called from one goroutine; the
 // batch's slice is fn's to keep.
 func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn func([]projections.ScannedRecord) error) error {
 	batch := max(req.BatchSize, 1)
 	consume := make(map[string]map[int32]kgo.Offset)
-	remaining := make(map[projections.Partition]int64)
+	streams := make(map[projections.Partition]*scanStream)
+	groups := make(map[int32][]*scanStream)
 	for part, e := range req.End {
 		s, ok := req.Start[part]
 		if !ok || s >= e {
@@ -124,25 +129,31 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 			consume[part.Topic] = make(map[int32]kgo.Offset)
 		}
 		consume[part.Topic][part.Partition] = kgo.NewOffset().At(s)
-		remaining[part] = e
+		st := &scanStream{part: part, end: e}
+		streams[part] = st
+		groups[part.Partition] = append(groups[part.Partition], st)
 	}
-	if len(remaining) == 0 {
+	if len(streams) == 0 {
 		return nil
 	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(r.brokers...),
 		kgo.ConsumePartitions(consume),
-		// Large enough responses for few round trips, small enough that
-		// the buffered fetches stay a few MiB whatever the log's size.
-		kgo.FetchMaxPartitionBytes(1<<20),
-		kgo.FetchMaxBytes(8<<20),
+		// Every partition's share in each response, so the partitions
+		// that share a number advance together and the merge waits
+		// little; the buffered fetches stay a few tens of MiB whatever
+		// the log's size.
+		kgo.FetchMaxPartitionBytes(scanPartitionBytes),
+		kgo.FetchMaxBytes(int32(min(len(streams)*scanPartitionBytes, 64<<20))),
 	)
 	if err != nil {
 		return fmt.Errorf("scan log: %w", err)
 	}
 	defer cl.Close()
+	m := scanMerge{batch: batch, fn: fn, held: 2 * scanPartitionBytes / 1024}
 	f := tailFilter{integration: req.IntegrationID, types: req.Types}
-	for len(remaining) > 0 {
+	open := len(streams)
+	for open > 0 {
 		fetches := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("scan log: %w", err)
@@ -152,54 +163,138 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 				return fmt.Errorf("scan log: fetch %s[%d]: %w", fe.Topic, fe.Partition, fe.Err)
 			}
 		}
-		done := make(map[string][]int32)
-		var ferr error
+		touched := map[int32]bool{}
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			if ferr != nil {
+			st := streams[projections.Partition{Topic: fp.Topic, Partition: fp.Partition}]
+			if st == nil || st.done {
 				return
 			}
-			part := projections.Partition{Topic: fp.Topic, Partition: fp.Partition}
-			e, open := remaining[part]
-			if !open {
-				return
-			}
-			out := make([]projections.ScannedRecord, 0, min(len(fp.Records), batch))
 			for _, rec := range fp.Records {
-				if rec.Offset >= e {
+				if rec.Offset >= st.end {
 					break
 				}
 				if kr, ok := f.record(rec); ok {
-					out = append(out, projections.ScannedRecord{
-						Record:    projections.Record{Partition: part, Offset: kr.Offset, Envelope: kr.Envelope},
+					st.buf = append(st.buf, projections.ScannedRecord{
+						Record:    projections.Record{Partition: st.part, Offset: kr.Offset, Envelope: kr.Envelope},
 						Timestamp: kr.Timestamp,
 						Err:       kr.Err,
 					})
 				}
-				if len(out) == batch {
-					if ferr = fn(out); ferr != nil {
-						return
-					}
-					out = make([]projections.ScannedRecord, 0, batch)
-				}
 			}
-			if len(out) > 0 {
-				if ferr = fn(out); ferr != nil {
-					return
-				}
+			if len(fp.Records) > 0 && fp.Records[len(fp.Records)-1].Offset >= st.end-1 {
+				st.done = true
+				open--
 			}
-			if len(fp.Records) > 0 && fp.Records[len(fp.Records)-1].Offset >= e-1 {
-				delete(remaining, part)
-				done[part.Topic] = append(done[part.Topic], part.Partition)
-			}
+			touched[fp.Partition] = true
 		})
-		if ferr != nil {
-			return fmt.Errorf("scan log: %w", ferr)
+		for n := range touched {
+			if err := m.emit(groups[n]); err != nil {
+				return fmt.Errorf("scan log: %w", err)
+			}
 		}
-		if len(done) > 0 {
-			cl.PauseFetchPartitions(done)
+		// A partition whose records wait for another topic's is not
+		// fetched further until they are passed on, so memory stays
+		// bounded however far apart the topics are.
+		pause, resume := map[string][]int32{}, map[string][]int32{}
+		for _, st := range streams {
+			switch {
+			case st.done:
+				if !st.paused {
+					st.paused = true
+					pause[st.part.Topic] = append(pause[st.part.Topic], st.part.Partition)
+				}
+			case len(st.buf) >= m.held && !st.paused:
+				st.paused = true
+				pause[st.part.Topic] = append(pause[st.part.Topic], st.part.Partition)
+			case len(st.buf) < m.held && st.paused:
+				st.paused = false
+				resume[st.part.Topic] = append(resume[st.part.Topic], st.part.Partition)
+			}
+		}
+		if len(pause) > 0 {
+			cl.PauseFetchPartitions(pause)
+		}
+		if len(resume) > 0 {
+			cl.ResumeFetchPartitions(resume)
 		}
 	}
 	return nil
+}
+
+// scanPartitionBytes is what one fetch response holds of a partition at
+// most.
+const scanPartitionBytes = 256 << 10
+
+// scanStream is one partition of a scan: its records read but not yet
+// passed on, in offset order.
+type scanStream struct {
+	part   projections.Partition
+	end    int64
+	buf    []projections.ScannedRecord
+	done   bool // every record before end has been read
+	paused bool
+}
+
+// scanMerge passes on the records of the partitions sharing a partition
+// number in append order.
+type scanMerge struct {
+	batch int
+	held  int // records a stream buffers before its fetching pauses
+	fn    func([]projections.ScannedRecord) error
+}
+
+// emit passes on group's records for as long as the next one is known.
+func (m scanMerge) emit(group []*scanStream) error {
+	var out []projections.ScannedRecord
+	for {
+		next := nextOf(group)
+		if next == nil {
+			break
+		}
+		out = append(out, next.buf[0])
+		next.buf[0] = projections.ScannedRecord{}
+		if next.buf = next.buf[1:]; len(next.buf) == 0 {
+			next.buf = nil
+		}
+		if len(out) == m.batch {
+			if err := m.fn(out); err != nil {
+				return err
+			}
+			out = nil
+		}
+	}
+	if len(out) > 0 {
+		return m.fn(out)
+	}
+	return nil
+}
+
+// nextOf returns the stream of group whose first record comes next, or nil
+// when none has one or that is not known yet: a stream with nothing
+// buffered that is not done may still hold an earlier record.
+func nextOf(group []*scanStream) *scanStream {
+	var next *scanStream
+	for _, st := range group {
+		if len(st.buf) == 0 {
+			if !st.done {
+				return nil
+			}
+			continue
+		}
+		if next == nil || appendedBefore(st.buf[0], next.buf[0]) {
+			next = st
+		}
+	}
+	return next
+}
+
+// appendedBefore orders two records of different topics: by append time,
+// then by topic name.
+func appendedBefore(a, b projections.ScannedRecord) bool {
+	if c := a.Timestamp.Compare(b.Timestamp); c != 0 {
+		return c < 0
+	}
+	return a.Partition.Topic < b.Partition.Topic
 }
 
 // Partitions implements projections.LogScanner: how many partitions each

@@ -10,19 +10,33 @@ import (
 )
 
 // scanIDs runs Scan over req and returns the event ids it passed to fn,
-// sorted, checking that each batch holds at most the batch size, from one
-// partition, in offset order, within the bounds.
+// sorted, checking that each batch holds at most the batch size, of one
+// partition number, within the bounds, and that the records of a
+// partition number come in append order: each partition's in offset
+// order, merged across topics by append time, then topic name.
 func scanIDs(t *testing.T, r *ReplayReader, req projections.ScanRequest) []string {
 	t.Helper()
 	var ids []string
+	lastOffset := map[projections.Partition]int64{}
+	last := map[int32]projections.ScannedRecord{}
 	err := r.Scan(testContext(t), req, func(recs []projections.ScannedRecord) error {
 		if len(recs) == 0 || len(recs) > max(req.BatchSize, 1) {
 			t.Errorf("batch of %d records, want 1 to %d", len(recs), max(req.BatchSize, 1))
 		}
-		for i, s := range recs {
-			if s.Partition != recs[0].Partition || i > 0 && s.Offset <= recs[i-1].Offset {
-				t.Errorf("batch mixes partitions or offsets: %v@%d after %v", s.Partition, s.Offset, recs[0].Partition)
+		for _, s := range recs {
+			if s.Partition.Partition != recs[0].Partition.Partition {
+				t.Errorf("batch mixes partition numbers: %v after %v", s.Partition, recs[0].Partition)
 			}
+			if prev, ok := lastOffset[s.Partition]; ok && s.Offset <= prev {
+				t.Errorf("%v@%d after its offset %d", s.Partition, s.Offset, prev)
+			}
+			lastOffset[s.Partition] = s.Offset
+			if prev, ok := last[s.Partition.Partition]; ok {
+				if c := s.Timestamp.Compare(prev.Timestamp); c < 0 || c == 0 && s.Partition.Topic < prev.Partition.Topic {
+					t.Errorf("%v@%d (appended %v) after %v@%d (appended %v)", s.Partition, s.Offset, s.Timestamp, prev.Partition, prev.Offset, prev.Timestamp)
+				}
+			}
+			last[s.Partition.Partition] = s
 			if s.Offset < req.Start[s.Partition] || s.Offset >= req.End[s.Partition] {
 				t.Errorf("%v@%d is outside [%d, %d)", s.Partition, s.Offset, req.Start[s.Partition], req.End[s.Partition])
 			}

@@ -302,37 +302,36 @@ func entityArrays(kind domain.Kind, ents []domain.Entity, withPayload bool) ([]a
 }
 
 const checkpointBulkUpdateSQL = `UPDATE projection_checkpoints AS c SET next_offset = u.nx, updated_at = now()
-FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS u(t, p, pv, nx)
-WHERE c.projection = $1 AND c.topic = u.t AND c."partition" = u.p AND c.next_offset = u.pv`
+FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS u(n, t, p, pv, nx)
+WHERE c.projection = u.n AND c.topic = u.t AND c."partition" = u.p AND c.next_offset = u.pv`
 
 const checkpointBulkInsertSQL = `INSERT INTO projection_checkpoints (projection, topic, "partition", next_offset)
-SELECT $1, t, p, nx FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, nx)`
+SELECT n, t, p, nx FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[]) AS u(n, t, p, nx)`
 
-// queueCheckpointsBulk advances every checkpoint compare-and-set. Save only
-// advances checkpoints its transaction read and locked, so the update always
-// touches every row it names; the count is checked all the same, as a guard
-// against a caller that breaks that rule.
+// queueCheckpointsBulk advances every checkpoint compare-and-set, each
+// under its own projection (a rebuild applies every topic's records in one
+// transaction). Save only advances checkpoints its transaction read and
+// locked, so the update always touches every row it names; the count is
+// checked all the same, as a guard against a caller that breaks that rule.
 func queueCheckpointsBulk(b *pgx.Batch, cps []projections.Checkpoint) {
-	var ut, it []string
+	var un, ut, in, it []string
 	var up, ip []int32
 	var prev, unext, inext []int64
-	projection := ""
 	for _, c := range cps {
-		projection = c.Projection
 		if c.Prev < 0 {
-			it, ip, inext = append(it, c.Topic), append(ip, c.Partition.Partition), append(inext, c.Next)
+			in, it, ip, inext = append(in, c.Projection), append(it, c.Topic), append(ip, c.Partition.Partition), append(inext, c.Next)
 			continue
 		}
-		ut, up, prev, unext = append(ut, c.Topic), append(up, c.Partition.Partition), append(prev, c.Prev), append(unext, c.Next)
+		un, ut, up, prev, unext = append(un, c.Projection), append(ut, c.Topic), append(up, c.Partition.Partition), append(prev, c.Prev), append(unext, c.Next)
 	}
 	if len(it) > 0 {
-		b.Queue(checkpointBulkInsertSQL, projection, it, ip, inext)
+		b.Queue(checkpointBulkInsertSQL, in, it, ip, inext)
 	}
 	if len(ut) > 0 {
 		want := int64(len(ut))
-		b.Queue(checkpointBulkUpdateSQL, projection, ut, up, prev, unext).Exec(func(tag pgconn.CommandTag) error {
+		b.Queue(checkpointBulkUpdateSQL, un, ut, up, prev, unext).Exec(func(tag pgconn.CommandTag) error {
 			if tag.RowsAffected() != want {
-				return fmt.Errorf("%w: %s: %d of %d partitions moved", projections.ErrCheckpointMoved, projection, want-tag.RowsAffected(), want)
+				return fmt.Errorf("%w: %v: %d of %d partitions moved", projections.ErrCheckpointMoved, slices.Compact(slices.Sorted(slices.Values(un))), want-tag.RowsAffected(), want)
 			}
 			return nil
 		})

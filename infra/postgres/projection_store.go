@@ -287,7 +287,7 @@ func init() {
 
 const (
 	checkpointSelectSQL = `SELECT topic, "partition", next_offset FROM projection_checkpoints
-WHERE projection = $1 AND (topic, "partition") IN (SELECT * FROM unnest($2::text[], $3::int[]))
+WHERE (projection, topic, "partition") IN (SELECT * FROM unnest($1::text[], $2::text[], $3::int[]))
 ORDER BY topic, "partition" FOR UPDATE`
 
 	auditSelectManySQL = `SELECT integration_id, event_id, status, received_at, processing_started_at, retry_count, last_retry_at
@@ -319,12 +319,16 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 	b.Queue(`SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true),
  set_config('enable_mergejoin', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)`)
 	if len(q.Partitions) > 0 {
+		names := make([]string, len(q.Partitions))
 		topics := make([]string, len(q.Partitions))
 		parts := make([]int32, len(q.Partitions))
 		for i, p := range q.Partitions {
-			topics[i], parts[i] = p.Topic, p.Partition
+			names[i], topics[i], parts[i] = q.Projection, p.Topic, p.Partition
+			if n, ok := q.Names[p.Topic]; ok {
+				names[i] = n
+			}
 		}
-		b.Queue(checkpointSelectSQL, q.Projection, topics, parts).Query(func(rows pgx.Rows) error {
+		b.Queue(checkpointSelectSQL, names, topics, parts).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var p projections.Partition
 				var next int64

@@ -594,3 +594,42 @@ func TestProjectionStoreNewAuditRowsNeverOverwrite(t *testing.T) {
 		t.Fatalf("received counted %d times, want once", got)
 	}
 }
+
+// One transaction may hold the checkpoints of several projections (a
+// rebuild applies every topic's records at once): each is read and
+// advanced under its own projection's name.
+func TestProjectionStoreCheckpointsOfSeveralProjections(t *testing.T) {
+	t.Parallel()
+	_, pool := newProjector(t)
+	store := NewProjectionStore(pool)
+	a, b := projections.Partition{Topic: "ta", Partition: 1}, projections.Partition{Topic: "tb", Partition: 1}
+	q := projections.Query{Projection: "unused", Names: map[string]string{"ta": "pa", "tb": "pb"}, Partitions: []projections.Partition{a, b}}
+	for i, next := range []int64{3, 7} {
+		err := store.InTx(testContext(t), func(ctx context.Context, tx projections.Tx) error {
+			snap, err := tx.Load(ctx, q)
+			if err != nil {
+				return err
+			}
+			prev := func(p projections.Partition) int64 {
+				if o, ok := snap.Checkpoints[p]; ok {
+					return o
+				}
+				return -1
+			}
+			if i == 1 && (prev(a) != 3 || prev(b) != 3) {
+				t.Errorf("loaded %v, want 3 for both", snap.Checkpoints)
+			}
+			return tx.Save(ctx, projections.Writes{Checkpoints: []projections.Checkpoint{
+				{Projection: "pa", Partition: a, Prev: prev(a), Next: next},
+				{Projection: "pb", Partition: b, Prev: prev(b), Next: next},
+			}})
+		})
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	got := queryOne[string](t, pool, `SELECT string_agg(projection || ' ' || topic || ' ' || next_offset, ', ' ORDER BY projection) FROM projection_checkpoints`)
+	if got != "pa ta 7, pb tb 7" {
+		t.Fatalf("checkpoints %q, want pa ta 7, pb tb 7", got)
+	}
+}
