@@ -150,7 +150,7 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 		return fmt.Errorf("scan log: %w", err)
 	}
 	defer cl.Close()
-	m := scanMerge{batch: batch, fn: fn, held: 2 * scanPartitionBytes / 1024}
+	m := scanMerge{batch: batch, fn: fn, held: scanHeld}
 	f := tailFilter{integration: req.IntegrationID, types: req.Types}
 	open := len(streams)
 	for open > 0 {
@@ -222,8 +222,12 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 }
 
 // scanPartitionBytes is what one fetch response holds of a partition at
-// most.
-const scanPartitionBytes = 256 << 10
+// most; scanHeld is how many records a partition may have waiting for
+// another topic's before its fetching pauses (about a response's worth).
+const (
+	scanPartitionBytes = 256 << 10
+	scanHeld           = 256
+)
 
 // scanStream is one partition of a scan: its records read but not yet
 // passed on, in offset order.
