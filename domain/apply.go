@@ -97,6 +97,13 @@ type effect struct {
 	op   Op
 }
 
+// KindOf is the kind of entity events of type t change; ok is false for
+// types that change none.
+func KindOf(t EventType) (k Kind, ok bool) {
+	e, ok := effects[t]
+	return e.kind, ok
+}
+
 var effects = map[EventType]effect{
 	TransactionCreated:       {KindTransaction, OpUpsert},
 	TransactionUpdated:       {KindTransaction, OpUpsert},

@@ -72,6 +72,21 @@ type Projector struct {
 	// names, when set, maps each topic to the projection its checkpoints
 	// are kept under, in place of name (projectorOf).
 	names map[string]string
+	// unchecked makes Apply and Fail neither read nor write checkpoints
+	// (withoutCheckpoints).
+	unchecked bool
+}
+
+// withoutCheckpoints returns a copy of p that neither reads nor writes
+// checkpoints: a build applies each record of its bounds exactly once and
+// records where it got to when all are applied, so the records of one
+// partition may be applied by several transactions in any order between
+// them (a rebuild applies an integration's records entity kind by entity
+// kind, each in append order).
+func (p *Projector) withoutCheckpoints() *Projector {
+	q := *p
+	q.unchecked = true
+	return &q
 }
 
 // projectorOf returns a projector of several topics at once, each topic's
@@ -177,7 +192,9 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 			changes[i] = &c
 			q.Entities = append(q.Entities, c.Key)
 		}
-		q.Partitions = append(q.Partitions, r.Partition)
+		if !p.unchecked {
+			q.Partitions = append(q.Partitions, r.Partition)
+		}
 		q.Events = append(q.Events, keyOf(r.Envelope))
 	}
 	q.Partitions = uniq(q.Partitions)
@@ -203,6 +220,9 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 		}
 		var w Writes
 		w, outcomes, outOfOrder = plan(p.nameOf, snap, recs, changes, p.now().UTC())
+		if p.unchecked {
+			w.Checkpoints = nil
+		}
 		if w.Empty() {
 			return nil
 		}
@@ -437,6 +457,9 @@ func (p *Projector) Fail(ctx context.Context, f Failure) error {
 	key := keyOf(r.Envelope)
 	hasKey := key.IntegrationID != "" && key.EventID != ""
 	q := Query{Projection: p.name, Names: p.names, Partitions: []Partition{r.Partition}}
+	if p.unchecked {
+		q.Partitions = nil
+	}
 	if hasKey {
 		q.Events = []EventKey{key}
 		if p.keys != nil {
@@ -456,6 +479,9 @@ func (p *Projector) Fail(ctx context.Context, f Failure) error {
 			prevOff = -1
 		}
 		w := Writes{Checkpoints: []Checkpoint{{Projection: p.nameOf(r.Partition.Topic), Partition: r.Partition, Prev: prevOff, Next: r.Offset + 1}}}
+		if p.unchecked {
+			w.Checkpoints = nil
+		}
 		prev, hasPrev := snap.Audit[key]
 		if hasKey && !(hasPrev && prev.Status.Final()) {
 			now := p.now().UTC()

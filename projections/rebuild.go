@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -427,9 +430,11 @@ func keysFor(bounds Bounds) int64 { return 2*bounds.Records() + 1<<16 }
 func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds Bounds, tr *tracker) error {
 	tr.left.Store(bounds.Records())
 	// One projector for every topic: the scan hands over an integration's
-	// records of all topics in append order, and they are applied in that
-	// order, each topic's checkpoints under its own projection's name.
-	p := projectorOf(b.cfg.Names, store).writingFresh(keys)
+	// records of all topics in append order, and each entity kind's are
+	// applied in that order (see work). Checkpoints are written once every
+	// record of bounds is applied, each topic's under its own projection's
+	// name.
+	p := projectorOf(b.cfg.Names, store).writingFresh(keys).withoutCheckpoints()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	queues := make([]chan []ScannedRecord, b.cfg.Workers)
@@ -463,21 +468,64 @@ func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return b.reached(ctx, store, bounds)
 }
 
-// work applies the batches of one worker, merging small ones up to the
-// batch size (the scanner hands over what one fetch made known, often a
-// hundred records): per-transaction costs are then paid once per BatchSize
-// records. What is left is applied when the scan ends.
+// reached records, in store's checkpoints, that every record of bounds is
+// applied.
+func (b *Rebuilder) reached(ctx context.Context, store Store, bounds Bounds) error {
+	var parts []Partition
+	for p, end := range bounds.End {
+		if end > bounds.Start[p] {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	slices.SortFunc(parts, func(a, b Partition) int {
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return int(a.Partition - b.Partition)
+	})
+	return retryTransient(ctx, func() error {
+		return store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+			snap, err := tx.Load(ctx, Query{Names: b.cfg.Names, Partitions: parts})
+			if err != nil {
+				return err
+			}
+			var w Writes
+			for _, p := range parts {
+				prev, ok := snap.Checkpoints[p]
+				if !ok {
+					prev = -1
+				}
+				w.Checkpoints = append(w.Checkpoints, Checkpoint{Projection: b.cfg.Names[p.Topic], Partition: p, Prev: prev, Next: bounds.End[p]})
+			}
+			return tx.Save(ctx, w)
+		})
+	})
+}
+
+// work applies the batches of one worker, each entity kind's records in
+// transactions of their own (an entity's events all have its kind; the
+// records that change no entity are a lane of their own), in the order the
+// scan handed them over: append order. A lane is applied once it holds
+// BatchSize records, so per-transaction costs are paid once per BatchSize
+// records, as when each topic was applied on its own; what is left is
+// applied when the scan ends.
 func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, p *Projector, refusals *refusalBudget, tr *tracker) error {
-	var pending []Record
-	flush := func() error {
-		if len(pending) == 0 {
+	lanes := map[domain.Kind][]Record{}
+	flush := func(lane domain.Kind) error {
+		recs := lanes[lane]
+		if len(recs) == 0 {
 			return nil
 		}
-		recs := pending
-		pending = nil
+		delete(lanes, lane)
 		if err := applyAll(ctx, p, recs, refusals); err != nil {
 			return err
 		}
@@ -495,15 +543,21 @@ func (b *Rebuilder) work(ctx context.Context, q chan []ScannedRecord, p *Project
 				tr.applied(1)
 				continue
 			}
-			pending = append(pending, s.Record)
-		}
-		if len(pending) >= b.cfg.BatchSize {
-			if err := flush(); err != nil {
-				return err
+			lane, _ := domain.KindOf(s.Envelope.Type)
+			lanes[lane] = append(lanes[lane], s.Record)
+			if len(lanes[lane]) >= b.cfg.BatchSize {
+				if err := flush(lane); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	return flush()
+	for _, lane := range slices.Sorted(maps.Keys(lanes)) {
+		if err := flush(lane); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // applyAll applies recs in one transaction. A record that can never be
