@@ -145,6 +145,9 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 		// the log's size.
 		kgo.FetchMaxPartitionBytes(scanPartitionBytes),
 		kgo.FetchMaxBytes(int32(min(len(streams)*scanPartitionBytes, 64<<20))),
+		// The records asked for exist already: a fetch that finds none
+		// (its partitions paused or done) should not wait long for more.
+		kgo.FetchMaxWait(100*time.Millisecond),
 	)
 	if err != nil {
 		return fmt.Errorf("scan log: %w", err)
