@@ -423,10 +423,10 @@ func (b *Rebuilder) Status() []RebuildRun {
 func keysFor(bounds Bounds) int64 { return 2*bounds.Records() + 1<<16 }
 
 // build applies every record in bounds to store, which was created empty
-// and has seen no queries but those keys holds, by partition: a
-// partition's records go to one worker, in offset order, so its checkpoint
-// advances compare-and-set without contention. An integration's records
-// share a partition number across topics, so they stay on one worker too.
+// and has seen no queries but those keys holds, by partition number: an
+// integration's records share a partition number across topics, so they
+// all go to one worker, in append order (see work). When every record is
+// applied, the checkpoints are set to bounds' end (reached).
 func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds Bounds, tr *tracker) error {
 	tr.left.Store(bounds.Records())
 	// One projector for every topic: the scan hands over an integration's
