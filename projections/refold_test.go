@@ -89,10 +89,7 @@ func (f *failingStore) InTx(ctx context.Context, fn func(context.Context, Tx) er
 func TestRefolderFoldsQueuedEntitiesAgainAndRetries(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
-	log := &fakeLog{}
-	log.add(domain.TransactionCreated, "e_created", t0, `{"id":"txn_1","status":"open","file_number":"F-1"}`)
-	log.add(domain.TransactionStatusChanged, "e_status", t0, `{"id":"txn_1","status":"closing"}`)
-	txn1 := domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTransaction, ID: "txn_1"}
+	log, txn1 := createdThenClosing(t0)
 
 	m := newMemStore()
 	for _, r := range log.recs {
@@ -163,10 +160,7 @@ func TestRefolderFoldsQueuedEntitiesAgainAndRetries(t *testing.T) {
 func TestRefoldKeepsEventsAppliedLiveDuringItsScan(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
-	log := &fakeLog{}
-	log.add(domain.TransactionCreated, "e_created", t0, `{"id":"txn_1","status":"open","file_number":"F-1"}`)
-	log.add(domain.TransactionStatusChanged, "e_status", t0, `{"id":"txn_1","status":"closing"}`)
-	txn1 := domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTransaction, ID: "txn_1"}
+	log, txn1 := createdThenClosing(t0)
 	m := newMemStore()
 	live := NewProjector("p", m, nil)
 	for _, r := range log.recs {
@@ -202,4 +196,13 @@ func historyOf(m *memStore) string {
 		parts = append(parts, c.From+">"+c.To+":"+c.EventID)
 	}
 	return strings.Join(parts, ",")
+}
+
+// createdThenClosing is a log of txn_1 created open with file F-1, then
+// changed to closing in the same second.
+func createdThenClosing(t0 time.Time) (*fakeLog, domain.EntityKey) {
+	log := &fakeLog{}
+	log.add(domain.TransactionCreated, "e_created", t0, `{"id":"txn_1","status":"open","file_number":"F-1"}`)
+	log.add(domain.TransactionStatusChanged, "e_status", t0, `{"id":"txn_1","status":"closing"}`)
+	return log, domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTransaction, ID: "txn_1"}
 }
