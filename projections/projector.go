@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -69,9 +68,6 @@ type Projector struct {
 	// refold, when set, is handed after each commit the entities that a
 	// retried event reached out of log order (WithRefold).
 	refold func([]domain.EntityKey)
-	// names, when set, maps each topic to the projection its checkpoints
-	// are kept under, in place of name (projectorOf).
-	names map[string]string
 	// unchecked makes Apply and Fail neither read nor write checkpoints
 	// (withoutCheckpoints).
 	unchecked bool
@@ -87,25 +83,6 @@ func (p *Projector) withoutCheckpoints() *Projector {
 	q := *p
 	q.unchecked = true
 	return &q
-}
-
-// projectorOf returns a projector of several topics at once, each topic's
-// checkpoints kept under its projection name in names: a rebuild applies
-// an integration's records of every topic in append order, in one
-// transaction, as the live projectors of each topic would have.
-func projectorOf(names map[string]string, store Store) *Projector {
-	if len(names) == 0 || store == nil {
-		panic("projections: projectorOf needs names and a store")
-	}
-	return &Projector{name: "(" + strings.Join(slices.Sorted(maps.Values(names)), ",") + ")", names: names, store: store, now: time.Now}
-}
-
-// nameOf is the projection topic's checkpoints are kept under.
-func (p *Projector) nameOf(topic string) string {
-	if n, ok := p.names[topic]; ok {
-		return n
-	}
-	return p.name
 }
 
 // WithRefold returns a copy of p that hands fn, after each commit, the
@@ -182,7 +159,7 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 		return nil, nil
 	}
 	changes := make([]*domain.Change, len(recs))
-	q := Query{Projection: p.name, Names: p.names}
+	q := Query{Projection: p.name}
 	for i, r := range recs {
 		c, ok, err := domain.ChangeOf(r.Envelope)
 		if err != nil {
@@ -219,7 +196,7 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 			}
 		}
 		var w Writes
-		w, outcomes, outOfOrder = plan(p.nameOf, snap, recs, changes, p.now().UTC())
+		w, outcomes, outOfOrder = plan(p.name, snap, recs, changes, p.now().UTC())
 		if p.unchecked {
 			w.Checkpoints = nil
 		}
@@ -260,7 +237,7 @@ func firstGap(snap Snapshot, recs []Record) *GapError {
 // plan is the pure core of Apply: from what is stored and the records, what
 // to write, what happened to each record, and the entities retried events
 // reached out of log order (see WithRefold).
-func plan(projection func(topic string) string, snap Snapshot, recs []Record, changes []*domain.Change, now time.Time) (Writes, []Outcome, []domain.EntityKey) {
+func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Change, now time.Time) (Writes, []Outcome, []domain.EntityKey) {
 	w := Writes{Audit: make([]AuditRow, 0, len(recs))}
 	outcomes := make([]Outcome, len(recs))
 	next := make(map[Partition]int64, 1)
@@ -367,7 +344,7 @@ func plan(projection func(topic string) string, snap Snapshot, recs []Record, ch
 		if !ok {
 			prev = -1
 		}
-		w.Checkpoints = append(w.Checkpoints, Checkpoint{Projection: projection(part.Topic), Partition: part, Prev: prev, Next: next[part]})
+		w.Checkpoints = append(w.Checkpoints, Checkpoint{Projection: projection, Partition: part, Prev: prev, Next: next[part]})
 	}
 	keys := make([]domain.EntityKey, 0, len(dirty))
 	for k := range dirty {
@@ -456,7 +433,7 @@ func (p *Projector) Fail(ctx context.Context, f Failure) error {
 	r := f.Record
 	key := keyOf(r.Envelope)
 	hasKey := key.IntegrationID != "" && key.EventID != ""
-	q := Query{Projection: p.name, Names: p.names, Partitions: []Partition{r.Partition}}
+	q := Query{Projection: p.name, Partitions: []Partition{r.Partition}}
 	if p.unchecked {
 		q.Partitions = nil
 	}
@@ -478,7 +455,7 @@ func (p *Projector) Fail(ctx context.Context, f Failure) error {
 		if !hasCp {
 			prevOff = -1
 		}
-		w := Writes{Checkpoints: []Checkpoint{{Projection: p.nameOf(r.Partition.Topic), Partition: r.Partition, Prev: prevOff, Next: r.Offset + 1}}}
+		w := Writes{Checkpoints: []Checkpoint{{Projection: p.name, Partition: r.Partition, Prev: prevOff, Next: r.Offset + 1}}}
 		if p.unchecked {
 			w.Checkpoints = nil
 		}

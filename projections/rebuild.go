@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -431,10 +430,10 @@ func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds
 	tr.left.Store(bounds.Records())
 	// One projector for every topic: the scan hands over an integration's
 	// records of all topics in append order, and each entity kind's are
-	// applied in that order (see work). Checkpoints are written once every
-	// record of bounds is applied, each topic's under its own projection's
-	// name.
-	p := projectorOf(b.cfg.Names, store).writingFresh(keys).withoutCheckpoints()
+	// applied in that order (see work). It writes no checkpoints: they are
+	// set once every record of bounds is applied, each topic's under its
+	// own projection's name (reached).
+	p := NewProjector("rebuild", store, nil).writingFresh(keys).withoutCheckpoints()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	queues := make([]chan []ScannedRecord, b.cfg.Workers)
@@ -486,12 +485,6 @@ func (b *Rebuilder) reached(ctx context.Context, store Store, bounds Bounds) err
 	if len(parts) == 0 {
 		return nil
 	}
-	slices.SortFunc(parts, func(a, b Partition) int {
-		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
-			return c
-		}
-		return int(a.Partition - b.Partition)
-	})
 	return retryTransient(ctx, func() error {
 		return store.InTx(ctx, func(ctx context.Context, tx Tx) error {
 			snap, err := tx.Load(ctx, Query{Names: b.cfg.Names, Partitions: parts})

@@ -23,17 +23,18 @@ func entityRows(t *testing.T, db *pgxpool.Pool, id string) string {
  + (SELECT count(*) FROM documents WHERE integration_id=$1) + (SELECT count(*) FROM tasks WHERE integration_id=$1)`, id)
 }
 
-// samePartitionIntegrations creates two integrations whose records share
+// samePartitionFixtures creates two integrations whose records share
 // their partition on every topic, so that telling them apart is up to the
-// filter on the record key and not to the choice of partitions.
-func samePartitionIntegrations(e *Env) (a, sa, b, sb string) {
+// filter on the record key and not to the choice of partitions, and sends
+// each fixture's history (n events each), starting two minutes ago.
+func samePartitionFixtures(e *Env, db *pgxpool.Pool) (a, b string, n int) {
 	e.t.Helper()
 	rr := kafka.NewReplayReader(e.Brokers)
-	n := e.Cfg.KafkaPartitions
-	want := rr.PartitionOf(e.id("a"), n)
+	parts := e.Cfg.KafkaPartitions
+	want := rr.PartitionOf(e.id("a"), parts)
 	name := ""
 	for i := range 1000 {
-		if c := fmt.Sprintf("b%d", i); rr.PartitionOf(e.id(c), n) == want {
+		if c := fmt.Sprintf("b%d", i); rr.PartitionOf(e.id(c), parts) == want {
 			name = c
 			break
 		}
@@ -41,9 +42,12 @@ func samePartitionIntegrations(e *Env) (a, sa, b, sb string) {
 	if name == "" {
 		e.t.Fatalf("no integration id shares the partition of %s", e.id("a"))
 	}
-	a, sa = e.integration("a", nil)
-	b, sb = e.integration(name, nil)
-	return a, sa, b, sb
+	a, sa := e.integration("a", nil)
+	b, sb := e.integration(name, nil)
+	t0 := time.Now().Add(-2 * time.Minute).Truncate(time.Second)
+	n = fixture(e.t, e, db, a, sa, "a", t0)
+	fixture(e.t, e, db, b, sb, "b", t0)
+	return a, b, n
 }
 
 // Validate names, field by field, what an edit behind the system's back
@@ -53,8 +57,7 @@ func TestReplayValidateNamesEachFieldEditedBehindTheBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	id, secret := e.integration("a", nil)
-	fixture(t, e, db, id, secret, "evt", time.Now().Add(-2*time.Minute).Truncate(time.Second))
+	id, _, _ := fixtureIntegration(t, e, db, "evt")
 	if rep := e.consistency(id); rep.Score != 100 || len(rep.Issues) != 0 {
 		t.Fatalf("before tampering: score %d, issues %+v", rep.Score, rep.Issues)
 	}
@@ -111,8 +114,7 @@ func TestReplayValidateReportsARowNoEventProduced(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	id, secret := e.integration("a", nil)
-	fixture(t, e, db, id, secret, "evt", time.Now().Add(-2*time.Minute).Truncate(time.Second))
+	id, _, _ := fixtureIntegration(t, e, db, "evt")
 	tamper(t, db, id, `INSERT INTO contacts (integration_id, id, transaction_id, first_name, softpro_created_at, softpro_updated_at, last_event_id, payload)
  VALUES ($1, 'con_x', 'txn_1', 'Mallory', now(), now(), 'evt_none', '{"id":"con_x"}')`)
 	rep := e.consistency(id)
@@ -136,8 +138,7 @@ func TestReplayValidateScoresAnAuditRowLost(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	id, secret := e.integration("a", nil)
-	fixture(t, e, db, id, secret, "evt", time.Now().Add(-2*time.Minute).Truncate(time.Second))
+	id, _, _ := fixtureIntegration(t, e, db, "evt")
 	tamper(t, db, id, `DELETE FROM webhook_events WHERE integration_id=$1 AND event_id='evt_04'`)
 	rep := e.consistency(id)
 	if rep.Score >= 100 {
@@ -162,8 +163,7 @@ func TestReplayGapsNameADeletedRowAndFillRestoresIt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	id, secret := e.integration("a", nil)
-	fixture(t, e, db, id, secret, "evt", time.Now().Add(-2*time.Minute).Truncate(time.Second))
+	id, _, _ := fixtureIntegration(t, e, db, "evt")
 	want := readModelDump(t, db, id)
 	if g := e.gaps(id); len(g) != 0 {
 		t.Fatalf("gaps before tampering: %+v", g)
@@ -285,10 +285,7 @@ func TestReplayValidateCountsOnlyItsIntegration(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	a, sa, b, sb := samePartitionIntegrations(e)
-	t0 := time.Now().Add(-2 * time.Minute).Truncate(time.Second)
-	n := fixture(t, e, db, a, sa, "a", t0)
-	fixture(t, e, db, b, sb, "b", t0)
+	a, b, n := samePartitionFixtures(e, db)
 	tamper(t, db, b,
 		`DELETE FROM transactions WHERE integration_id=$1 AND id='txn_1'`,
 		`UPDATE tasks SET status='open' WHERE integration_id=$1 AND id='tsk_1'`,
@@ -316,10 +313,7 @@ func TestReplayOfOneIntegrationLeavesAnotherAlone(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	a, sa, b, sb := samePartitionIntegrations(e)
-	t0 := time.Now().Add(-2 * time.Minute).Truncate(time.Second)
-	n := fixture(t, e, db, a, sa, "a", t0)
-	fixture(t, e, db, b, sb, "b", t0)
+	a, b, n := samePartitionFixtures(e, db)
 	tamper(t, db, b, `DELETE FROM tasks WHERE integration_id=$1 AND id='tsk_1'`)
 	wantB := readModelDump(t, db, b)
 	rep := e.replay(a, nil)
@@ -338,8 +332,7 @@ func TestReplayOfOneTypeLeavesOtherTypesAlone(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	id, secret := e.integration("a", nil)
-	n := fixture(t, e, db, id, secret, "evt", time.Now().Add(-2*time.Minute).Truncate(time.Second))
+	id, secret, n := fixtureIntegration(t, e, db, "evt")
 	for i := range 2 {
 		w := signedWebhook(id, secret, event(fmt.Sprintf("more_%d", i), domain.ContactCreated, time.Now(), fmt.Sprintf(`{"id":"con_m%d","first_name":"M"}`, i)))
 		if r := e.send(w); r.Status != 200 {

@@ -23,13 +23,7 @@ import (
 
 func (e *Env) projectionsStatus() projections.StatusReport {
 	e.t.Helper()
-	status, raw := e.do(http.MethodGet, "/api/v1/integrations/softpro/projections", e.Token, nil)
-	if status != http.StatusOK {
-		e.t.Fatalf("projections status: %d %s", status, raw)
-	}
-	var rep projections.StatusReport
-	apiData(e.t, raw, &rep)
-	return rep
+	return adminData[projections.StatusReport](e, http.MethodGet, "/api/v1/integrations/softpro/projections", nil)
 }
 
 // startRebuild asks for a rebuild (or an as-of build) and waits until the
@@ -72,8 +66,7 @@ func TestReplayRebuildWhileIngestRunsLosesNothingAndNeverShrinks(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	id, secret := e.integration("a", nil)
-	n := fixture(t, e, db, id, secret, "pre", time.Now().Add(-2*time.Minute).Truncate(time.Second))
+	id, secret, n := fixtureIntegration(t, e, db, "pre")
 	// Enough history that the rebuild takes a while.
 	for i := range 300 {
 		w := signedWebhook(id, secret, event(fmt.Sprintf("bulk_%04d", i), domain.ContactCreated, time.Now(), fmt.Sprintf(`{"id":"con_b%d","first_name":"B"}`, i)))
@@ -193,8 +186,7 @@ func TestReplayAsOfBuildMatchesTheStateAtThatTime(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	id, secret := e.integration("a", nil)
-	n := fixture(t, e, db, id, secret, "evt", time.Now().Add(-2*time.Minute).Truncate(time.Second))
+	id, secret, n := fixtureIntegration(t, e, db, "evt")
 	want := readModelDump(t, db, id)
 	time.Sleep(20 * time.Millisecond)
 	at := time.Now().UTC().Truncate(time.Millisecond)
@@ -283,8 +275,7 @@ func TestReplayRebuildThatFailsLeavesLiveUntouchedAndCanRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	id, secret := e.integration("a", nil)
-	fixture(t, e, db, id, secret, "evt", time.Now().Add(-2*time.Minute).Truncate(time.Second))
+	id, secret, _ := fixtureIntegration(t, e, db, "evt")
 	want := readModelDump(t, db, id)
 	ctx := t.Context()
 	tools := e.recoveryTools()

@@ -73,6 +73,14 @@ func fixture(t *testing.T, e *Env, db *pgxpool.Pool, id, secret, prefix string, 
 	return len(steps)
 }
 
+// fixtureIntegration creates integration "a" and sends it fixture's
+// history, starting two minutes ago.
+func fixtureIntegration(t *testing.T, e *Env, db *pgxpool.Pool, prefix string) (id, secret string, n int) {
+	t.Helper()
+	id, secret = e.integration("a", nil)
+	return id, secret, fixture(t, e, db, id, secret, prefix, time.Now().Add(-2*time.Minute).Truncate(time.Second))
+}
+
 // waitAudit waits until at least n events of id are final in the audit.
 func waitAudit(t *testing.T, db *pgxpool.Pool, id string, n int) {
 	t.Helper()
@@ -99,39 +107,21 @@ func tamper(t *testing.T, db *pgxpool.Pool, id string, stmts ...string) {
 // replay runs POST …/{id}/replay with body and returns its report.
 func (e *Env) replay(id string, body map[string]any) projections.ReplayReport {
 	e.t.Helper()
-	status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/replay", e.Token, body)
-	if status != http.StatusOK {
-		e.t.Fatalf("replay %s: %d %s", id, status, raw)
-	}
-	var rep projections.ReplayReport
-	apiData(e.t, raw, &rep)
-	return rep
+	return adminData[projections.ReplayReport](e, http.MethodPost, "/api/v1/integrations/softpro/"+id+"/replay", body)
 }
 
 // gaps runs GET …/{id}/gaps.
 func (e *Env) gaps(id string) []projections.Gap {
 	e.t.Helper()
-	status, raw := e.do(http.MethodGet, "/api/v1/integrations/softpro/"+id+"/gaps", e.Token, nil)
-	if status != http.StatusOK {
-		e.t.Fatalf("gaps %s: %d %s", id, status, raw)
-	}
-	var out struct {
+	return adminData[struct {
 		Gaps []projections.Gap `json:"gaps"`
-	}
-	apiData(e.t, raw, &out)
-	return out.Gaps
+	}](e, http.MethodGet, "/api/v1/integrations/softpro/"+id+"/gaps", nil).Gaps
 }
 
 // fill runs POST …/{id}/gaps/fill and returns its report.
 func (e *Env) fill(id string) projections.FillReport {
 	e.t.Helper()
-	status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/gaps/fill", e.Token, nil)
-	if status != http.StatusOK {
-		e.t.Fatalf("gaps fill %s: %d %s", id, status, raw)
-	}
-	var rep projections.FillReport
-	apiData(e.t, raw, &rep)
-	return rep
+	return adminData[projections.FillReport](e, http.MethodPost, "/api/v1/integrations/softpro/"+id+"/gaps/fill", nil)
 }
 
 // appendAgain appends env straight to the log, as a redelivery past the
@@ -151,23 +141,30 @@ func appendAgain(t *testing.T, db *pgxpool.Pool, producer *kafka.Producer, env d
 	})
 }
 
+// consistency runs GET …/{id}/consistency.
 func (e *Env) consistency(id string) projections.ConsistencyReport {
 	e.t.Helper()
-	status, raw := e.do(http.MethodGet, "/api/v1/integrations/softpro/"+id+"/consistency", e.Token, nil)
+	return adminData[projections.ConsistencyReport](e, http.MethodGet, "/api/v1/integrations/softpro/"+id+"/consistency", nil)
+}
+
+// adminData calls path with the admin token and returns the data of its
+// 200 answer.
+func adminData[T any](e *Env, method, path string, body any) T {
+	e.t.Helper()
+	status, raw := e.do(method, path, e.Token, body)
 	if status != http.StatusOK {
-		e.t.Fatalf("consistency: %d %s", status, raw)
+		e.t.Fatalf("%s %s: %d %s", method, path, status, raw)
 	}
-	var rep projections.ConsistencyReport
-	apiData(e.t, raw, &rep)
-	return rep
+	var v T
+	apiData(e.t, raw, &v)
+	return v
 }
 
 func TestReplayValidateFindsRowsChangedBehindTheBackAndFillRestoresThem(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	id, secret := e.integration("a", nil)
-	fixture(t, e, db, id, secret, "evt", time.Now().Add(-2*time.Minute).Truncate(time.Second))
+	id, _, _ := fixtureIntegration(t, e, db, "evt")
 	want := dumpOf(t, db, id, false)
 	if rep := e.consistency(id); rep.Score != 100 || len(rep.Issues) != 0 {
 		t.Fatalf("before tampering: score %d, issues %+v", rep.Score, rep.Issues)
@@ -221,8 +218,7 @@ func TestReplayingAWindowTwiceIsIdempotent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	id, secret := e.integration("a", nil)
-	fixture(t, e, db, id, secret, "evt", time.Now().Add(-2*time.Minute).Truncate(time.Second))
+	id, _, _ := fixtureIntegration(t, e, db, "evt")
 	want := readModelDump(t, db, id)
 	body := map[string]any{"from": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "to": time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}
 	for i := range 2 {
