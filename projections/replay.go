@@ -439,17 +439,7 @@ func (r *Replayer) settle(ctx context.Context, req ReplayRequest, topics []strin
 			if err != nil {
 				return err
 			}
-			now = onlyIntegration(now, r.log, req.IntegrationID)
-			since := Bounds{Start: map[Partition]int64{}, End: map[Partition]int64{}}
-			for p, end := range now.End {
-				from, ok := scanned.End[p]
-				if !ok {
-					from = now.Start[p]
-				}
-				if end > from {
-					since.Start[p], since.End[p] = from, end
-				}
-			}
+			since := onlyIntegration(now, r.log, req.IntegrationID).From(scanned.End)
 			state := maps.Clone(st.state)
 			history := map[domain.EntityKey][]domain.StatusChange{}
 			for k, h := range st.history {

@@ -153,7 +153,7 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 		return fmt.Errorf("scan log: %w", err)
 	}
 	defer cl.Close()
-	m := scanMerge{batch: batch, fn: fn, held: scanHeld}
+	m := scanMerge{batch: batch, fn: fn}
 	f := tailFilter{integration: req.IntegrationID, types: req.Types}
 	open := len(streams)
 	for open > 0 {
@@ -200,19 +200,14 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 		// bounded however far apart the topics are.
 		pause, resume := map[string][]int32{}, map[string][]int32{}
 		for _, st := range streams {
+			hold := st.done || len(st.buf) >= scanHeld
 			switch {
-			case st.done:
-				if !st.paused {
-					st.paused = true
-					pause[st.part.Topic] = append(pause[st.part.Topic], st.part.Partition)
-				}
-			case len(st.buf) >= m.held && !st.paused:
-				st.paused = true
+			case hold && !st.paused:
 				pause[st.part.Topic] = append(pause[st.part.Topic], st.part.Partition)
-			case len(st.buf) < m.held && st.paused:
-				st.paused = false
+			case !hold && st.paused:
 				resume[st.part.Topic] = append(resume[st.part.Topic], st.part.Partition)
 			}
+			st.paused = hold
 		}
 		if len(pause) > 0 {
 			cl.PauseFetchPartitions(pause)
@@ -246,7 +241,6 @@ type scanStream struct {
 // number in append order.
 type scanMerge struct {
 	batch int
-	held  int // records a stream buffers before its fetching pauses
 	fn    func([]projections.ScannedRecord) error
 }
 

@@ -309,8 +309,8 @@ const checkpointBulkInsertSQL = `INSERT INTO projection_checkpoints (projection,
 SELECT n, t, p, nx FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[]) AS u(n, t, p, nx)`
 
 // queueCheckpointsBulk advances every checkpoint compare-and-set, each
-// under its own projection (a rebuild applies every topic's records in one
-// transaction). Save only advances checkpoints its transaction read and
+// under its own projection (a rebuild sets every topic's in one
+// transaction once a pass is applied). Save only advances checkpoints its transaction read and
 // locked, so the update always touches every row it names; the count is
 // checked all the same, as a guard against a caller that breaks that rule.
 func queueCheckpointsBulk(b *pgx.Batch, cps []projections.Checkpoint) {
