@@ -49,6 +49,12 @@ type Query struct {
 	Partitions []Partition
 	Events     []EventKey
 	Entities   []domain.EntityKey
+	// Unlocked reads the audit and entity rows without locking them
+	// (checkpoints are locked all the same). Only a writer that no other
+	// transaction can race on those rows sets it: a rebuild, whose fresh
+	// schema nothing else writes and whose workers each own a set of
+	// integrations (every row belongs to one).
+	Unlocked bool
 }
 
 // Snapshot is what Load found.

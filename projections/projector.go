@@ -71,6 +71,8 @@ type Projector struct {
 	// unchecked makes Apply and Fail neither read nor write checkpoints
 	// (withoutCheckpoints).
 	unchecked bool
+	// unlocked makes Apply's lookups lock no rows (owningRows).
+	unlocked bool
 }
 
 // withoutCheckpoints returns a copy of p that neither reads nor writes
@@ -111,6 +113,15 @@ func (p *Projector) WithGapCheck() *Projector { return p.checkingGaps(true) }
 func (p *Projector) writingFresh(keys *KeySet) *Projector {
 	q := *p
 	q.keys = keys
+	return &q
+}
+
+// owningRows returns a copy of p whose lookups lock no rows (Query.Unlocked):
+// the caller guarantees that no other transaction writes the rows p's
+// batches read while they are applied.
+func (p *Projector) owningRows() *Projector {
+	q := *p
+	q.unlocked = true
 	return &q
 }
 
@@ -159,7 +170,7 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 		return nil, nil
 	}
 	changes := make([]*domain.Change, len(recs))
-	q := Query{Projection: p.name}
+	q := Query{Projection: p.name, Unlocked: p.unlocked}
 	for i, r := range recs {
 		c, ok, err := domain.ChangeOf(r.Envelope)
 		if err != nil {

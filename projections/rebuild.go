@@ -422,10 +422,13 @@ func (b *Rebuilder) Status() []RebuildRun {
 func keysFor(bounds Bounds) int64 { return 2*bounds.Records() + 1<<16 }
 
 // build applies every record in bounds to store, which was created empty
-// and has seen no queries but those keys holds, by partition number: an
-// integration's records share a partition number across topics, so they
-// all go to one worker, in append order (see work). When every record is
-// applied, the checkpoints are set to bounds' end (reached).
+// and has seen no queries but those keys holds. Each integration's records
+// go to one worker (owners), in the order the scan hands them over (append
+// order, see work). Every row a build writes belongs to one
+// integration and nothing else writes store, so no two transactions ever
+// race on a row and the projector reads rows without locking them. When
+// every record is applied, the checkpoints are set to bounds' end
+// (reached).
 func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds Bounds, tr *tracker) error {
 	tr.left.Store(bounds.Records())
 	// One projector for every topic: the scan hands over an integration's
@@ -433,7 +436,7 @@ func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds
 	// applied in that order (see work). It writes no checkpoints: they are
 	// set once every record of bounds is applied, each topic's under its
 	// own projection's name (reached).
-	p := NewProjector("rebuild", store, nil).writingFresh(keys).withoutCheckpoints()
+	p := NewProjector("rebuild", store, nil).writingFresh(keys).withoutCheckpoints().owningRows()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	queues := make([]chan []ScannedRecord, b.cfg.Workers)
@@ -452,13 +455,19 @@ func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds
 			}
 		}(queues[i])
 	}
+	own := &owners{workers: len(queues), of: map[string]int{}}
 	err := b.log.Scan(ctx, ScanRequest{Bounds: bounds, BatchSize: b.cfg.BatchSize}, func(recs []ScannedRecord) error {
-		select {
-		case queues[int(recs[0].Partition.Partition)%len(queues)] <- recs:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		for w, part := range own.split(recs) {
+			if len(part) == 0 {
+				continue
+			}
+			select {
+			case queues[w] <- part:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
 		}
+		return nil
 	})
 	for _, q := range queues {
 		close(q)
@@ -471,6 +480,52 @@ func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds
 		return err
 	}
 	return b.reached(ctx, store, bounds)
+}
+
+// owners assigns each integration the worker that applies all of its
+// records: the one its first record's partition number maps to. An
+// integration's records share a partition number across topics, so whole
+// batches go to one worker; records of an integration seen under another
+// partition number (topics with different partition counts) follow it to
+// its owner rather than to a second worker.
+type owners struct {
+	workers int
+	of      map[string]int
+}
+
+// split returns recs (one partition number's, in append order) by worker,
+// each part in recs' order. Records that are not envelopes (applied as
+// nothing) go with their partition number.
+func (o *owners) split(recs []ScannedRecord) [][]ScannedRecord {
+	parts := make([][]ScannedRecord, o.workers)
+	home := int(recs[0].Partition.Partition) % o.workers
+	owner := func(s ScannedRecord) int {
+		if s.Err != nil {
+			return home
+		}
+		w, ok := o.of[s.Envelope.IntegrationID]
+		if !ok {
+			w = home
+			o.of[s.Envelope.IntegrationID] = w
+		}
+		return w
+	}
+	whole := true
+	for _, s := range recs {
+		if owner(s) != home {
+			whole = false
+			break
+		}
+	}
+	if whole {
+		parts[home] = recs
+		return parts
+	}
+	for _, s := range recs {
+		w := owner(s)
+		parts[w] = append(parts[w], s)
+	}
+	return parts
 }
 
 // reached records, in store's checkpoints, that every record of bounds is

@@ -21,6 +21,9 @@ type cpStore struct {
 	paused       *atomic.Bool
 	savedPaused  int
 	auditWritten int
+	// lookups counts the loads of audit or entity rows, by whether they
+	// locked them.
+	lookups map[bool]int
 }
 
 func (s *cpStore) InTx(ctx context.Context, fn func(context.Context, Tx) error) error {
@@ -31,6 +34,12 @@ func (s *cpStore) InTx(ctx context.Context, fn func(context.Context, Tx) error) 
 
 func (s *cpStore) Load(ctx context.Context, q Query) (Snapshot, error) {
 	snap, err := s.memStore.Load(ctx, q)
+	if len(q.Events) > 0 || len(q.Entities) > 0 {
+		if s.lookups == nil {
+			s.lookups = map[bool]int{}
+		}
+		s.lookups[!q.Unlocked]++
+	}
 	for _, p := range q.Partitions {
 		name := q.Projection
 		if n, ok := q.Names[p.Topic]; ok {

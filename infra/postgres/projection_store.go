@@ -246,59 +246,79 @@ var entityTables = map[domain.Kind]entityTable{
 	},
 }
 
-// selectSQL reads and locks the rows of the given keys. Each key is looked
-// up by its own index probe (the LATERAL subquery leaves the planner no
-// other shape): a plan cached while the table was small can otherwise
-// keep answering with a scan of the whole key index as the table grows.
-// Rows are locked in the order of the keys, which Load sorts, so
-// concurrent batches touching the same rows queue rather than deadlock.
-func (t entityTable) selectSQL() string {
+// selectSQL reads the rows of the given keys, locking them unless lock is
+// empty (see projections.Query.Unlocked). Each key is looked up by its own
+// index probe (the LATERAL subquery leaves the planner no other shape): a
+// plan cached while the table was small can otherwise keep answering with a
+// scan of the whole key index as the table grows. Rows are locked in the
+// order of the keys, which Load sorts, so concurrent batches touching the
+// same rows queue rather than deadlock.
+func (t entityTable) selectSQL(lock string) string {
 	cols := t.columnNames()
 	return "SELECT r." + strings.Join(cols, ", r.") + " FROM unnest($1::text[], $2::text[]) AS k(i, d)" +
 		" CROSS JOIN LATERAL (SELECT " + strings.Join(cols, ", ") + " FROM " + t.name +
-		" WHERE integration_id = k.i AND id = k.d FOR UPDATE) AS r"
+		" WHERE integration_id = k.i AND id = k.d" + lock + ") AS r"
 }
 
 // selectManySQL is selectSQL for thousands of keys (rebuild and replay
 // batches): one join of the keys with the table, planned for the call with
 // the keys' count known, costs less than a subquery per key. Rows are
 // locked in key order.
-func (t entityTable) selectManySQL() string {
+func (t entityTable) selectManySQL(lock string) string {
 	return "SELECT " + commonColumns + ", " + strings.Join(t.columns, ", ") + " FROM " + t.name +
 		" WHERE (integration_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))" +
-		" ORDER BY integration_id, id FOR UPDATE"
+		" ORDER BY integration_id, id" + lock
 }
 
 // manyKeys is from how many keys a lookup uses the join form; live batches
 // (at most 256 records) stay below it.
 const manyKeys = 512
 
-var (
-	entitySelectSQL     = map[domain.Kind]string{}
-	entitySelectManySQL = map[domain.Kind]string{}
-)
+// forUpdate is the locking clause of Load's lookups.
+const forUpdate = " FOR UPDATE"
+
+// lookupSQL holds Load's audit and entity lookups, each in the form for a
+// few keys and the form for many, locking and unlocked.
+type lookupSQL struct {
+	audit, auditMany   string
+	entity, entityMany map[domain.Kind]string
+}
+
+// lookups[true] locks the rows it reads; lookups[false] does not.
+var lookups = map[bool]lookupSQL{}
 
 func init() {
-	for k, t := range entityTables {
-		entitySelectSQL[k] = t.selectSQL()
-		entitySelectManySQL[k] = t.selectManySQL()
+	for _, locked := range []bool{true, false} {
+		lock := ""
+		if locked {
+			lock = forUpdate
+		}
+		l := lookupSQL{audit: auditSelectSQL(lock), auditMany: auditSelectManySQL(lock),
+			entity: map[domain.Kind]string{}, entityMany: map[domain.Kind]string{}}
+		for k, t := range entityTables {
+			l.entity[k] = t.selectSQL(lock)
+			l.entityMany[k] = t.selectManySQL(lock)
+		}
+		lookups[locked] = l
 	}
 }
 
-const (
-	checkpointSelectSQL = `SELECT topic, "partition", next_offset FROM projection_checkpoints
+const checkpointSelectSQL = `SELECT topic, "partition", next_offset FROM projection_checkpoints
 WHERE (projection, topic, "partition") IN (SELECT * FROM unnest($1::text[], $2::text[], $3::int[]))
 ORDER BY topic, "partition" FOR UPDATE`
 
-	auditSelectManySQL = `SELECT integration_id, event_id, status, received_at, processing_started_at, retry_count, last_retry_at
+func auditSelectManySQL(lock string) string {
+	return `SELECT integration_id, event_id, status, received_at, processing_started_at, retry_count, last_retry_at
 FROM webhook_events WHERE (integration_id, event_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-ORDER BY integration_id, event_id FOR UPDATE`
+ORDER BY integration_id, event_id` + lock
+}
 
-	auditSelectSQL = `SELECT r.integration_id, r.event_id, r.status, r.received_at, r.processing_started_at, r.retry_count, r.last_retry_at
+func auditSelectSQL(lock string) string {
+	return `SELECT r.integration_id, r.event_id, r.status, r.received_at, r.processing_started_at, r.retry_count, r.last_retry_at
 FROM unnest($1::text[], $2::text[]) AS k(i, e) CROSS JOIN LATERAL (
  SELECT integration_id, event_id, status, received_at, processing_started_at, retry_count, last_retry_at
- FROM webhook_events WHERE integration_id = k.i AND event_id = k.e FOR UPDATE) AS r`
-)
+ FROM webhook_events WHERE integration_id = k.i AND event_id = k.e` + lock + `) AS r`
+}
 
 // Load implements projections.Tx in one round trip.
 func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projections.Snapshot, error) {
@@ -340,6 +360,7 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 			return rows.Err()
 		})
 	}
+	lookup := lookups[!q.Unlocked]
 	if len(q.Events) > 0 {
 		keys := slices.Clone(q.Events)
 		slices.SortFunc(keys, func(a, b projections.EventKey) int {
@@ -350,9 +371,9 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 		for i, k := range keys {
 			ints[i], ids[i] = k.IntegrationID, k.EventID
 		}
-		sql := auditSelectSQL
+		sql := lookup.audit
 		if len(keys) >= manyKeys {
-			sql = auditSelectManySQL
+			sql = lookup.auditMany
 		}
 		b.Queue(sql, ints, ids).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
@@ -384,9 +405,9 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 			continue
 		}
 		table := entityTables[kind]
-		sql := entitySelectSQL[kind]
+		sql := lookup.entity[kind]
 		if len(keys[0]) >= manyKeys {
-			sql = entitySelectManySQL[kind]
+			sql = lookup.entityMany[kind]
 		}
 		b.Queue(sql, keys[0], keys[1]).Query(func(rows pgx.Rows) error {
 			for rows.Next() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/roisystems/softprohub/domain"
@@ -631,5 +632,70 @@ func TestProjectionStoreCheckpointsOfSeveralProjections(t *testing.T) {
 	got := queryOne[string](t, pool, `SELECT string_agg(projection || ' ' || topic || ' ' || next_offset, ', ' ORDER BY projection) FROM projection_checkpoints`)
 	if got != "pa ta 7, pb tb 7" {
 		t.Fatalf("checkpoints %q, want pa ta 7, pb tb 7", got)
+	}
+}
+
+// Load locks the audit and entity rows it reads, so that a concurrent
+// writer of the same rows queues behind the transaction, unless the query
+// is Unlocked (a rebuild, the only writer of its rows): then another
+// transaction can lock them meanwhile. Both lookup forms, for a few keys
+// and for many, are checked.
+func TestLoadLocksRowsUnlessUnlocked(t *testing.T) {
+	t.Parallel()
+	p, pool := newProjector(t)
+	ctx := testContext(t)
+	n := manyKeys + 8
+	recs := make([]projections.Record, n)
+	for i := range n {
+		recs[i] = rec("t", 0, int64(i), "int_a", fmt.Sprintf("evt_%d", i), domain.TaskCreated, tBase, fmt.Sprintf(`{"id":"k%d","title":"v"}`, i))
+	}
+	apply(t, p, recs...)
+	store := NewProjectionStore(pool)
+	// lockedBy reports whether another transaction finds the rows of the
+	// first task and its event locked.
+	lockedBy := func() (task, event bool) {
+		t.Helper()
+		try := func(sql string) bool {
+			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, sql)
+				return err
+			})
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "55P03" {
+				return true
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+			return false
+		}
+		return try("SELECT 1 FROM tasks WHERE integration_id = 'int_a' AND id = 'k0' FOR UPDATE NOWAIT"),
+			try("SELECT 1 FROM webhook_events WHERE integration_id = 'int_a' AND event_id = 'evt_0' FOR UPDATE NOWAIT")
+	}
+	for _, keys := range []int{1, n} {
+		for _, unlocked := range []bool{false, true} {
+			q := projections.Query{Projection: "test", Unlocked: unlocked}
+			for i := range keys {
+				q.Entities = append(q.Entities, domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTask, ID: fmt.Sprintf("k%d", i)})
+				q.Events = append(q.Events, projections.EventKey{IntegrationID: "int_a", EventID: fmt.Sprintf("evt_%d", i)})
+			}
+			err := store.InTx(ctx, func(ctx context.Context, tx projections.Tx) error {
+				snap, err := tx.Load(ctx, q)
+				if err != nil {
+					return err
+				}
+				if len(snap.Entities) != keys || len(snap.Audit) != keys {
+					t.Errorf("%d keys, unlocked %v: loaded %d entities and %d audit rows", keys, unlocked, len(snap.Entities), len(snap.Audit))
+				}
+				task, event := lockedBy()
+				if task == unlocked || event == unlocked {
+					t.Errorf("%d keys, unlocked %v: task row locked %v, audit row locked %v; want locked %v", keys, unlocked, task, event, !unlocked)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("%d keys, unlocked %v: %v", keys, unlocked, err)
+			}
+		}
 	}
 }
