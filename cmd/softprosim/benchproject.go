@@ -495,10 +495,9 @@ func dropBenchSchema(databaseURL, schema string) {
 	_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
 }
 
-// benchCopyCeiling loads, for every event, its audit row and its entity row
-// into a fresh migrated schema with CopyFrom, and returns events/s.
-// benchCopyCeiling loads envs' audit and entity rows with pgx CopyFrom and
-// returns the events/s and the machine's CPU use while it did.
+// benchCopyCeiling loads, for every event of envs, its audit row and its
+// entity row into a fresh migrated schema with pgx CopyFrom, and returns
+// the events/s and the machine's CPU use while it did.
 func benchCopyCeiling(ctx context.Context, base, schema string, envs []domain.Envelope) (float64, cpuUse, error) {
 	dbURL, err := benchSchemaURL(base, schema)
 	if err != nil {
