@@ -287,7 +287,6 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 	if err != nil {
 		return err
 	}
-	cpuPerEvent := func(u cpuUse, n int64) float64 { return u.busySeconds * 1e6 / float64(max(n, 1)) }
 	logf("COPY ceiling: %.0f events/s over %d events; rebuild / ceiling = %.1f%% (goal >= 30%%)", copyRate, cfg.copyEvents, 100*rebuildRate/copyRate)
 	if cpuOK && cpuOK2 {
 		logf("COPY ceiling: %s", copyCPU.perEvent(int64(cfg.copyEvents)))
@@ -310,15 +309,16 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 		// the two floors' machine CPU per event bounds the rate the cores
 		// can rebuild at, however the work is spread over them.
 		cores := float64(runtime.NumCPU())
-		floor := cpuPerEvent(readCPU, read.events) + cpuPerEvent(copyCPU, int64(cfg.copyEvents))
+		reading, storing := readCPU.micros(read.events), copyCPU.micros(int64(cfg.copyEvents))
+		floor := reading + storing
 		logf("bound: reading (%.0f µs) and storing (%.0f µs) each event need %.0f µs of machine CPU: at most %.0f events/s on %.0f cores = %.1fx live",
-			cpuPerEvent(readCPU, read.events), cpuPerEvent(copyCPU, int64(cfg.copyEvents)), floor, cores*1e6/floor, cores, cores*1e6/floor/liveRate)
+			reading, storing, floor, cores*1e6/floor, cores, cores*1e6/floor/liveRate)
 	}
 	logf("total time %v", time.Since(total).Round(time.Second))
 	logf(`BENCH {"rebuildEventsPerSec":%.0f,"liveEventsPerSec":%.0f,"copyEventsPerSec":%.0f,"rebuildOverLive":%.2f,"rebuildOverCopy":%.4f,"peakHeapMiB":%.0f,"rebuildSeconds":%.1f,"pausedMs":%d,"rebuildCPUMicrosPerEvent":%.0f,"rebuildStolenPct":%.0f,"liveCPUMicrosPerEvent":%.0f,"copyCPUMicrosPerEvent":%.0f,"logReadEventsPerSec":%.0f,"logReadCPUMicrosPerEvent":%.1f}`,
 		rebuildRate, liveRate, copyRate, rebuildRate/liveRate, rebuildRate/copyRate, peakMB, took.Seconds(), run.Paused.Milliseconds(),
-		cpuPerEvent(rebuildCPU, run.Progress.Applied), 100*rebuildCPU.stolen, cpuPerEvent(liveCPU, int64(cfg.liveEvents)), cpuPerEvent(copyCPU, int64(cfg.copyEvents)),
-		readRate, cpuPerEvent(readCPU, read.events))
+		rebuildCPU.micros(run.Progress.Applied), 100*rebuildCPU.stolen, liveCPU.micros(int64(cfg.liveEvents)), copyCPU.micros(int64(cfg.copyEvents)),
+		readRate, readCPU.micros(read.events))
 	return nil
 }
 

@@ -97,6 +97,10 @@ func (u cpuUse) perEvent(n int64) string {
 	if n <= 0 {
 		return ""
 	}
+	self := u.selfSeconds * 1e6 / float64(n)
 	return fmt.Sprintf("machine CPU %.1f s busy = %.0f µs per event (this process %.0f µs, the rest %.0f µs); %.0f%% of the CPU time was stolen by the hypervisor",
-		u.busySeconds, u.busySeconds*1e6/float64(n), u.selfSeconds*1e6/float64(n), max(u.busySeconds-u.selfSeconds, 0)*1e6/float64(n), 100*u.stolen)
+		u.busySeconds, u.micros(n), self, max(u.micros(n)-self, 0), 100*u.stolen)
 }
+
+// micros is the machine's busy CPU time per event over n events, in µs.
+func (u cpuUse) micros(n int64) float64 { return u.busySeconds * 1e6 / float64(max(n, 1)) }

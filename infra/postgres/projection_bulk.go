@@ -310,9 +310,10 @@ SELECT n, t, p, nx FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[]) 
 
 // queueCheckpointsBulk advances every checkpoint compare-and-set, each
 // under its own projection (a rebuild sets every topic's in one
-// transaction once a pass is applied). Save only advances checkpoints its transaction read and
-// locked, so the update always touches every row it names; the count is
-// checked all the same, as a guard against a caller that breaks that rule.
+// transaction once a pass is applied). Save only advances checkpoints its
+// transaction read and locked, so the update always touches every row it
+// names; the count is checked all the same, as a guard against a caller
+// that breaks that rule.
 func queueCheckpointsBulk(b *pgx.Batch, cps []projections.Checkpoint) {
 	var un, ut, in, it []string
 	var up, ip []int32
