@@ -307,7 +307,7 @@ func runBenchProject(ctx context.Context, cfg benchProjectConfig, out io.Writer)
 	}
 
 	// 4. Ceiling: the same rows through COPY.
-	copyRate, _, err := benchCopyCeiling(ctx, cfg.databaseURL, "bench_copy_"+nonce, envs)
+	copyRate, _, err := benchCopyCeiling(ctx, cfg.databaseURL, "bench_copy_"+nonce, envs, 1)
 	if err != nil {
 		return err
 	}
@@ -497,8 +497,10 @@ func dropBenchSchema(databaseURL, schema string) {
 
 // benchCopyCeiling loads, for every event of envs, its audit row and its
 // entity row into a fresh migrated schema with pgx CopyFrom, and returns
-// the events/s and the machine's CPU use while it did.
-func benchCopyCeiling(ctx context.Context, base, schema string, envs []domain.Envelope) (float64, cpuUse, error) {
+// the events/s and the machine's CPU use while it did. With conns > 1 the
+// events are split into that many runs of consecutive events, each copied
+// on a connection of its own at the same time.
+func benchCopyCeiling(ctx context.Context, base, schema string, envs []domain.Envelope, conns int) (float64, cpuUse, error) {
 	dbURL, err := benchSchemaURL(base, schema)
 	if err != nil {
 		return 0, cpuUse{}, err
@@ -521,34 +523,67 @@ func benchCopyCeiling(ctx context.Context, base, schema string, envs []domain.En
 			return 0, cpuUse{}, err
 		}
 	}
-	audit := make([][]any, 0, len(envs))
-	entities := map[string][][]any{}
-	for _, e := range envs {
-		c, ok, err := domain.ChangeOf(e)
-		if err != nil {
+	type share struct {
+		audit    [][]any
+		entities map[string][][]any
+	}
+	shares := make([]share, conns)
+	for k := range shares {
+		part := envs[k*len(envs)/conns : (k+1)*len(envs)/conns]
+		sh := share{audit: make([][]any, 0, len(part)), entities: map[string][][]any{}}
+		for _, e := range part {
+			c, ok, err := domain.ChangeOf(e)
+			if err != nil {
+				return 0, cpuUse{}, err
+			}
+			sh.audit = append(sh.audit, []any{e.IntegrationID, e.EventID, string(e.Type), string(e.Payload), "COMPLETED", e.ReceivedAt,
+				e.ReceivedAt, time.Now(), int32(1), e.OccurredAt, true, string(e.Source), e.Type.Topic(), int32(0), int64(0)})
+			if ok {
+				t := tables[c.Key.Kind]
+				sh.entities[t] = append(sh.entities[t], []any{e.IntegrationID, c.Key.ID, c.At, c.At, e.EventID, string(c.Raw)})
+			}
+		}
+		shares[k] = sh
+	}
+	// Connections are opened before the clock starts.
+	held := make([]*pgxpool.Conn, conns)
+	for k := range held {
+		if held[k], err = pool.Acquire(ctx); err != nil {
 			return 0, cpuUse{}, err
 		}
-		audit = append(audit, []any{e.IntegrationID, e.EventID, string(e.Type), string(e.Payload), "COMPLETED", e.ReceivedAt,
-			e.ReceivedAt, time.Now(), int32(1), e.OccurredAt, true, string(e.Source), e.Type.Topic(), int32(0), int64(0)})
-		if ok {
-			t := tables[c.Key.Kind]
-			entities[t] = append(entities[t], []any{e.IntegrationID, c.Key.ID, c.At, c.At, e.EventID, string(c.Raw)})
-		}
+		defer held[k].Release()
 	}
 	start := time.Now()
 	cpuBefore, _ := readCPUTimes()
-	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"webhook_events"},
-		[]string{"integration_id", "event_id", "event_type", "payload", "status", "received_at", "processing_started_at", "processed_at",
-			"processing_time_ms", "occurred_at", "applied", "source", "topic", "partition", "offset"},
-		pgx.CopyFromRows(audit)); err != nil {
-		return 0, cpuUse{}, fmt.Errorf("copy audit: %w", err)
+	errs := make(chan error, conns)
+	for k, sh := range shares {
+		go func() {
+			conn := held[k]
+			if _, err := conn.CopyFrom(ctx, pgx.Identifier{"webhook_events"},
+				[]string{"integration_id", "event_id", "event_type", "payload", "status", "received_at", "processing_started_at", "processed_at",
+					"processing_time_ms", "occurred_at", "applied", "source", "topic", "partition", "offset"},
+				pgx.CopyFromRows(sh.audit)); err != nil {
+				errs <- fmt.Errorf("copy audit: %w", err)
+				return
+			}
+			for t, rows := range sh.entities {
+				if _, err := conn.CopyFrom(ctx, pgx.Identifier{"ceiling_" + t},
+					[]string{"integration_id", "id", "softpro_created_at", "softpro_updated_at", "last_event_id", "payload"},
+					pgx.CopyFromRows(rows)); err != nil {
+					errs <- fmt.Errorf("copy %s: %w", t, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
 	}
-	for t, rows := range entities {
-		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"ceiling_" + t},
-			[]string{"integration_id", "id", "softpro_created_at", "softpro_updated_at", "last_event_id", "payload"},
-			pgx.CopyFromRows(rows)); err != nil {
-			return 0, cpuUse{}, fmt.Errorf("copy %s: %w", t, err)
+	for range shares {
+		if e := <-errs; e != nil && err == nil {
+			err = e
 		}
+	}
+	if err != nil {
+		return 0, cpuUse{}, err
 	}
 	rate := float64(len(envs)) / time.Since(start).Seconds()
 	cpuAfter, _ := readCPUTimes()

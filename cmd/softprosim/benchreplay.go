@@ -283,7 +283,7 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 	if err != nil {
 		return err
 	}
-	copyRate, copyCPU, err := benchCopyCeiling(ctx, cfg.databaseURL, "bench_replay_copy_"+nonce, envs)
+	copyRate, copyCPU, err := benchCopyCeiling(ctx, cfg.databaseURL, "bench_replay_copy_"+nonce, envs, 1)
 	if err != nil {
 		return err
 	}
@@ -292,6 +292,17 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 		logf("COPY ceiling: %s", copyCPU.perEvent(int64(cfg.copyEvents)))
 	}
 	logf("COPY ceiling / live = %.1fx", copyRate/liveRate)
+	// The same rows again, split over one connection per core: storing
+	// them alone, with the whole machine, and no log to read.
+	conns := runtime.NumCPU()
+	wideRate, wideCPU, err := benchCopyCeiling(ctx, cfg.databaseURL, "bench_replay_copy_wide_"+nonce, envs, conns)
+	if err != nil {
+		return err
+	}
+	logf("COPY on %d connections at once: %.0f events/s = %.1fx live; rebuild / this = %.1f%%", conns, wideRate, wideRate/liveRate, 100*rebuildRate/wideRate)
+	if cpuOK && cpuOK2 {
+		logf("COPY on %d connections: %s", conns, wideCPU.perEvent(int64(cfg.copyEvents)))
+	}
 
 	// 5. Floor: reading the whole log, with nothing else.
 	read, readCPU, err := benchLogRead(ctx, brokers, cfg.batch)
@@ -315,10 +326,10 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 			reading, storing, floor, cores*1e6/floor, cores, cores*1e6/floor/liveRate)
 	}
 	logf("total time %v", time.Since(total).Round(time.Second))
-	logf(`BENCH {"rebuildEventsPerSec":%.0f,"liveEventsPerSec":%.0f,"copyEventsPerSec":%.0f,"rebuildOverLive":%.2f,"rebuildOverCopy":%.4f,"peakHeapMiB":%.0f,"rebuildSeconds":%.1f,"pausedMs":%d,"rebuildCPUMicrosPerEvent":%.0f,"rebuildStolenPct":%.0f,"liveCPUMicrosPerEvent":%.0f,"copyCPUMicrosPerEvent":%.0f,"logReadEventsPerSec":%.0f,"logReadCPUMicrosPerEvent":%.1f}`,
+	logf(`BENCH {"rebuildEventsPerSec":%.0f,"liveEventsPerSec":%.0f,"copyEventsPerSec":%.0f,"rebuildOverLive":%.2f,"rebuildOverCopy":%.4f,"peakHeapMiB":%.0f,"rebuildSeconds":%.1f,"pausedMs":%d,"rebuildCPUMicrosPerEvent":%.0f,"rebuildStolenPct":%.0f,"liveCPUMicrosPerEvent":%.0f,"copyCPUMicrosPerEvent":%.0f,"logReadEventsPerSec":%.0f,"logReadCPUMicrosPerEvent":%.1f,"copyWideEventsPerSec":%.0f,"copyWideOverLive":%.2f}`,
 		rebuildRate, liveRate, copyRate, rebuildRate/liveRate, rebuildRate/copyRate, peakMB, took.Seconds(), run.Paused.Milliseconds(),
 		rebuildCPU.micros(run.Progress.Applied), 100*rebuildCPU.stolen, liveCPU.micros(int64(cfg.liveEvents)), copyCPU.micros(int64(cfg.copyEvents)),
-		readRate, readCPU.micros(read.events))
+		readRate, readCPU.micros(read.events), wideRate, wideRate/liveRate)
 	return nil
 }
 
