@@ -158,10 +158,25 @@ type Writes struct {
 	// among StatusChanges (a refold).
 	ReplaceHistory []domain.EntityKey
 	Metrics        []MetricsDelta
+	// Recount names hourly metrics rows the store sets, once everything
+	// else is written, from the audit rows they count (every writer adds
+	// to them meanwhile as before). A replay recounts the rows of the
+	// audit rows it restores instead of adding to them: an audit row
+	// deleted behind the system's back was counted once already.
+	Recount []MetricsRow
+}
+
+// MetricsRow names one integration_metrics_hourly row: its counts are
+// those of the audit rows of that integration and type received in the
+// hour starting at Hour (UTC).
+type MetricsRow struct {
+	IntegrationID string
+	EventType     domain.EventType
+	Hour          time.Time
 }
 
 // Empty reports whether w writes nothing.
 func (w Writes) Empty() bool {
 	return len(w.Checkpoints) == 0 && len(w.Audit) == 0 && len(w.Entities) == 0 &&
-		len(w.StatusChanges) == 0 && len(w.ReplaceHistory) == 0 && len(w.Metrics) == 0
+		len(w.StatusChanges) == 0 && len(w.ReplaceHistory) == 0 && len(w.Metrics) == 0 && len(w.Recount) == 0
 }

@@ -151,7 +151,9 @@ type ReplayReport struct {
 // have long passed (a row deleted behind the system's back). What keeps it
 // idempotent instead:
 //   - an audit row is written only when the event has none (the (integration,
-//     event id) dedup), so counts and lifecycles are never doubled;
+//     event id) dedup), so lifecycles are never doubled, and the hourly
+//     metrics rows of the audit rows it writes are counted again from the
+//     audit (Writes.Recount), so their counts are never doubled either;
 //   - an entity present in the store takes only changes strictly newer
 //     than its state (newest wins, and a change it already holds is not
 //     re-applied);
@@ -391,16 +393,7 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 		}
 		ms := processingMs(now, row.ReceivedAt)
 		row.ProcessedAt, row.ProcessingTimeMs = &now, &ms
-		d := metrics.get(key.IntegrationID, r.Envelope.Type, row.ReceivedAt)
-		d.Received++
-		if row.Status == StatusSkipped {
-			d.Skipped++
-		} else {
-			d.Completed++
-			d.ProcessingMs += ms
-			d.MaxProcessingMs = max(d.MaxProcessingMs, ms)
-			d.LatencyBuckets[latencyBucket(ms)]++
-		}
+		metrics.get(key.IntegrationID, r.Envelope.Type, row.ReceivedAt)
 		w.Audit = append(w.Audit, row)
 	}
 	keys := make([]domain.EntityKey, 0, len(dirty))
@@ -416,7 +409,12 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 		}
 		w.Entities = append(w.Entities, entities[k])
 	}
-	w.Metrics = metrics.list()
+	// The restored rows' hours are counted again rather than added to:
+	// the store cannot tell a row deleted behind the system's back (which
+	// its hour still counts) from an event never projected.
+	for _, d := range metrics.list() {
+		w.Recount = append(w.Recount, MetricsRow{IntegrationID: d.IntegrationID, EventType: d.EventType, Hour: d.Hour})
+	}
 	return w, add, n
 }
 

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -85,6 +86,9 @@ type memStore struct {
 	changes  map[string]bool
 	// history holds the status changes in the order written.
 	history []domain.StatusChange
+	// metrics and recounts hold the metrics writes in the order made.
+	metrics  []MetricsDelta
+	recounts []MetricsRow
 }
 
 func newMemStore() *memStore {
@@ -132,6 +136,8 @@ func (m *memStore) Save(_ context.Context, w Writes) error {
 		}
 		m.history = kept
 	}
+	m.metrics = append(m.metrics, w.Metrics...)
+	m.recounts = append(m.recounts, w.Recount...)
 	for _, c := range w.StatusChanges {
 		// The table's (integration, event id) key: a second insert is
 		// a no-op.
@@ -244,5 +250,46 @@ func TestBoundsFrom(t *testing.T) {
 	}
 	if n := got.Records(); n != 6+15 {
 		t.Fatalf("records %d, want 21", n)
+	}
+}
+
+func TestReplayRecountsTheHoursOfTheAuditRowsItRestores(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2024, 1, 15, 10, 59, 0, 0, time.UTC)
+	log := &fakeLog{}
+	log.add(domain.TransactionCreated, "e1", t0, `{"id":"txn_1","status":"open"}`)
+	log.add(domain.TransactionCreated, "e2", t0.Add(2*time.Minute), `{"id":"txn_2","status":"open"}`)
+	log.add(domain.ContactCreated, "e3", t0.Add(3*time.Minute), `{"id":"con_1"}`)
+	log.add(domain.TransactionCreated, "e4", t0.Add(4*time.Minute), `{"id":"txn_3","status":"open"}`)
+	m := newMemStore()
+	// e4's audit row is there; the others' are not, whether they were
+	// never projected or deleted behind the system's back.
+	m.audit[keyOf(log.recs[3].Envelope)] = AuditRow{Status: StatusCompleted}
+	rep, err := NewReplayer(m, log, nil).Replay(context.Background(), ReplayRequest{IntegrationID: "int_a", BatchSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.AuditRestored != 3 {
+		t.Fatalf("restored %d audit rows, want 3", rep.AuditRestored)
+	}
+	// The hours of e1, e2 and e3, each once; no deltas.
+	slices.SortFunc(m.recounts, func(a, b MetricsRow) int {
+		return cmp.Or(cmp.Compare(a.EventType, b.EventType), a.Hour.Compare(b.Hour))
+	})
+	want := []MetricsRow{
+		{IntegrationID: "int_a", EventType: domain.ContactCreated, Hour: t0.Add(time.Minute)},
+		{IntegrationID: "int_a", EventType: domain.TransactionCreated, Hour: t0.Truncate(time.Hour)},
+		{IntegrationID: "int_a", EventType: domain.TransactionCreated, Hour: t0.Add(time.Minute)},
+	}
+	if len(m.metrics) != 0 || !slices.Equal(m.recounts, want) {
+		t.Fatalf("metrics deltas %+v, recounts %+v; want no deltas and recounts %+v", m.metrics, m.recounts, want)
+	}
+	// Nothing restored, nothing recounted.
+	m.recounts = nil
+	if _, err := NewReplayer(m, log, nil).Replay(context.Background(), ReplayRequest{IntegrationID: "int_a"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.metrics) != 0 || len(m.recounts) != 0 {
+		t.Fatalf("second replay: metrics deltas %+v, recounts %+v", m.metrics, m.recounts)
 	}
 }

@@ -165,7 +165,7 @@ func TestReplayValidateFindsRowsChangedBehindTheBackAndFillRestoresThem(t *testi
 	e := newEnv(t)
 	db := e.db()
 	id, _, _ := fixtureIntegration(t, e, db, "evt")
-	want := dumpOf(t, db, id, false)
+	want := readModelDump(t, db, id)
 	if rep := e.consistency(id); rep.Score != 100 || len(rep.Issues) != 0 {
 		t.Fatalf("before tampering: score %d, issues %+v", rep.Score, rep.Issues)
 	}
@@ -195,21 +195,17 @@ func TestReplayValidateFindsRowsChangedBehindTheBackAndFillRestoresThem(t *testi
 	}
 
 	e.fill(id)
-	if got := dumpOf(t, db, id, false); got != want {
+	// The hourly metrics, which still counted the deleted audit row, count
+	// the restored one once: as before the tampering.
+	if got := readModelDump(t, db, id); got != want {
 		t.Fatalf("after fill:\n got %s\nwant %s", got, want)
-	}
-	// The hourly metrics were not tampered with, so the restored audit row
-	// is counted once more there: a metrics row cannot tell an audit row
-	// deleted behind the system's back from an event never projected.
-	if got := queryString(t, db, `SELECT sum(received)::bigint FROM integration_metrics_hourly WHERE integration_id=$1 AND event_type='contact.created'`, id); got != "2" {
-		t.Fatalf("contact.created received %s, want 2", got)
 	}
 	if rep := e.consistency(id); rep.Score != 100 {
 		t.Fatalf("after fill: score %d, issues %+v", rep.Score, rep.Issues)
 	}
 	// Filling again changes nothing.
 	e.fill(id)
-	if got := dumpOf(t, db, id, false); got != want {
+	if got := readModelDump(t, db, id); got != want {
 		t.Fatalf("after second fill:\n got %s\nwant %s", got, want)
 	}
 }

@@ -375,6 +375,57 @@ func queueMetricsBulk(b *pgx.Batch, ms []projections.MetricsDelta) {
 	b.Queue(metricsBulkSQL, ints, types, hours, rc, co, fa, sk, tp, mp, buckets)
 }
 
+// metricsRecountSQL sets hourly metrics rows from the audit rows they
+// count, with the projector's rules: every row is received; completed,
+// failed and skipped by status; processing times of the completed ones.
+// It runs after metricsLockSQL, as a statement of its own: its snapshot
+// then holds every transaction that added to those rows before the lock
+// was granted, and one that adds later adds to the recounted figures.
+var metricsRecountSQL = `WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(i, t, h)),
+a AS (SELECT k.i, k.t, k.h, count(e.id) AS received,
+  count(*) FILTER (WHERE e.status = 'COMPLETED') AS completed,
+  count(*) FILTER (WHERE e.status = 'FAILED') AS failed,
+  count(*) FILTER (WHERE e.status = 'SKIPPED') AS skipped,
+  coalesce(sum(e.processing_time_ms) FILTER (WHERE e.status = 'COMPLETED'), 0) AS total_ms,
+  coalesce(max(e.processing_time_ms) FILTER (WHERE e.status = 'COMPLETED'), 0) AS max_ms,
+  ` + latencyHistogramSQL("e.processing_time_ms", "e.status = 'COMPLETED'") + ` AS buckets
+  FROM k LEFT JOIN webhook_events e ON e.integration_id = k.i AND e.event_type = k.t
+   AND e.received_at >= k.h AND e.received_at < k.h + interval '1 hour'
+  GROUP BY k.i, k.t, k.h)
+UPDATE integration_metrics_hourly m SET received = a.received, completed = a.completed, failed = a.failed,
+ skipped = a.skipped, total_processing_ms = a.total_ms, max_processing_ms = a.max_ms, latency_buckets = a.buckets
+FROM a WHERE m.integration_id = a.i AND m.event_type = a.t AND m.hour = a.h`
+
+// metricsLockSQL makes sure each row to recount exists and locks it, in
+// the order given (sorted, as the projector's metrics deltas are).
+const metricsLockSQL = `INSERT INTO integration_metrics_hourly AS m (integration_id, event_type, hour)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+ON CONFLICT (integration_id, event_type, hour) DO UPDATE SET hour = m.hour`
+
+// latencyHistogramSQL is an aggregate counting the rows where cond holds
+// into the buckets of projections.LatencyBucketsMs by ms, as a bigint[].
+func latencyHistogramSQL(ms, cond string) string {
+	var sb strings.Builder
+	sb.WriteString("ARRAY[")
+	lo := ""
+	for _, hi := range projections.LatencyBucketsMs {
+		fmt.Fprintf(&sb, "count(*) FILTER (WHERE %s%s AND %s <= %d), ", cond, lo, ms, hi)
+		lo = fmt.Sprintf(" AND %s > %d", ms, hi)
+	}
+	fmt.Fprintf(&sb, "count(*) FILTER (WHERE %s%s)]", cond, lo)
+	return sb.String()
+}
+
+// queueMetricsRecount queues the lock and the recount of rows.
+func queueMetricsRecount(b *pgx.Batch, rows []projections.MetricsRow) {
+	ints, types, hours := make([]string, len(rows)), make([]string, len(rows)), make([]time.Time, len(rows))
+	for i, r := range rows {
+		ints[i], types[i], hours[i] = r.IntegrationID, string(r.EventType), r.Hour.UTC()
+	}
+	b.Queue(metricsLockSQL, ints, types, hours)
+	b.Queue(metricsRecountSQL, ints, types, hours)
+}
+
 // statusChangesBulkSQL inserts status changes in the order given, so their
 // ids (which break ties between equal times) follow the log.
 const statusChangesBulkSQL = `INSERT INTO transaction_status_changes (integration_id, transaction_id, from_status, to_status, changed_at, event_id)

@@ -559,5 +559,8 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	if len(w.Metrics) > 0 {
 		queueMetricsBulk(b, w.Metrics)
 	}
+	if len(w.Recount) > 0 {
+		queueMetricsRecount(b, w.Recount)
+	}
 	return nil
 }
