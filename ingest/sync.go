@@ -208,6 +208,9 @@ func (r SyncRun) Total() int {
 var (
 	// ErrSyncInProgress: another process holds the integration's sync lock.
 	ErrSyncInProgress = errors.New("a sync of this integration is already running")
+	// ErrSyncAlreadyRan: a scheduled run found that another scheduled or
+	// catch-up run started since it fell due.
+	ErrSyncAlreadyRan = errors.New("a scheduled sync of this integration already ran since it fell due")
 	// ErrSyncDisabled: the integration is inactive or has sync disabled.
 	ErrSyncDisabled = errors.New("integration is inactive or sync is disabled")
 	// ErrNoConnection: no SoftPro API connection is configured.

@@ -135,6 +135,12 @@ type SyncRequest struct {
 	// Types to pull; empty means the integration's syncTypes.
 	Types   []string
 	Trigger Trigger
+	// Due is, for a scheduled or catch-up run, when the scheduler found it
+	// due: the cron slot's minute, or the catch-up's check. Start skips
+	// the run with ErrSyncAlreadyRan when a scheduled or catch-up run of
+	// the integration started at or after Due (another scheduler's run for
+	// the same slot). Zero skips nothing.
+	Due time.Time
 }
 
 // StartedSync is a run that holds its integration's lock and is recorded as
@@ -162,7 +168,8 @@ func (s *Syncer) Sync(ctx context.Context, req SyncRequest) (SyncRun, error) {
 // Start checks the integration, takes its sync lock and records the run.
 // Errors: domain.ErrNotFound, ErrSyncDisabled (inactive; or sync disabled
 // for a scheduled run), ErrNoConnection, *domain.ValidationError for unknown
-// types, ErrSyncInProgress when another run holds the lock.
+// types, ErrSyncInProgress when another run holds the lock,
+// ErrSyncAlreadyRan when a scheduled run is no longer due (req.Due).
 func (s *Syncer) Start(ctx context.Context, req SyncRequest) (*StartedSync, error) {
 	if req.Trigger == "" {
 		req.Trigger = TriggerManual
@@ -192,13 +199,26 @@ func (s *Syncer) Start(ctx context.Context, req SyncRequest) (*StartedSync, erro
 	if !ok {
 		return nil, fmt.Errorf("sync %s: %w", in.ID, ErrSyncInProgress)
 	}
-	started := s.cfg.Now().UTC()
-	run := SyncRun{IntegrationID: in.ID, Trigger: req.Trigger, Types: types, Status: RunRunning,
-		StartedAt: started, Records: map[string]int{}, Holder: token}
 	fail := func(err error) (*StartedSync, error) {
 		_ = s.d.Locker.Unlock(context.WithoutCancel(ctx), key, token) // expires anyway
 		return nil, fmt.Errorf("sync %s: %w", in.ID, err)
 	}
+	if req.Trigger.Scheduled() && !req.Due.IsZero() {
+		// Read again under the lock: a run that started since the read
+		// above has set lastScheduledSyncAt by now, and none can start
+		// while this one holds the lock.
+		cur, err := s.d.Integrations.Integration(ctx, in.ID)
+		if err != nil {
+			return fail(err)
+		}
+		if last := cur.LastScheduledSyncAt; last != nil && !last.Before(req.Due) {
+			return fail(fmt.Errorf("%w: one started at %s, due at %s", ErrSyncAlreadyRan,
+				last.UTC().Format(time.RFC3339), req.Due.UTC().Format(time.RFC3339)))
+		}
+	}
+	started := s.cfg.Now().UTC()
+	run := SyncRun{IntegrationID: in.ID, Trigger: req.Trigger, Types: types, Status: RunRunning,
+		StartedAt: started, Records: map[string]int{}, Holder: token}
 	if run.ID, err = s.d.Runs.StartRun(ctx, run); err != nil {
 		return fail(fmt.Errorf("record run: %w", err))
 	}

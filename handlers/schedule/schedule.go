@@ -2,7 +2,9 @@
 // from its syncFrequency, starts staggered across integrations, catch-up at
 // start, and schedules that follow integration changes without a restart.
 // Runs themselves are ingest.Syncer's: its lock keeps two schedulers (or a
-// scheduler and a manual run) from syncing one integration at once.
+// scheduler and a manual run) from syncing one integration at once, and a
+// run carries when it fell due, so that a cron slot every scheduler fires
+// runs once.
 package schedule
 
 import (
@@ -105,6 +107,7 @@ type entry struct {
 type job struct {
 	id      string
 	trigger ingest.Trigger
+	due     time.Time
 }
 
 // New returns a scheduler; every collaborator is required except log.
@@ -207,14 +210,14 @@ func (s *Scheduler) Entries() map[string]string {
 }
 
 // enqueue queues a run unless one for the integration is queued already.
-func (s *Scheduler) enqueue(id string, t ingest.Trigger) {
+func (s *Scheduler) enqueue(id string, t ingest.Trigger, due time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.queued[id] {
 		return
 	}
 	select {
-	case s.queue <- job{id: id, trigger: t}:
+	case s.queue <- job{id: id, trigger: t, due: due}:
 		s.queued[id] = true
 	default:
 		s.log.Warn("sync queue full; run skipped", "integration", id)
@@ -222,10 +225,13 @@ func (s *Scheduler) enqueue(id string, t ingest.Trigger) {
 }
 
 func (s *Scheduler) execute(ctx context.Context, j job) {
-	st, err := s.starter.Start(ctx, ingest.SyncRequest{IntegrationID: j.id, Trigger: j.trigger})
+	st, err := s.starter.Start(ctx, ingest.SyncRequest{IntegrationID: j.id, Trigger: j.trigger, Due: j.due})
 	switch {
 	case errors.Is(err, ingest.ErrSyncInProgress):
 		s.log.Info("sync skipped: another run holds the lock", "integration", j.id, "trigger", j.trigger)
+		return
+	case errors.Is(err, ingest.ErrSyncAlreadyRan):
+		s.log.Info("sync skipped: another scheduler ran it", "integration", j.id, "trigger", j.trigger, "due", j.due)
 		return
 	case errors.Is(err, ingest.ErrSyncDisabled), errors.Is(err, domain.ErrNotFound):
 		return
@@ -298,7 +304,12 @@ func (s *Scheduler) apply(id string, in domain.Integration, exists bool) {
 	if want == "" {
 		return
 	}
-	eid, err := s.cron.AddFunc(want, func() { s.enqueue(id, ingest.TriggerScheduled) })
+	// Every scheduler fires at the slot's minute (cron's resolution), so
+	// that minute names the slot across processes: the first run started
+	// for it makes the others' skip.
+	eid, err := s.cron.AddFunc(want, func() {
+		s.enqueue(id, ingest.TriggerScheduled, s.cfg.Now().UTC().Truncate(time.Minute))
+	})
 	if err != nil {
 		s.log.Error("bad cron spec", "integration", id, "spec", want, "err", err)
 		return
@@ -309,18 +320,20 @@ func (s *Scheduler) apply(id string, in domain.Integration, exists bool) {
 // catchUp queues a run for every scheduled integration whose last
 // scheduled sync is older than its interval (or never happened).
 func (s *Scheduler) catchUp(ctx context.Context) error {
+	// Taken before the list: a run another scheduler starts after the list
+	// was read starts after now, and makes this one's skip.
+	now := s.cfg.Now()
 	all, err := s.store.List(ctx)
 	if err != nil {
 		return err
 	}
-	now := s.cfg.Now()
 	for _, in := range all {
 		if !Scheduled(in) {
 			continue
 		}
 		last := in.LastScheduledSyncAt
 		if last == nil || now.Sub(*last) >= Interval(in.SyncFrequency, s.cfg.MinInterval) {
-			s.enqueue(in.ID, ingest.TriggerCatchUp)
+			s.enqueue(in.ID, ingest.TriggerCatchUp, now)
 		}
 	}
 	return nil
