@@ -149,3 +149,69 @@ func TestRecountSetsHourlyMetricsAsTheProjectorCountedThem(t *testing.T) {
 		t.Fatalf("processing times %v: buckets %v max %d, want %v max %d", times, buckets, maxMs, wantBuckets, slices.Max(times))
 	}
 }
+
+// A recount racing live writers of the same metrics row loses none of
+// their counts: it counts only once it holds the row, so a writer that
+// added before is in its count, and one that adds after adds to it.
+func TestRecountRacingLiveWritersLosesNoCount(t *testing.T) {
+	t.Parallel()
+	p, pool := newProjector(t)
+	store := NewProjectionStore(pool)
+	ctx := testContext(t)
+	received := tBase
+	key := projections.MetricsRow{IntegrationID: "int_a", EventType: domain.TaskCreated, Hour: received.Truncate(time.Hour)}
+	const writers, each = 3, 30
+	errs := make(chan error, 2*writers)
+	for w := range writers {
+		// Live: a new event at a time, counted by adding.
+		go func() {
+			for i := range each {
+				r := rec("t", int32(w), int64(i), "int_a", fmt.Sprintf("live_%d_%d", w, i), domain.TaskCreated, tBase, fmt.Sprintf(`{"id":"l%d_%d"}`, w, i))
+				r.Envelope.ReceivedAt = received
+				if _, err := p.Apply(ctx, r); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+		// Replay: an audit row restored at a time, its hour recounted.
+		go func() {
+			for i := range each {
+				ms := int64(5)
+				row := projections.AuditRow{IntegrationID: "int_a", EventID: fmt.Sprintf("restored_%d_%d", w, i), EventType: domain.TaskCreated,
+					Payload: []byte(`{}`), Status: projections.StatusCompleted, ReceivedAt: received, ProcessedAt: &received,
+					ProcessingTimeMs: &ms, OccurredAt: tBase, Source: domain.SourceWebhook, Topic: "t", New: true}
+				err := retryDeadlocks(func() error {
+					return store.InTx(ctx, func(ctx context.Context, tx projections.Tx) error {
+						return tx.Save(ctx, projections.Writes{Audit: []projections.AuditRow{row}, Recount: []projections.MetricsRow{key}})
+					})
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 * writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := dumpRows(t, pool, `SELECT received, completed, total_processing_ms FROM integration_metrics_hourly WHERE integration_id = 'int_a'`)
+	want := dumpRows(t, pool, `SELECT count(*), count(*), sum(processing_time_ms)::bigint FROM webhook_events WHERE integration_id = 'int_a'`)
+	if n := queryOne[int64](t, pool, `SELECT count(*) FROM webhook_events WHERE integration_id = 'int_a'`); n != 2*writers*each || got != want {
+		t.Fatalf("metrics row %s, audit rows (%d) %s", got, n, want)
+	}
+}
+
+func retryDeadlocks(fn func() error) error {
+	for {
+		err := fn()
+		if err == nil || !projections.IsTransient(err) {
+			return err
+		}
+	}
+}
