@@ -48,6 +48,9 @@ type Issue struct {
 	// Expected is what the log says, Actual what the read model holds.
 	Expected string `json:"expected,omitempty"`
 	Actual   string `json:"actual,omitempty"`
+	// lost is, for an audit-count issue, how many audit rows fewer than
+	// the log's events the bucket holds (0 when it holds more).
+	lost int64
 }
 
 // Key is the issue's entity.
@@ -191,7 +194,7 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 		}
 		h := b.Hour
 		rep.Issues = append(rep.Issues, Issue{Kind: IssueAuditCount, EventType: b.Type, Hour: &h,
-			Expected: fmt.Sprint(logCounts[b]), Actual: fmt.Sprint(audit[b])})
+			Expected: fmt.Sprint(logCounts[b]), Actual: fmt.Sprint(audit[b]), lost: max(logCounts[b]-audit[b], 0)})
 		bad++
 	}
 	rep.Score = 100

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
@@ -25,8 +26,9 @@ const (
 	// GapData: the SoftPro API reports changes in an hour that the read
 	// models lack (a record missing, or older than the API's).
 	GapData = "data"
-	// GapReadModel: read-model rows disagree with the log (rows deleted or
-	// edited behind the system's back), found by Validate.
+	// GapReadModel: read-model rows disagree with the log (entity rows
+	// deleted or edited, audit rows deleted behind the system's back),
+	// found by Validate.
 	GapReadModel = "read-model"
 )
 
@@ -231,16 +233,31 @@ func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error
 	}
 	var keys []domain.EntityKey
 	var issues []Issue
+	var lost int64
 	for _, is := range rep.Issues {
-		if is.Kind == IssueMissing || is.Kind == IssueDiffers {
+		switch is.Kind {
+		case IssueMissing, IssueDiffers:
 			keys = append(keys, is.Key(integrationID))
 			issues = append(issues, is)
+		case IssueAuditCount:
+			// Fewer audit rows than the log has events: a replay of the
+			// log restores them. (Extra ones are not the log's.)
+			if is.lost > 0 {
+				lost += is.lost
+				issues = append(issues, is)
+			}
 		}
 	}
-	if len(keys) > 0 {
-		gaps = append(gaps, Gap{Kind: GapReadModel, IntegrationID: integrationID, Records: int64(len(keys)),
-			Missing: fmt.Sprintf("%d entities missing or differing from the log", len(keys)), Fill: FillRefold,
-			Entities: keys, Issues: issues})
+	if len(issues) > 0 {
+		var missing []string
+		if len(keys) > 0 {
+			missing = append(missing, fmt.Sprintf("%d entities missing or differing from the log", len(keys)))
+		}
+		if lost > 0 {
+			missing = append(missing, fmt.Sprintf("%d audit rows missing", lost))
+		}
+		gaps = append(gaps, Gap{Kind: GapReadModel, IntegrationID: integrationID, Records: int64(len(keys)) + lost,
+			Missing: strings.Join(missing, "; "), Fill: FillRefold, Entities: keys, Issues: issues})
 	}
 	return gaps, nil
 }

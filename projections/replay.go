@@ -206,6 +206,11 @@ func (r *Replayer) Replay(ctx context.Context, req ReplayRequest) (ReplayReport,
 	for _, k := range req.Refold {
 		st.refold[k] = true
 	}
+	// From the log start, over every type and topic, the replay sees each
+	// entity's whole history in append order, so it can tell whether an
+	// event it restores the audit row of was applied when a rebuild would
+	// have applied it (stale or not), whatever the entity's stored state.
+	st.shadowed = req.From.IsZero() && len(req.Types) == 0 && coversAll(topics, domain.EventTopics)
 	batch := req.BatchSize
 	if batch <= 0 {
 		batch = 2000
@@ -229,6 +234,12 @@ func (r *Replayer) Replay(ctx context.Context, req ReplayRequest) (ReplayReport,
 type repairState struct {
 	owned map[domain.EntityKey]bool
 	seen  map[EventKey]bool
+	// shadowed replays keep in shadow, for every entity the scan reached,
+	// the time of the last change the log's fold applied to it (domain.Apply
+	// skips a change older than that): the applied flag of each audit row
+	// restored.
+	shadowed bool
+	shadow   map[domain.EntityKey]time.Time
 	// refold entities are folded in memory from nothing; state holds
 	// their folded state so far, history their status changes.
 	refold  map[domain.EntityKey]bool
@@ -239,7 +250,17 @@ type repairState struct {
 func newRepairState() *repairState {
 	return &repairState{owned: map[domain.EntityKey]bool{}, seen: map[EventKey]bool{},
 		refold: map[domain.EntityKey]bool{}, state: map[domain.EntityKey]domain.Entity{},
-		history: map[domain.EntityKey][]domain.StatusChange{}}
+		history: map[domain.EntityKey][]domain.StatusChange{}, shadow: map[domain.EntityKey]time.Time{}}
+}
+
+// coversAll reports whether topics holds every one of all.
+func coversAll(topics, all []string) bool {
+	for _, t := range all {
+		if !slices.Contains(topics, t) {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Replayer) apply(ctx context.Context, scanned []ScannedRecord, st *repairState, rep *ReplayReport) error {
@@ -303,6 +324,9 @@ func (r *Replayer) apply(ctx context.Context, scanned []ScannedRecord, st *repai
 		for k, h := range add.history {
 			st.history[k] = append(st.history[k], h...)
 		}
+		for k, at := range add.shadow {
+			st.shadow[k] = at
+		}
 		rep.Applied += counts.applied
 		rep.Unchanged += counts.unchanged
 		rep.AuditRestored += counts.audit
@@ -328,7 +352,18 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 		key := keyOf(r.Envelope)
 		_, stored := snap.Audit[key]
 		writeAudit := !stored && !audit[key]
-		var applied *bool
+		var applied, shadowApplied *bool
+		if c := changes[i]; c != nil && st.shadowed {
+			last, ok := add.shadow[c.Key]
+			if !ok {
+				last, ok = st.shadow[c.Key]
+			}
+			a := !ok || !c.At.Before(last)
+			if a {
+				add.shadow[c.Key] = c.At
+			}
+			shadowApplied = &a
+		}
 		if c := changes[i]; c != nil {
 			cur, ok := entities[c.Key]
 			switch {
@@ -387,6 +422,9 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 		row := auditRow(r, now)
 		row.New = true
 		row.Applied = applied
+		if shadowApplied != nil {
+			row.Applied = shadowApplied
+		}
 		row.Status = StatusCompleted
 		if changes[i] == nil {
 			row.Status = StatusSkipped

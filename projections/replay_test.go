@@ -293,3 +293,34 @@ func TestReplayRecountsTheHoursOfTheAuditRowsItRestores(t *testing.T) {
 		t.Fatalf("second replay: metrics deltas %+v, recounts %+v", m.metrics, m.recounts)
 	}
 }
+
+func TestReplayFromTheStartRestoresAuditRowsWithTheirAppliedFlag(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
+	log := &fakeLog{}
+	log.add(domain.TransactionCreated, "e1", t0.Add(time.Second), `{"id":"txn_1","status":"open"}`)
+	log.add(domain.TransactionUpdated, "e2", t0.Add(3*time.Second), `{"id":"txn_1","status":"closing"}`)
+	log.add(domain.TransactionUpdated, "e3", t0.Add(2*time.Second), `{"id":"txn_1","status":"late"}`) // stale when it came
+	m := newMemStore()
+	var folded domain.Entity
+	for _, r := range log.recs {
+		c, _, _ := domain.ChangeOf(r.Envelope)
+		folded, _ = domain.Apply(folded, c)
+	}
+	m.entities[folded.Key] = folded
+	// e1's and e3's audit rows were deleted behind the system's back.
+	m.audit[keyOf(log.recs[1].Envelope)] = AuditRow{Status: StatusCompleted}
+	rep, err := NewReplayer(m, log, nil).Replay(context.Background(), ReplayRequest{IntegrationID: "int_a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.AuditRestored != 2 || rep.Applied != 0 {
+		t.Fatalf("report %+v, want 2 audit rows restored and nothing applied", rep)
+	}
+	// e1 created the entity when it came, though the row is newer now.
+	for id, want := range map[string]bool{"e1": true, "e3": false} {
+		if a := m.audit[EventKey{"int_a", id}].Applied; a == nil || *a != want {
+			t.Errorf("%s restored with applied %v, want %v", id, a, want)
+		}
+	}
+}

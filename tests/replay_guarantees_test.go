@@ -139,6 +139,7 @@ func TestReplayValidateScoresAnAuditRowLost(t *testing.T) {
 	e := newEnv(t)
 	db := e.db()
 	id, _, _ := fixtureIntegration(t, e, db, "evt")
+	want := readModelDump(t, db, id)
 	tamper(t, db, id, `DELETE FROM webhook_events WHERE integration_id=$1 AND event_id='evt_04'`)
 	rep := e.consistency(id)
 	if rep.Score >= 100 {
@@ -154,6 +155,23 @@ func TestReplayValidateScoresAnAuditRowLost(t *testing.T) {
 	// The score is the share of entities and audit buckets that agree.
 	if checked := rep.Entities + rep.AuditBuckets; rep.Entities != 5 || rep.Score != (checked-1)*100/checked {
 		t.Fatalf("score %d of %d entities and %d audit buckets, one bucket off", rep.Score, rep.Entities, rep.AuditBuckets)
+	}
+
+	// The gaps name it, and gaps fill restores it: the audit row as it was,
+	// and its hour's metrics (which still counted it) counted once.
+	g := e.gaps(id)
+	if len(g) != 1 || g[0].Kind != projections.GapReadModel || g[0].Fill != projections.FillRefold || g[0].Records != 1 ||
+		len(g[0].Issues) != 1 || g[0].Issues[0].Kind != projections.IssueAuditCount {
+		t.Fatalf("gaps %+v, want one read-model gap of one audit row", g)
+	}
+	if fill := e.fill(id); len(fill.Errors) != 0 || len(fill.Replayed) != 1 || fill.Replayed[0].AuditRestored != 1 {
+		t.Fatalf("fill %+v, want one audit row restored", fill)
+	}
+	if got := readModelDump(t, db, id); got != want {
+		t.Fatalf("after fill:\n got %s\nwant %s", got, want)
+	}
+	if g := e.gaps(id); len(g) != 0 {
+		t.Fatalf("gaps after fill: %+v", g)
 	}
 }
 
