@@ -493,13 +493,13 @@ type owners struct {
 	of      map[string]int
 }
 
-// split returns recs (one partition number's, in append order) by worker,
-// each part in recs' order. Records that are not envelopes (applied as
-// nothing) go with their partition number.
+// split returns recs (in append order; usually one partition number's) by
+// worker, each part in recs' order. Records that are not envelopes
+// (applied as nothing) go with their partition number.
 func (o *owners) split(recs []ScannedRecord) [][]ScannedRecord {
 	parts := make([][]ScannedRecord, o.workers)
-	home := int(recs[0].Partition.Partition) % o.workers
 	owner := func(s ScannedRecord) int {
+		home := int(s.Partition.Partition) % o.workers
 		if s.Err != nil {
 			return home
 		}
@@ -510,15 +510,16 @@ func (o *owners) split(recs []ScannedRecord) [][]ScannedRecord {
 		}
 		return w
 	}
+	first := owner(recs[0])
 	whole := true
-	for _, s := range recs {
-		if owner(s) != home {
+	for _, s := range recs[1:] {
+		if owner(s) != first {
 			whole = false
 			break
 		}
 	}
 	if whole {
-		parts[home] = recs
+		parts[first] = recs
 		return parts
 	}
 	for _, s := range recs {

@@ -54,6 +54,13 @@ func TestRebuildWorkersEachOwnTheirIntegrations(t *testing.T) {
 	if worker["int_1"] != 1 || worker["int_2"] != 2 || worker["int_6"] != 2 {
 		t.Errorf("workers %v, want int_1 on 1 (its first partition number), int_2 and int_6 on 2", worker)
 	}
+	// A batch that mixes partition numbers (a scan of topics with different
+	// partition counts merges every partition): each integration first
+	// seen there goes to the worker of its own record's number.
+	check([]ScannedRecord{scanned("a", 3, "int_7"), scanned("b", 5, "int_8"), scanned("a", 1, "int_1"), scanned("b", 2, "int_8")})
+	if worker["int_7"] != 3 || worker["int_8"] != 1 || worker["int_1"] != 1 {
+		t.Errorf("workers %v, want int_7 on 3, int_8 on 1 (5 of 4 workers), int_1 still on 1", worker)
+	}
 	// Order within each worker's part is the batch's.
 	parts := o.split([]ScannedRecord{scanned("c", 2, "int_1"), scanned("c", 2, "int_2"), scanned("c", 2, "int_1")})
 	if len(parts[1]) != 2 || len(parts[2]) != 1 {

@@ -82,10 +82,11 @@ type LogScanner interface {
 	// when to is zero).
 	Bounds(ctx context.Context, topics []string, from, to time.Time) (Bounds, error)
 	// Scan calls fn with batches of the records in req, from one
-	// goroutine at a time. The records of the partitions that share a
-	// partition number (an integration's, in every topic) come in append
-	// order: each partition's in offset order, merged across topics by
-	// append time, then topic name. A batch holds one partition number's.
+	// goroutine at a time. An integration's records come in append order:
+	// each partition's in offset order, merged across topics by append
+	// time, then topic name. When every topic has as many partitions, a
+	// batch holds one partition number's records (an integration's, in
+	// every topic, share one); otherwise batches mix them.
 	Scan(ctx context.Context, req ScanRequest, fn func([]ScannedRecord) error) error
 	// PartitionOf is the partition, among n, that holds an integration's
 	// records.

@@ -108,18 +108,27 @@ var keyPartitioner = kgo.StickyKeyPartitioner(nil)
 // Scan implements projections.LogScanner. It reads every partition of req
 // from req.Start to req.End (exclusive), keeps the records that pass the
 // filters, and calls fn with batches of at most req.BatchSize records.
-// The records of the partitions that share a partition number (an
-// integration's, in every topic) come in append order: each partition's in
+// An integration's records come in append order: each partition's in
 // offset order, merged across topics by the time they were appended (then
-// by topic name), so every reader of the log folds them alike. A batch
-// holds records of one partition number. Records that are not envelopes
-// are passed with their Err set. fn is called from one goroutine; the
-// batch's slice is fn's to keep.
+// by topic name), so every reader of the log folds them alike. When every
+// topic has as many partitions, an integration's records share a partition
+// number across topics, so only the partitions that share a number are
+// merged, and a batch holds records of one partition number. Otherwise,
+// and for one integration's scan, all the partitions are merged together.
+// Records that are not envelopes are passed with their Err set. fn is
+// called from one goroutine; the batch's slice is fn's to keep.
 func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn func([]projections.ScannedRecord) error) error {
 	batch := max(req.BatchSize, 1)
 	consume := make(map[string]map[int32]kgo.Offset)
 	streams := make(map[projections.Partition]*scanStream)
 	groups := make(map[int32][]*scanStream)
+	byNumber := req.IntegrationID == "" && samePartitionCounts(req.End)
+	groupOf := func(partition int32) int32 {
+		if byNumber {
+			return partition
+		}
+		return 0
+	}
 	for part, e := range req.End {
 		s, ok := req.Start[part]
 		if !ok || s >= e {
@@ -131,7 +140,7 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 		consume[part.Topic][part.Partition] = kgo.NewOffset().At(s)
 		st := &scanStream{part: part, end: e}
 		streams[part] = st
-		groups[part.Partition] = append(groups[part.Partition], st)
+		groups[groupOf(part.Partition)] = append(groups[groupOf(part.Partition)], st)
 	}
 	if len(streams) == 0 {
 		return nil
@@ -188,7 +197,7 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 				st.done = true
 				open--
 			}
-			touched[fp.Partition] = true
+			touched[groupOf(fp.Partition)] = true
 		})
 		for n := range touched {
 			if err := m.emit(groups[n]); err != nil {
@@ -219,6 +228,23 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 	return nil
 }
 
+// samePartitionCounts reports whether every topic among parts has as many
+// partitions.
+func samePartitionCounts(parts map[projections.Partition]int64) bool {
+	counts := map[string]int{}
+	for p := range parts {
+		counts[p.Topic]++
+	}
+	n := -1
+	for _, c := range counts {
+		if n >= 0 && c != n {
+			return false
+		}
+		n = c
+	}
+	return true
+}
+
 // scanPartitionBytes is what one fetch response holds of a partition at
 // most; scanHeld is how many records a partition may have waiting for
 // another topic's before its fetching pauses (about a response's worth).
@@ -237,8 +263,8 @@ type scanStream struct {
 	paused bool
 }
 
-// scanMerge passes on the records of the partitions sharing a partition
-// number in append order.
+// scanMerge passes on the records of a group of partitions in append
+// order.
 type scanMerge struct {
 	batch int
 	fn    func([]projections.ScannedRecord) error

@@ -151,3 +151,60 @@ func TestReplayReaderScanFiltersAndBounds(t *testing.T) {
 		})
 	}
 }
+
+// Topics with different partition counts put an integration's records
+// under different partition numbers: Scan still hands them over in append
+// order across topics, in a scan of every integration and of one.
+func TestReplayReaderScanKeepsAppendOrderAcrossPartitionCounts(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	for topic, n := range map[string]int32{domain.TopicTransactions: 3, domain.TopicContacts: 2} {
+		if _, err := EnsureTopics(testContext(t), b.Addrs(), []string{topic}, TopicSpec{Partitions: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewReplayReader(b.Addrs())
+	var id string
+	for id == "" || r.PartitionOf(id, 3) == r.PartitionOf(id, 2) {
+		id = randomID("split")
+	}
+	other := randomID("other")
+	p := newProducer(t, b.Addrs(), 5*time.Second)
+	var want []string
+	for i := range 12 {
+		typ := domain.TransactionCreated
+		if i%3 != 0 {
+			typ = domain.ContactCreated
+		}
+		e := envelope(id, typ, "")
+		mustAppend(t, p, e)
+		want = append(want, e.EventID)
+		mustAppend(t, p, envelope(other, typ, ""))
+		time.Sleep(2 * time.Millisecond) // append times apart
+	}
+	topics := []string{domain.TopicTransactions, domain.TopicContacts}
+	all, err := r.Bounds(testContext(t), topics, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []projections.ScanRequest{
+		{Bounds: all, BatchSize: 5},
+		{Bounds: all, IntegrationID: id, BatchSize: 5},
+	} {
+		var got []string
+		err := r.Scan(testContext(t), req, func(recs []projections.ScannedRecord) error {
+			for _, s := range recs {
+				if s.Err == nil && s.Envelope.IntegrationID == id {
+					got = append(got, s.Envelope.EventID)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("scan (integration %q) handed over %v,\nwant append order %v", req.IntegrationID, got, want)
+		}
+	}
+}
