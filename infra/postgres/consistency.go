@@ -56,7 +56,7 @@ func (s *ConsistencyStore) EntityRows(ctx context.Context, integrationID string)
 
 // AuditCounts implements projections.ConsistencyStore.
 func (s *ConsistencyStore) AuditCounts(ctx context.Context, integrationID string) (map[projections.AuditBucket]int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT event_type, date_trunc('hour', received_at), count(*) FROM webhook_events
+	rows, err := s.pool.Query(ctx, `SELECT event_type, date_trunc('hour', received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', count(*) FROM webhook_events
 WHERE integration_id = $1 GROUP BY 1, 2`, integrationID)
 	if err != nil {
 		return nil, fmt.Errorf("audit counts of %s: %w", integrationID, err)
