@@ -30,6 +30,10 @@ const (
 	// deleted or edited, audit rows deleted behind the system's back),
 	// found by Validate.
 	GapReadModel = "read-model"
+	// GapMetrics: hourly metrics rows disagree with the audit rows they
+	// count (edited or deleted behind the system's back), found by
+	// Validate.
+	GapMetrics = "metrics"
 )
 
 // Fill methods of a gap.
@@ -40,6 +44,8 @@ const (
 	FillRefold = "refold"
 	// FillSyncWindow: a sync from the start of the window.
 	FillSyncWindow = "sync-window"
+	// FillRecount: the metrics rows are counted again from the audit.
+	FillRecount = "recount"
 )
 
 // Gap is a period or a set of rows the read models lack, and how it will be
@@ -58,6 +64,7 @@ type Gap struct {
 	// Fill says how gaps fill repairs it.
 	Fill     string             `json:"fill"`
 	Entities []domain.EntityKey `json:"-"`
+	Metrics  []MetricsRow       `json:"-"`
 	Issues   []Issue            `json:"issues,omitempty"`
 }
 
@@ -232,10 +239,14 @@ func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error
 		return nil, err
 	}
 	var keys []domain.EntityKey
-	var issues []Issue
+	var issues, metricsIssues []Issue
+	var rows []MetricsRow
 	var lost int64
 	for _, is := range rep.Issues {
 		switch is.Kind {
+		case IssueMetrics:
+			metricsIssues = append(metricsIssues, is)
+			rows = append(rows, MetricsRow{IntegrationID: integrationID, EventType: is.EventType, Hour: *is.Hour})
 		case IssueMissing, IssueDiffers:
 			keys = append(keys, is.Key(integrationID))
 			issues = append(issues, is)
@@ -258,6 +269,11 @@ func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error
 		}
 		gaps = append(gaps, Gap{Kind: GapReadModel, IntegrationID: integrationID, Records: int64(len(keys)) + lost,
 			Missing: strings.Join(missing, "; "), Fill: FillRefold, Entities: keys, Issues: issues})
+	}
+	if len(rows) > 0 {
+		gaps = append(gaps, Gap{Kind: GapMetrics, IntegrationID: integrationID, Records: int64(len(rows)),
+			Missing: fmt.Sprintf("%d hourly metrics rows disagree with the audit", len(rows)), Fill: FillRecount,
+			Metrics: rows, Issues: metricsIssues})
 	}
 	return gaps, nil
 }
@@ -414,6 +430,7 @@ type FillReport struct {
 	Replayed      []ReplayReport `json:"replayed"`
 	Retried       int            `json:"retried"`
 	Synced        int            `json:"synced"`
+	Recounted     int            `json:"recounted"`
 	Errors        []string       `json:"errors,omitempty"`
 }
 
@@ -466,6 +483,10 @@ func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string
 			var rr ReplayReport
 			rr, err = r.replayer.Replay(ctx, ReplayRequest{IntegrationID: integrationID, Topics: r.cfg.Topics, Refold: g.Entities})
 			rep.Replayed = append(rep.Replayed, rr)
+		case FillRecount:
+			if err = r.replayer.Recount(ctx, g.Metrics); err == nil {
+				rep.Recounted += len(g.Metrics)
+			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {

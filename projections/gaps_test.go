@@ -26,12 +26,29 @@ func (f fakeConsistency) EntityRows(_ context.Context, id string) ([]domain.Enti
 	return out, nil
 }
 
-func (f fakeConsistency) AuditCounts(context.Context, string) (map[AuditBucket]int64, error) {
-	out := map[AuditBucket]int64{}
+func (f fakeConsistency) AuditCounts(context.Context, string) (map[AuditBucket]StatusCounts, error) {
+	out := map[AuditBucket]StatusCounts{}
 	for _, a := range f.m.audit {
-		out[AuditBucket{a.EventType, a.ReceivedAt.UTC().Truncate(time.Hour)}]++
+		b := AuditBucket{a.EventType, a.ReceivedAt.UTC().Truncate(time.Hour)}
+		c := out[b]
+		c.Received++
+		switch a.Status {
+		case StatusCompleted:
+			c.Completed++
+		case StatusFailed:
+			c.Failed++
+		case StatusSkipped:
+			c.Skipped++
+		}
+		out[b] = c
 	}
 	return out, nil
+}
+
+// MetricsCounts counts as the metrics rows would: the memStore keeps none,
+// so its audit stands for them.
+func (f fakeConsistency) MetricsCounts(ctx context.Context, id string) (map[AuditBucket]StatusCounts, error) {
+	return f.AuditCounts(ctx, id)
 }
 
 func (f fakeConsistency) FailedEvents(context.Context, string) (int64, time.Time, time.Time, error) {

@@ -1,11 +1,13 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
@@ -228,6 +230,24 @@ func (r *Replayer) Replay(ctx context.Context, req ReplayRequest) (ReplayReport,
 		return rep, fmt.Errorf("replay: %w", err)
 	}
 	return rep, nil
+}
+
+// Recount sets the hourly metrics rows named from the audit rows they
+// count (Writes.Recount), in one transaction.
+func (r *Replayer) Recount(ctx context.Context, rows []MetricsRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	rows = slices.Clone(rows)
+	slices.SortFunc(rows, func(a, b MetricsRow) int {
+		return cmp.Or(strings.Compare(a.IntegrationID, b.IntegrationID), strings.Compare(string(a.EventType), string(b.EventType)),
+			a.Hour.Compare(b.Hour))
+	})
+	return retryTransient(ctx, func() error {
+		return r.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+			return tx.Save(ctx, Writes{Recount: rows})
+		})
+	})
 }
 
 // repairState is what a replay remembers across its batches: the entities

@@ -152,9 +152,12 @@ func TestReplayValidateScoresAnAuditRowLost(t *testing.T) {
 	if is.Kind != projections.IssueAuditCount || is.EventType != domain.ContactCreated || is.Hour == nil || is.Expected != "1" || is.Actual != "0" {
 		t.Fatalf("issue %+v, want contact.created expected 1 actual 0", is)
 	}
-	// The score is the share of entities and audit buckets that agree.
-	if checked := rep.Entities + rep.AuditBuckets; rep.Entities != 5 || rep.Score != (checked-1)*100/checked {
-		t.Fatalf("score %d of %d entities and %d audit buckets, one bucket off", rep.Score, rep.Entities, rep.AuditBuckets)
+	// The score is the share of entities, audit buckets and metrics rows
+	// that agree; the metrics row of a bucket whose audit is short is not
+	// compared (restoring the audit recounts it).
+	if checked := rep.Entities + rep.AuditBuckets + rep.MetricsBuckets; rep.Entities != 5 || rep.MetricsBuckets != rep.AuditBuckets-1 ||
+		rep.Score != (checked-1)*100/checked {
+		t.Fatalf("score %d of %d entities, %d audit buckets and %d metrics rows, one bucket off", rep.Score, rep.Entities, rep.AuditBuckets, rep.MetricsBuckets)
 	}
 
 	// The gaps name it, and gaps fill restores it: the audit row as it was,
@@ -377,5 +380,56 @@ func TestReplayOfOneTypeLeavesOtherTypesAlone(t *testing.T) {
 	}
 	if got := readModelDump(t, db, id); got != want {
 		t.Fatalf("replay of contact.created changed the read models:\n got %s\nwant %s", got, want)
+	}
+}
+
+// Hourly metrics rows edited or deleted behind the system's back disagree
+// with the audit rows they count: validate names them, and gaps fill
+// counts them again, the totals across integrations with them.
+func TestReplayValidateFindsMetricsChangedBehindTheBackAndFillRecountsThem(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := e.db()
+	id, _, _ := fixtureIntegration(t, e, db, "evt")
+	want := readModelDump(t, db, id)
+	tamper(t, db, id,
+		`UPDATE integration_metrics_hourly SET received = received + 4, failed = 2 WHERE integration_id=$1 AND event_type='task.created'`,
+		`DELETE FROM integration_metrics_hourly WHERE integration_id=$1 AND event_type='contact.updated'`)
+	rep := e.consistency(id)
+	var found []string
+	for _, is := range rep.Issues {
+		if is.Kind != projections.IssueMetrics {
+			t.Errorf("issue %+v, want metrics issues only", is)
+		}
+		found = append(found, string(is.EventType)+": "+is.Actual)
+	}
+	slices.Sort(found)
+	if fmt.Sprint(found) != "[contact.updated: received=0 completed=0 failed=0 skipped=0 task.created: received=5 completed=1 failed=2 skipped=0]" {
+		t.Fatalf("metrics issues %v", found)
+	}
+	if checked := rep.Entities + rep.AuditBuckets + rep.MetricsBuckets; rep.Score != (checked-2)*100/checked {
+		t.Fatalf("score %d of %d checked, two metrics rows off", rep.Score, checked)
+	}
+	g := e.gaps(id)
+	if len(g) != 1 || g[0].Kind != projections.GapMetrics || g[0].Fill != projections.FillRecount || g[0].Records != 2 {
+		t.Fatalf("gaps %+v, want one metrics gap of two rows", g)
+	}
+	if fill := e.fill(id); len(fill.Errors) != 0 || fill.Recounted != 2 {
+		t.Fatalf("fill %+v, want two rows recounted", fill)
+	}
+	if got := readModelDump(t, db, id); got != want {
+		t.Fatalf("after fill:\n got %s\nwant %s", got, want)
+	}
+	if rep := e.consistency(id); rep.Score != 100 {
+		t.Fatalf("after fill: score %d, issues %+v", rep.Score, rep.Issues)
+	}
+	// The totals of the integration's types and hours are the sums of the
+	// hourly rows again.
+	sums := `SELECT event_type, hour, sum(received)::bigint, sum(completed)::bigint, sum(failed)::bigint FROM integration_metrics_hourly
+ WHERE (event_type, hour) IN (SELECT event_type, hour FROM integration_metrics_hourly WHERE integration_id=$1) GROUP BY 1, 2 ORDER BY 1, 2`
+	totals := `SELECT event_type, hour, received, completed, failed FROM metrics_hourly_totals
+ WHERE (event_type, hour) IN (SELECT event_type, hour FROM integration_metrics_hourly WHERE integration_id=$1) ORDER BY 1, 2`
+	if got, want := queryString(t, db, totals, id), queryString(t, db, sums, id); got != want {
+		t.Fatalf("totals after fill:\n got %s\nwant %s", got, want)
 	}
 }

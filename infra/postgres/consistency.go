@@ -55,22 +55,35 @@ func (s *ConsistencyStore) EntityRows(ctx context.Context, integrationID string)
 }
 
 // AuditCounts implements projections.ConsistencyStore.
-func (s *ConsistencyStore) AuditCounts(ctx context.Context, integrationID string) (map[projections.AuditBucket]int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT event_type, date_trunc('hour', received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', count(*) FROM webhook_events
-WHERE integration_id = $1 GROUP BY 1, 2`, integrationID)
+func (s *ConsistencyStore) AuditCounts(ctx context.Context, integrationID string) (map[projections.AuditBucket]projections.StatusCounts, error) {
+	return s.counts(ctx, "audit counts", `SELECT event_type, date_trunc('hour', received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+ count(*), count(*) FILTER (WHERE status = 'COMPLETED'), count(*) FILTER (WHERE status = 'FAILED'),
+ count(*) FILTER (WHERE status = 'SKIPPED')
+FROM webhook_events WHERE integration_id = $1 GROUP BY 1, 2`, integrationID)
+}
+
+// MetricsCounts implements projections.ConsistencyStore.
+func (s *ConsistencyStore) MetricsCounts(ctx context.Context, integrationID string) (map[projections.AuditBucket]projections.StatusCounts, error) {
+	return s.counts(ctx, "metrics counts", `SELECT event_type, hour, received, completed, failed, skipped
+FROM integration_metrics_hourly WHERE integration_id = $1`, integrationID)
+}
+
+// counts reads rows of (type, hour, received, completed, failed, skipped).
+func (s *ConsistencyStore) counts(ctx context.Context, what, sql, integrationID string) (map[projections.AuditBucket]projections.StatusCounts, error) {
+	rows, err := s.pool.Query(ctx, sql, integrationID)
 	if err != nil {
-		return nil, fmt.Errorf("audit counts of %s: %w", integrationID, err)
+		return nil, fmt.Errorf("%s of %s: %w", what, integrationID, err)
 	}
-	out := map[projections.AuditBucket]int64{}
+	out := map[projections.AuditBucket]projections.StatusCounts{}
 	var typ string
 	var hour time.Time
-	var n int64
-	_, err = pgx.ForEachRow(rows, []any{&typ, &hour, &n}, func() error {
-		out[projections.AuditBucket{Type: domain.EventType(typ), Hour: hour.UTC()}] = n
+	var c projections.StatusCounts
+	_, err = pgx.ForEachRow(rows, []any{&typ, &hour, &c.Received, &c.Completed, &c.Failed, &c.Skipped}, func() error {
+		out[projections.AuditBucket{Type: domain.EventType(typ), Hour: hour.UTC()}] = c
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("audit counts of %s: %w", integrationID, err)
+		return nil, fmt.Errorf("%s of %s: %w", what, integrationID, err)
 	}
 	return out, nil
 }

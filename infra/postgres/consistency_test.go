@@ -10,7 +10,8 @@ import (
 )
 
 // Audit counts bucket by the UTC hour, as the log's counts and the metrics
-// do, whatever the session's time zone (India's is half an hour off).
+// do, whatever the session's time zone (India's is half an hour off), and
+// match the metrics rows of the same events.
 func TestAuditCountsBucketByTheUTCHour(t *testing.T) {
 	t.Parallel()
 	pool := migratedTestSchema(t, map[string]string{"timezone": "Asia/Kolkata"})
@@ -24,11 +25,19 @@ func TestAuditCountsBucketByTheUTCHour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[projections.AuditBucket]int64{
-		{Type: domain.TaskCreated, Hour: time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)}: 1,
-		{Type: domain.TaskCreated, Hour: time.Date(2024, 1, 15, 11, 0, 0, 0, time.UTC)}: 1,
+	one := projections.StatusCounts{Received: 1, Completed: 1}
+	want := map[projections.AuditBucket]projections.StatusCounts{
+		{Type: domain.TaskCreated, Hour: time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)}: one,
+		{Type: domain.TaskCreated, Hour: time.Date(2024, 1, 15, 11, 0, 0, 0, time.UTC)}: one,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("audit counts %v, want %v", got, want)
+	}
+	metrics, err := NewConsistencyStore(pool).MetricsCounts(testContext(t), "int_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(metrics) != fmt.Sprint(want) {
+		t.Fatalf("metrics counts %v, want %v", metrics, want)
 	}
 }

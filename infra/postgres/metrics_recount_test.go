@@ -113,14 +113,18 @@ func TestRecountSetsHourlyMetricsAsTheProjectorCountedThem(t *testing.T) {
 		t.Fatalf("metrics_hourly_totals after the recount:\n got %s\nwant %s", got, wantTotals)
 	}
 
-	// A row lost altogether is inserted again. (The totals' trigger does
-	// not follow deletes: no writer of the system deletes these rows.)
+	// A row lost altogether is inserted again, and the totals, which
+	// follow deletes too, count it once.
 	if _, err := pool.Exec(ctx, `DELETE FROM integration_metrics_hourly WHERE integration_id = 'int_a' AND event_type = 'custom.event'`); err != nil {
 		t.Fatal(err)
 	}
 	recount(t, pool, keys)
 	if got := dumpRows(t, pool, hourlyMetricsDump); got != want {
 		t.Fatalf("after the recount of a deleted row:\n got %s\nwant %s", got, want)
+	}
+	if got := dumpRows(t, pool, `SELECT event_type, hour, received, completed, failed, skipped, total_processing_ms
+ FROM metrics_hourly_totals WHERE received <> 0 ORDER BY 1, 2`); got != wantTotals {
+		t.Fatalf("metrics_hourly_totals after the recount of a deleted row:\n got %s\nwant %s", got, wantTotals)
 	}
 
 	// Bucket edges: a processing time equal to a bound falls in that bound's

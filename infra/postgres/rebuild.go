@@ -31,7 +31,7 @@ func liveTriggers(live string) []string {
 	table := pgx.Identifier{live, "integration_metrics_hourly"}.Sanitize()
 	return []string{
 		"DROP TRIGGER IF EXISTS metrics_hourly_roll_up ON " + table,
-		"CREATE TRIGGER metrics_hourly_roll_up AFTER INSERT OR UPDATE ON " + table +
+		"CREATE TRIGGER metrics_hourly_roll_up AFTER INSERT OR UPDATE OR DELETE ON " + table +
 			" FOR EACH ROW EXECUTE FUNCTION " + pgx.Identifier{live, "metrics_hourly_roll_up"}.Sanitize() + "()",
 	}
 }
