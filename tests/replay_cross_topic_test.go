@@ -47,9 +47,15 @@ func TestRebuildAndRefoldApplyTopicsInAppendOrder(t *testing.T) {
 		t.Fatalf("live: score %d, issues %+v", rep.Score, rep.Issues)
 	}
 
+	triggers := `SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'integration_metrics_hourly'::regclass AND NOT tgisinternal`
+	wantTriggers := queryString(t, db, triggers)
 	e.rebuildAndWait(nil, 90*time.Second)
 	if got := dumpOf(t, db, id, false); got != want {
 		t.Fatalf("after the rebuild:\n got %s\nwant %s", got, want)
+	}
+	// The swapped-in tables keep the migrations' triggers.
+	if got := queryString(t, db, triggers); got != wantTriggers {
+		t.Fatalf("metrics triggers after the rebuild:\n got %s\nwant %s", got, wantTriggers)
 	}
 	if rep := e.consistency(id); rep.Score != 100 {
 		t.Fatalf("after the rebuild: score %d, issues %+v", rep.Score, rep.Issues)
