@@ -33,13 +33,16 @@ type AuditBucket struct {
 }
 
 // StatusCounts counts events as the hourly metrics do: every event
-// received, and the completed, failed and skipped ones.
+// received; the completed, failed and skipped ones; the total and the
+// largest processing time of the completed ones.
 type StatusCounts struct {
 	Received, Completed, Failed, Skipped int64
+	ProcessingMs, MaxProcessingMs        int64
 }
 
 func (c StatusCounts) String() string {
-	return fmt.Sprintf("received=%d completed=%d failed=%d skipped=%d", c.Received, c.Completed, c.Failed, c.Skipped)
+	return fmt.Sprintf("received=%d completed=%d failed=%d skipped=%d processing_ms=%d max_processing_ms=%d",
+		c.Received, c.Completed, c.Failed, c.Skipped, c.ProcessingMs, c.MaxProcessingMs)
 }
 
 // Issue kinds of a consistency report, a wire contract.

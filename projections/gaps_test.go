@@ -35,6 +35,10 @@ func (f fakeConsistency) AuditCounts(context.Context, string) (map[AuditBucket]S
 		switch a.Status {
 		case StatusCompleted:
 			c.Completed++
+			if a.ProcessingTimeMs != nil {
+				c.ProcessingMs += *a.ProcessingTimeMs
+				c.MaxProcessingMs = max(c.MaxProcessingMs, *a.ProcessingTimeMs)
+			}
 		case StatusFailed:
 			c.Failed++
 		case StatusSkipped:

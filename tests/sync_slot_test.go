@@ -16,7 +16,9 @@ import (
 func TestSyncScheduledSlotRunsOnceAcrossSchedulers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	id, _ := e.syncIntegration("slot", map[string]any{"syncEnabled": true})
+	// Once a year, from the scheduler's start: the service's own scheduler
+	// never fires a slot of it during the test.
+	id, _ := e.syncIntegration("slot", map[string]any{"syncEnabled": true, "syncFrequency": 525600})
 	s, srv := simulator(t, sim.Config{Records: 5}, id)
 	e.connect(s, srv, id, false)
 	a, b := e.process(), e.process()

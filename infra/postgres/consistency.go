@@ -58,17 +58,21 @@ func (s *ConsistencyStore) EntityRows(ctx context.Context, integrationID string)
 func (s *ConsistencyStore) AuditCounts(ctx context.Context, integrationID string) (map[projections.AuditBucket]projections.StatusCounts, error) {
 	return s.counts(ctx, "audit counts", `SELECT event_type, date_trunc('hour', received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
  count(*), count(*) FILTER (WHERE status = 'COMPLETED'), count(*) FILTER (WHERE status = 'FAILED'),
- count(*) FILTER (WHERE status = 'SKIPPED')
+ count(*) FILTER (WHERE status = 'SKIPPED'),
+ coalesce(sum(processing_time_ms) FILTER (WHERE status = 'COMPLETED'), 0),
+ coalesce(max(processing_time_ms) FILTER (WHERE status = 'COMPLETED'), 0)
 FROM webhook_events WHERE integration_id = $1 GROUP BY 1, 2`, integrationID)
 }
 
 // MetricsCounts implements projections.ConsistencyStore.
 func (s *ConsistencyStore) MetricsCounts(ctx context.Context, integrationID string) (map[projections.AuditBucket]projections.StatusCounts, error) {
-	return s.counts(ctx, "metrics counts", `SELECT event_type, hour, received, completed, failed, skipped
+	return s.counts(ctx, "metrics counts", `SELECT event_type, hour, received, completed, failed, skipped,
+ total_processing_ms, max_processing_ms
 FROM integration_metrics_hourly WHERE integration_id = $1`, integrationID)
 }
 
-// counts reads rows of (type, hour, received, completed, failed, skipped).
+// counts reads rows of (type, hour, received, completed, failed, skipped,
+// total and largest processing time).
 func (s *ConsistencyStore) counts(ctx context.Context, what, sql, integrationID string) (map[projections.AuditBucket]projections.StatusCounts, error) {
 	rows, err := s.pool.Query(ctx, sql, integrationID)
 	if err != nil {
@@ -78,7 +82,7 @@ func (s *ConsistencyStore) counts(ctx context.Context, what, sql, integrationID 
 	var typ string
 	var hour time.Time
 	var c projections.StatusCounts
-	_, err = pgx.ForEachRow(rows, []any{&typ, &hour, &c.Received, &c.Completed, &c.Failed, &c.Skipped}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&typ, &hour, &c.Received, &c.Completed, &c.Failed, &c.Skipped, &c.ProcessingMs, &c.MaxProcessingMs}, func() error {
 		out[projections.AuditBucket{Type: domain.EventType(typ), Hour: hour.UTC()}] = c
 		return nil
 	})
