@@ -6,6 +6,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -591,16 +592,26 @@ func (m *metricsAcc) list() []MetricsDelta {
 	for _, k := range m.order {
 		out = append(out, *m.rows[k])
 	}
-	slices.SortFunc(out, func(a, b MetricsDelta) int {
-		if c := strings.Compare(a.IntegrationID, b.IntegrationID); c != 0 {
-			return c
-		}
-		if c := strings.Compare(string(a.EventType), string(b.EventType)); c != 0 {
-			return c
-		}
-		return a.Hour.Compare(b.Hour)
-	})
+	slices.SortFunc(out, func(a, b MetricsDelta) int { return compareMetricsRows(a.row(), b.row()) })
 	return out
+}
+
+func (d MetricsDelta) row() MetricsRow {
+	return MetricsRow{IntegrationID: d.IntegrationID, EventType: d.EventType, Hour: d.Hour}
+}
+
+// compareMetricsRows orders metrics rows by integration, type and hour:
+// the order every writer of the metrics touches them in, so that
+// concurrent writers queue on their locks rather than deadlock.
+func compareMetricsRows(a, b MetricsRow) int {
+	return cmp.Or(strings.Compare(a.IntegrationID, b.IntegrationID), strings.Compare(string(a.EventType), string(b.EventType)),
+		a.Hour.Compare(b.Hour))
+}
+
+// sortedMetricsRows returns rows in compareMetricsRows order, each once.
+func sortedMetricsRows(rows []MetricsRow) []MetricsRow {
+	slices.SortFunc(rows, compareMetricsRows)
+	return slices.CompactFunc(rows, func(a, b MetricsRow) bool { return compareMetricsRows(a, b) == 0 })
 }
 
 func compareEntityKeys(a, b domain.EntityKey) int {

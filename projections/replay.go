@@ -1,13 +1,11 @@
 package projections
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
@@ -238,11 +236,7 @@ func (r *Replayer) Recount(ctx context.Context, rows []MetricsRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	rows = slices.Clone(rows)
-	slices.SortFunc(rows, func(a, b MetricsRow) int {
-		return cmp.Or(strings.Compare(a.IntegrationID, b.IntegrationID), strings.Compare(string(a.EventType), string(b.EventType)),
-			a.Hour.Compare(b.Hour))
-	})
+	rows = sortedMetricsRows(slices.Clone(rows))
 	return retryTransient(ctx, func() error {
 		return r.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
 			return tx.Save(ctx, Writes{Recount: rows})
@@ -368,7 +362,6 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 	audit := make(map[EventKey]bool, len(recs))
 	entities := make(map[domain.EntityKey]domain.Entity)
 	dirty := map[domain.EntityKey]bool{}
-	metrics := newMetricsAcc()
 	for i, r := range recs {
 		key := keyOf(r.Envelope)
 		_, stored := snap.Audit[key]
@@ -452,7 +445,8 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 		}
 		ms := processingMs(now, row.ReceivedAt)
 		row.ProcessedAt, row.ProcessingTimeMs = &now, &ms
-		metrics.get(key.IntegrationID, r.Envelope.Type, row.ReceivedAt)
+		w.Recount = append(w.Recount, MetricsRow{IntegrationID: key.IntegrationID, EventType: r.Envelope.Type,
+			Hour: row.ReceivedAt.UTC().Truncate(time.Hour)})
 		w.Audit = append(w.Audit, row)
 	}
 	keys := make([]domain.EntityKey, 0, len(dirty))
@@ -471,9 +465,7 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 	// The restored rows' hours are counted again rather than added to:
 	// the store cannot tell a row deleted behind the system's back (which
 	// its hour still counts) from an event never projected.
-	for _, d := range metrics.list() {
-		w.Recount = append(w.Recount, MetricsRow{IntegrationID: d.IntegrationID, EventType: d.EventType, Hour: d.Hour})
-	}
+	w.Recount = sortedMetricsRows(w.Recount)
 	return w, add, n
 }
 

@@ -140,7 +140,8 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 		consume[part.Topic][part.Partition] = kgo.NewOffset().At(s)
 		st := &scanStream{part: part, end: e}
 		streams[part] = st
-		groups[groupOf(part.Partition)] = append(groups[groupOf(part.Partition)], st)
+		g := groupOf(part.Partition)
+		groups[g] = append(groups[g], st)
 	}
 	if len(streams) == 0 {
 		return nil
