@@ -33,16 +33,17 @@ type AuditBucket struct {
 }
 
 // StatusCounts counts events as the hourly metrics do: every event
-// received; the completed, failed and skipped ones; the total and the
-// largest processing time of the completed ones.
+// received; the completed, failed and skipped ones; the total, the largest
+// and the histogram of the processing times of the completed ones.
 type StatusCounts struct {
 	Received, Completed, Failed, Skipped int64
 	ProcessingMs, MaxProcessingMs        int64
+	Latency                              LatencyHistogram
 }
 
 func (c StatusCounts) String() string {
-	return fmt.Sprintf("received=%d completed=%d failed=%d skipped=%d processing_ms=%d max_processing_ms=%d",
-		c.Received, c.Completed, c.Failed, c.Skipped, c.ProcessingMs, c.MaxProcessingMs)
+	return fmt.Sprintf("received=%d completed=%d failed=%d skipped=%d processing_ms=%d max_processing_ms=%d latency_buckets=%v",
+		c.Received, c.Completed, c.Failed, c.Skipped, c.ProcessingMs, c.MaxProcessingMs, c.Latency)
 }
 
 // Issue kinds of a consistency report, a wire contract.

@@ -5,7 +5,11 @@ import "math"
 // LatencyBucketsMs are the upper bounds, in milliseconds, of the processing
 // time histogram kept per integration, event type and hour; a last bucket
 // holds everything slower. Changing them invalidates stored histograms.
-var LatencyBucketsMs = []int64{10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
+var LatencyBucketsMs = [...]int64{10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
+
+// LatencyHistogram counts processing times in the buckets of
+// LatencyBucketsMs, the slower ones last.
+type LatencyHistogram [len(LatencyBucketsMs) + 1]int64
 
 // latencyBucket is the histogram index for a processing time.
 func latencyBucket(ms int64) int {

@@ -60,19 +60,23 @@ func (s *ConsistencyStore) AuditCounts(ctx context.Context, integrationID string
  count(*), count(*) FILTER (WHERE status = 'COMPLETED'), count(*) FILTER (WHERE status = 'FAILED'),
  count(*) FILTER (WHERE status = 'SKIPPED'),
  coalesce(sum(processing_time_ms) FILTER (WHERE status = 'COMPLETED'), 0),
- coalesce(max(processing_time_ms) FILTER (WHERE status = 'COMPLETED'), 0)
+ coalesce(max(processing_time_ms) FILTER (WHERE status = 'COMPLETED'), 0),
+ `+latencyHistogramSQL("processing_time_ms", "status = 'COMPLETED'")+`
 FROM webhook_events WHERE integration_id = $1 GROUP BY 1, 2`, integrationID)
 }
 
 // MetricsCounts implements projections.ConsistencyStore.
 func (s *ConsistencyStore) MetricsCounts(ctx context.Context, integrationID string) (map[projections.AuditBucket]projections.StatusCounts, error) {
 	return s.counts(ctx, "metrics counts", `SELECT event_type, hour, received, completed, failed, skipped,
- total_processing_ms, max_processing_ms
+ total_processing_ms, max_processing_ms, latency_buckets
 FROM integration_metrics_hourly WHERE integration_id = $1`, integrationID)
 }
 
 // counts reads rows of (type, hour, received, completed, failed, skipped,
-// total and largest processing time).
+// total, largest and histogram of the processing times). A histogram
+// stored empty counts nothing; one not laid out as LatencyBucketsMs
+// (changed behind the system's back) reads as -1 in every bucket, which no
+// count of audit rows matches.
 func (s *ConsistencyStore) counts(ctx context.Context, what, sql, integrationID string) (map[projections.AuditBucket]projections.StatusCounts, error) {
 	rows, err := s.pool.Query(ctx, sql, integrationID)
 	if err != nil {
@@ -82,7 +86,23 @@ func (s *ConsistencyStore) counts(ctx context.Context, what, sql, integrationID 
 	var typ string
 	var hour time.Time
 	var c projections.StatusCounts
-	_, err = pgx.ForEachRow(rows, []any{&typ, &hour, &c.Received, &c.Completed, &c.Failed, &c.Skipped, &c.ProcessingMs, &c.MaxProcessingMs}, func() error {
+	var latency []*int64
+	_, err = pgx.ForEachRow(rows, []any{&typ, &hour, &c.Received, &c.Completed, &c.Failed, &c.Skipped, &c.ProcessingMs, &c.MaxProcessingMs, &latency}, func() error {
+		c.Latency = projections.LatencyHistogram{}
+		switch len(latency) {
+		case 0:
+		case len(c.Latency):
+			for i, n := range latency {
+				if n == nil {
+					n = new(int64(-1))
+				}
+				c.Latency[i] = *n
+			}
+		default:
+			for i := range c.Latency {
+				c.Latency[i] = -1
+			}
+		}
 		out[projections.AuditBucket{Type: domain.EventType(typ), Hour: hour.UTC()}] = c
 		return nil
 	})

@@ -146,7 +146,7 @@ func TestRecountSetsHourlyMetricsAsTheProjectorCountedThem(t *testing.T) {
 		string(domain.TaskCreated), hour)
 	wantBuckets := make([]int64, len(projections.LatencyBucketsMs)+1)
 	for _, ms := range times {
-		i, _ := slices.BinarySearch(projections.LatencyBucketsMs, ms)
+		i, _ := slices.BinarySearch(projections.LatencyBucketsMs[:], ms)
 		wantBuckets[i]++
 	}
 	if !slices.Contains(times, 10) || !slices.Contains(times, 11) || !slices.Equal(buckets, wantBuckets) || maxMs != slices.Max(times) {
