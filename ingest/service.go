@@ -269,7 +269,11 @@ func (r *Receiver) Receive(ctx context.Context, req Request) (Result, error) {
 		// body is a pooled buffer, reused once Receive returns.
 		Payload: append([]byte(nil), body...),
 	}
-	actx, cancel := context.WithTimeout(ctx, r.cfg.AppendTimeout)
+	// The append does not end with the request: a sender that hangs up
+	// would otherwise fail every record buffered behind its own on the
+	// partition (other senders' webhooks), and its retry finds the event
+	// appended.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.AppendTimeout)
 	pos, err := r.log.Append(actx, env)
 	cancel()
 	if err != nil {

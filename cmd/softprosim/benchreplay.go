@@ -28,6 +28,7 @@ type benchReplayConfig struct {
 	copyEvents   int
 	integrations int
 	partitions   int
+	topicParts   map[string]int
 	batch        int
 	workers      int
 	databaseURL  string
@@ -57,6 +58,7 @@ func newBenchReplayCmd() *cobra.Command {
 	f.IntVar(&cfg.copyEvents, "copy-events", 200_000, "events of the COPY ceiling")
 	f.IntVar(&cfg.integrations, "integrations", 100, "integrations the events spread over")
 	f.IntVar(&cfg.partitions, "partitions", app.DefaultConfig().KafkaPartitions, "partitions per topic (KAFKA_PARTITIONS's default)")
+	f.StringToIntVar(&cfg.topicParts, "topic-partitions", nil, "partitions of some topics instead of --partitions, as topic=n,... (a rebuild of topics with unequal counts reads every partition in one merged stream)")
 	f.IntVar(&cfg.batch, "batch", projections.DefaultRebuildBatch, "records per rebuild transaction")
 	f.IntVar(&cfg.workers, "workers", projections.DefaultRebuildWorkers, "rebuild transactions in flight")
 	f.StringVar(&cfg.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/softprohub_bench?sslmode=disable", "Postgres (created if missing; the run uses fresh schemas)")
@@ -113,7 +115,21 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 	}
 	defer broker.Close()
 	brokers := broker.Addrs()
-	if _, err := kafka.EnsureTopics(ctx, brokers, domain.AllTopics, kafka.TopicSpec{Partitions: int32(cfg.partitions), Replication: -1}); err != nil {
+	var even []string
+	for _, t := range domain.AllTopics {
+		if n, ok := cfg.topicParts[t]; ok {
+			if _, err := kafka.EnsureTopics(ctx, brokers, []string{t}, kafka.TopicSpec{Partitions: int32(n), Replication: -1}); err != nil {
+				return err
+			}
+			logf("topic %s: %d partitions", t, n)
+			continue
+		}
+		even = append(even, t)
+	}
+	if len(even)+len(cfg.topicParts) != len(domain.AllTopics) {
+		return fmt.Errorf("--topic-partitions: unknown topic in %v (topics: %v)", cfg.topicParts, domain.AllTopics)
+	}
+	if _, err := kafka.EnsureTopics(ctx, brokers, even, kafka.TopicSpec{Partitions: int32(cfg.partitions), Replication: -1}); err != nil {
 		return err
 	}
 	prod, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: brokers, DeliveryTimeout: time.Minute})
