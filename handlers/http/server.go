@@ -162,7 +162,7 @@ func NewHandler(cfg Config, d Deps) (http.Handler, error) {
 		checks: d.Checks, queues: d.Queues, metrics: d.Metrics, log: d.Logger}
 
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.recoverer)
+	r.Use(requestID, s.recoverer)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
@@ -195,6 +195,36 @@ func NewHandler(cfg Config, d Deps) (http.Handler, error) {
 		writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed")
 	})
 	return r, nil
+}
+
+// maxRequestIDLen bounds a sender's X-Request-Id, which a webhook carries
+// onto the log as its correlation id: the event log's record size budget
+// leaves a few hundred bytes for the envelope's ids.
+const maxRequestIDLen = 128
+
+// requestID is chi's RequestID, taking the sender's X-Request-Id only when
+// it is 1 to maxRequestIDLen visible ASCII characters; any other gets a
+// request id made here instead.
+func requestID(next http.Handler) http.Handler {
+	withID := middleware.RequestID(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.Header.Get(middleware.RequestIDHeader); id != "" && !validRequestID(id) {
+			r.Header.Del(middleware.RequestIDHeader)
+		}
+		withID.ServeHTTP(w, r)
+	})
+}
+
+func validRequestID(id string) bool {
+	if len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *server) recoverer(next http.Handler) http.Handler {
