@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // ErrInvalidPayload marks a body that is not a SoftPro webhook.
@@ -69,13 +70,18 @@ func ParsePayload(body []byte) (Payload, error) {
 const maxEventID = 256
 
 // eventIDProblem says what breaks the event id rules in the id found in
-// field (at most maxEventID bytes, no control characters), "" when nothing.
+// field (at most maxEventID bytes, no control characters, valid UTF-8
+// without U+FFFD), "" when nothing. JSON decoding turns an invalid byte or
+// an unpaired surrogate escape into U+FFFD, so two different ids would
+// otherwise share one dedup key and one event id on the log.
 func eventIDProblem(field, id string) string {
 	switch {
 	case len(id) > maxEventID:
 		return fmt.Sprintf("%s must be at most %d characters", field, maxEventID)
 	case strings.ContainsFunc(id, unicode.IsControl):
 		return fmt.Sprintf("%s must not contain control characters", field)
+	case strings.ContainsRune(id, utf8.RuneError):
+		return fmt.Sprintf("%s must be valid UTF-8 without U+FFFD", field)
 	}
 	return ""
 }

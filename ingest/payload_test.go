@@ -31,6 +31,10 @@ func TestParsePayload(t *testing.T) {
 		{name: "long id", body: `{"id":"` + strings.Repeat("x", 257) + `","type":"t","timestamp":"2024-01-15T10:30:00Z"}`, wantReason: "at most 256"},
 		{name: "NUL in id", body: `{"id":"e\u0000","type":"t","timestamp":"2024-01-15T10:30:00Z"}`, wantReason: "id must not contain control characters"},
 		{name: "newline in type", body: `{"id":"e","type":"t\n","timestamp":"2024-01-15T10:30:00Z"}`, wantReason: "type must not contain control characters"},
+		{name: "invalid UTF-8 in id", body: "{\"id\":\"evt_\xff\",\"type\":\"t\",\"timestamp\":\"2024-01-15T10:30:00Z\"}", wantReason: "id must be valid UTF-8 without U+FFFD"},
+		{name: "unpaired surrogate in id", body: `{"id":"evt_\ud800","type":"t","timestamp":"2024-01-15T10:30:00Z"}`, wantReason: "id must be valid UTF-8 without U+FFFD"},
+		{name: "U+FFFD in id", body: `{"id":"evt_\ufffd","type":"t","timestamp":"2024-01-15T10:30:00Z"}`, wantReason: "id must be valid UTF-8 without U+FFFD"},
+		{name: "other non-ASCII in id", body: `{"id":"évt_€_\u00e9","type":"t","timestamp":"2024-01-15T10:30:00Z"}`},
 		{name: "NUL in data", body: `{"id":"e","type":"t","timestamp":"2024-01-15T10:30:00Z","data":{"note":"a\u0000b"}}`},
 	}
 	for _, tt := range tests {

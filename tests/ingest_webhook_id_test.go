@@ -24,6 +24,8 @@ func TestStandardWebhookIDIsValidated(t *testing.T) {
 	}{
 		{name: "too long", webhookID: "msg_" + strings.Repeat("x", 300)},
 		{name: "control character", webhookID: "msg\t1"},
+		{name: "invalid UTF-8", webhookID: "msg_\xff"},
+		{name: "U+FFFD", webhookID: "msg_\ufffd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := payload("evt_"+randomID(4), domain.TaskCreated, `{"id":"k1"}`)
