@@ -83,7 +83,7 @@ func (c Config) Validate() error {
 		"WEBHOOK_DEDUP_TTL": c.WebhookDedupTTL, "RATE_LIMIT_DEFAULT": c.RateLimitDefault,
 		"RATE_LIMIT_WINDOW": c.RateLimitWindowMs, "SYNC_MIN_INTERVAL": c.SyncMinInterval,
 		"SYNC_DEFAULT_INTERVAL": c.SyncDefaultInterval, "KAFKA_PARTITIONS": c.KafkaPartitions,
-		"INGEST_RATE_LIMIT": c.IngestRateLimit,
+		"INGEST_RATE_LIMIT": c.IngestRateLimit, "WEBHOOK_SIGNATURE_TTL": c.WebhookSignatureTTL,
 	}
 	for name, v := range positive {
 		if v <= 0 {
@@ -92,9 +92,6 @@ func (c Config) Validate() error {
 	}
 	if c.QueueRetryDelayMs < 0 {
 		errs = append(errs, fmt.Errorf("QUEUE_RETRY_DELAY must not be negative"))
-	}
-	if c.WebhookSignatureTTL < 0 {
-		errs = append(errs, fmt.Errorf("WEBHOOK_SIGNATURE_TTL must not be negative"))
 	}
 	if c.WebhookMaxBody <= 0 || c.WebhookMaxBody > kafka.MaxPayloadBytes {
 		errs = append(errs, fmt.Errorf("WEBHOOK_MAX_BODY must be between 1 and %d (a larger body does not fit one record of the event log)", kafka.MaxPayloadBytes))

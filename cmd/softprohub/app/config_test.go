@@ -26,3 +26,21 @@ func TestConfigBoundsTheWebhookBodyByTheLogsRecordSize(t *testing.T) {
 		t.Errorf("WEBHOOK_MAX_BODY=%d: %v", cfg.WebhookMaxBody, err)
 	}
 }
+
+// A replay window of 0 seconds would refuse every webhook; it is refused
+// at start rather than taken as the default.
+func TestConfigRefusesAnEmptyReplayWindow(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.JWTSecret, cfg.SecretsKey = "jwt-secret-for-test", "secrets-key-for-test"
+	for _, ttl := range []int{0, -1} {
+		cfg.WebhookSignatureTTL = ttl
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "WEBHOOK_SIGNATURE_TTL must be positive") {
+			t.Errorf("WEBHOOK_SIGNATURE_TTL=%d: %v, want it refused", ttl, err)
+		}
+	}
+	cfg.WebhookSignatureTTL = 1
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("WEBHOOK_SIGNATURE_TTL=1: %v", err)
+	}
+}
