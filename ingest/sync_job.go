@@ -382,10 +382,31 @@ func (r *StartedSync) keepLock(ctx context.Context, cancel context.CancelCauseFu
 
 // pull pages through every type of the run. Records too large for the log
 // are passed over (the watermarks move past them) and named in the error
-// the run ends with, once every type has been pulled.
+// the run ends with, once every type has been pulled or, when the run fails
+// before, together with that failure: the next run starts past them.
 func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
-	s := r.s
 	var skipped []string
+	err := r.pullTypes(ctx, run, &skipped)
+	n := len(skipped)
+	if n == 0 {
+		return err
+	}
+	const named = 20
+	more := ""
+	if n > named {
+		skipped, more = skipped[:named], fmt.Sprintf(" and %d more", n-named)
+	}
+	tooLarge := fmt.Errorf("%w: %d records not appended: %s%s", ErrRecordTooLarge, n, strings.Join(skipped, ", "), more)
+	if err != nil {
+		return fmt.Errorf("%w; before that, %w", err, tooLarge)
+	}
+	return tooLarge
+}
+
+// pullTypes pages through every type of the run, adding the records too
+// large for the log to skipped.
+func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]string) error {
+	s := r.s
 	q := Quota{Limit: r.in.RateLimit, Window: s.cfg.RateWindow}
 	if q.Limit <= 0 {
 		q.Limit = s.cfg.DefaultRateLimit
@@ -415,7 +436,7 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 				return fmt.Errorf("%s: %w", typ, err)
 			}
 			for _, id := range tooLarge {
-				skipped = append(skipped, typ+" "+id)
+				*skipped = append(*skipped, typ+" "+id)
 			}
 			run.Records[typ] += len(page.Records) - len(tooLarge)
 			// A record stamped after the page was asked for comes from a
@@ -449,14 +470,6 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 			}
 			req.Cursor = page.NextCursor
 		}
-	}
-	if n := len(skipped); n > 0 {
-		const named = 20
-		more := ""
-		if n > named {
-			skipped, more = skipped[:named], fmt.Sprintf(" and %d more", n-named)
-		}
-		return fmt.Errorf("%w: %d records not appended: %s%s", ErrRecordTooLarge, n, strings.Join(skipped, ", "), more)
 	}
 	return nil
 }

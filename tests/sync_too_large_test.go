@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,4 +60,35 @@ func TestSyncPassesOverARecordTooLargeForTheLogAndNamesIt(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// The next run starts past a record passed over, so a run that fails after
+// passing over one still names it, together with its own failure.
+func TestSyncFailingAfterARecordTooLargeStillNamesIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.syncIntegration("bigfail", nil)
+	s, _ := simulator(t, sim.Config{Records: 5}, id)
+	// Documents, pulled after contacts, are refused.
+	h := s.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/v1/documents") {
+			http.Error(w, `{"error":"forbidden"}`, http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	e.connect(s, srv, id, false)
+	big := s.Snapshot(id, domain.SyncContacts)[1].ID
+	if _, ok := s.Pad(id, domain.SyncContacts, big, 1<<20); !ok {
+		t.Fatal("no record to pad")
+	}
+	run := e.syncNow(id)
+	if run.Status != ingest.RunFailed || !strings.Contains(run.Error, "403") || !strings.Contains(run.Error, "too large") || !strings.Contains(run.Error, big) {
+		t.Fatalf("run: %s %q, want failed with the 403 and naming %s", run.Status, run.Error, big)
+	}
+	if want := len(s.Snapshot(id, domain.SyncContacts)) - 1; run.Records[domain.SyncContacts] != want {
+		t.Errorf("contacts: run appended %d records, want %d", run.Records[domain.SyncContacts], want)
+	}
 }
