@@ -357,7 +357,8 @@ func (s *Sim) change(tenant, typ, id string, pad int) (Change, bool) {
 	if pad > 0 {
 		r.fields["notes"] = strings.Repeat("x", pad)
 	}
-	// Move r to the end of the ordered list: its updated_at is the newest.
+	// Move r to its place in (updated_at, id) order: the end, unless a
+	// change stamped ahead by ChangeAt is newer still.
 	list := t.list[typ]
 	i := sort.Search(len(list), func(i int) bool { return !list[i].less(r) })
 	if i < len(list) && list[i] == r {
@@ -365,7 +366,8 @@ func (s *Sim) change(tenant, typ, id string, pad int) (Change, bool) {
 	}
 	r.UpdatedAt = s.tick()
 	r.render()
-	t.list[typ] = append(list, r)
+	j := sort.Search(len(list), func(i int) bool { return r.less(list[i]) })
+	t.list[typ] = slices.Insert(list, j, r)
 	t.stats.ChangesApplied++
 	return Change{Tenant: tenant, Type: typ, Event: ev, Record: Record{Type: r.Type, ID: r.ID, UpdatedAt: r.UpdatedAt, raw: r.raw}}, true
 }
