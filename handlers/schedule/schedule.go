@@ -23,9 +23,10 @@ import (
 
 // CronSpec converts a sync frequency in minutes to a cron schedule as the
 // original system did (5 → "*/5 * * * *", 60 → "0 * * * *", 120 →
-// "0 */2 * * *"), never more often than minInterval. Frequencies that do not
-// divide an hour or a day run every so many minutes from the scheduler's
-// start ("@every 45m").
+// "0 */2 * * *"), never more often than minInterval. Any other frequency,
+// neither a divisor of an hour nor a whole number of hours dividing a day
+// (45, 90), runs every so many minutes from the scheduler's start
+// ("@every 45m").
 func CronSpec(frequency, minInterval int) string {
 	f := max(frequency, minInterval, 1)
 	switch {
