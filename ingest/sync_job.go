@@ -229,7 +229,15 @@ func (s *Syncer) Start(ctx context.Context, req SyncRequest) (*StartedSync, erro
 		}
 		return nil
 	}); err != nil {
-		return fail(fmt.Errorf("mark running: %w", err))
+		// The run is recorded: end it, rather than leave it running until
+		// the next run calls it abandoned.
+		err = fmt.Errorf("mark running: %w", err)
+		finished := s.cfg.Now().UTC()
+		run.Status, run.Error, run.FinishedAt = RunFailed, err.Error(), &finished
+		if ferr := s.d.Runs.FinishRun(context.WithoutCancel(ctx), run); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("record run: %w", ferr))
+		}
+		return fail(err)
 	}
 	return &StartedSync{s: s, run: run, in: in, conn: conn, token: token}, nil
 }
