@@ -42,11 +42,18 @@ type Page struct {
 }
 
 // SoftProAPI lists records of one integration's SoftPro API. Errors are
-// classified: *RateLimitedError for a 429, *APIError otherwise (see
-// IsRetryable). Implementations are safe for concurrent use.
+// classified: *RateLimitedError for a 429, ErrTokenRefused for an OAuth
+// token the API no longer takes, *APIError otherwise (see IsRetryable).
+// Implementations are safe for concurrent use.
 type SoftProAPI interface {
 	List(ctx context.Context, conn domain.SoftProConnection, req PageRequest) (Page, error)
 }
+
+// ErrTokenRefused is SoftPro's 401 to an OAuth token (expired or revoked
+// before its time): the token is forgotten, and the request may be sent
+// again, once, with a new one. Sending it again is left to the caller, so
+// that it takes its turn under the rate limit like any request.
+var ErrTokenRefused = errors.New("softpro api: status 401: the OAuth token was refused")
 
 // RateLimitedError is SoftPro's 429: wait RetryAfter before the next request.
 type RateLimitedError struct {

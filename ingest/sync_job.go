@@ -525,7 +525,7 @@ func newestOf(recs []Record) time.Time {
 // 5xx and transport failures with doubling delays.
 func (r *StartedSync) fetch(ctx context.Context, run *SyncRun, q Quota, req PageRequest) (Page, error) {
 	s := r.s
-	attempts, waits, delay := 0, 0, s.cfg.RetryDelay
+	attempts, waits, delay, renewed := 0, 0, s.cfg.RetryDelay, false
 	for {
 		wctx, cancel := context.WithTimeout(ctx, s.cfg.MaxRateLimitWait)
 		err := s.d.Limiter.Wait(wctx, run.IntegrationID, q)
@@ -561,6 +561,11 @@ func (r *StartedSync) fetch(ctx context.Context, run *SyncRun, q Quota, req Page
 			if err := sleep(ctx, wait); err != nil {
 				return Page{}, err
 			}
+			continue
+		}
+		if errors.Is(err, ErrTokenRefused) && !renewed {
+			// Once more with a new token, after the quota's say.
+			renewed = true
 			continue
 		}
 		attempts++

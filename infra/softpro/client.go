@@ -91,7 +91,7 @@ func (c *Client) List(ctx context.Context, conn domain.SoftProConnection, req in
 	}
 	u.RawQuery = q.Encode()
 
-	body, err := c.get(ctx, conn, u.String(), true)
+	body, err := c.get(ctx, conn, u.String())
 	if err != nil {
 		return ingest.Page{}, err
 	}
@@ -133,9 +133,9 @@ func idText(raw json.RawMessage) string {
 	return ""
 }
 
-// get performs an authenticated GET; with OAuth a 401 refreshes the token
-// once.
-func (c *Client) get(ctx context.Context, conn domain.SoftProConnection, u string, retryAuth bool) ([]byte, error) {
+// get performs an authenticated GET; with OAuth a 401 forgets the token
+// and answers ingest.ErrTokenRefused.
+func (c *Client) get(ctx context.Context, conn domain.SoftProConnection, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, &ingest.APIError{Msg: err.Error()}
@@ -169,9 +169,9 @@ func (c *Client) get(ctx context.Context, conn domain.SoftProConnection, u strin
 		return body, nil
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return nil, &ingest.RateLimitedError{RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
-	case resp.StatusCode == http.StatusUnauthorized && conn.Auth == domain.AuthOAuth && retryAuth:
+	case resp.StatusCode == http.StatusUnauthorized && conn.Auth == domain.AuthOAuth:
 		c.forget(conn)
-		return c.get(ctx, conn, u, false)
+		return nil, ingest.ErrTokenRefused
 	default:
 		return nil, &ingest.APIError{Status: resp.StatusCode, Msg: snippet(body)}
 	}

@@ -185,7 +185,7 @@ func (s sourceLister) ChangedSince(ctx context.Context, id string, since time.Ti
 	var out []projections.SourceRecord
 	for _, typ := range domain.SyncTypes {
 		cursor := ""
-		for tries := 0; ; {
+		for tries, renewed := 0, false; ; {
 			if err := s.sys.Limits.Wait(ctx, id, q); err != nil {
 				return nil, err
 			}
@@ -196,6 +196,10 @@ func (s sourceLister) ChangedSince(ctx context.Context, id string, since time.Ti
 				if err := s.sys.Limits.Drain(ctx, id, q, rl.RetryAfter); err != nil {
 					return nil, err
 				}
+				continue
+			}
+			if errors.Is(err, ingest.ErrTokenRefused) && !renewed {
+				renewed = true
 				continue
 			}
 			if err != nil {

@@ -245,6 +245,14 @@ func (s *Sim) SetQuota(limit int, window time.Duration) {
 	s.cfg.RateLimit, s.cfg.RateWindow = limit, window
 }
 
+// RevokeTokens forgets every OAuth token issued: the next request with one
+// is answered 401, as when a SoftPro token expires before its time.
+func (s *Sim) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.tokens)
+}
+
 // Stats returns a tenant's counters.
 func (s *Sim) Stats(tenant string) Stats {
 	s.mu.Lock()
