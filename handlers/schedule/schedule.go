@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -79,7 +80,10 @@ type Config struct {
 	Stagger time.Duration
 	// NoCatchUp turns off the start-up catch-up of overdue integrations.
 	NoCatchUp bool
-	Now       func() time.Time
+	// RetryEvery is how often a schedule reload or the catch-up that
+	// failed (the database unreachable) is tried again; default 5 s.
+	RetryEvery time.Duration
+	Now        func() time.Time
 }
 
 // Scheduler runs scheduled syncs. Build it with New and run it with Run.
@@ -93,11 +97,19 @@ type Scheduler struct {
 	cron  *cron.Cron
 	queue chan job
 
+	// reloading serializes reloads, so that one reading the store later
+	// also applies later.
+	reloading sync.Mutex
+
 	mu      sync.Mutex
 	entries map[string]entry
 	queued  map[string]bool
-	loaded  chan struct{}
-	once    sync.Once
+	// stale holds the ids whose reload failed ("" for all of them), to
+	// try again; catchUpDue, a catch-up that failed.
+	stale      map[string]bool
+	catchUpDue bool
+	loaded     chan struct{}
+	once       sync.Once
 }
 
 type entry struct {
@@ -122,6 +134,9 @@ func New(cfg Config, starter Starter, store Integrations, changes Changes, log *
 	if cfg.Stagger == 0 {
 		cfg.Stagger = 10 * time.Second
 	}
+	if cfg.RetryEvery == 0 {
+		cfg.RetryEvery = 5 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -131,7 +146,7 @@ func New(cfg Config, starter Starter, store Integrations, changes Changes, log *
 	return &Scheduler{cfg: cfg, starter: starter, store: store, changes: changes, log: log,
 		cron:    cron.New(cron.WithLocation(time.UTC)),
 		queue:   make(chan job, 4096),
-		entries: map[string]entry{}, queued: map[string]bool{}, loaded: make(chan struct{})}
+		entries: map[string]entry{}, queued: map[string]bool{}, stale: map[string]bool{}, loaded: make(chan struct{})}
 }
 
 // Run schedules every integration, catches up on overdue ones, follows
@@ -144,9 +159,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	listenErr := make(chan error, 1)
 	go func() {
 		listenErr <- s.changes.Listen(ctx, func(id string) {
-			if err := s.reload(ctx, id); err != nil && ctx.Err() == nil {
-				s.log.Warn("reload schedules", "integration", id, "err", err)
-			}
+			s.reloadOrRetry(ctx, id)
 			s.once.Do(func() { close(s.loaded) })
 		})
 	}()
@@ -161,18 +174,20 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return nil
 	}
 	if !s.cfg.NoCatchUp {
-		if err := s.catchUp(ctx); err != nil {
-			s.log.Warn("catch-up", "err", err)
-		}
+		s.catchUpOrRetry(ctx)
 	}
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	retry := time.NewTicker(s.cfg.RetryEvery)
+	defer retry.Stop()
 	var next time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-retry.C:
+			s.retryFailed(ctx)
 		case j := <-s.queue:
 			if wait := time.Until(next); wait > 0 {
 				t := time.NewTimer(wait)
@@ -250,7 +265,61 @@ func (s *Scheduler) execute(ctx context.Context, j job) {
 }
 
 // reload re-reads one integration ("" = all) and adjusts its cron entry.
+// reloadOrRetry reloads id's schedule ("" for all), marking it to be tried
+// again when that fails.
+func (s *Scheduler) reloadOrRetry(ctx context.Context, id string) {
+	err := s.reload(ctx, id)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("reload schedules; trying again", "integration", id, "in", s.cfg.RetryEvery, "err", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err == nil && id == "":
+		clear(s.stale)
+	case err == nil:
+		delete(s.stale, id)
+	default:
+		s.stale[id] = true
+	}
+}
+
+// catchUpOrRetry runs the catch-up, marking it to be tried again when it
+// fails.
+func (s *Scheduler) catchUpOrRetry(ctx context.Context) {
+	err := s.catchUp(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("catch-up; trying again", "in", s.cfg.RetryEvery, "err", err)
+	}
+	s.mu.Lock()
+	s.catchUpDue = err != nil
+	s.mu.Unlock()
+}
+
+// retryFailed tries the failed reloads and catch-up again: all schedules at
+// once when any reload of all failed.
+func (s *Scheduler) retryFailed(ctx context.Context) {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.stale))
+	for id := range s.stale {
+		ids = append(ids, id)
+	}
+	catchUp := s.catchUpDue
+	s.mu.Unlock()
+	if slices.Contains(ids, "") {
+		ids = []string{""}
+	}
+	for _, id := range ids {
+		s.reloadOrRetry(ctx, id)
+	}
+	if catchUp {
+		s.catchUpOrRetry(ctx)
+	}
+}
+
 func (s *Scheduler) reload(ctx context.Context, id string) error {
+	s.reloading.Lock()
+	defer s.reloading.Unlock()
 	if id == "" {
 		all, err := s.store.List(ctx)
 		if err != nil {

@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -96,5 +97,71 @@ func TestRunsCarryWhenTheyFellDue(t *testing.T) {
 	slot := wait(2)[1]
 	if want := now.Truncate(time.Minute); slot.Trigger != ingest.TriggerScheduled || !slot.Due.Equal(want) {
 		t.Fatalf("slot request %+v, want due %s", slot, want)
+	}
+}
+
+// flakyIntegrations fails its first fails reads, as a database that is
+// not reachable yet.
+type flakyIntegrations struct {
+	fakeIntegrations
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *flakyIntegrations) fail() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fails > 0 {
+		f.fails--
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+func (f *flakyIntegrations) List(ctx context.Context) ([]domain.Integration, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.fakeIntegrations.List(ctx)
+}
+
+func (f *flakyIntegrations) Integration(ctx context.Context, id string) (domain.Integration, error) {
+	if err := f.fail(); err != nil {
+		return domain.Integration{}, err
+	}
+	return f.fakeIntegrations.Integration(ctx, id)
+}
+
+// A schedule reload and a catch-up that fail while the database is out of
+// reach are tried again, without waiting for a change to come.
+func TestFailedReloadAndCatchUpAreTriedAgain(t *testing.T) {
+	in := domain.Integration{ID: "int_a", Active: true, SyncEnabled: true, SyncTypes: []string{"transactions"}, SyncFrequency: 15}
+	// The start-up reload, the catch-up and the first retry of both fail.
+	store := &flakyIntegrations{fakeIntegrations: fakeIntegrations{in}, fails: 4}
+	starter := &fakeStarter{}
+	s := New(Config{Stagger: time.Millisecond, RetryEvery: 10 * time.Millisecond}, starter, store, loadOnce{}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	<-s.Loaded()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		e, ok := s.entries["int_a"]
+		s.mu.Unlock()
+		reqs := starter.requests()
+		if ok && e.spec == "*/15 * * * *" && len(reqs) == 1 && reqs[0].Trigger == ingest.TriggerCatchUp {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("entry %+v %v, runs %+v: want the schedule loaded and one catch-up run", e, ok, reqs)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
