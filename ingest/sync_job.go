@@ -299,8 +299,15 @@ func (r *StartedSync) Execute(ctx context.Context) (SyncRun, error) {
 	// A run that lost its lock writes the integration's sync status only
 	// if nobody holds the lock now: a run that took it owns the status
 	// (RUNNING), which this one must not overwrite.
+	// A run that ended well may have lost its lock too, between two
+	// extensions (a pause longer than the TTL, an evicted key).
+	lockLost := errors.Is(err, ErrLockLost)
+	if err == nil {
+		held, lerr := s.d.Locker.Extend(done, key, r.token, s.cfg.LockTTL)
+		lockLost = lerr == nil && !held
+	}
 	ownsStatus, probe := true, ""
-	if errors.Is(err, ErrLockLost) {
+	if lockLost {
 		tok, ok, lerr := s.d.Locker.TryLock(done, key, s.cfg.LockTTL)
 		switch {
 		case lerr == nil && !ok:
