@@ -123,19 +123,24 @@ func (a *syncAPI) run(w http.ResponseWriter, r *http.Request) {
 		a.writeSyncError(w, r, err)
 		return
 	}
-	if wait, _ := strconv.ParseBool(r.URL.Query().Get("wait")); wait {
-		run, err := st.Execute(r.Context())
-		if err != nil {
-			a.d.Logger.WarnContext(r.Context(), "manual sync failed", "integration", run.IntegrationID, "run", run.ID, "err", err)
-		}
-		writeData(w, http.StatusOK, map[string]any{"run": run})
-		return
-	}
+	// The run belongs to the service, not to the request: a client that
+	// stops waiting (a proxy's timeout) does not end it.
+	finished := make(chan ingest.SyncRun, 1)
 	a.d.Go(func(ctx context.Context) {
-		if run, err := st.Execute(ctx); err != nil {
+		run, err := st.Execute(ctx)
+		if err != nil {
 			a.d.Logger.Warn("manual sync failed", "integration", run.IntegrationID, "run", run.ID, "err", err)
 		}
+		finished <- run
 	})
+	if wait, _ := strconv.ParseBool(r.URL.Query().Get("wait")); wait {
+		select {
+		case run := <-finished:
+			writeData(w, http.StatusOK, map[string]any{"run": run})
+		case <-r.Context().Done():
+		}
+		return
+	}
 	writeData(w, http.StatusAccepted, map[string]any{"run": st.Run()})
 }
 
