@@ -68,7 +68,7 @@ func (c *SyncConfig) setDefaults() {
 	defDur(&c.LockTTL, 10*time.Minute)
 	defDur(&c.RateWindow, time.Minute)
 	defDur(&c.RetryDelay, 500*time.Millisecond)
-	defDur(&c.MaxRateLimitWait, 5*time.Minute)
+	defDur(&c.MaxRateLimitWait, DefaultMaxRateLimitWait)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -477,7 +477,7 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 			seen[req.Cursor] = true
 			if seen[page.NextCursor] {
 				stalled++
-				if stalled >= maxStalledPages {
+				if stalled >= MaxStalledPages {
 					return fmt.Errorf("%s: %w: %d pages in a row sent back a cursor already asked for", typ, ErrNoProgress, stalled)
 				}
 			} else {
@@ -512,10 +512,13 @@ func syncAllowed(in domain.Integration, trigger Trigger) bool {
 	return in.Active && (in.SyncEnabled || !trigger.Scheduled())
 }
 
-// maxStalledPages is how many pages in a row may send back a cursor the
+// MaxStalledPages is how many pages in a row may send back a cursor the
 // run already asked for (empty pages that keep their cursor) before the
 // run gives up on the API ever reaching its last page.
-const maxStalledPages = 20
+const MaxStalledPages = 20
+
+// DefaultMaxRateLimitWait is SyncConfig.MaxRateLimitWait's default.
+const DefaultMaxRateLimitWait = 5 * time.Minute
 
 func newestOf(recs []Record) time.Time {
 	var t time.Time

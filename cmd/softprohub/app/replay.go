@@ -184,10 +184,16 @@ func (s sourceLister) ChangedSince(ctx context.Context, id string, since time.Ti
 	}
 	var out []projections.SourceRecord
 	for _, typ := range domain.SyncTypes {
-		cursor := ""
+		cursor, seen, stalled := "", map[string]bool{}, 0
 		for tries, renewed := 0, false; ; {
-			if err := s.sys.Limits.Wait(ctx, id, q); err != nil {
-				return nil, err
+			// As a sync run does: no quota wait longer than the longest a
+			// run waits, and no paging for ever through cursors already
+			// asked for.
+			wctx, cancel := context.WithTimeout(ctx, ingest.DefaultMaxRateLimitWait)
+			err := s.sys.Limits.Wait(wctx, id, q)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("list %s: rate limiter: %w", typ, err)
 			}
 			page, err := s.api.List(ctx, conn, ingest.PageRequest{Type: typ, ModifiedSince: since, Cursor: cursor, Limit: 100})
 			var rl *ingest.RateLimitedError
@@ -210,6 +216,14 @@ func (s sourceLister) ChangedSince(ctx context.Context, id string, since time.Ti
 			}
 			if page.NextCursor == "" {
 				break
+			}
+			seen[cursor] = true
+			if seen[page.NextCursor] {
+				if stalled++; stalled >= ingest.MaxStalledPages {
+					return nil, fmt.Errorf("list %s: %w: %d pages in a row sent back a cursor already asked for", typ, ingest.ErrNoProgress, stalled)
+				}
+			} else {
+				stalled = 0
 			}
 			cursor = page.NextCursor
 		}
