@@ -51,6 +51,21 @@ func (loadOnce) Listen(ctx context.Context, fn func(id string)) error {
 	return nil
 }
 
+// run runs s until the test ends, once it has loaded the schedules.
+func run(t *testing.T, s *Scheduler) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	<-s.Loaded()
+}
+
 // Runs carry when they fell due: a catch-up the time of its check, a cron
 // slot its minute, the same in every process.
 func TestRunsCarryWhenTheyFellDue(t *testing.T) {
@@ -60,16 +75,7 @@ func TestRunsCarryWhenTheyFellDue(t *testing.T) {
 		SyncFrequency: 15, LastScheduledSyncAt: &last}
 	starter := &fakeStarter{}
 	s := New(Config{Stagger: time.Millisecond, Now: func() time.Time { return now }}, starter, fakeIntegrations{in}, loadOnce{}, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	<-s.Loaded()
+	run(t, s)
 	wait := func(n int) []ingest.SyncRequest {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -140,16 +146,7 @@ func TestFailedReloadAndCatchUpAreTriedAgain(t *testing.T) {
 	store := &flakyIntegrations{fakeIntegrations: fakeIntegrations{in}, fails: 4}
 	starter := &fakeStarter{}
 	s := New(Config{Stagger: time.Millisecond, RetryEvery: 10 * time.Millisecond}, starter, store, loadOnce{}, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	<-s.Loaded()
+	run(t, s)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s.mu.Lock()
