@@ -2,9 +2,7 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -101,19 +99,6 @@ func (a *recoveryAPI) fail(w http.ResponseWriter, r *http.Request, op string, er
 	}
 }
 
-// decodeOptional reads an optional JSON body into v; it answers 400 and
-// returns false when there is a body that is not valid JSON.
-func decodeOptional(w http.ResponseWriter, r *http.Request, v any) bool {
-	if r.Body == nil || r.ContentLength == 0 {
-		return true
-	}
-	if err := json.NewDecoder(r.Body).Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "invalid JSON body")
-		return false
-	}
-	return true
-}
-
 func (a *recoveryAPI) status(w http.ResponseWriter, r *http.Request) {
 	rep, err := a.d.Status.Status(r.Context())
 	if err != nil {
@@ -131,7 +116,8 @@ func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 		Schema  string `json:"schema"`
 		Replace bool   `json:"replace"`
 	}
-	if !decodeOptional(w, r, &body) {
+	if err := decodeOptionalBody(r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
 	var asOf time.Time
@@ -186,7 +172,8 @@ func (a *recoveryAPI) replay(w http.ResponseWriter, r *http.Request) {
 		To    string   `json:"to"`
 		Types []string `json:"types"`
 	}
-	if !decodeOptional(w, r, &body) {
+	if err := decodeOptionalBody(r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
 	req := projections.ReplayRequest{IntegrationID: pathParam(r, "integrationId")}

@@ -108,11 +108,9 @@ func (a *syncAPI) run(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Types []string `json:"types"`
 	}
-	if r.ContentLength != 0 {
-		if err := decodeBody(r, &body); err != nil {
-			writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
-			return
-		}
+	if err := decodeOptionalBody(r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
 	}
 	if v := r.URL.Query().Get("types"); v != "" && len(body.Types) == 0 {
 		body.Types = strings.Split(v, ",")

@@ -1,0 +1,98 @@
+package tests
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// doBody sends body as it is, framed by the Content-Length it gives or,
+// with chunked set, as a chunked body of unknown length.
+func (e *Env) doBody(method, path, body string, chunked bool) (int, []byte) {
+	e.t.Helper()
+	var r io.Reader = strings.NewReader(body)
+	if chunked {
+		r = io.MultiReader(r) // hides the length: the client sends it chunked
+	}
+	req, err := http.NewRequest(method, e.URL+path, r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if chunked && req.ContentLength != 0 {
+		e.t.Fatalf("request of %q still has a known length", body)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+e.Token)
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+// TestOptionalBodiesEmptyHoweverFramed: the routes whose body is optional
+// treat an empty body alike whether it comes with Content-Length 0 or
+// chunked.
+func TestOptionalBodiesEmptyHoweverFramed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.integration("a", nil)
+	base := "/api/v1/integrations/softpro/" + id
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		// No SoftPro API connection: the run is refused for that, not for
+		// its body.
+		{base + "/sync", http.StatusConflict},
+		{base + "/replay", http.StatusOK},
+	} {
+		for _, body := range []string{"", " \n"} {
+			for _, chunked := range []bool{false, true} {
+				status, raw := e.doBody(http.MethodPost, c.path, body, chunked)
+				if status != c.want {
+					t.Errorf("POST %s, body %q, chunked %v: %d %s, want %d", c.path, body, chunked, status, raw, c.want)
+					continue
+				}
+				e.checkContract(http.MethodPost, c.path, status, raw)
+			}
+		}
+	}
+}
+
+// TestOptionalBodiesAreStrict: an optional body, once there, is read as
+// strictly as a required one: a field the route does not know (a typo, or
+// another spelling) and data after the JSON value are refused with 400
+// naming the problem, rather than ignored.
+func TestOptionalBodiesAreStrict(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.integration("a", nil)
+	base := "/api/v1/integrations/softpro/"
+	for _, c := range []struct {
+		path, body, want string
+	}{
+		{base + id + "/replay", `{"since":"2024-01-01T00:00:00Z"}`, `since`},
+		{base + id + "/replay", `{"from":"2024-01-01T00:00:00Z"} {}`, `trailing data`},
+		{base + id + "/sync", `{"type":["contacts"]}`, `type`},
+		{base + "projections/rebuild", `{"as_of":"2024-01-01T00:00:00Z","schema":"my_copy"}`, `as_of`},
+		{base + "projections/rebuild", `{"replace":true,"dryRun":true}`, `dryRun`},
+	} {
+		for _, chunked := range []bool{false, true} {
+			status, raw := e.doBody(http.MethodPost, c.path, c.body, chunked)
+			code, msg := errCode(raw)
+			if status != http.StatusBadRequest || code != "BAD_REQUEST" || !strings.Contains(msg, c.want) {
+				t.Errorf("POST %s %s (chunked %v): %d %s, want 400 naming %s", c.path, c.body, chunked, status, raw, c.want)
+				continue
+			}
+			e.checkContract(http.MethodPost, c.path, status, raw)
+		}
+	}
+	// Nothing was started: no rebuild run is recorded.
+	if got := queryString(t, e.db(), `SELECT count(*) FROM rebuild_runs`); got != "0" {
+		t.Fatalf("rebuild runs after refused requests: %s", got)
+	}
+}
