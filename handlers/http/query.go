@@ -104,7 +104,7 @@ func QueryRoutes(d QueryDeps) func(r chi.Router) {
 	return func(r chi.Router) {
 		const base = "/integrations/softpro"
 		r.Group(func(r chi.Router) {
-			r.Use(requireRole(RoleAdmin))
+			r.Use(requireRole(RoleAdmin), textPathIDs)
 			r.Post(base+"/webhooks/retry/{eventId}", q.retry)
 			r.Post(base+"/webhooks/retry-batch", q.retryBatch)
 		})

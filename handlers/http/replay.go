@@ -67,7 +67,7 @@ func RecoveryRoutes(d RecoveryDeps) func(r chi.Router) {
 	return func(r chi.Router) {
 		const base = "/integrations/softpro"
 		r.Group(func(r chi.Router) {
-			r.Use(requireRole(RoleAdmin))
+			r.Use(requireRole(RoleAdmin), textPathIDs)
 			r.Get(base+"/projections", api.status)
 			r.Post(base+"/projections/rebuild", api.rebuild)
 			r.Post(base+"/{integrationId}/replay", api.replay)

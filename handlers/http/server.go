@@ -181,7 +181,7 @@ func NewHandler(cfg Config, d Deps) (http.Handler, error) {
 			r.Group(func(r chi.Router) {
 				r.Use(requireRole(RoleAdmin, RoleAnalyst))
 				r.Get("/", s.listIntegrations)
-				r.Get("/{id}", s.getIntegration)
+				r.With(textPathIDs).Get("/{id}", s.getIntegration)
 			})
 		})
 		for _, mount := range d.Mount {
@@ -288,4 +288,23 @@ func pathParam(r *http.Request, name string) string {
 		return u
 	}
 	return v
+}
+
+// textPathIDs answers 404 when an id in the route's path is text Postgres
+// cannot hold (a NUL character, bytes that are not UTF-8): no stored row
+// has such an id, so what the path names does not exist. It is for the
+// routes that answer an unknown id with 404; the analyst lists answer an
+// unknown integration with an empty list and leave such ids to their store.
+func textPathIDs(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rctx := chi.RouteContext(r.Context()); rctx != nil {
+			for _, k := range rctx.URLParams.Keys {
+				if k != "*" && !isText(pathParam(r, k)) {
+					writeError(w, http.StatusNotFound, codeNotFound, "not found")
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

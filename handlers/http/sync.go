@@ -72,7 +72,7 @@ func SyncRoutes(d SyncDeps) func(r chi.Router) {
 	return func(r chi.Router) {
 		const base = "/integrations/softpro"
 		r.Group(func(r chi.Router) {
-			r.Use(requireRole(RoleAdmin))
+			r.Use(requireRole(RoleAdmin), textPathIDs)
 			r.Post(base+"/{integrationId}/sync", api.run)
 			r.Get(base+"/sync/status", api.status)
 			r.Get(base+"/{integrationId}/sync/runs", api.runs)

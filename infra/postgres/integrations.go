@@ -375,6 +375,10 @@ func (s *IntegrationStore) addSecret(ctx context.Context, q querier, id, secret 
 
 // load reads one integration and its secrets, optionally locking the row.
 func (s *IntegrationStore) load(ctx context.Context, q querier, id string, forUpdate bool) (domain.Integration, error) {
+	if !isText(id) {
+		// No row has an id Postgres cannot hold; asking would fail.
+		return domain.Integration{}, domain.ErrNotFound
+	}
 	sql := `SELECT ` + integrationColumns + ` FROM softpro_integrations WHERE id = $1`
 	if forUpdate {
 		sql += ` FOR UPDATE`
