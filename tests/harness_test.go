@@ -394,6 +394,14 @@ func (e *Env) integration(name string, fields map[string]any) (id, secret string
 // do sends a JSON request and returns status and body.
 func (e *Env) do(method, path, token string, body any) (int, []byte) {
 	e.t.Helper()
+	resp, raw := e.doResp(method, path, token, body)
+	return resp.StatusCode, raw
+}
+
+// doResp is do returning the response, its headers for a look, and its
+// body read.
+func (e *Env) doResp(method, path, token string, body any) (*http.Response, []byte) {
+	e.t.Helper()
 	var r io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -412,7 +420,7 @@ func (e *Env) do(method, path, token string, body any) (int, []byte) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return resp, b
 }
 
 // webhook is one signed request to the ingest endpoint.

@@ -37,7 +37,8 @@ type partKey struct {
 // ReadEnvelopes implements projections.LogReader. It reads each partition
 // once, from the lowest position asked for to the highest. Positions at or
 // past a partition's end, and records that are not envelopes, are absent
-// from the result.
+// from the result. An error of the brokers (unreachable, or failing the
+// listing or a fetch) wraps projections.ErrUnavailable.
 func (r *LogReader) ReadEnvelopes(ctx context.Context, at []projections.LogPosition) (map[projections.LogPosition]domain.Envelope, error) {
 	out := make(map[projections.LogPosition]domain.Envelope, len(at))
 	if len(at) == 0 {
@@ -55,7 +56,7 @@ func (r *LogReader) ReadEnvelopes(ctx context.Context, at []projections.LogPosit
 	}
 	end, err := EndOffsets(ctx, r.brokers, uniqStrings(topics)...)
 	if err != nil && !errors.Is(err, ErrUnknownTopic) {
-		return nil, fmt.Errorf("read records: %w", err)
+		return nil, projections.Unavailable("read records", err)
 	}
 	consume := make(map[string]map[int32]kgo.Offset)
 	last := make(map[partKey]int64) // the highest offset still wanted
@@ -98,7 +99,7 @@ func (r *LogReader) ReadEnvelopes(ctx context.Context, at []projections.LogPosit
 		}
 		for _, fe := range fetches.Errors() {
 			if !kerr.IsRetriable(fe.Err) {
-				return nil, fmt.Errorf("read records: fetch %s[%d]: %w", fe.Topic, fe.Partition, fe.Err)
+				return nil, projections.Unavailable(fmt.Sprintf("read records: fetch %s[%d]", fe.Topic, fe.Partition), fe.Err)
 			}
 		}
 		done := make(map[string][]int32)

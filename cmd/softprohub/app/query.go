@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 
 	"github.com/go-chi/chi/v5"
 
@@ -54,10 +55,15 @@ func (g groupLag) Lag(ctx context.Context) (map[string]int64, error) {
 	return g.reader.Lag(ctx, g.groups)
 }
 
-// topicAppender adapts the producer to projections.TopicAppender.
+// topicAppender adapts the producer to projections.TopicAppender: an
+// append the brokers did not acknowledge in time is the log being
+// unavailable (projections.ErrUnavailable).
 type topicAppender struct{ p *kafka.Producer }
 
 func (t topicAppender) AppendTo(ctx context.Context, topic string, e domain.Envelope) error {
 	_, err := t.p.AppendTo(ctx, topic, e)
+	if errors.Is(err, kafka.ErrDeliveryTimeout) {
+		return projections.Unavailable("append", err)
+	}
 	return err
 }
