@@ -131,6 +131,10 @@ type ReplayRequest struct {
 	Refold []domain.EntityKey
 }
 
+// ErrEmptyWindow is returned by Replay for a window whose From is not
+// before its To: it holds no record, and asking for it is a mistake.
+var ErrEmptyWindow = errors.New("empty window")
+
 // ReplayReport says what a replay did.
 type ReplayReport struct {
 	IntegrationID string        `json:"integrationId,omitempty"`
@@ -187,7 +191,8 @@ func (r *Replayer) Replay(ctx context.Context, req ReplayRequest) (ReplayReport,
 		topics = domain.EventTopics
 	}
 	if !req.From.IsZero() && !req.To.IsZero() && !req.From.Before(req.To) {
-		return ReplayReport{}, fmt.Errorf("replay: from %s is not before to %s", req.From.Format(time.RFC3339), req.To.Format(time.RFC3339))
+		return ReplayReport{}, fmt.Errorf("replay: from %s is not before to %s: %w",
+			req.From.Format(time.RFC3339), req.To.Format(time.RFC3339), ErrEmptyWindow)
 	}
 	rep := ReplayReport{IntegrationID: req.IntegrationID}
 	if !req.From.IsZero() {

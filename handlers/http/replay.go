@@ -89,7 +89,7 @@ func (a *recoveryAPI) fail(w http.ResponseWriter, r *http.Request, op string, er
 		writeError(w, http.StatusConflict, codeNoConnection, err.Error())
 	case errors.Is(err, domain.ErrNotFound):
 		writeError(w, http.StatusNotFound, codeNotFound, err.Error())
-	case errors.Is(err, projections.ErrInvalidTarget):
+	case errors.Is(err, projections.ErrInvalidTarget), errors.Is(err, projections.ErrEmptyWindow):
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 	default:
 		if !errors.Is(r.Context().Err(), context.Canceled) { // not when the client went away

@@ -1,0 +1,35 @@
+package tests
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestReplayWindowEndingBeforeItStarts: a replay whose from is not before
+// its to is refused with 400 naming both, like an events list whose
+// endDate is before its startDate, not a server error.
+func TestReplayWindowEndingBeforeItStarts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.integration("a", nil)
+	path := "/api/v1/integrations/softpro/" + id + "/replay"
+	for _, w := range []struct{ from, to string }{
+		{"2024-01-02T00:00:00Z", "2024-01-01T00:00:00Z"},
+		{"2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"},
+		{"2024-01-01T01:00:00+01:00", "2024-01-01T00:00:00Z"},
+	} {
+		status, raw := e.do(http.MethodPost, path, e.Token, map[string]any{"from": w.from, "to": w.to})
+		code, msg := errCode(raw)
+		if status != http.StatusBadRequest || code != "BAD_REQUEST" || !strings.Contains(msg, "from") || !strings.Contains(msg, "to") {
+			t.Errorf("replay from %s to %s: %d %s, want 400 naming from and to", w.from, w.to, status, raw)
+			continue
+		}
+		e.checkContract(http.MethodPost, path, status, raw)
+	}
+	// A window the right way round replays.
+	rep := e.replay(id, map[string]any{"from": "2024-01-01T00:00:00Z", "to": "2024-01-01T00:00:01Z"})
+	if rep.IntegrationID != id {
+		t.Fatalf("replay report %+v", rep)
+	}
+}
