@@ -120,6 +120,8 @@ func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
+	// A body meant for a point-in-time build must never start a live
+	// rebuild: without asOf, schema and replace are refused, not ignored.
 	var asOf time.Time
 	if body.AsOf != "" {
 		t, err := time.Parse(time.RFC3339, body.AsOf)
@@ -127,11 +129,19 @@ func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, codeBadRequest, "asOf must be RFC 3339")
 			return
 		}
+		if t.IsZero() {
+			writeError(w, http.StatusBadRequest, codeBadRequest, "asOf must be later than 0001-01-01T00:00:00Z")
+			return
+		}
 		if body.Schema == "" {
 			writeError(w, http.StatusBadRequest, codeBadRequest, "schema is required with asOf")
 			return
 		}
 		asOf = t
+	} else if body.Schema != "" || body.Replace {
+		writeError(w, http.StatusBadRequest, codeBadRequest,
+			"schema and replace are for a point-in-time build and need asOf; a rebuild without asOf builds its own schema and swaps it in")
+		return
 	}
 	if asOf.IsZero() {
 		// This process's runs, and any other process's as recorded.
