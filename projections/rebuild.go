@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,7 +96,8 @@ type RebuildRuns interface {
 type RebuildTarget interface {
 	// Create makes schema, migrated and empty, and returns a store writing
 	// into it (durability may be relaxed: it is not live until the swap).
-	// The store is valid until Drop or until the swap committed.
+	// The store is valid until Drop or until the swap committed. A schema
+	// that exists already is an error wrapping ErrTargetExists.
 	Create(ctx context.Context, schema string) (Store, error)
 	// Seal makes schema fit to serve once its bulk is loaded (indexes,
 	// durability) before it is swapped in or handed to analysts.
@@ -229,70 +231,163 @@ func (b *Rebuilder) Projections() []string {
 // in one transaction handing the rebuilt checkpoints over, and resumes the
 // live projectors. Until the swap commits nothing live changes: a
 // cancelled or failed rebuild (or a crashed process) leaves the live read
-// models as they were, and a new Rebuild starts over.
+// models as they were, and a new Rebuild starts over. It is StartRebuild
+// and then Execute.
 func (b *Rebuilder) Rebuild(ctx context.Context) (RebuildRun, error) {
+	s, err := b.StartRebuild(ctx)
+	if err != nil {
+		return RebuildRun{Kind: KindRebuild}, err
+	}
+	return s.Execute(ctx)
+}
+
+// StartRebuild admits a rebuild: it takes the rebuild lock, or returns an
+// error wrapping ErrRebuildRunning while another process or request holds
+// it, and records the run. Execute then runs it.
+func (b *Rebuilder) StartRebuild(ctx context.Context) (*StartedRebuild, error) {
 	run := RebuildRun{Kind: KindRebuild, State: StateBuilding, StartedAt: time.Now().UTC()}
 	id, stale, release, err := b.runs.Begin(ctx, run)
 	if err != nil {
-		return run, fmt.Errorf("rebuild: %w", err)
-	}
-	defer release()
-	for _, s := range stale {
-		// A run can die after its swap committed, before it cleaned up.
-		_ = b.target.Drop(ctx, s.Schema+"_retired")
-		_ = b.target.Drop(ctx, s.Schema)
+		return nil, fmt.Errorf("rebuild: %w", err)
 	}
 	run.ID = id
 	run.Schema = fmt.Sprintf("%s_rebuild_%d", b.cfg.LiveSchema, id)
-	tr := b.track(ctx, &run)
-	defer tr.stop()
-	err = b.rebuild(ctx, &run, tr)
-	return b.finish(ctx, &run, tr, err, true)
+	return &StartedRebuild{b: b, run: run, release: release, dropOnFail: true,
+		build: func(ctx context.Context, run *RebuildRun, tr *tracker) error {
+			for _, s := range stale {
+				// A run can die after its swap committed, before it cleaned up.
+				_ = b.target.Drop(ctx, s.Schema+"_retired")
+				_ = b.target.Drop(ctx, s.Schema)
+			}
+			return b.rebuild(ctx, run, tr)
+		}}, nil
 }
 
 // AsOf builds the read models as they were at t (every record appended
 // before t) into schema, which must not exist yet unless replace is set,
-// and never touches the live read models.
+// and never touches the live read models. It is StartAsOf and then
+// Execute.
 func (b *Rebuilder) AsOf(ctx context.Context, t time.Time, schema string, replace bool) (RebuildRun, error) {
-	if schema == "" || schema == b.cfg.LiveSchema {
-		return RebuildRun{}, fmt.Errorf("as-of: schema %q: %w", schema, ErrInvalidTarget)
+	s, err := b.StartAsOf(ctx, t, schema, replace)
+	if err != nil {
+		return RebuildRun{Kind: KindAsOf, Schema: schema}, err
+	}
+	return s.Execute(ctx)
+}
+
+// StartAsOf admits a point-in-time build into schema: it refuses a schema
+// no build may write into (an error wrapping ErrInvalidTarget, see
+// validTarget) and, unless replace is set, one that exists (the target's
+// Create wraps ErrTargetExists); it then creates schema, dropping it first
+// with replace, and records the run. Execute then builds it.
+func (b *Rebuilder) StartAsOf(ctx context.Context, t time.Time, schema string, replace bool) (*StartedRebuild, error) {
+	if err := b.validTarget(schema); err != nil {
+		return nil, fmt.Errorf("as-of: %w", err)
+	}
+	if replace {
+		if err := b.target.Drop(ctx, schema); err != nil {
+			return nil, fmt.Errorf("as-of: %w", err)
+		}
+	}
+	store, err := b.target.Create(ctx, schema)
+	if err != nil {
+		return nil, fmt.Errorf("as-of: %w", err)
 	}
 	at := t.UTC()
 	run := RebuildRun{Kind: KindAsOf, Schema: schema, AsOf: &at, State: StateBuilding, StartedAt: time.Now().UTC()}
 	id, _, release, err := b.runs.Begin(ctx, run)
 	if err != nil {
-		return run, fmt.Errorf("as-of: %w", err)
+		_ = b.target.Drop(context.WithoutCancel(ctx), schema)
+		return nil, fmt.Errorf("as-of: %w", err)
 	}
-	defer release()
 	run.ID = id
-	tr := b.track(ctx, &run)
-	defer tr.stop()
-	err = func() error {
-		if replace {
-			if err := b.target.Drop(ctx, schema); err != nil {
+	return &StartedRebuild{b: b, run: run, release: release,
+		build: func(ctx context.Context, run *RebuildRun, tr *tracker) error {
+			bounds, err := b.log.Bounds(ctx, b.cfg.Topics, time.Time{}, at)
+			if err != nil {
 				return err
 			}
-		}
-		store, err := b.target.Create(ctx, schema)
-		if err != nil {
-			return err
-		}
-		bounds, err := b.log.Bounds(ctx, b.cfg.Topics, time.Time{}, at)
-		if err != nil {
-			return err
-		}
-		tr.set(func(r *RebuildRun) { r.End = bounds.Records() })
-		if err := b.build(ctx, store, NewKeySet(keysFor(bounds)), bounds, tr); err != nil {
-			return err
-		}
-		tr.set(func(r *RebuildRun) { r.State = StateSealing })
-		return b.target.Seal(ctx, schema)
-	}()
-	return b.finish(ctx, &run, tr, err, false)
+			tr.set(func(r *RebuildRun) { r.End = bounds.Records() })
+			if err := b.build(ctx, store, NewKeySet(keysFor(bounds)), bounds, tr); err != nil {
+				return err
+			}
+			tr.set(func(r *RebuildRun) { r.State = StateSealing })
+			return b.target.Seal(ctx, schema)
+		}}, nil
 }
 
 // ErrInvalidTarget marks a schema a build may not write into.
 var ErrInvalidTarget = errors.New("invalid target schema")
+
+// ErrTargetExists marks a schema a point-in-time build would create that
+// exists already.
+var ErrTargetExists = errors.New("target schema exists")
+
+// maxSchemaName is the longest identifier Postgres keeps whole (longer
+// ones are cut to it).
+const maxSchemaName = 63
+
+// validTarget returns an error wrapping ErrInvalidTarget when schema is
+// not a name a point-in-time build may write into: the live schema, a
+// rebuild's own (live_rebuild_N), a system schema (pg_…,
+// information_schema), or anything but a lower-case identifier of at most
+// 63 bytes — letters, digits and underscores, not starting with a digit —
+// which is also what an analyst can put in search_path unquoted.
+func (b *Rebuilder) validTarget(schema string) error {
+	var why string
+	switch {
+	case schema == "":
+		why = "is required"
+	case schema == b.cfg.LiveSchema:
+		why = "is the live schema"
+	case len(schema) > maxSchemaName || !lowerIdentifier(schema):
+		why = fmt.Sprintf("must be at most %d lower-case letters, digits and underscores, not starting with a digit", maxSchemaName)
+	case strings.HasPrefix(schema, "pg_") || schema == "information_schema":
+		why = "is a system schema"
+	case strings.HasPrefix(schema, b.cfg.LiveSchema+"_rebuild_"):
+		why = "is a name rebuilds give their own schemas"
+	default:
+		return nil
+	}
+	return fmt.Errorf("schema %q %s: %w", schema, why, ErrInvalidTarget)
+}
+
+func lowerIdentifier(s string) bool {
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c == '_':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// StartedRebuild is a rebuild or point-in-time build admitted and recorded
+// but not yet run. It holds what its start took (a rebuild the rebuild
+// lock) until Execute returns, so it must be executed, once; with a
+// context already cancelled, Execute records it cancelled and gives
+// everything back.
+type StartedRebuild struct {
+	b          *Rebuilder
+	run        RebuildRun
+	release    func()
+	dropOnFail bool
+	build      func(ctx context.Context, run *RebuildRun, tr *tracker) error
+}
+
+// Run is the run as recorded at its start: its id, kind and schema.
+func (s *StartedRebuild) Run() RebuildRun { return s.run }
+
+// Execute runs the build and returns the run as it ended.
+func (s *StartedRebuild) Execute(ctx context.Context) (RebuildRun, error) {
+	defer s.release()
+	tr := s.b.track(ctx, &s.run)
+	defer tr.stop()
+	err := s.build(ctx, &s.run, tr)
+	return s.b.finish(ctx, &s.run, tr, err, s.dropOnFail)
+}
 
 func (b *Rebuilder) rebuild(ctx context.Context, run *RebuildRun, tr *tracker) error {
 	store, err := b.target.Create(ctx, run.Schema)

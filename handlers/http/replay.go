@@ -20,11 +20,12 @@ type ProjectionsStatusSource interface {
 	Status(ctx context.Context) (projections.StatusReport, error)
 }
 
-// RebuildStarter runs rebuilds (projections.Rebuilder).
+// RebuildStarter starts rebuilds (projections.Rebuilder): a start that is
+// refused (another rebuild running, a schema a build may not write into)
+// returns the error; one that is admitted is executed in the background.
 type RebuildStarter interface {
-	Rebuild(ctx context.Context) (projections.RebuildRun, error)
-	AsOf(ctx context.Context, t time.Time, schema string, replace bool) (projections.RebuildRun, error)
-	Status() []projections.RebuildRun
+	StartRebuild(ctx context.Context) (*projections.StartedRebuild, error)
+	StartAsOf(ctx context.Context, t time.Time, schema string, replace bool) (*projections.StartedRebuild, error)
 }
 
 // WindowReplayer replays windows of the log (projections.Replayer).
@@ -83,7 +84,7 @@ type recoveryAPI struct{ d RecoveryDeps }
 
 func (a *recoveryAPI) fail(w http.ResponseWriter, r *http.Request, op string, err error) {
 	switch {
-	case errors.Is(err, projections.ErrRebuildRunning):
+	case errors.Is(err, projections.ErrRebuildRunning), errors.Is(err, projections.ErrTargetExists):
 		writeError(w, http.StatusConflict, codeConflict, err.Error())
 	case errors.Is(err, projections.ErrNoSync):
 		writeError(w, http.StatusConflict, codeNoConnection, err.Error())
@@ -143,29 +144,23 @@ func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 			"schema and replace are for a point-in-time build and need asOf; a rebuild without asOf builds its own schema and swaps it in")
 		return
 	}
+	// The start is decided here, so that a refusal is the answer: another
+	// rebuild holding the lock (409), a schema no build may write into
+	// (400) or one that exists without replace (409).
+	var start *projections.StartedRebuild
+	var err error
 	if asOf.IsZero() {
-		// This process's runs, and any other process's as recorded.
-		running := false
-		for _, run := range a.d.Rebuilder.Status() {
-			running = running || run.Kind == projections.KindRebuild
-		}
-		if st, err := a.d.Status.Status(r.Context()); err == nil && st.Rebuild != nil && st.Rebuild.State.Active() {
-			running = true
-		}
-		if running {
-			writeError(w, http.StatusConflict, codeConflict, projections.ErrRebuildRunning.Error())
-			return
-		}
+		start, err = a.d.Rebuilder.StartRebuild(r.Context())
+	} else {
+		start, err = a.d.Rebuilder.StartAsOf(r.Context(), asOf, body.Schema, body.Replace)
+	}
+	if err != nil {
+		a.fail(w, r, "rebuild", err)
+		return
 	}
 	log := a.d.Logger
 	a.d.Go(func(ctx context.Context) {
-		var run projections.RebuildRun
-		var err error
-		if asOf.IsZero() {
-			run, err = a.d.Rebuilder.Rebuild(ctx)
-		} else {
-			run, err = a.d.Rebuilder.AsOf(ctx, asOf, body.Schema, body.Replace)
-		}
+		run, err := start.Execute(ctx)
 		if err != nil {
 			log.Error("rebuild failed", "kind", run.Kind, "schema", run.Schema, "err", err)
 			return
@@ -173,7 +168,8 @@ func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 		log.Info("rebuild done", "kind", run.Kind, "schema", run.Schema, "applied", run.Progress.Applied,
 			"eventsPerSecond", int(run.Progress.Rate), "paused", run.Paused)
 	})
-	writeData(w, http.StatusAccepted, map[string]any{"started": true, "asOf": body.AsOf, "schema": body.Schema})
+	run := start.Run()
+	writeData(w, http.StatusAccepted, map[string]any{"started": true, "runId": run.ID, "asOf": body.AsOf, "schema": body.Schema})
 }
 
 func (a *recoveryAPI) replay(w http.ResponseWriter, r *http.Request) {

@@ -73,16 +73,20 @@ func CurrentSchema(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 // LiveSchema is the schema the live read models are in.
 func (t *RebuildTarget) LiveSchema() string { return t.live }
 
-// Create implements projections.RebuildTarget. The returned store commits
-// with synchronous_commit off: a crash may lose its last transactions,
-// which only matters before the swap, when the schema is thrown away
-// anyway; the swap's own commit is durable and flushes everything before
-// it.
+// Create implements projections.RebuildTarget; it never creates the live
+// schema, and one that exists is projections.ErrTargetExists. The returned
+// store commits with synchronous_commit off: a crash may lose its last
+// transactions, which only matters before the swap, when the schema is
+// thrown away anyway; the swap's own commit is durable and flushes
+// everything before it.
 func (t *RebuildTarget) Create(ctx context.Context, schema string) (projections.Store, error) {
 	if schema == t.live {
 		return nil, fmt.Errorf("create %s: %w", schema, projections.ErrInvalidTarget)
 	}
 	if _, err := t.pool.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		if hasCode(err, codeDuplicateSchema) {
+			err = fmt.Errorf("%w: %w", projections.ErrTargetExists, err)
+		}
 		return nil, fmt.Errorf("create schema %s: %w", schema, err)
 	}
 	cfg := t.pool.Config().Copy()
