@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/roisystems/softprohub/domain"
 )
 
@@ -54,5 +56,53 @@ func TestSyncRunsOfUnknownIntegration(t *testing.T) {
 	status, body := e.do(http.MethodGet, "/api/v1/integrations/softpro/"+e.id("nobody")+"/sync/runs", e.Token, nil)
 	if status != http.StatusNotFound {
 		t.Errorf("runs of an unknown integration: %d %s, want 404", status, body)
+	}
+}
+
+// TestIntegrationIDsThatNameRoutes: an integration id equal to a fixed
+// path segment under /api/v1/integrations/softpro/ (projections, …) would
+// be routed away from the integration's own routes, so creating one is
+// refused with 400 naming every such segment. The segments are read off
+// the router, so a route added later is covered too.
+func TestIntegrationIDsThatNameRoutes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const prefix = "/api/v1/integrations/softpro/"
+	segments := map[string]bool{}
+	err := chi.Walk(e.App.Handler().(chi.Routes), func(_, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		route = strings.ReplaceAll(route, "/*/", "/")
+		if rest, ok := strings.CutPrefix(route, prefix); ok {
+			if seg, _, _ := strings.Cut(rest, "/"); seg != "" && !strings.HasPrefix(seg, "{") {
+				segments[seg] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !segments["projections"] {
+		t.Fatalf("fixed segments read off the router: %v", segments)
+	}
+	for seg := range segments {
+		status, raw := e.call(http.MethodPost, "/api/v1/integrations/softpro", e.Token, map[string]any{"id": seg, "organizationId": "org"})
+		code, msg := errCode(raw)
+		if status != http.StatusBadRequest || code != "BAD_REQUEST" {
+			t.Errorf("create integration %q: %d %s, want 400", seg, status, raw)
+			continue
+		}
+		for other := range segments {
+			if !strings.Contains(msg, other) {
+				t.Errorf("create integration %q: message %q does not name %s", seg, msg, other)
+			}
+		}
+	}
+	// Ids that only start like one are fine, and read back.
+	id := "projections-" + e.ns
+	if status, raw := e.call(http.MethodPost, "/api/v1/integrations/softpro", e.Token, map[string]any{"id": id, "organizationId": "org"}); status != http.StatusCreated {
+		t.Fatalf("create integration %q: %d %s", id, status, raw)
+	}
+	if status, raw := e.call(http.MethodGet, "/api/v1/integrations/softpro/"+id, e.Token, nil); status != http.StatusOK || !strings.Contains(string(raw), `"id":"`+id+`"`) {
+		t.Fatalf("read back %q: %d %s", id, status, raw)
 	}
 }
