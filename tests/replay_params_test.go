@@ -33,3 +33,31 @@ func TestReplayWindowEndingBeforeItStarts(t *testing.T) {
 		t.Fatalf("replay report %+v", rep)
 	}
 }
+
+// TestRecoveryRoutesOfUnknownIntegration: every recovery route of an
+// integration that does not exist answers 404, as the documented contract
+// says, rather than an empty report (a replay of nothing, a consistency
+// score of 100).
+func TestRecoveryRoutesOfUnknownIntegration(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	base := "/api/v1/integrations/softpro/" + e.id("nobody")
+	for _, c := range []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodPost, base + "/replay", nil},
+		{http.MethodPost, base + "/replay", map[string]any{"from": "2024-01-01T00:00:00Z"}},
+		{http.MethodGet, base + "/consistency", nil},
+		{http.MethodGet, base + "/gaps", nil},
+		{http.MethodPost, base + "/gaps/fill", nil},
+		{http.MethodPost, base + "/resync", nil},
+	} {
+		status, raw := e.do(c.method, c.path, e.Token, c.body)
+		if code, _ := errCode(raw); status != http.StatusNotFound || code != "NOT_FOUND" {
+			t.Errorf("%s %s: %d %s, want 404 NOT_FOUND", c.method, c.path, status, raw)
+			continue
+		}
+		e.checkContract(c.method, c.path, status, raw)
+	}
+}

@@ -49,6 +49,9 @@ type RecoveryDeps struct {
 	Rebuilder RebuildStarter
 	Replayer  WindowReplayer
 	Recovery  GapsRecovery
+	// Integrations finds the integration of a route's path: an unknown one
+	// is 404 on every route of one integration.
+	Integrations IntegrationLookup
 	// Go runs a rebuild in the background under the process's lifetime.
 	Go     func(fn func(ctx context.Context))
 	Logger *slog.Logger
@@ -58,7 +61,7 @@ type RecoveryDeps struct {
 // projections status, rebuild, replay, gaps, gap filling, consistency and
 // resync.
 func RecoveryRoutes(d RecoveryDeps) func(r chi.Router) {
-	if d.Status == nil || d.Rebuilder == nil || d.Replayer == nil || d.Recovery == nil || d.Go == nil {
+	if d.Status == nil || d.Rebuilder == nil || d.Replayer == nil || d.Recovery == nil || d.Integrations == nil || d.Go == nil {
 		panic("httpapi.RecoveryRoutes: every dependency is required")
 	}
 	if d.Logger == nil {
@@ -71,11 +74,14 @@ func RecoveryRoutes(d RecoveryDeps) func(r chi.Router) {
 			r.Use(requireRole(RoleAdmin), textPathIDs)
 			r.Get(base+"/projections", api.status)
 			r.Post(base+"/projections/rebuild", api.rebuild)
-			r.Post(base+"/{integrationId}/replay", api.replay)
-			r.Get(base+"/{integrationId}/gaps", api.gaps)
-			r.Post(base+"/{integrationId}/gaps/fill", api.fill)
-			r.Get(base+"/{integrationId}/consistency", api.consistency)
-			r.Post(base+"/{integrationId}/resync", api.resync)
+			r.Group(func(r chi.Router) {
+				r.Use(api.knownIntegration)
+				r.Post(base+"/{integrationId}/replay", api.replay)
+				r.Get(base+"/{integrationId}/gaps", api.gaps)
+				r.Post(base+"/{integrationId}/gaps/fill", api.fill)
+				r.Get(base+"/{integrationId}/consistency", api.consistency)
+				r.Post(base+"/{integrationId}/resync", api.resync)
+			})
 		})
 	}
 }
@@ -98,6 +104,19 @@ func (a *recoveryAPI) fail(w http.ResponseWriter, r *http.Request, op string, er
 		}
 		writeError(w, http.StatusInternalServerError, codeInternal, op+" failed")
 	}
+}
+
+// knownIntegration answers 404 when the integration of the path does not
+// exist, before the route's work: a replay or a validation of an unknown
+// integration would otherwise find nothing and report success.
+func (a *recoveryAPI) knownIntegration(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := a.d.Integrations.Integration(r.Context(), pathParam(r, "integrationId")); err != nil {
+			a.fail(w, r, "integration lookup", err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (a *recoveryAPI) status(w http.ResponseWriter, r *http.Request) {

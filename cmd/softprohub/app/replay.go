@@ -273,7 +273,7 @@ func (a *App) wireRecovery(ctx context.Context) (func(chi.Router), error) {
 	a.runnables = append(a.runnables, bg.run)
 	return httpapi.RecoveryRoutes(httpapi.RecoveryDeps{
 		Status: tools, Rebuilder: tools.Rebuilder, Replayer: tools.Replayer, Recovery: tools.Recovery,
-		Go: bg.Go, Logger: a.log.With("component", "recovery"),
+		Integrations: a.store, Go: bg.Go, Logger: a.log.With("component", "recovery"),
 	}), nil
 }
 
