@@ -97,7 +97,9 @@ type RebuildTarget interface {
 	// Create makes schema, migrated and empty, and returns a store writing
 	// into it (durability may be relaxed: it is not live until the swap).
 	// The store is valid until Drop or until the swap committed. A schema
-	// that exists already is an error wrapping ErrTargetExists.
+	// that exists already is an error wrapping ErrTargetExists; one Create
+	// made but could not finish (migrate, or the context ended) it drops
+	// again, so that it does not refuse the next try.
 	Create(ctx context.Context, schema string) (Store, error)
 	// Seal makes schema fit to serve once its bulk is loaded (indexes,
 	// durability) before it is swapped in or handed to analysts.

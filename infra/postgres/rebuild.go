@@ -74,7 +74,8 @@ func CurrentSchema(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 func (t *RebuildTarget) LiveSchema() string { return t.live }
 
 // Create implements projections.RebuildTarget; it never creates the live
-// schema, and one that exists is projections.ErrTargetExists. The returned
+// schema, one that exists is projections.ErrTargetExists, and one it made
+// but could not finish it drops. The returned
 // store commits with synchronous_commit off: a crash may lose its last
 // transactions, which only matters before the swap, when the schema is
 // thrown away anyway; the swap's own commit is durable and flushes
@@ -89,17 +90,30 @@ func (t *RebuildTarget) Create(ctx context.Context, schema string) (projections.
 		}
 		return nil, fmt.Errorf("create schema %s: %w", schema, err)
 	}
+	// The schema is this call's from here: one it cannot finish is dropped,
+	// or the next try would find it there (a request gone while it
+	// migrated).
+	fail := func(p *pgxpool.Pool, err error) (projections.Store, error) {
+		if p != nil {
+			p.Close()
+		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, derr := t.pool.Exec(dctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); derr != nil {
+			err = errors.Join(err, fmt.Errorf("drop unfinished schema %s: %w", schema, derr))
+		}
+		return nil, err
+	}
 	cfg := t.pool.Config().Copy()
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	cfg.MaxConns = 6
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open schema %s: %w", schema, err)
+		return fail(nil, fmt.Errorf("open schema %s: %w", schema, err))
 	}
 	if err := Migrate(ctx, p); err != nil {
-		p.Close()
-		return nil, err
+		return fail(p, err)
 	}
 	// Until Seal, the read-model tables keep only the indexes the
 	// projector's statements need (primary keys and the unique keys of ON
@@ -107,8 +121,7 @@ func (t *RebuildTarget) Create(ctx context.Context, schema string) (projections.
 	// maintaining every index row by row. (Unlogged tables made logged at
 	// Seal measured slower: SET LOGGED rewrites every table.)
 	if err := t.strip(ctx, p, schema); err != nil {
-		p.Close()
-		return nil, err
+		return fail(p, err)
 	}
 	t.mu.Lock()
 	if old := t.pools[schema]; old != nil {

@@ -260,3 +260,45 @@ func TestRebuildSwapHandsOverTheRebuiltCheckpoints(t *testing.T) {
 		t.Errorf("retired contacts %v, want the replaced [con_live]", ids)
 	}
 }
+
+// Create leaves no schema it could not finish, which would refuse the next
+// try as existing; a schema that existed before is refused with
+// ErrTargetExists and left as it was.
+func TestRebuildTargetCreateLeavesNoUnfinishedSchema(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	pool, target := newTestRebuildTarget(t)
+	schemaExists := func(name string) bool {
+		t.Helper()
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+
+	// Postgres creates it quoted, but search_path does not find it
+	// unquoted: the migration has nowhere to create its tables.
+	unfinished := randomName(t, "Unfinished-")
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{unfinished}.Sanitize()+" CASCADE")
+	})
+	if _, err := target.Create(ctx, unfinished); err == nil || errors.Is(err, projections.ErrTargetExists) {
+		t.Fatalf("create %s: %v, want the migration's error", unfinished, err)
+	}
+	if schemaExists(unfinished) {
+		t.Fatalf("create %s failed but left the schema", unfinished)
+	}
+
+	existing := randomName(t, "existing_")
+	if _, err := pool.Exec(ctx, "CREATE SCHEMA "+existing); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+existing+" CASCADE") })
+	if _, err := target.Create(ctx, existing); !errors.Is(err, projections.ErrTargetExists) {
+		t.Fatalf("create %s that exists: %v, want ErrTargetExists", existing, err)
+	}
+	if !schemaExists(existing) {
+		t.Fatalf("create %s that exists dropped it", existing)
+	}
+}
