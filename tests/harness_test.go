@@ -315,6 +315,16 @@ func (e *Env) boot() {
 			e.t.Fatal("live projectors did not subscribe within 30s")
 		}
 	}
+	// And once the scheduler's start-up catch-up is behind it: one that
+	// read the integrations after a test created its own would start runs
+	// the test does not expect.
+	if started := e.App.SchedulerStarted(); started != nil {
+		select {
+		case <-started:
+		case <-time.After(30 * time.Second):
+			e.t.Fatal("scheduler did not start within 30s")
+		}
+	}
 }
 
 // launch builds and runs the app without waiting for its projectors.

@@ -109,6 +109,7 @@ type Scheduler struct {
 	stale      map[string]bool
 	catchUpDue bool
 	loaded     chan struct{}
+	started    chan struct{}
 	once       sync.Once
 }
 
@@ -146,7 +147,7 @@ func New(cfg Config, starter Starter, store Integrations, changes Changes, log *
 	return &Scheduler{cfg: cfg, starter: starter, store: store, changes: changes, log: log,
 		cron:    cron.New(cron.WithLocation(time.UTC)),
 		queue:   make(chan job, 4096),
-		entries: map[string]entry{}, queued: map[string]bool{}, stale: map[string]bool{}, loaded: make(chan struct{})}
+		entries: map[string]entry{}, queued: map[string]bool{}, stale: map[string]bool{}, loaded: make(chan struct{}), started: make(chan struct{})}
 }
 
 // Run schedules every integration, catches up on overdue ones, follows
@@ -176,6 +177,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if !s.cfg.NoCatchUp {
 		s.catchUpOrRetry(ctx)
 	}
+	close(s.started)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -213,6 +215,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // Loaded is closed once every integration has been scheduled.
 func (s *Scheduler) Loaded() <-chan struct{} { return s.loaded }
+
+// Started is closed once the start-up catch-up has been tried as well: an
+// integration created from then on gets no catch-up run of this start.
+func (s *Scheduler) Started() <-chan struct{} { return s.started }
 
 // Entries returns each scheduled integration's cron spec.
 func (s *Scheduler) Entries() map[string]string {

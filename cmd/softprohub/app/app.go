@@ -20,6 +20,7 @@ import (
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/handlers/events"
 	httpapi "github.com/roisystems/softprohub/handlers/http"
+	"github.com/roisystems/softprohub/handlers/schedule"
 	"github.com/roisystems/softprohub/infra/kafka"
 	"github.com/roisystems/softprohub/infra/postgres"
 	"github.com/roisystems/softprohub/infra/redis"
@@ -87,6 +88,7 @@ type App struct {
 	registry  *prometheus.Registry
 	listener  net.Listener
 	router    *events.Router
+	scheduler *schedule.Scheduler
 	pauses    *events.Pauses
 	closers   closers
 	runnables []func(ctx context.Context) error
@@ -287,6 +289,16 @@ func (a *App) ProjectionsRunning() <-chan struct{} {
 		return nil
 	}
 	return a.router.Running()
+}
+
+// SchedulerStarted is closed once the scheduler has loaded the schedules
+// and tried its start-up catch-up; it is nil when the process does not run
+// role schedule.
+func (a *App) SchedulerStarted() <-chan struct{} {
+	if a.scheduler == nil {
+		return nil
+	}
+	return a.scheduler.Started()
 }
 
 // Handler is the HTTP edge, for tests that serve it themselves.

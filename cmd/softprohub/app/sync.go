@@ -86,6 +86,7 @@ func (a *App) wireSync() (func(chi.Router), error) {
 		sched := schedule.New(schedule.Config{MinInterval: a.cfg.SyncMinInterval}, sys.Syncer, a.store, a.store,
 			a.log.With("component", "scheduler"))
 		a.runnables = append(a.runnables, sched.Run)
+		a.scheduler = sched
 	}
 	return httpapi.SyncRoutes(httpapi.SyncDeps{
 		Starter: sys.Syncer, Status: sys.Status, Runs: sys.Store, Connections: sys.Store,
