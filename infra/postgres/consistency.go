@@ -93,10 +93,10 @@ func (s *ConsistencyStore) counts(ctx context.Context, what, sql, integrationID 
 		case 0:
 		case len(c.Latency):
 			for i, n := range latency {
-				if n == nil {
-					n = new(int64(-1))
+				c.Latency[i] = -1 // a NULL count, as a wrong layout
+				if n != nil {
+					c.Latency[i] = *n
 				}
-				c.Latency[i] = *n
 			}
 		default:
 			for i := range c.Latency {
