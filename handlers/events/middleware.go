@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/cenkalti/backoff/v5"
 
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/projections"
@@ -115,13 +116,15 @@ func recoverer(h message.HandlerFunc) message.HandlerFunc { return middleware.Re
 // retry makes MaxRetries attempts in all, waiting RetryDelay doubling in
 // between, each attempt with a fresh context, as long as the retry budget
 // (under the rebalance timeout) lasts. Permanent errors and shutdowns are
-// not retried.
+// not retried: they stop the backoff from inside. (Retry's ShouldRetry
+// hook is not used: asking it takes a step of the backoff, so each failed
+// attempt would take two and the waits would grow fourfold.)
 func (r *Router) retry() message.HandlerMiddleware {
 	maxInterval := r.cfg.RetryDelay
 	for range r.cfg.MaxRetries {
 		maxInterval *= 2
 	}
-	return middleware.Retry{
+	retry := middleware.Retry{
 		MaxRetries:          r.cfg.MaxRetries - 1,
 		InitialInterval:     r.cfg.RetryDelay,
 		MaxInterval:         max(maxInterval, time.Millisecond),
@@ -129,10 +132,17 @@ func (r *Router) retry() message.HandlerMiddleware {
 		MaxElapsedTime:      r.cfg.retryBudget(),
 		RandomizationFactor: 0,
 		ResetContextOnRetry: true,
-		ShouldRetry: func(p middleware.RetryParams) bool {
-			return !projections.IsPermanent(p.Err) && !errors.Is(p.Err, context.Canceled)
-		},
-	}.Middleware
+	}
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return retry.Middleware(func(msg *message.Message) ([]*message.Message, error) {
+			out, err := h(msg)
+			if err != nil && (projections.IsPermanent(err) || errors.Is(err, context.Canceled)) {
+				// Retry hands the error itself back, unwrapped.
+				return out, backoff.Permanent(err)
+			}
+			return out, err
+		})
+	}
 }
 
 func timeout(d time.Duration) message.HandlerMiddleware { return middleware.Timeout(d) }

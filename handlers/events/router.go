@@ -55,7 +55,8 @@ type Config struct {
 	// timeout).
 	HandlerTimeout time.Duration
 	// RebalanceTimeout is the consumer groups' rebalance timeout (default
-	// 60 s). A message's retries stop early rather than outlast it.
+	// DefaultRebalanceTimeout). A message's retries stop early rather than
+	// outlast it.
 	RebalanceTimeout time.Duration
 	// CloseTimeout bounds the wait for in-flight messages at shutdown
 	// (default 30 s).
@@ -65,6 +66,11 @@ type Config struct {
 	// each up to 30 s (default 1 s).
 	StartRetryDelay time.Duration
 }
+
+// DefaultRebalanceTimeout leaves room, after the 30 s handler timeout and
+// a 5 s margin, for the original retry schedule: five attempts, 2, 4, 8
+// and 16 s apart (QUEUE_MAX_RETRIES and QUEUE_RETRY_DELAY's defaults).
+const DefaultRebalanceTimeout = 90 * time.Second
 
 // maxStartRetryDelay caps the doubling StartRetryDelay.
 const maxStartRetryDelay = 30 * time.Second
@@ -92,7 +98,7 @@ func (c *Config) setDefaults() {
 		c.HandlerTimeout = 30 * time.Second
 	}
 	if c.RebalanceTimeout == 0 {
-		c.RebalanceTimeout = 60 * time.Second
+		c.RebalanceTimeout = DefaultRebalanceTimeout
 	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 30 * time.Second

@@ -16,7 +16,7 @@ import (
 
 // rebalanceTimeout of the projection consumer groups; the retry budget of
 // a message stays under it.
-const rebalanceTimeout = 60 * time.Second
+const rebalanceTimeout = events.DefaultRebalanceTimeout
 
 // startProjections wires the live projection router (role project). It
 // connects nothing: the router waits in Run until the broker answers.
