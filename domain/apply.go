@@ -243,7 +243,9 @@ type Effect struct {
 //   - Typed fields change only when the event carries them; the data jsonb
 //     keeps the union of top-level fields, newest value per field. Closing
 //     events keep their data under "closing", as their ids are not the
-//     transaction's.
+//     transaction's; one that names its transaction (transaction_id) sets
+//     only the transaction's closing date and closed-at, as its status and
+//     other fields are the closing's.
 //   - A transaction's status change is recorded whenever the status differs
 //     from the previous one, and for every transaction.status_changed.
 func Apply(cur Entity, c Change) (Entity, Effect) {
@@ -277,17 +279,24 @@ func Apply(cur Entity, c Change) (Entity, Effect) {
 	switch c.Key.Kind {
 	case KindTransaction:
 		t := &next.Transaction
-		setText(&t.FileNumber, d, "file_number", "fileNumber")
-		setText(&t.Status, d, "status", "new_status", "newStatus")
-		if obj, ok := d["property"]; ok {
-			var p map[string]json.RawMessage
-			if gojson.Unmarshal(obj, &p) == nil && p != nil {
-				setText(&t.PropertyAddress, p, "address")
-			} else {
-				setText(&t.PropertyAddress, d, "property")
+		// A closing event naming its transaction carries the closing's
+		// own data (its status is the closing's): only its dates are the
+		// transaction's. Without transaction_id, the data is the
+		// transaction's own.
+		closingsOwn := (c.Op == OpClosingScheduled || c.Op == OpClosingCompleted) && text(d, "transaction_id", "transactionId") != ""
+		if !closingsOwn {
+			setText(&t.FileNumber, d, "file_number", "fileNumber")
+			setText(&t.Status, d, "status", "new_status", "newStatus")
+			if obj, ok := d["property"]; ok {
+				var p map[string]json.RawMessage
+				if gojson.Unmarshal(obj, &p) == nil && p != nil {
+					setText(&t.PropertyAddress, p, "address")
+				} else {
+					setText(&t.PropertyAddress, d, "property")
+				}
 			}
+			setText(&t.PropertyAddress, d, "property_address", "propertyAddress")
 		}
-		setText(&t.PropertyAddress, d, "property_address", "propertyAddress")
 		switch c.Op {
 		case OpClosingScheduled:
 			setTime(&t.ClosingDate, d, "closing_date", "closingDate", "scheduled_date", "scheduled_at", "date")

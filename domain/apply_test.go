@@ -143,6 +143,23 @@ func TestApplyTransaction(t *testing.T) {
 			wantStatus: "open", wantApplied: []bool{true, true, true}, wantChanges: []string{"", "", ""},
 			wantClosing: "2024-03-01", wantClosed: true, wantUpdatedAt: t0.Add(2 * time.Hour), wantFile: "2024-001",
 		},
+		{
+			// The closing's own status and file number are the closing's.
+			name: "a closing's own fields leave the transaction's alone",
+			events: []Envelope{created,
+				env(ClosingScheduled, "e2", t0.Add(time.Hour), `{"data":{"id":"cl_1","transaction_id":"txn_1","status":"scheduled","file_number":"C-9","closing_date":"2024-03-01"}}`),
+				env(ClosingCompleted, "e3", t0.Add(2*time.Hour), `{"data":{"id":"cl_1","transaction_id":"txn_1","status":"completed","property":{"address":"9 Elm St"}}}`)},
+			wantStatus: "open", wantApplied: []bool{true, true, true}, wantChanges: []string{"", "", ""},
+			wantClosing: "2024-03-01", wantClosed: true, wantUpdatedAt: t0.Add(2 * time.Hour), wantFile: "2024-001",
+		},
+		{
+			// Without transaction_id the data is the transaction's own.
+			name: "a closing event carrying the transaction itself",
+			events: []Envelope{created,
+				env(ClosingCompleted, "e2", t0.Add(time.Hour), `{"data":{"id":"txn_1","status":"closed"}}`)},
+			wantStatus: "closed", wantApplied: []bool{true, true}, wantChanges: []string{"", "open>closed"},
+			wantClosing: "2024-02-01", wantClosed: true, wantUpdatedAt: t0.Add(time.Hour), wantFile: "2024-001",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
