@@ -239,7 +239,9 @@ type Effect struct {
 //     with equal timestamps apply in log order (SoftPro timestamps have
 //     second precision, so a create and an update often tie).
 //   - Deletes are soft: the entity is marked deleted and kept, so an older
-//     event arriving late cannot resurrect it. A newer change clears the mark.
+//     event arriving late cannot resurrect it, nor one of the delete's own
+//     second (ties do not apply over a delete). A newer change clears the
+//     mark.
 //   - Typed fields change only when the event carries them; the data jsonb
 //     keeps the union of top-level fields, newest value per field. Closing
 //     events keep their data under "closing", as their ids are not the
@@ -250,6 +252,10 @@ type Effect struct {
 //     from the previous one, and for every transaction.status_changed.
 func Apply(cur Entity, c Change) (Entity, Effect) {
 	if cur.Exists && c.At.Before(cur.UpdatedAt) {
+		return cur, Effect{}
+	}
+	if cur.Deleted && c.Op != OpDelete && !c.At.After(cur.UpdatedAt) {
+		// A tie never resurrects: only a newer change clears a delete.
 		return cur, Effect{}
 	}
 	next := cur

@@ -214,6 +214,11 @@ func TestApplyDeleteAndResurrect(t *testing.T) {
 				env(ContactDeleted, "e2", t0.Add(time.Minute), `{"data":{"id":"c1"}}`),
 				env(ContactCreated, "e1", t0, `{"data":{"id":"c1","email":"a@x"}}`)},
 			wantDeleted: true},
+		{name: "late create of the same second does not resurrect",
+			events: []Envelope{
+				env(ContactDeleted, "e2", t0, `{"data":{"id":"c1"}}`),
+				env(ContactCreated, "e1", t0, `{"data":{"id":"c1","email":"a@x"}}`)},
+			wantDeleted: true},
 		{name: "newer update clears the mark",
 			events: []Envelope{
 				env(ContactDeleted, "e2", t0, `{"data":{"id":"c1"}}`),
