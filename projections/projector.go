@@ -228,6 +228,44 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 
 // firstGap returns the first partition whose first record in recs lies
 // beyond its checkpoint.
+// Behind returns, for each partition of applied (the offset after the last
+// record whose transaction committed), the gap between the partition's
+// checkpoint and that offset if the checkpoint is behind it: records
+// committed, and so acknowledged, that the database lost since (a crash
+// losing asynchronous commits). Records that were never committed show
+// nowhere here; a live projector finds those when the partition's next
+// record arrives.
+func (p *Projector) Behind(ctx context.Context, applied map[Partition]int64) ([]*GapError, error) {
+	parts := make([]Partition, 0, len(applied))
+	for part := range applied {
+		parts = append(parts, part)
+	}
+	slices.SortFunc(parts, func(a, b Partition) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	var gaps []*GapError
+	err := p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+		snap, err := tx.Load(ctx, Query{Projection: p.name, Partitions: parts})
+		if err != nil {
+			return err
+		}
+		for _, part := range parts {
+			next, ok := snap.Checkpoints[part]
+			if !ok {
+				next = -1
+			}
+			if next < applied[part] {
+				gaps = append(gaps, &GapError{Partition: part, From: next, To: applied[part]})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints behind: %w", err)
+	}
+	return gaps, nil
+}
+
 func firstGap(snap Snapshot, recs []Record) *GapError {
 	seen := map[Partition]bool{}
 	for _, r := range recs {

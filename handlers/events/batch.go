@@ -32,6 +32,12 @@ type committer struct {
 	// fill applies a gap's records from the log (see commit); nil leaves
 	// the gap error to the handlers.
 	fill func(context.Context, *projections.GapError) error
+	// applied holds, per partition, the offset after the last record a
+	// transaction of this committer committed; checkEvery is how often
+	// the checkpoints are compared with it (see check). Both are used by
+	// run's goroutine only.
+	applied    map[projections.Partition]int64
+	checkEvery time.Duration
 }
 
 type pending struct {
@@ -57,7 +63,7 @@ const lingerFor = 2 * time.Millisecond
 
 func newCommitter(p *projections.Projector, slots chan struct{}, maxBatch int, timeout time.Duration, sizes, durations prometheus.Observer) *committer {
 	return &committer{p: p, queue: make(chan *pending, maxBatch), maxBatch: maxBatch, timeout: timeout, linger: lingerFor, slots: slots,
-		stopped: make(chan struct{}), sizes: sizes, durations: durations}
+		stopped: make(chan struct{}), sizes: sizes, durations: durations, applied: map[projections.Partition]int64{}}
 }
 
 // apply hands rec to the committer and waits for its outcome. If ctx ends
@@ -111,11 +117,20 @@ func (c *committer) run(ctx context.Context) {
 	expect := map[projections.Partition]bool{}
 	linger := time.NewTimer(c.linger)
 	linger.Stop()
+	var checks <-chan time.Time
+	if c.checkEvery > 0 && c.fill != nil {
+		t := time.NewTicker(c.checkEvery)
+		defer t.Stop()
+		checks = t.C
+	}
 	for {
 		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return
+		case <-checks:
+			c.check(ctx)
+			continue
 		case pd := <-c.queue:
 			batch = append(batch, pd)
 		}
@@ -202,8 +217,45 @@ func (c *committer) commit(batch []*pending) {
 		if err == nil {
 			o = out[0]
 		}
-		pd.done <- result{outcome: o, err: err}
+		c.done(pd, result{outcome: o, err: err})
 	}
+}
+
+// check fills, from the log, what the database lost of the records this
+// committer committed: a crash of Postgres can take asynchronous commits
+// whose messages were acknowledged, and on a partition that receives
+// nothing more no later record would reveal the gap. It runs between
+// transactions, in a slot like them.
+func (c *committer) check(ctx context.Context) {
+	if len(c.applied) == 0 {
+		return
+	}
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-c.slots }()
+	cctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	gaps, err := c.p.Behind(cctx, c.applied)
+	if err != nil {
+		return // the database is out of reach: the next check tries again
+	}
+	for _, gap := range gaps {
+		if c.fill(cctx, gap) != nil {
+			return
+		}
+	}
+}
+
+// done answers pd and, when its record was committed, remembers it.
+func (c *committer) done(pd *pending, r result) {
+	if r.err == nil {
+		p := pd.rec.Partition
+		c.applied[p] = max(c.applied[p], pd.rec.Offset+1)
+	}
+	pd.done <- r
 }
 
 // applyFilling applies recs in one transaction. A record beyond its partition's
@@ -232,7 +284,7 @@ func (c *committer) finish(batch []*pending, outcomes []projections.Outcome, err
 		if err == nil {
 			r.outcome = outcomes[i]
 		}
-		pd.done <- r
+		c.done(pd, r)
 	}
 }
 

@@ -61,6 +61,10 @@ type Config struct {
 	// CloseTimeout bounds the wait for in-flight messages at shutdown
 	// (default 30 s).
 	CloseTimeout time.Duration
+	// CheckEvery is how often each topic compares the checkpoints with the
+	// records it committed, to fill from the log what a database crash
+	// lost of them (default 30 s).
+	CheckEvery time.Duration
 	// StartRetryDelay is the wait after a failed start (Deps.Ready or a
 	// subscription failed: the broker does not answer), doubling after
 	// each up to 30 s (default 1 s).
@@ -102,6 +106,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 30 * time.Second
+	}
+	if c.CheckEvery == 0 {
+		c.CheckEvery = 30 * time.Second
 	}
 	if c.StartRetryDelay == 0 {
 		c.StartRetryDelay = time.Second
@@ -266,6 +273,7 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 		name := ProjectionName(topic)
 		p := projections.NewProjector(name, cmp.Or[projections.Store](deps.AsyncStore, deps.Store), nil).WithRefold(r.refolder.Add)
 		c := newCommitter(p.WithGapCheck(), slots, cfg.MaxBatch, cfg.HandlerTimeout, m.batch.WithLabelValues(topic), m.tx.WithLabelValues(topic))
+		c.checkEvery = cfg.CheckEvery
 		c.fill = func(ctx context.Context, gap *projections.GapError) error {
 			n, err := projections.FillGap(ctx, p, deps.Log, gap)
 			m.gapRecords.WithLabelValues(topic).Add(float64(n))

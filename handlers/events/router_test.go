@@ -54,6 +54,8 @@ type env struct {
 	schema   string
 	// retryDelay overrides the routers' first retry delay (50 ms).
 	retryDelay time.Duration
+	// checkEvery overrides the routers' check of their commits (30 s).
+	checkEvery time.Duration
 	// router is the one start built last.
 	router *events.Router
 }
@@ -122,6 +124,7 @@ func (e *env) start(pool *pgxpool.Pool) (stop func()) {
 		HandlerTimeout:   5 * time.Second,
 		RebalanceTimeout: 20 * time.Second,
 		CloseTimeout:     10 * time.Second,
+		CheckEvery:       e.checkEvery,
 		Concurrency:      4,
 	}, events.Deps{
 		Logger:      logger,
@@ -469,5 +472,55 @@ func TestRouterFillsGapsFromTheLog(t *testing.T) {
 	}
 	if got := e.checkpointsCover(); got != 2*n {
 		t.Errorf("checkpoints cover %d offsets, want %d", got, 2*n)
+	}
+}
+
+// What a database crash loses of commits already acknowledged comes back
+// from the log even when the partitions receive nothing more: the router
+// compares the checkpoints with what it committed.
+func TestRouterRestoresLostCommitsOfQuietPartitions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.checkEvery = 200 * time.Millisecond
+	const n = 120
+	stop := e.start(e.pool)
+	defer stop()
+	e.appendUpdates("q", 0, n, 6, 5)
+	e.waitFor(30*time.Second, "projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") == n })
+
+	// The newest half of what each partition applied is lost, rows,
+	// metrics and checkpoints, while the router runs; nothing more is
+	// appended.
+	ctx := context.Background()
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DELETE FROM webhook_events w USING projection_checkpoints c
+		 WHERE c.topic = w.topic AND c."partition" = w."partition" AND w."offset" >= c.next_offset / 2`,
+		`UPDATE projection_checkpoints SET next_offset = next_offset / 2`,
+		`TRUNCATE integration_metrics_hourly, metrics_hourly_totals, transaction_status_changes`,
+		`INSERT INTO integration_metrics_hourly (integration_id, event_type, hour, received, completed, failed, skipped,
+		 total_processing_ms, max_processing_ms, latency_buckets)
+		 SELECT integration_id, event_type, date_trunc('hour', received_at), count(*), count(*), 0, 0, 0, 0, '{}'
+		 FROM webhook_events GROUP BY 1, 2, 3`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.count("SELECT count(*) FROM webhook_events"); got >= n {
+		t.Fatalf("%d audit rows left, want fewer than %d", got, n)
+	}
+	e.waitFor(30*time.Second, "the lost commits restored", func() bool { return e.count("SELECT count(*) FROM webhook_events") == n })
+	if got := e.checkpointsCover(); got != n {
+		t.Errorf("checkpoints cover %d offsets, want %d", got, n)
+	}
+	if got := e.count("SELECT coalesce(sum(received),0) FROM integration_metrics_hourly"); got != n {
+		t.Errorf("metrics received = %d, want %d (each event counted once)", got, n)
 	}
 }
