@@ -200,6 +200,36 @@ func (e *env) count(sql string, args ...any) int64 {
 }
 
 // checkpointsCover is how many offsets the checkpoints of e's topics cover.
+// loseNewestHalf loses, in one transaction, the newest half of what each
+// partition applied: its audit rows, the metrics they counted and the
+// checkpoints, as if those commits never reached the disk (the consumer
+// groups keep their offsets). The metrics of what is left are counted
+// again, so that totals after a fill are exact.
+func (e *env) loseNewestHalf() {
+	e.t.Helper()
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM webhook_events w USING projection_checkpoints c
+			 WHERE c.topic = w.topic AND c."partition" = w."partition" AND w."offset" >= c.next_offset / 2`,
+			`UPDATE projection_checkpoints SET next_offset = next_offset / 2`,
+			`TRUNCATE integration_metrics_hourly, metrics_hourly_totals, transaction_status_changes`,
+			`INSERT INTO integration_metrics_hourly (integration_id, event_type, hour, received, completed, failed, skipped,
+			 total_processing_ms, max_processing_ms, latency_buckets)
+			 SELECT integration_id, event_type, date_trunc('hour', received_at), count(*), count(*), 0, 0, 0, 0, '{}'
+			 FROM webhook_events GROUP BY 1, 2, 3`,
+		} {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func (e *env) checkpointsCover() int64 {
 	e.t.Helper()
 	return e.count("SELECT coalesce(sum(next_offset),0) FROM projection_checkpoints WHERE topic = ANY($1)", e.topics)
@@ -431,32 +461,13 @@ func TestRouterFillsGapsFromTheLog(t *testing.T) {
 	e.waitFor(30*time.Second, "phase 0 projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") == n })
 	stop()
 
-	// Lose the newest half of what each partition applied: its rows, the
-	// metrics they counted and the checkpoints, as if those commits never
-	// reached the disk. The consumer groups keep their offsets.
-	ctx := context.Background()
+	// Lose the newest half of what each partition applied.
 	lost := e.count(`SELECT count(*) FROM webhook_events w JOIN projection_checkpoints c
 		ON c.topic = w.topic AND c."partition" = w."partition" WHERE w."offset" >= c.next_offset / 2`)
 	if lost == 0 {
 		t.Fatal("nothing to lose")
 	}
-	for _, q := range []string{
-		`DELETE FROM webhook_events w USING projection_checkpoints c
-		 WHERE c.topic = w.topic AND c."partition" = w."partition" AND w."offset" >= c.next_offset / 2`,
-		`UPDATE projection_checkpoints SET next_offset = next_offset / 2`,
-		`TRUNCATE integration_metrics_hourly, metrics_hourly_totals, transaction_status_changes`,
-	} {
-		if _, err := e.pool.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	// Recount the metrics of what is left, so the totals below are exact.
-	if _, err := e.pool.Exec(ctx, `INSERT INTO integration_metrics_hourly (integration_id, event_type, hour, received, completed, failed, skipped,
-		total_processing_ms, max_processing_ms, latency_buckets)
-		SELECT integration_id, event_type, date_trunc('hour', received_at), count(*), count(*), 0, 0, 0, 0, '{}'
-		FROM webhook_events GROUP BY 1, 2, 3`); err != nil {
-		t.Fatal(err)
-	}
+	e.loseNewestHalf()
 
 	e.start(e.pool)
 	produce(1)
@@ -491,28 +502,7 @@ func TestRouterRestoresLostCommitsOfQuietPartitions(t *testing.T) {
 	// The newest half of what each partition applied is lost, rows,
 	// metrics and checkpoints, while the router runs; nothing more is
 	// appended.
-	ctx := context.Background()
-	tx, err := e.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
-		`DELETE FROM webhook_events w USING projection_checkpoints c
-		 WHERE c.topic = w.topic AND c."partition" = w."partition" AND w."offset" >= c.next_offset / 2`,
-		`UPDATE projection_checkpoints SET next_offset = next_offset / 2`,
-		`TRUNCATE integration_metrics_hourly, metrics_hourly_totals, transaction_status_changes`,
-		`INSERT INTO integration_metrics_hourly (integration_id, event_type, hour, received, completed, failed, skipped,
-		 total_processing_ms, max_processing_ms, latency_buckets)
-		 SELECT integration_id, event_type, date_trunc('hour', received_at), count(*), count(*), 0, 0, 0, 0, '{}'
-		 FROM webhook_events GROUP BY 1, 2, 3`,
-	} {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.loseNewestHalf()
 	if got := e.count("SELECT count(*) FROM webhook_events"); got >= n {
 		t.Fatalf("%d audit rows left, want fewer than %d", got, n)
 	}
