@@ -216,6 +216,19 @@ func ChangeOf(e Envelope) (c Change, ok bool, err error) {
 	}, true, nil
 }
 
+// Applies reports whether Apply applies c to cur, which depends only on
+// cur's Exists, UpdatedAt and Deleted: newest wins, ties apply, but a tie
+// never resurrects (only a newer change clears a delete).
+func Applies(cur Entity, c Change) bool {
+	switch {
+	case cur.Exists && c.At.Before(cur.UpdatedAt):
+		return false
+	case cur.Deleted && c.Op != OpDelete && !c.At.After(cur.UpdatedAt):
+		return false
+	}
+	return true
+}
+
 // Effect is what Apply did.
 type Effect struct {
 	// Applied is false when the change is older than the entity's state and
@@ -251,11 +264,7 @@ type Effect struct {
 //   - A transaction's status change is recorded whenever the status differs
 //     from the previous one, and for every transaction.status_changed.
 func Apply(cur Entity, c Change) (Entity, Effect) {
-	if cur.Exists && c.At.Before(cur.UpdatedAt) {
-		return cur, Effect{}
-	}
-	if cur.Deleted && c.Op != OpDelete && !c.At.After(cur.UpdatedAt) {
-		// A tie never resurrects: only a newer change clears a delete.
+	if !Applies(cur, c) {
 		return cur, Effect{}
 	}
 	next := cur

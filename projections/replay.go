@@ -255,11 +255,10 @@ type repairState struct {
 	owned map[domain.EntityKey]bool
 	seen  map[EventKey]bool
 	// shadowed replays keep in shadow, for every entity the scan reached,
-	// the time of the last change the log's fold applied to it (domain.Apply
-	// skips a change older than that): the applied flag of each audit row
-	// restored.
+	// what decides whether the log's fold applies its next change
+	// (domain.Applies): the applied flag of each audit row restored.
 	shadowed bool
-	shadow   map[domain.EntityKey]time.Time
+	shadow   map[domain.EntityKey]shadowState
 	// refold entities are folded in memory from nothing; state holds
 	// their folded state so far, history their status changes.
 	refold  map[domain.EntityKey]bool
@@ -267,10 +266,18 @@ type repairState struct {
 	history map[domain.EntityKey][]domain.StatusChange
 }
 
+// shadowState is the part of an entity's folded state domain.Applies
+// reads: whether it exists, when it last changed, and whether that change
+// deleted it.
+type shadowState struct {
+	exists, deleted bool
+	at              time.Time
+}
+
 func newRepairState() *repairState {
 	return &repairState{owned: map[domain.EntityKey]bool{}, seen: map[EventKey]bool{},
 		refold: map[domain.EntityKey]bool{}, state: map[domain.EntityKey]domain.Entity{},
-		history: map[domain.EntityKey][]domain.StatusChange{}, shadow: map[domain.EntityKey]time.Time{}}
+		history: map[domain.EntityKey][]domain.StatusChange{}, shadow: map[domain.EntityKey]shadowState{}}
 }
 
 // coversAll reports whether topics holds every one of all.
@@ -375,11 +382,11 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 		if c := changes[i]; c != nil && st.shadowed {
 			last, ok := add.shadow[c.Key]
 			if !ok {
-				last, ok = st.shadow[c.Key]
+				last = st.shadow[c.Key]
 			}
-			a := !ok || !c.At.Before(last)
+			a := domain.Applies(domain.Entity{Exists: last.exists, UpdatedAt: last.at, Deleted: last.deleted}, *c)
 			if a {
-				add.shadow[c.Key] = c.At
+				add.shadow[c.Key] = shadowState{exists: true, at: c.At, deleted: c.Op == domain.OpDelete}
 			}
 			shadowApplied = &a
 		}

@@ -324,3 +324,43 @@ func TestReplayFromTheStartRestoresAuditRowsWithTheirAppliedFlag(t *testing.T) {
 		}
 	}
 }
+
+// The applied flag follows every rule of domain.Apply, a tie over a delete
+// included: a change of the delete's own second after it is not applied.
+func TestReplayFromTheStartRestoresTheAppliedFlagOfATieOverADelete(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
+	log := &fakeLog{}
+	log.add(domain.ContactCreated, "e1", t0, `{"id":"c1","email":"a@x"}`)
+	log.add(domain.ContactDeleted, "e2", t0.Add(time.Second), `{"id":"c1"}`)
+	log.add(domain.ContactUpdated, "e3", t0.Add(time.Second), `{"id":"c1","email":"b@x"}`)
+	log.add(domain.ContactUpdated, "e4", t0.Add(2*time.Second), `{"id":"c1","email":"c@x"}`)
+	m := newMemStore()
+	var folded domain.Entity
+	var want []bool
+	for _, r := range log.recs {
+		c, _, _ := domain.ChangeOf(r.Envelope)
+		var eff domain.Effect
+		folded, eff = domain.Apply(folded, c)
+		want = append(want, eff.Applied)
+	}
+	if fmt.Sprint(want) != "[true true false true]" {
+		t.Fatalf("the fold applied %v", want)
+	}
+	m.entities[folded.Key] = folded
+	if _, err := NewReplayer(m, log, nil).Replay(context.Background(), ReplayRequest{IntegrationID: "int_a"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range log.recs {
+		if a := m.audit[keyOf(r.Envelope)].Applied; a == nil || *a != want[i] {
+			t.Errorf("%s restored with applied %v, want %v", r.Envelope.EventID, fmtApplied(a), want[i])
+		}
+	}
+}
+
+func fmtApplied(a *bool) string {
+	if a == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*a)
+}
