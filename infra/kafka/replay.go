@@ -60,7 +60,7 @@ func (r *ReplayReader) Bounds(ctx context.Context, topics []string, from, to tim
 	if from.IsZero() {
 		listedStart, err = adm.ListStartOffsets(ctx, present...)
 	} else {
-		listedStart, err = adm.ListOffsetsAfterMilli(ctx, from.UnixMilli(), present...)
+		listedStart, err = adm.ListOffsetsAfterMilli(ctx, ceilMilli(from), present...)
 	}
 	if err != nil {
 		return projections.Bounds{}, fmt.Errorf("log bounds: start: %w", err)
@@ -70,7 +70,7 @@ func (r *ReplayReader) Bounds(ctx context.Context, topics []string, from, to tim
 		return projections.Bounds{}, fmt.Errorf("log bounds: start: %w", err)
 	}
 	if !to.IsZero() {
-		listedTo, err := adm.ListOffsetsAfterMilli(ctx, to.UnixMilli(), present...)
+		listedTo, err := adm.ListOffsetsAfterMilli(ctx, ceilMilli(to), present...)
 		if err != nil {
 			return projections.Bounds{}, fmt.Errorf("log bounds: end: %w", err)
 		}
@@ -337,4 +337,15 @@ func (r *ReplayReader) Partitions(ctx context.Context, topics []string) (map[str
 		out[t] = len(ps)
 	}
 	return out, nil
+}
+
+// ceilMilli is t in Unix milliseconds, rounded up: record timestamps are
+// whole milliseconds, so a record is at or after t exactly when its
+// timestamp is at or after ceilMilli(t).
+func ceilMilli(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if t.After(time.UnixMilli(ms)) {
+		ms++
+	}
+	return ms
 }

@@ -208,3 +208,47 @@ func TestReplayReaderScanKeepsAppendOrderAcrossPartitionCounts(t *testing.T) {
 		}
 	}
 }
+
+// Record timestamps are whole milliseconds: a time within a record's
+// millisecond but after its start is after the record, not at it.
+func TestReplayReaderBoundsAtATimeWithinARecordsMillisecond(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	ensureTopics(t, b.Addrs())
+	p := newProducer(t, b.Addrs(), 10*time.Second)
+	id := randomID("int")
+	mustAppend(t, p, envelope(id, domain.TransactionCreated, ""))
+	r := NewReplayReader(b.Addrs())
+	all, err := r.Bounds(testContext(t), domain.EventTopics, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at time.Time
+	if err := r.Scan(testContext(t), projections.ScanRequest{Bounds: all, IntegrationID: id}, func(recs []projections.ScannedRecord) error {
+		at = recs[0].Timestamp
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		t              time.Time
+		before, atOrOn int64
+	}{
+		{at, 0, 1},
+		{at.Add(500 * time.Microsecond), 1, 0},
+		{at.Add(time.Millisecond), 1, 0},
+	} {
+		upTo, err := r.Bounds(testContext(t), domain.EventTopics, time.Time{}, tc.t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, err := r.Bounds(testContext(t), domain.EventTopics, tc.t, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if upTo.Records() != tc.before || from.Records() != tc.atOrOn {
+			t.Errorf("record at %s, bounds at %s: %d before, %d at or after; want %d and %d",
+				at.Format(time.RFC3339Nano), tc.t.Format(time.RFC3339Nano), upTo.Records(), from.Records(), tc.before, tc.atOrOn)
+		}
+	}
+}
