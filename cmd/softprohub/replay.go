@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -113,6 +114,10 @@ ones, which are not touched.`,
 			}
 			if !known {
 				return fmt.Errorf("unknown projection %q", projection)
+			}
+			if asOf == "" && (schema != "" || replace) {
+				// A command meant for a copy must never swap the live models.
+				return errors.New("--schema and --replace are for a point-in-time build and need --as-of; without it, rebuild builds its own schema and swaps it in")
 			}
 			out := cmd.ErrOrStderr()
 			t, err := o.open(cmd, app.RecoveryOptions{BatchSize: batch, Workers: workers, OnProgress: func(r projections.RebuildRun) {
