@@ -151,7 +151,13 @@ type Writes struct {
 	// audit row is among Audit. The store may take such an entity's data
 	// from the stored payload instead of sending it again. When set, it
 	// has one entry per entity.
-	DataInAudit   []bool
+	DataInAudit []bool
+	// Overwrite marks the entries of Entities the store writes over the
+	// stored row whatever that holds (a newer softpro_updated_at included):
+	// whole folds from the log of rows the transaction locked (a refold
+	// settling). Other entries never replace a newer stored state. When
+	// set, it has one entry per entity.
+	Overwrite     []bool
 	StatusChanges []domain.StatusChange
 	// ReplaceHistory names transactions whose stored status changes are
 	// deleted before StatusChanges are written: their whole history is

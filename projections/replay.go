@@ -493,7 +493,8 @@ func (r *Replayer) settle(ctx context.Context, req ReplayRequest, topics []strin
 	keys := slices.SortedFunc(maps.Keys(st.refold), compareEntityKeys)
 	return retryTransient(ctx, func() error {
 		return r.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
-			if _, err := tx.Load(ctx, Query{Entities: keys}); err != nil {
+			locked, err := tx.Load(ctx, Query{Entities: keys})
+			if err != nil {
 				return err
 			}
 			now, err := r.log.Bounds(ctx, topics, time.Time{}, time.Time{})
@@ -538,7 +539,13 @@ func (r *Replayer) settle(ctx context.Context, req ReplayRequest, topics []strin
 				if !ok || !e.Exists {
 					continue
 				}
+				// A row this transaction locked holds nothing newer than
+				// the fold, whatever its softpro_updated_at says (changed
+				// behind the system's back): the fold replaces it. A row
+				// inserted meanwhile keeps the newer state.
+				_, held := locked.Entities[k]
 				w.Entities = append(w.Entities, e)
+				w.Overwrite = append(w.Overwrite, held)
 				if k.Kind == domain.KindTransaction {
 					w.ReplaceHistory = append(w.ReplaceHistory, k)
 					w.StatusChanges = append(w.StatusChanges, history[k]...)

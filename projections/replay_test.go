@@ -118,9 +118,11 @@ func (m *memStore) Save(_ context.Context, w Writes) error {
 	for _, a := range w.Audit {
 		m.audit[EventKey{a.IntegrationID, a.EventID}] = a
 	}
-	for _, e := range w.Entities {
-		// The SQL upsert's guard: an older state never replaces a newer.
-		if cur, ok := m.entities[e.Key]; ok && cur.UpdatedAt.After(e.UpdatedAt) {
+	for i, e := range w.Entities {
+		// The SQL upsert's guard: an older state never replaces a newer,
+		// unless the write is marked Overwrite.
+		over := i < len(w.Overwrite) && w.Overwrite[i]
+		if cur, ok := m.entities[e.Key]; ok && !over && cur.UpdatedAt.After(e.UpdatedAt) {
 			continue
 		}
 		m.entities[e.Key] = e

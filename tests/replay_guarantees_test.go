@@ -447,3 +447,28 @@ func TestReplayValidateFindsMetricsChangedBehindTheBackAndFillRecountsThem(t *te
 		t.Fatalf("totals after fill:\n got %s\nwant %s", got, want)
 	}
 }
+
+// A row edited behind the system's back with a later softpro_updated_at
+// than any event of it holds nothing newer than the log: gaps fill
+// replaces it with the log's fold, exactly.
+func TestReplayFillRestoresARowEditedWithALaterTimestamp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := e.db()
+	id, _, _ := fixtureIntegration(t, e, db, "evt")
+	want := readModelDump(t, db, id)
+	tamper(t, db, id,
+		`UPDATE transactions SET status = 'cancelled', softpro_updated_at = softpro_updated_at + interval '1 day' WHERE integration_id = $1 AND id = 'txn_1'`)
+	if rep := e.consistency(id); rep.Score == 100 {
+		t.Fatal("validate found nothing")
+	}
+	if fill := e.fill(id); len(fill.Errors) != 0 {
+		t.Fatalf("fill: %+v", fill)
+	}
+	if got := readModelDump(t, db, id); got != want {
+		t.Fatalf("after fill:\n got %s\nwant %s", got, want)
+	}
+	if rep := e.consistency(id); rep.Score != 100 {
+		t.Fatalf("after fill: score %d, issues %+v", rep.Score, rep.Issues)
+	}
+}

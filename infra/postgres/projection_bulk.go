@@ -164,7 +164,15 @@ var entityColumnTypes = map[domain.Kind][]string{
 
 var commonTypes = []string{"text", "text", "timestamptz", "timestamptz", "text", "bool", "timestamptz", "text"}
 
-var entityBulkSQL = func() map[domain.Kind]string {
+var entityBulkSQL = entityUpsertSQL(" WHERE t.softpro_updated_at <= EXCLUDED.softpro_updated_at")
+
+// entityOverwriteSQL writes whole folds over the stored rows whatever they
+// hold (projections.Writes.Overwrite).
+var entityOverwriteSQL = entityUpsertSQL("")
+
+// entityUpsertSQL upserts entities of each kind, an existing row updated
+// where the condition holds.
+func entityUpsertSQL(where string) map[domain.Kind]string {
 	out := map[domain.Kind]string{}
 	for kind, t := range entityTables {
 		cols := t.columnNames()
@@ -181,11 +189,10 @@ var entityBulkSQL = func() map[domain.Kind]string {
 		}
 		set = append(set, "projected_at = now()")
 		out[kind] = "INSERT INTO " + t.name + " AS t (" + strings.Join(cols, ", ") + ") " + unnestSelect(types, 1, cast) +
-			" ON CONFLICT (integration_id, id) DO UPDATE SET " + strings.Join(set, ", ") +
-			" WHERE t.softpro_updated_at <= EXCLUDED.softpro_updated_at"
+			" ON CONFLICT (integration_id, id) DO UPDATE SET " + strings.Join(set, ", ") + where
 	}
 	return out
-}()
+}
 
 // payloadColumn is the position of payload among an entity table's
 // columns (see commonColumns).

@@ -449,6 +449,28 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 // writer inserted meanwhile (another topic's projector creating the same
 // entity) fails the transaction, which is planned again on top of it,
 // rather than being overwritten by a state folded from nothing.
+// takeOverwrites takes the entities w marks Overwrite out of w, by kind,
+// and returns w without them.
+func takeOverwrites(w projections.Writes) (map[domain.Kind][]domain.Entity, projections.Writes) {
+	over := map[domain.Kind][]domain.Entity{}
+	rest := w
+	rest.Entities, rest.NewEntities, rest.DataInAudit, rest.Overwrite = nil, nil, nil, nil
+	for i, e := range w.Entities {
+		if w.Overwrite[i] {
+			over[e.Key.Kind] = append(over[e.Key.Kind], e)
+			continue
+		}
+		rest.Entities = append(rest.Entities, e)
+		if i < len(w.NewEntities) {
+			rest.NewEntities = append(rest.NewEntities, w.NewEntities[i])
+		}
+		if i < len(w.DataInAudit) {
+			rest.DataInAudit = append(rest.DataInAudit, w.DataInAudit[i])
+		}
+	}
+	return over, rest
+}
+
 func splitEntities(w projections.Writes) (upserts, inserts, copies, fromAudit map[domain.Kind][]domain.Entity) {
 	isNew := func(i int) bool { return i < len(w.NewEntities) && w.NewEntities[i] }
 	inAudit := func(i int) bool { return i < len(w.DataInAudit) && w.DataInAudit[i] }
@@ -517,6 +539,17 @@ func (t *projectionTx) Save(ctx context.Context, w projections.Writes) error {
 	}
 	if len(audit) > 0 {
 		queueAudit(b, audit)
+	}
+	if len(w.Overwrite) > 0 {
+		var over map[domain.Kind][]domain.Entity
+		over, w = takeOverwrites(w)
+		for _, kind := range domain.Kinds {
+			if ents := over[kind]; len(ents) > 0 {
+				if err := queueEntitiesBulk(b, kind, ents, entityOverwriteSQL); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	byKind, inserts, copies, fromAudit := splitEntities(w)
 	if t.entityCopies == nil {
