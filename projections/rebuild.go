@@ -111,6 +111,9 @@ type RebuildTarget interface {
 	Pause(ctx context.Context) (Swap, error)
 	// Drop removes schema and everything in it; a missing one is fine.
 	Drop(ctx context.Context, schema string) error
+	// Release closes what Create opened to write into schema, which stays:
+	// a point-in-time build is done with its store.
+	Release(schema string)
 }
 
 // Swap is the paused moment of a rebuild.
@@ -305,6 +308,7 @@ func (b *Rebuilder) StartAsOf(ctx context.Context, t time.Time, schema string, r
 	run.ID = id
 	return &StartedRebuild{b: b, run: run, release: release,
 		build: func(ctx context.Context, run *RebuildRun, tr *tracker) error {
+			defer b.target.Release(schema)
 			bounds, err := b.log.Bounds(ctx, b.cfg.Topics, time.Time{}, at)
 			if err != nil {
 				return err

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,10 @@ type memTarget struct {
 	store     *cpStore
 	paused    atomic.Bool
 	committed []string
+	// released lists the schemas Release was called for; sealErr fails
+	// Seal.
+	released []string
+	sealErr  error
 }
 
 func newMemTarget() *memTarget {
@@ -87,8 +92,9 @@ func newMemTarget() *memTarget {
 }
 
 func (t *memTarget) Create(context.Context, string) (Store, error) { return t.store, nil }
-func (t *memTarget) Seal(context.Context, string) error            { return nil }
+func (t *memTarget) Seal(context.Context, string) error            { return t.sealErr }
 func (t *memTarget) Drop(context.Context, string) error            { return nil }
+func (t *memTarget) Release(schema string)                         { t.released = append(t.released, schema) }
 
 func (t *memTarget) Checkpoints(_ context.Context, _, name string) (map[Partition]int64, error) {
 	t.store.mu.Lock()
@@ -344,6 +350,25 @@ func TestRebuildRecordsOffsetsAtStart(t *testing.T) {
 	for _, r := range reports {
 		if r.State != StateBuilding && r.End != 5 {
 			t.Errorf("%s report in state %s: %d offsets at start, want 5", r.Kind, r.State, r.End)
+		}
+	}
+}
+
+// A point-in-time build releases what it opened to write its schema,
+// whether it ends well or not; the schema stays for analysts.
+func TestAsOfReleasesItsStore(t *testing.T) {
+	t.Parallel()
+	for _, sealErr := range []error{nil, errors.New("index build failed")} {
+		target := newMemTarget()
+		target.sealErr = sealErr
+		rb, err := NewRebuilder(RebuildConfig{LiveSchema: "live", Topics: []string{domain.TopicTransactions},
+			Names: map[string]string{domain.TopicTransactions: "transactions"}}, target, memRuns{}, &fakeLog{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = rb.AsOf(context.Background(), time.Now(), "copy_1", false)
+		if (err != nil) != (sealErr != nil) || fmt.Sprint(target.released) != "[copy_1]" {
+			t.Errorf("seal error %v: as-of returned %v, released %v; want copy_1 released once", sealErr, err, target.released)
 		}
 	}
 }

@@ -261,6 +261,18 @@ func (t *RebuildTarget) Checkpoints(ctx context.Context, schema, name string) (m
 	return out, nil
 }
 
+// Release implements projections.RebuildTarget: it closes the pool Create
+// opened for schema.
+func (t *RebuildTarget) Release(schema string) {
+	t.mu.Lock()
+	p := t.pools[schema]
+	delete(t.pools, schema)
+	t.mu.Unlock()
+	if p != nil {
+		p.Close()
+	}
+}
+
 // Drop implements projections.RebuildTarget. It never drops the live
 // schema.
 func (t *RebuildTarget) Drop(ctx context.Context, schema string) error {
