@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -256,16 +257,30 @@ func (b *Rebuilder) StartRebuild(ctx context.Context) (*StartedRebuild, error) {
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
 	run.ID = id
-	run.Schema = fmt.Sprintf("%s_rebuild_%d", b.cfg.LiveSchema, id)
+	run.Schema = b.rebuildSchema(id)
+	// Recorded before anything creates it, so that a run dying at once
+	// names what it leaves.
+	if err := b.runs.Update(ctx, run); err != nil {
+		release()
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
 	return &StartedRebuild{b: b, run: run, release: release, dropOnFail: true,
 		build: func(ctx context.Context, run *RebuildRun, tr *tracker) error {
 			for _, s := range stale {
-				// A run can die after its swap committed, before it cleaned up.
-				_ = b.target.Drop(ctx, s.Schema+"_retired")
-				_ = b.target.Drop(ctx, s.Schema)
+				// A run can die after its swap committed, before it cleaned
+				// up; one recorded before its name was can only have used
+				// the name its id gives.
+				schema := cmp.Or(s.Schema, b.rebuildSchema(s.ID))
+				_ = b.target.Drop(ctx, schema+"_retired")
+				_ = b.target.Drop(ctx, schema)
 			}
 			return b.rebuild(ctx, run, tr)
 		}}, nil
+}
+
+// rebuildSchema is the schema the rebuild run id builds into.
+func (b *Rebuilder) rebuildSchema(id int64) string {
+	return fmt.Sprintf("%s_rebuild_%d", b.cfg.LiveSchema, id)
 }
 
 // AsOf builds the read models as they were at t (every record appended
