@@ -321,7 +321,10 @@ func (b *Rebuilder) StartAsOf(ctx context.Context, t time.Time, schema string, r
 		return nil, fmt.Errorf("as-of: %w", err)
 	}
 	run.ID = id
-	return &StartedRebuild{b: b, run: run, release: release,
+	// A build that fails or is cancelled drops its schema: a half-built,
+	// unindexed copy is no state analysts should query, and its name is
+	// free for the next try.
+	return &StartedRebuild{b: b, run: run, release: release, dropOnFail: true,
 		build: func(ctx context.Context, run *RebuildRun, tr *tracker) error {
 			defer b.target.Release(schema)
 			bounds, err := b.log.Bounds(ctx, b.cfg.Topics, time.Time{}, at)

@@ -82,6 +82,7 @@ type memTarget struct {
 	// released lists the schemas Release was called for; sealErr fails
 	// Seal.
 	released []string
+	dropped  []string
 	sealErr  error
 }
 
@@ -93,8 +94,11 @@ func newMemTarget() *memTarget {
 
 func (t *memTarget) Create(context.Context, string) (Store, error) { return t.store, nil }
 func (t *memTarget) Seal(context.Context, string) error            { return t.sealErr }
-func (t *memTarget) Drop(context.Context, string) error            { return nil }
-func (t *memTarget) Release(schema string)                         { t.released = append(t.released, schema) }
+func (t *memTarget) Drop(_ context.Context, schema string) error {
+	t.dropped = append(t.dropped, schema)
+	return nil
+}
+func (t *memTarget) Release(schema string) { t.released = append(t.released, schema) }
 
 func (t *memTarget) Checkpoints(_ context.Context, _, name string) (map[Partition]int64, error) {
 	t.store.mu.Lock()
@@ -355,7 +359,8 @@ func TestRebuildRecordsOffsetsAtStart(t *testing.T) {
 }
 
 // A point-in-time build releases what it opened to write its schema,
-// whether it ends well or not; the schema stays for analysts.
+// whether it ends well or not; the schema stays for analysts when it ends
+// well, and is dropped when it does not.
 func TestAsOfReleasesItsStore(t *testing.T) {
 	t.Parallel()
 	for _, sealErr := range []error{nil, errors.New("index build failed")} {
@@ -369,6 +374,13 @@ func TestAsOfReleasesItsStore(t *testing.T) {
 		_, err = rb.AsOf(context.Background(), time.Now(), "copy_1", false)
 		if (err != nil) != (sealErr != nil) || fmt.Sprint(target.released) != "[copy_1]" {
 			t.Errorf("seal error %v: as-of returned %v, released %v; want copy_1 released once", sealErr, err, target.released)
+		}
+		wantDropped := "[]"
+		if sealErr != nil {
+			wantDropped = "[copy_1]"
+		}
+		if got := fmt.Sprint(target.dropped); got != wantDropped {
+			t.Errorf("seal error %v: dropped %s, want %s", sealErr, got, wantDropped)
 		}
 	}
 }
