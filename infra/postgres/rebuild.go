@@ -359,7 +359,10 @@ SELECT projection, topic, "partition", next_offset FROM `+pgx.Identifier{schema,
 		_ = s.tx.Rollback(context.WithoutCancel(ctx))
 		return fmt.Errorf("swap %s: checkpoints: %w", schema, err)
 	}
-	if err := s.tx.Commit(ctx); err != nil {
+	// Once every statement went through, the commit is sent whatever ctx
+	// says: a cancellation in the middle of it would leave unknown whether
+	// the swap happened.
+	if err := s.tx.Commit(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("swap %s: commit: %w", schema, err)
 	}
 	return nil
