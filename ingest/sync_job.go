@@ -298,9 +298,9 @@ func (r *StartedSync) Execute(ctx context.Context) (SyncRun, error) {
 	}
 	// A run that lost its lock writes the integration's sync status only
 	// if nobody holds the lock now: a run that took it owns the status
-	// (RUNNING), which this one must not overwrite.
-	// A run that ended well may have lost its lock too, between two
-	// extensions (a pause longer than the TTL, an evicted key).
+	// (RUNNING), which this one must not overwrite. A run that ended well
+	// may have lost it too, between two extensions (a pause longer than
+	// the TTL, an evicted key).
 	lockLost := errors.Is(err, ErrLockLost)
 	if err == nil {
 		held, lerr := s.d.Locker.Extend(done, key, r.token, s.cfg.LockTTL)
@@ -436,7 +436,7 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 		if !mark.IsZero() {
 			req.ModifiedSince = mark.Add(-s.cfg.Overlap)
 		}
-		seen, stalled := map[string]bool{}, 0
+		var cursors CursorProgress
 		for {
 			if err := r.stillWanted(ctx); err != nil {
 				return fmt.Errorf("%s: %w", typ, err)
@@ -471,17 +471,9 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 			if page.NextCursor == "" {
 				break
 			}
-			// An empty page may keep its cursor, but an API that only
-			// ever sends back cursors already asked for never reaches its
-			// last page: stop rather than page for ever under the lock.
-			seen[req.Cursor] = true
-			if seen[page.NextCursor] {
-				stalled++
-				if stalled >= MaxStalledPages {
-					return fmt.Errorf("%s: %w: %d pages in a row sent back a cursor already asked for", typ, ErrNoProgress, stalled)
-				}
-			} else {
-				stalled = 0
+			// Stop rather than page for ever under the lock.
+			if err := cursors.Next(req.Cursor, page.NextCursor); err != nil {
+				return fmt.Errorf("%s: %w", typ, err)
 			}
 			req.Cursor = page.NextCursor
 		}
@@ -512,10 +504,36 @@ func syncAllowed(in domain.Integration, trigger Trigger) bool {
 	return in.Active && (in.SyncEnabled || !trigger.Scheduled())
 }
 
-// MaxStalledPages is how many pages in a row may send back a cursor the
-// run already asked for (empty pages that keep their cursor) before the
-// run gives up on the API ever reaching its last page.
-const MaxStalledPages = 20
+// maxStalledPages is how many pages in a row may send back a cursor
+// already asked for (empty pages that keep their cursor) before paging
+// gives up on the API ever reaching its last page.
+const maxStalledPages = 20
+
+// CursorProgress tells an API paging towards its last page from one that
+// only ever sends back cursors already asked for. The zero value is ready;
+// use one per listing.
+type CursorProgress struct {
+	seen    map[string]bool
+	stalled int
+}
+
+// Next records that the page asked for with cursor answered next (not
+// empty) and returns an error wrapping ErrNoProgress once maxStalledPages
+// pages in a row have sent back a cursor already asked for.
+func (p *CursorProgress) Next(cursor, next string) error {
+	if p.seen == nil {
+		p.seen = map[string]bool{}
+	}
+	p.seen[cursor] = true
+	if !p.seen[next] {
+		p.stalled = 0
+		return nil
+	}
+	if p.stalled++; p.stalled >= maxStalledPages {
+		return fmt.Errorf("%w: %d pages in a row sent back a cursor already asked for", ErrNoProgress, p.stalled)
+	}
+	return nil
+}
 
 // DefaultMaxRateLimitWait is SyncConfig.MaxRateLimitWait's default.
 const DefaultMaxRateLimitWait = 5 * time.Minute

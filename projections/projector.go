@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -226,8 +227,6 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 	return outcomes, nil
 }
 
-// firstGap returns the first partition whose first record in recs lies
-// beyond its checkpoint.
 // Behind returns, for each partition of applied (the offset after the last
 // record whose transaction committed), the gap between the partition's
 // checkpoint and that offset if the checkpoint is behind it: records
@@ -236,13 +235,7 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 // nowhere here; a live projector finds those when the partition's next
 // record arrives.
 func (p *Projector) Behind(ctx context.Context, applied map[Partition]int64) ([]*GapError, error) {
-	parts := make([]Partition, 0, len(applied))
-	for part := range applied {
-		parts = append(parts, part)
-	}
-	slices.SortFunc(parts, func(a, b Partition) int {
-		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
-	})
+	parts := slices.Collect(maps.Keys(applied)) // Load locks them in order
 	var gaps []*GapError
 	err := p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
 		snap, err := tx.Load(ctx, Query{Projection: p.name, Partitions: parts})
@@ -266,6 +259,8 @@ func (p *Projector) Behind(ctx context.Context, applied map[Partition]int64) ([]
 	return gaps, nil
 }
 
+// firstGap returns the first partition whose first record in recs lies
+// beyond its checkpoint.
 func firstGap(snap Snapshot, recs []Record) *GapError {
 	seen := map[Partition]bool{}
 	for _, r := range recs {

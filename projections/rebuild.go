@@ -264,7 +264,7 @@ func (b *Rebuilder) StartRebuild(ctx context.Context) (*StartedRebuild, error) {
 		release()
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
-	return &StartedRebuild{b: b, run: run, release: release, dropOnFail: true,
+	return &StartedRebuild{b: b, run: run, release: release,
 		build: func(ctx context.Context, run *RebuildRun, tr *tracker) error {
 			for _, s := range stale {
 				// A run can die after its swap committed, before it cleaned
@@ -321,10 +321,10 @@ func (b *Rebuilder) StartAsOf(ctx context.Context, t time.Time, schema string, r
 		return nil, fmt.Errorf("as-of: %w", err)
 	}
 	run.ID = id
-	// A build that fails or is cancelled drops its schema: a half-built,
-	// unindexed copy is no state analysts should query, and its name is
-	// free for the next try.
-	return &StartedRebuild{b: b, run: run, release: release, dropOnFail: true,
+	// A build that fails or is cancelled drops its schema (finish): a
+	// half-built, unindexed copy is no state analysts should query, and its
+	// name is free for the next try.
+	return &StartedRebuild{b: b, run: run, release: release,
 		build: func(ctx context.Context, run *RebuildRun, tr *tracker) error {
 			defer b.target.Release(schema)
 			bounds, err := b.log.Bounds(ctx, b.cfg.Topics, time.Time{}, at)
@@ -394,11 +394,10 @@ func lowerIdentifier(s string) bool {
 // context already cancelled, Execute records it cancelled and gives
 // everything back.
 type StartedRebuild struct {
-	b          *Rebuilder
-	run        RebuildRun
-	release    func()
-	dropOnFail bool
-	build      func(ctx context.Context, run *RebuildRun, tr *tracker) error
+	b       *Rebuilder
+	run     RebuildRun
+	release func()
+	build   func(ctx context.Context, run *RebuildRun, tr *tracker) error
 }
 
 // Run is the run as recorded at its start: its id, kind and schema.
@@ -410,7 +409,7 @@ func (s *StartedRebuild) Execute(ctx context.Context) (RebuildRun, error) {
 	tr := s.b.track(ctx, &s.run)
 	defer tr.stop()
 	err := s.build(ctx, &s.run, tr)
-	return s.b.finish(ctx, &s.run, tr, err, s.dropOnFail)
+	return s.b.finish(ctx, &s.run, tr, err)
 }
 
 func (b *Rebuilder) rebuild(ctx context.Context, run *RebuildRun, tr *tracker) error {
@@ -499,7 +498,7 @@ func (b *Rebuilder) rest(ctx context.Context, schema string) (Bounds, error) {
 	return head.From(next), nil
 }
 
-func (b *Rebuilder) finish(ctx context.Context, run *RebuildRun, tr *tracker, err error, dropOnFail bool) (RebuildRun, error) {
+func (b *Rebuilder) finish(ctx context.Context, run *RebuildRun, tr *tracker, err error) (RebuildRun, error) {
 	now := time.Now().UTC()
 	tr.set(func(r *RebuildRun) {
 		r.FinishedAt = &now
@@ -513,7 +512,9 @@ func (b *Rebuilder) finish(ctx context.Context, run *RebuildRun, tr *tracker, er
 		}
 	})
 	tr.stop()
-	if err != nil && dropOnFail {
+	if err != nil {
+		// Neither a rebuild's schema nor a point-in-time copy is of use
+		// half-built.
 		_ = b.target.Drop(context.WithoutCancel(ctx), run.Schema)
 	}
 	final := tr.snapshot()

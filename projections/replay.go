@@ -351,9 +351,7 @@ func (r *Replayer) apply(ctx context.Context, scanned []ScannedRecord, st *repai
 		for k, h := range add.history {
 			st.history[k] = append(st.history[k], h...)
 		}
-		for k, at := range add.shadow {
-			st.shadow[k] = at
-		}
+		maps.Copy(st.shadow, add.shadow)
 		rep.Applied += counts.applied
 		rep.Unchanged += counts.unchanged
 		rep.AuditRestored += counts.audit

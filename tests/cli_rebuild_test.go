@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,8 +13,7 @@ func TestCLIRebuildRefusesACopysFlagsWithoutAsOf(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	bin := softprohubBinary(t)
-	env := append(os.Environ(), "DATABASE_URL="+e.Cfg.DatabaseURL, "SECRETS_KEY="+e.Cfg.SecretsKey,
-		"JWT_SECRET="+e.Cfg.JWTSecret, "KAFKA_BROKERS="+strings.Join(e.Brokers, ","), "DATA_DIR="+e.Cfg.DataDir)
+	env := cliEnv(e)
 	for _, args := range [][]string{{"rebuild", "--schema", "my_copy"}, {"rebuild", "--replace"}} {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = env

@@ -13,14 +13,20 @@ import (
 	"github.com/roisystems/softprohub/domain"
 )
 
+// cliEnv is the environment that points the binary's commands at e's
+// database and broker.
+func cliEnv(e *Env) []string {
+	return append(os.Environ(), "DATABASE_URL="+e.Cfg.DatabaseURL, "SECRETS_KEY="+e.Cfg.SecretsKey,
+		"JWT_SECRET="+e.Cfg.JWTSecret, "KAFKA_BROKERS="+strings.Join(e.Brokers, ","), "DATA_DIR="+e.Cfg.DataDir)
+}
+
 // TestCLI drives the operator commands of the real binary against an
 // env's database and broker.
 func TestCLI(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	bin := softprohubBinary(t)
-	env := append(os.Environ(), "DATABASE_URL="+e.Cfg.DatabaseURL, "SECRETS_KEY="+e.Cfg.SecretsKey,
-		"JWT_SECRET="+e.Cfg.JWTSecret, "KAFKA_BROKERS="+strings.Join(e.Brokers, ","), "DATA_DIR="+e.Cfg.DataDir)
+	env := cliEnv(e)
 	run := func(args ...string) (string, string) {
 		t.Helper()
 		cmd := exec.Command(bin, args...)

@@ -431,12 +431,7 @@ func TestReplayValidateFindsMetricsChangedBehindTheBackAndFillRecountsThem(t *te
 	if fill := e.fill(id); len(fill.Errors) != 0 || fill.Recounted != 5 {
 		t.Fatalf("fill %+v, want five rows recounted", fill)
 	}
-	if got := readModelDump(t, db, id); got != want {
-		t.Fatalf("after fill:\n got %s\nwant %s", got, want)
-	}
-	if rep := e.consistency(id); rep.Score != 100 {
-		t.Fatalf("after fill: score %d, issues %+v", rep.Score, rep.Issues)
-	}
+	e.restoredExactly(db, id, want)
 	// The totals of the integration's types and hours are the sums of the
 	// hourly rows again.
 	sums := `SELECT event_type, hour, sum(received)::bigint, sum(completed)::bigint, sum(failed)::bigint FROM integration_metrics_hourly
@@ -465,10 +460,5 @@ func TestReplayFillRestoresARowEditedWithALaterTimestamp(t *testing.T) {
 	if fill := e.fill(id); len(fill.Errors) != 0 {
 		t.Fatalf("fill: %+v", fill)
 	}
-	if got := readModelDump(t, db, id); got != want {
-		t.Fatalf("after fill:\n got %s\nwant %s", got, want)
-	}
-	if rep := e.consistency(id); rep.Score != 100 {
-		t.Fatalf("after fill: score %d, issues %+v", rep.Score, rep.Issues)
-	}
+	e.restoredExactly(db, id, want)
 }

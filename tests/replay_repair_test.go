@@ -104,6 +104,18 @@ func tamper(t *testing.T, db *pgxpool.Pool, id string, stmts ...string) {
 	}
 }
 
+// restoredExactly fails the test unless id's read models dump as want
+// and validate scores them 100.
+func (e *Env) restoredExactly(db *pgxpool.Pool, id, want string) {
+	e.t.Helper()
+	if got := readModelDump(e.t, db, id); got != want {
+		e.t.Fatalf("after fill:\n got %s\nwant %s", got, want)
+	}
+	if rep := e.consistency(id); rep.Score != 100 {
+		e.t.Fatalf("after fill: score %d, issues %+v", rep.Score, rep.Issues)
+	}
+}
+
 // replay runs POST …/{id}/replay with body and returns its report.
 func (e *Env) replay(id string, body map[string]any) projections.ReplayReport {
 	e.t.Helper()
@@ -197,12 +209,7 @@ func TestReplayValidateFindsRowsChangedBehindTheBackAndFillRestoresThem(t *testi
 	e.fill(id)
 	// The hourly metrics, which still counted the deleted audit row, count
 	// the restored one once: as before the tampering.
-	if got := readModelDump(t, db, id); got != want {
-		t.Fatalf("after fill:\n got %s\nwant %s", got, want)
-	}
-	if rep := e.consistency(id); rep.Score != 100 {
-		t.Fatalf("after fill: score %d, issues %+v", rep.Score, rep.Issues)
-	}
+	e.restoredExactly(db, id, want)
 	// Filling again changes nothing.
 	e.fill(id)
 	if got := readModelDump(t, db, id); got != want {

@@ -199,7 +199,6 @@ func (e *env) count(sql string, args ...any) int64 {
 	return n
 }
 
-// checkpointsCover is how many offsets the checkpoints of e's topics cover.
 // loseNewestHalf loses, in one transaction, the newest half of what each
 // partition applied: its audit rows, the metrics they counted and the
 // checkpoints, as if those commits never reached the disk (the consumer
@@ -230,6 +229,7 @@ func (e *env) loseNewestHalf() {
 	}
 }
 
+// checkpointsCover is how many offsets the checkpoints of e's topics cover.
 func (e *env) checkpointsCover() int64 {
 	e.t.Helper()
 	return e.count("SELECT coalesce(sum(next_offset),0) FROM projection_checkpoints WHERE topic = ANY($1)", e.topics)

@@ -2,11 +2,14 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -67,81 +70,51 @@ func decodeStrict(raw []byte, v any) error {
 }
 
 // textProblem returns the JSON path (organizationId, eventIds[2],
-// retryConfig.x) of the first string of raw, a key or a value, that holds
-// a NUL character, which Postgres text cannot hold; "" when there is none.
-// (Bytes that are not UTF-8 do not get this far: the decoder turns them
-// into U+FFFD.) raw is valid JSON.
+// retryConfig.x) of a string of raw, a key or a value, that holds a NUL
+// character, which Postgres text cannot hold (the first in document order
+// for arrays, in key order for objects); "" when there is none. (Bytes
+// that are not UTF-8 do not get this far: the decoder turns them into
+// U+FFFD.) raw is valid JSON.
 func textProblem(raw []byte) string {
 	if !bytes.Contains(raw, []byte(`\u0000`)) {
 		return ""
 	}
-	type level struct {
-		object  bool
-		wantKey bool
-		key     string
-		index   int
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return ""
 	}
-	var stack []*level
-	path := func() string {
-		var b strings.Builder
-		for _, l := range stack {
-			switch {
-			case !l.object:
-				b.WriteString("[" + strconv.Itoa(l.index) + "]")
-			case b.Len() > 0:
-				b.WriteString("." + l.key)
-			default:
-				b.WriteString(l.key)
+	return nulPath(v, "")
+}
+
+// nulPath is textProblem over a decoded value found at path.
+func nulPath(v any, path string) string {
+	switch x := v.(type) {
+	case string:
+		if strings.ContainsRune(x, 0) {
+			return cmp.Or(path, "body")
+		}
+	case []any:
+		for i, e := range x {
+			if p := nulPath(e, path+"["+strconv.Itoa(i)+"]"); p != "" {
+				return p
 			}
 		}
-		switch s := b.String(); {
-		case s == "":
-			return "body"
-		case !isText(s):
-			return strconv.QuoteToASCII(s)
-		default:
-			return s
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return ""
-		}
-		var top *level
-		if n := len(stack); n > 0 {
-			top = stack[n-1]
-		}
-		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
-			stack = stack[:len(stack)-1]
-			if n := len(stack); n > 0 && stack[n-1].object {
-				stack[n-1].wantKey = true
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			name := k
+			if !isText(k) {
+				name = strconv.QuoteToASCII(k)
 			}
-			continue
-		}
-		if top != nil && top.object && top.wantKey {
-			top.key, _ = tok.(string)
-			top.wantKey = false
-			if strings.ContainsRune(top.key, 0) {
-				return path()
+			if path != "" {
+				name = path + "." + name
 			}
-			continue
-		}
-		if top != nil && !top.object {
-			top.index++
-		}
-		switch t := tok.(type) {
-		case json.Delim: // an object or array opens; its parent wants a key once it closes
-			stack = append(stack, &level{object: t == '{', wantKey: t == '{', index: -1})
-			continue
-		case string:
-			if strings.ContainsRune(t, 0) {
-				return path()
+			if strings.ContainsRune(k, 0) {
+				return name
 			}
-		}
-		if top != nil && top.object {
-			top.wantKey = true
+			if p := nulPath(x[k], name); p != "" {
+				return p
+			}
 		}
 	}
+	return ""
 }

@@ -441,14 +441,6 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 	return snap, nil
 }
 
-// splitEntities groups w's entities by kind: those for the upsert (rows
-// the projector found); new ones for the plain insert; new ones of kinds
-// with copyMin or more new rows, for COPY; and of those, the ones whose
-// data is in their last event's audit row, for queueEntitiesFromAudit.
-// Every new row is written without a conflict check, so a row another
-// writer inserted meanwhile (another topic's projector creating the same
-// entity) fails the transaction, which is planned again on top of it,
-// rather than being overwritten by a state folded from nothing.
 // takeOverwrites takes the entities w marks Overwrite out of w, by kind,
 // and returns w without them.
 func takeOverwrites(w projections.Writes) (map[domain.Kind][]domain.Entity, projections.Writes) {
@@ -471,6 +463,14 @@ func takeOverwrites(w projections.Writes) (map[domain.Kind][]domain.Entity, proj
 	return over, rest
 }
 
+// splitEntities groups w's entities by kind: those for the upsert (rows
+// the projector found); new ones for the plain insert; new ones of kinds
+// with copyMin or more new rows, for COPY; and of those, the ones whose
+// data is in their last event's audit row, for queueEntitiesFromAudit.
+// Every new row is written without a conflict check, so a row another
+// writer inserted meanwhile (another topic's projector creating the same
+// entity) fails the transaction, which is planned again on top of it,
+// rather than being overwritten by a state folded from nothing.
 func splitEntities(w projections.Writes) (upserts, inserts, copies, fromAudit map[domain.Kind][]domain.Entity) {
 	isNew := func(i int) bool { return i < len(w.NewEntities) && w.NewEntities[i] }
 	inAudit := func(i int) bool { return i < len(w.DataInAudit) && w.DataInAudit[i] }

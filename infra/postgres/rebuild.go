@@ -75,11 +75,10 @@ func (t *RebuildTarget) LiveSchema() string { return t.live }
 
 // Create implements projections.RebuildTarget; it never creates the live
 // schema, one that exists is projections.ErrTargetExists, and one it made
-// but could not finish it drops. The returned
-// store commits with synchronous_commit off: a crash may lose its last
-// transactions, which only matters before the swap, when the schema is
-// thrown away anyway; the swap's own commit is durable and flushes
-// everything before it.
+// but could not finish it drops. The returned store commits with
+// synchronous_commit off: a crash may lose its last transactions, which
+// only matters before the swap, when the schema is thrown away anyway; the
+// swap's own commit is durable and flushes everything before it.
 func (t *RebuildTarget) Create(ctx context.Context, schema string) (projections.Store, error) {
 	if schema == t.live {
 		return nil, fmt.Errorf("create %s: %w", schema, projections.ErrInvalidTarget)
@@ -99,8 +98,8 @@ func (t *RebuildTarget) Create(ctx context.Context, schema string) (projections.
 		}
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if _, derr := t.pool.Exec(dctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); derr != nil {
-			err = errors.Join(err, fmt.Errorf("drop unfinished schema %s: %w", schema, derr))
+		if derr := t.Drop(dctx, schema); derr != nil {
+			err = errors.Join(err, fmt.Errorf("drop unfinished schema: %w", derr))
 		}
 		return nil, err
 	}

@@ -184,7 +184,8 @@ func (s sourceLister) ChangedSince(ctx context.Context, id string, since time.Ti
 	}
 	var out []projections.SourceRecord
 	for _, typ := range domain.SyncTypes {
-		cursor, seen, stalled := "", map[string]bool{}, 0
+		cursor := ""
+		var cursors ingest.CursorProgress
 		for tries, renewed := 0, false; ; {
 			// As a sync run does: no quota wait longer than the longest a
 			// run waits, and no paging for ever through cursors already
@@ -217,13 +218,8 @@ func (s sourceLister) ChangedSince(ctx context.Context, id string, since time.Ti
 			if page.NextCursor == "" {
 				break
 			}
-			seen[cursor] = true
-			if seen[page.NextCursor] {
-				if stalled++; stalled >= ingest.MaxStalledPages {
-					return nil, fmt.Errorf("list %s: %w: %d pages in a row sent back a cursor already asked for", typ, ingest.ErrNoProgress, stalled)
-				}
-			} else {
-				stalled = 0
+			if err := cursors.Next(cursor, page.NextCursor); err != nil {
+				return nil, fmt.Errorf("list %s: %w", typ, err)
 			}
 			cursor = page.NextCursor
 		}
