@@ -175,7 +175,10 @@ func (t *RebuildTarget) Seal(ctx context.Context, schema string) error {
 		return fmt.Errorf("seal %s: %w", schema, err)
 	}
 	// Index builds run side by side, one connection each, with room to
-	// sort a million rows in memory (the default 64 MB spills to disk).
+	// sort a million rows in memory (the default 64 MB spills to disk) and
+	// no parallel workers: two builds already fill two cores, and with
+	// workers each the seal of a million events took 16–19 s instead of
+	// 13 s (more processes than cores, sorting in pieces and merging).
 	errs := make(chan error, max(len(defs), len(ReadModelTables)))
 	sem := make(chan struct{}, 2)
 	for _, def := range defs {
@@ -184,6 +187,7 @@ func (t *RebuildTarget) Seal(ctx context.Context, schema string) error {
 			defer func() { <-sem }()
 			b := &pgx.Batch{}
 			b.Queue("SELECT set_config('maintenance_work_mem', $1, true)", sealSortMemory)
+			b.Queue("SELECT set_config('max_parallel_maintenance_workers', '0', true)")
 			b.Queue(def)
 			errs <- pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
 		}()
