@@ -73,6 +73,10 @@ type Config struct {
 	DefaultRateLimit       int
 	DefaultIngestRateLimit int
 	Now                    func() time.Time
+	// WithoutWebhooks and WithoutAPI leave out the webhook route and the
+	// /api/v1 routes (a process without role ingest or api); health,
+	// readiness, metrics and the OpenAPI document are always served.
+	WithoutWebhooks, WithoutAPI bool
 }
 
 func (c *Config) setDefaults() {
@@ -168,10 +172,26 @@ func NewHandler(cfg Config, d Deps) (http.Handler, error) {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	r.Get("/api/webhooks/health", s.health)
 	r.Get("/api/openapi.json", serveOpenAPI)
-	r.Post("/api/webhooks/softpro/{integrationId}", s.webhook)
+	if !cfg.WithoutWebhooks {
+		r.Post("/api/webhooks/softpro/{integrationId}", s.webhook)
+	}
+	if !cfg.WithoutAPI {
+		s.mountAPI(r, d.Mount)
+	}
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, codeNotFound, "no such route")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed")
+	})
+	return r, nil
+}
 
+// mountAPI adds the authenticated management and query API under /api/v1,
+// with the routes of mounts.
+func (s *server) mountAPI(r chi.Router, mounts []func(chi.Router)) {
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(s.accessLog, authenticate(cfg.JWTSecret))
+		r.Use(s.accessLog, authenticate(s.cfg.JWTSecret))
 		r.Route("/integrations/softpro", func(r chi.Router) {
 			r.Group(func(r chi.Router) {
 				r.Use(requireRole(RoleAdmin))
@@ -184,17 +204,10 @@ func NewHandler(cfg Config, d Deps) (http.Handler, error) {
 				r.With(textPathIDs).Get("/{id}", s.getIntegration)
 			})
 		})
-		for _, mount := range d.Mount {
+		for _, mount := range mounts {
 			mount(r)
 		}
 	})
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, codeNotFound, "no such route")
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed")
-	})
-	return r, nil
 }
 
 // maxRequestIDLen bounds a sender's X-Request-Id, which a webhook carries

@@ -210,6 +210,8 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		MinSyncInterval:        cfg.SyncMinInterval,
 		DefaultRateLimit:       cfg.RateLimitDefault,
 		DefaultIngestRateLimit: cfg.IngestRateLimit,
+		WithoutWebhooks:        !opts.Roles.Ingest,
+		WithoutAPI:             !opts.Roles.API,
 	}, httpapi.Deps{
 		Receiver:            a.receiver,
 		Integrations:        a.store,
