@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReplayWindowEndingBeforeItStarts: a replay whose from is not before
@@ -27,10 +28,19 @@ func TestReplayWindowEndingBeforeItStarts(t *testing.T) {
 		}
 		e.checkContract(http.MethodPost, path, status, raw)
 	}
+	// Without to, the window ends now: a from in the future is as empty.
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	status, raw := e.do(http.MethodPost, path, e.Token, map[string]any{"from": future})
+	if code, msg := errCode(raw); status != http.StatusBadRequest || code != "BAD_REQUEST" || !strings.Contains(msg, "future") {
+		t.Errorf("replay from %s without to: %d %s, want 400 saying it is in the future", future, status, raw)
+	}
 	// A window the right way round replays.
 	rep := e.replay(id, map[string]any{"from": "2024-01-01T00:00:00Z", "to": "2024-01-01T00:00:01Z"})
 	if rep.IntegrationID != id {
 		t.Fatalf("replay report %+v", rep)
+	}
+	if rep := e.replay(id, map[string]any{"from": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)}); rep.IntegrationID != id {
+		t.Fatalf("replay of the last minute: %+v", rep)
 	}
 }
 
