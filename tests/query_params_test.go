@@ -130,8 +130,26 @@ func TestRetryBatchIDsPostgresCannotHold(t *testing.T) {
 	}
 }
 
-// TestCursorOutOfRange: a cursor whose key or id is out of its column's
-// range is not one this API returned: 400, not a 500.
+// tampered is next, a cursor this API returned, with its key and id
+// replaced: what a client editing a cursor sends.
+func tampered(t *testing.T, next *string, key, id string) string {
+	t.Helper()
+	if next == nil {
+		t.Fatal("no cursor to tamper with")
+	}
+	c, err := projections.DecodeCursor(*next)
+	if err != nil {
+		t.Fatalf("cursor %q: %v", *next, err)
+	}
+	c.Key, c.ID = key, id
+	return url.QueryEscape(c.Encode())
+}
+
+// TestCursorOutOfRange: a cursor whose key or id is not one this API
+// formats (out of its column's range, in another time zone, with an
+// offset Postgres cannot hold, or not a time at all) is not one this API
+// returned: 400 naming cursor, never a 500. The cursors it does return
+// walk on in every sort.
 func TestCursorOutOfRange(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -140,24 +158,34 @@ func TestCursorOutOfRange(t *testing.T) {
 	e.send(signedWebhook(a, sa, event("evt_1", domain.TransactionCreated, now, `{"id":"txn_1","status":"open"}`)))
 	e.send(signedWebhook(a, sa, event("evt_2", domain.TransactionStatusChanged, now, `{"id":"txn_1","status":"closed"}`)))
 	e.send(signedWebhook(a, sa, event("evt_3", domain.TransactionStatusChanged, now.Add(time.Second), `{"id":"txn_1","status":"open"}`)))
-	e.waitStatuses(a, map[string]string{"evt_1": "COMPLETED", "evt_2": "COMPLETED", "evt_3": "COMPLETED"})
+	e.send(signedWebhook(a, sa, event("evt_4", domain.TransactionCreated, now.Add(2*time.Second), `{"id":"txn_2","status":"open","closing_date":"2024-02-01"}`)))
+	e.waitStatuses(a, map[string]string{"evt_1": "COMPLETED", "evt_2": "COMPLETED", "evt_3": "COMPLETED", "evt_4": "COMPLETED"})
 	base := "/api/v1/integrations/softpro/" + a + "/transactions"
-	cursor := func(key, id string) string { return url.QueryEscape(projections.Cursor{Key: key, ID: id}.Encode()) }
+	history := e.list(base + "/txn_1/status-history?limit=1").Pagination.NextCursor
 	for _, c := range []struct{ key, id string }{
 		{"2024-01-01T00:00:00Z", "99999999999999999999"},
 		{"2024-01-01T00:00:00Z", "1e3"},
 		{"300000-01-01T00:00:00Z", "1"},
 		{"2024-01-01T25:00:00Z", "1"},
+		{"2024-01-01T00:00:00+16:00", "1"},
+		{"2024-01-01 00:00:00 Mars/Olympus", "1"},
+		{"2024-01-01 00:00:00+00", "1"},
 	} {
-		e.wantBadParam(base+"/txn_1/status-history?cursor="+cursor(c.key, c.id), "cursor")
+		e.wantBadParam(base+"/txn_1/status-history?cursor="+tampered(t, history, c.key, c.id), "cursor")
 	}
 	for _, c := range []struct{ sort, key string }{
 		{"updatedAt", "300000-01-01T00:00:00Z"},
 		{"updatedAt", "2024-02-30T00:00:00Z"},
+		{"updatedAt", "2024-01-01 00:00:00 Mars/Olympus"},
+		{"updatedAt", "2024-01-01T00:00:00+16:00"},
+		{"updatedAt", "not-a-time"},
 		{"closingDate", "99999999-01-01"},
 		{"closingDate", "2024-13-01"},
+		{"closingDate", "2024-01-01 Foo/Bar"},
+		{"closingDate", "0000-01-01"},
 	} {
-		e.wantBadParam(base+"?sort="+c.sort+"&cursor="+cursor(c.key, "txn_1"), "cursor")
+		next := e.list(base + "?limit=1&sort=" + c.sort).Pagination.NextCursor
+		e.wantBadParam(base+"?sort="+c.sort+"&cursor="+tampered(t, next, c.key, "txn_1"), "cursor")
 	}
 	// The cursors this API returns walk on.
 	first := e.list(base + "/txn_1/status-history?limit=1")
@@ -167,6 +195,25 @@ func TestCursorOutOfRange(t *testing.T) {
 	second := e.list(base + "/txn_1/status-history?limit=1&cursor=" + url.QueryEscape(*first.Pagination.NextCursor))
 	if len(second.StatusHistory) != 1 || second.StatusHistory[0]["eventId"] == first.StatusHistory[0]["eventId"] || second.Pagination.HasMore {
 		t.Fatalf("second page: %+v after %+v", second, first)
+	}
+	// txn_1 was updated first and has no closing date, which sorts last.
+	for q, want := range map[string]string{
+		"sort=updatedAt": "txn_1,txn_2", "sort=updatedAt&order=desc": "txn_2,txn_1",
+		"sort=closingDate": "txn_2,txn_1", "sort=closingDate&order=desc": "txn_1,txn_2",
+	} {
+		var ids []string
+		next := ""
+		for range 3 {
+			l := e.list(base + "?limit=1&" + q + next)
+			ids = append(ids, l.ids())
+			if !l.Pagination.HasMore {
+				break
+			}
+			next = "&cursor=" + url.QueryEscape(*l.Pagination.NextCursor)
+		}
+		if got := strings.Join(ids, ","); got != want {
+			t.Errorf("walk %s: %s, want %s", q, got, want)
+		}
 	}
 }
 

@@ -120,7 +120,7 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 	must(err)
 	_, err = s.ClaimFailed(ctx, "int_none", nil, now)
 	must(err)
-	after := &projections.Cursor{Key: now.Add(-time.Hour).Format(time.RFC3339Nano), ID: "txn_5"}
+	after := &projections.Cursor{Key: now.Add(-time.Hour).Truncate(time.Microsecond).Format(time.RFC3339Nano), ID: "txn_5"}
 	for _, f := range []projections.EntityFilter{
 		{Kind: domain.KindTransaction, IntegrationID: "int_7"},
 		{Kind: domain.KindTransaction, IntegrationID: "int_7", After: after, Desc: true},

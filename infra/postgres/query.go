@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/roisystems/softprohub/domain"
@@ -454,19 +455,75 @@ WHERE m.integration_id = d.integration_id AND m.event_type = d.event_type AND m.
 // entityQuery is the SQL shape of one kind's list.
 type entityQuery struct {
 	table entityTable
-	// sortExpr and cast give each Sort's key expression and the type its
-	// cursor text is cast to.
-	sortExpr map[projections.Sort][2]string
+	// sorts are the orders the kind's list has.
+	sorts map[projections.Sort]sortKey
 }
 
+// sortKey is one order of a list and how a cursor holds a row's place in
+// it. The key is formatted and parsed here, never rendered or cast by
+// Postgres, so a cursor does not depend on the session's DateStyle or
+// TimeZone, and a key this store did not format is ErrBadCursor before
+// any SQL runs.
+type sortKey struct {
+	// expr is the SQL key; typ is the type its cursor value is bound as.
+	expr, typ string
+	// format renders e's key; parse reads back what format rendered (and
+	// nothing else) as the value to bind.
+	format func(e domain.Entity) string
+	parse  func(key string) (any, error)
+}
+
+var (
+	updatedAtKey = sortKey{"softpro_updated_at", "timestamptz",
+		func(e domain.Entity) string { return formatInstantKey(e.UpdatedAt) }, func(k string) (any, error) { return parseInstantKey(k) }}
+	closingDateKey = sortKey{"COALESCE(closing_date, 'infinity'::date)", "date", formatClosingKey, parseDateKey}
+)
+
 var entityQueries = map[domain.Kind]entityQuery{
-	domain.KindTransaction: {entityTables[domain.KindTransaction], map[projections.Sort][2]string{
-		projections.SortUpdatedAt:   {"softpro_updated_at", "timestamptz"},
-		projections.SortClosingDate: {"COALESCE(closing_date, 'infinity'::date)", "date"},
+	domain.KindTransaction: {entityTables[domain.KindTransaction], map[projections.Sort]sortKey{
+		projections.SortUpdatedAt:   updatedAtKey,
+		projections.SortClosingDate: closingDateKey,
 	}},
-	domain.KindContact:  {entityTables[domain.KindContact], map[projections.Sort][2]string{projections.SortUpdatedAt: {"softpro_updated_at", "timestamptz"}}},
-	domain.KindDocument: {entityTables[domain.KindDocument], map[projections.Sort][2]string{projections.SortUpdatedAt: {"softpro_updated_at", "timestamptz"}}},
-	domain.KindTask:     {entityTables[domain.KindTask], map[projections.Sort][2]string{projections.SortUpdatedAt: {"softpro_updated_at", "timestamptz"}}},
+	domain.KindContact:  {entityTables[domain.KindContact], map[projections.Sort]sortKey{projections.SortUpdatedAt: updatedAtKey}},
+	domain.KindDocument: {entityTables[domain.KindDocument], map[projections.Sort]sortKey{projections.SortUpdatedAt: updatedAtKey}},
+	domain.KindTask:     {entityTables[domain.KindTask], map[projections.Sort]sortKey{projections.SortUpdatedAt: updatedAtKey}},
+}
+
+// formatInstantKey renders a timestamptz key: RFC 3339 in UTC.
+func formatInstantKey(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// parseInstantKey reads a key of formatInstantKey: only its exact output,
+// at Postgres' microsecond resolution.
+func parseInstantKey(k string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, k)
+	if err != nil || formatInstantKey(t) != k || t.Nanosecond()%1000 != 0 {
+		return time.Time{}, projections.ErrBadCursor
+	}
+	return t, nil
+}
+
+// noClosingDate is the closing date key of a transaction without one,
+// which sorts after every date.
+const noClosingDate = "infinity"
+
+func formatClosingKey(e domain.Entity) string {
+	if e.Transaction.ClosingDate == nil {
+		return noClosingDate
+	}
+	return e.Transaction.ClosingDate.Format(time.DateOnly)
+}
+
+// parseDateKey reads a key of formatClosingKey: an ISO date of year 1 or
+// later, or infinity.
+func parseDateKey(k string) (any, error) {
+	if k == noClosingDate {
+		return pgtype.Date{InfinityModifier: pgtype.Infinity, Valid: true}, nil
+	}
+	t, err := time.Parse(time.DateOnly, k)
+	if err != nil || t.Year() < 1 || t.Format(time.DateOnly) != k {
+		return nil, projections.ErrBadCursor
+	}
+	return t, nil
 }
 
 // ErrUnsupportedSort is returned for a sort a kind does not have.
@@ -549,16 +606,13 @@ func (s *QueryStore) Entities(ctx context.Context, f projections.EntityFilter) (
 	if f.Sort == "" {
 		f.Sort = projections.SortUpdatedAt
 	}
-	sortKey, ok := eq.sortExpr[f.Sort]
+	sort, ok := eq.sorts[f.Sort]
 	if !ok {
 		return projections.EntityPage{}, fmt.Errorf("list %s: %w %q", eq.table.name, ErrUnsupportedSort, f.Sort)
 	}
 	if !isText(f.IntegrationID, f.TransactionID) {
 		return projections.EntityPage{}, nil
 	}
-	var ca args
-	countSQL := "SELECT count(*) FROM " + eq.table.name + joinWhere(entityConds(f, &ca))
-
 	var a args
 	conds := entityConds(f, &a)
 	op, dir := ">", "ASC"
@@ -566,50 +620,39 @@ func (s *QueryStore) Entities(ctx context.Context, f projections.EntityFilter) (
 		op, dir = "<", "DESC"
 	}
 	if f.After != nil {
-		conds = append(conds, "("+sortKey[0]+", id) "+op+" ("+a.add(f.After.Key)+"::text::"+sortKey[1]+", "+a.add(f.After.ID)+")")
+		key, err := sort.parse(f.After.Key)
+		if err != nil {
+			return projections.EntityPage{}, fmt.Errorf("list %s: %w", eq.table.name, projections.ErrBadCursor)
+		}
+		conds = append(conds, "("+sort.expr+", id) "+op+" ("+a.add(key)+"::"+sort.typ+", "+a.add(f.After.ID)+")")
 	}
-	q := "SELECT " + eq.columns() + ", (" + sortKey[0] + ")::text AS sort_key FROM " + eq.table.name + joinWhere(conds) +
-		" ORDER BY " + sortKey[0] + " " + dir + ", id " + dir + " LIMIT " + a.add(f.Limit+1)
+	q := "SELECT " + eq.columns() + " FROM " + eq.table.name + joinWhere(conds) +
+		" ORDER BY " + sort.expr + " " + dir + ", id " + dir + " LIMIT " + a.add(f.Limit+1)
+	var ca args
+	countSQL := "SELECT count(*) FROM " + eq.table.name + joinWhere(entityConds(f, &ca))
 
 	b := &pgx.Batch{}
 	var page projections.EntityPage
-	var keys []string
 	b.Queue(q, a...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			e := domain.Entity{Exists: true, Key: domain.EntityKey{Kind: f.Kind}}
-			var payload []byte
-			var key string
-			dest := append([]any{&e.Key.IntegrationID, &e.Key.ID, &e.CreatedAt, &e.UpdatedAt, &e.LastEventID, &e.Deleted, &e.DeletedAt, &payload},
-				eq.table.scan(&e)...)
-			if err := rows.Scan(append(dest, &key)...); err != nil {
+			e, err := eq.scan(rows, f.Kind)
+			if err != nil {
 				return err
 			}
-			e.Data = payload
 			page.Entities = append(page.Entities, e)
-			keys = append(keys, key)
 		}
 		return rows.Err()
 	})
 	b.Queue(countSQL, ca...).QueryRow(func(row pgx.Row) error { return row.Scan(&page.Total) })
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		if isBadCursor(err) {
-			return projections.EntityPage{}, fmt.Errorf("list %s: %w", eq.table.name, projections.ErrBadCursor)
-		}
 		return projections.EntityPage{}, fmt.Errorf("list %s: %w", eq.table.name, err)
 	}
 	if len(page.Entities) > f.Limit {
 		page.Entities = page.Entities[:f.Limit]
 		last := page.Entities[f.Limit-1]
-		page.Next = &projections.Cursor{Key: keys[f.Limit-1], ID: last.Key.ID}
+		page.Next = &projections.Cursor{Key: sort.format(last), ID: last.Key.ID}
 	}
 	return page, nil
-}
-
-// isBadCursor reports a cursor key or id Postgres could not cast.
-func isBadCursor(err error) bool {
-	// invalid datetime format, datetime overflow, invalid text, numeric out
-	// of range (a status change id beyond bigint)
-	return hasCode(err, "22007", "22008", "22P02", "22003")
 }
 
 // Entity returns one entity: ErrNotFound when there is none, or when it is
@@ -646,7 +689,12 @@ func (s *QueryStore) StatusHistory(ctx context.Context, f projections.HistoryFil
 	conds := []string{"integration_id = $1", "transaction_id = $2"}
 	countSQL := "SELECT count(*) FROM transaction_status_changes" + joinWhere(conds)
 	if f.After != nil {
-		conds = append(conds, "(changed_at, id) > ("+a.add(f.After.Key)+"::text::timestamptz, "+a.add(f.After.ID)+"::text::bigint)")
+		at, err := parseInstantKey(f.After.Key)
+		id, idErr := strconv.ParseInt(f.After.ID, 10, 64)
+		if err != nil || idErr != nil || strconv.FormatInt(id, 10) != f.After.ID {
+			return projections.HistoryPage{}, fmt.Errorf("status history: %w", projections.ErrBadCursor)
+		}
+		conds = append(conds, "(changed_at, id) > ("+a.add(at)+"::timestamptz, "+a.add(id)+"::bigint)")
 	}
 	q := "SELECT id::text, from_status, to_status, changed_at, event_id FROM transaction_status_changes" + joinWhere(conds) +
 		" ORDER BY changed_at, id LIMIT " + a.add(f.Limit+1)
@@ -667,15 +715,12 @@ func (s *QueryStore) StatusHistory(ctx context.Context, f projections.HistoryFil
 	})
 	b.Queue(countSQL, f.IntegrationID, f.TransactionID).QueryRow(func(row pgx.Row) error { return row.Scan(&page.Total) })
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		if isBadCursor(err) {
-			return projections.HistoryPage{}, fmt.Errorf("status history: %w", projections.ErrBadCursor)
-		}
 		return projections.HistoryPage{}, fmt.Errorf("status history: %w", err)
 	}
 	if len(page.Changes) > f.Limit {
 		page.Changes = page.Changes[:f.Limit]
 		last := page.Changes[f.Limit-1]
-		page.Next = &projections.Cursor{Key: last.At.UTC().Format(time.RFC3339Nano), ID: ids[f.Limit-1]}
+		page.Next = &projections.Cursor{Key: formatInstantKey(last.At), ID: ids[f.Limit-1]}
 	}
 	return page, nil
 }
