@@ -1,10 +1,13 @@
 package projections
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
@@ -112,6 +115,11 @@ type HistoryFilter struct {
 	Limit         int
 }
 
+// Scope is the walk f's cursors belong to: one transaction's history.
+func (f HistoryFilter) Scope() string {
+	return scope("status-history", f.IntegrationID, f.TransactionID)
+}
+
 // HistoryPage is one keyset page of status changes.
 type HistoryPage struct {
 	Changes []domain.StatusChange
@@ -122,9 +130,46 @@ type HistoryPage struct {
 // Cursor is a position in a keyset walk: the sort key of the last row
 // returned and its id. Rows are ordered by (Key, ID), so a walk neither
 // repeats nor skips a row that keeps its key while the walk goes on.
+// Scope ties the cursor to the walk that issued it (EntityFilter.Scope,
+// HistoryFilter.Scope): a store refuses it, with ErrBadCursor, for a list
+// of another sort, order or filter, where its key would name another
+// position or none.
 type Cursor struct {
-	Key string `json:"k"`
-	ID  string `json:"i"`
+	Key   string `json:"k"`
+	ID    string `json:"i"`
+	Scope string `json:"s"`
+}
+
+// scope digests the fields that choose a walk's rows and their order: a
+// short hash, not a secret (a client can forge any cursor; the store
+// parses and checks its key anyway).
+func scope(fields ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(fields, "\x00")))
+	return base64.RawURLEncoding.EncodeToString(sum[:9])
+}
+
+// Scope is the walk f's cursors belong to: its kind, sort, order and
+// every filter (not Limit, which may change between pages).
+func (f EntityFilter) Scope() string {
+	sort := f.Sort
+	if sort == "" {
+		sort = SortUpdatedAt
+	}
+	date := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.Format(time.DateOnly)
+	}
+	instant := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return scope("entities", string(f.Kind), f.IntegrationID, f.TransactionID, strconv.FormatBool(f.IncludeDeleted),
+		f.Status, f.FileNumber, date(f.ClosingFrom), date(f.ClosingTo), instant(f.UpdatedSince),
+		f.Email, f.NamePrefix, instant(f.DueBefore), string(sort), strconv.FormatBool(f.Desc))
 }
 
 // Encode renders the cursor as an opaque URL-safe token.

@@ -217,6 +217,68 @@ func TestCursorOutOfRange(t *testing.T) {
 	}
 }
 
+// TestCursorOfAnotherWalk: a cursor continues only the walk that issued
+// it. Sent with another sort, order, filter, list or transaction, where
+// its key would start the walk at a wrong place (or past the end), it is
+// refused with 400 naming cursor.
+func TestCursorOfAnotherWalk(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, sa := e.integration("a", nil)
+	b, _ := e.integration("b", nil)
+	now := time.Now()
+	e.send(signedWebhook(a, sa, event("evt_1", domain.TransactionCreated, now, `{"id":"txn_1","status":"open","closing_date":"2024-03-01"}`)))
+	e.send(signedWebhook(a, sa, event("evt_2", domain.TransactionCreated, now.Add(time.Second), `{"id":"txn_2","status":"open"}`)))
+	e.send(signedWebhook(a, sa, event("evt_3", domain.TransactionStatusChanged, now.Add(2*time.Second), `{"id":"txn_1","status":"closed"}`)))
+	e.send(signedWebhook(a, sa, event("evt_4", domain.TransactionStatusChanged, now.Add(3*time.Second), `{"id":"txn_1","status":"open"}`)))
+	e.send(signedWebhook(a, sa, event("evt_5", domain.DocumentUploaded, now, `{"id":"doc_1","transaction_id":"txn_1"}`)))
+	e.send(signedWebhook(a, sa, event("evt_6", domain.DocumentUploaded, now.Add(time.Second), `{"id":"doc_2","transaction_id":"txn_1"}`)))
+	e.waitStatuses(a, map[string]string{"evt_1": "COMPLETED", "evt_2": "COMPLETED", "evt_3": "COMPLETED",
+		"evt_4": "COMPLETED", "evt_5": "COMPLETED", "evt_6": "COMPLETED"})
+	base := "/api/v1/integrations/softpro/"
+	next := func(path string) string {
+		t.Helper()
+		l := e.list(path)
+		if l.Pagination.NextCursor == nil {
+			t.Fatalf("%s: no next cursor: %+v", path, l)
+		}
+		return url.QueryEscape(*l.Pagination.NextCursor)
+	}
+	byUpdate := next(base + a + "/transactions?sort=updatedAt&limit=1")
+	byDate := next(base + a + "/transactions?sort=closingDate&limit=1")
+	history := next(base + a + "/transactions/txn_1/status-history?limit=1")
+	children := next(base + a + "/transactions/txn_1/documents?limit=1")
+	for _, path := range []string{
+		base + a + "/transactions?sort=closingDate&cursor=" + byUpdate,
+		base + a + "/transactions?sort=updatedAt&cursor=" + byDate,
+		base + a + "/transactions?order=desc&cursor=" + byUpdate,
+		base + a + "/transactions?status=open&cursor=" + byUpdate,
+		base + a + "/transactions?includeDeleted=true&cursor=" + byUpdate,
+		base + a + "/transactions?closingFrom=2024-01-01&sort=closingDate&cursor=" + byDate,
+		base + b + "/transactions?cursor=" + byUpdate,
+		base + a + "/contacts?cursor=" + byUpdate,
+		base + a + "/documents?cursor=" + children,
+		base + a + "/transactions/txn_2/documents?cursor=" + children,
+		base + a + "/transactions/txn_2/status-history?cursor=" + history,
+		base + a + "/transactions?cursor=" + history,
+		base + a + "/transactions/txn_1/status-history?cursor=" + byUpdate,
+	} {
+		e.wantBadParam(path, "cursor")
+	}
+	// The same walk goes on, whatever the page size.
+	for _, path := range []string{
+		base + a + "/transactions?sort=updatedAt&limit=5&cursor=" + byUpdate,
+		base + a + "/transactions?limit=1&cursor=" + byUpdate,
+		base + a + "/transactions?sort=closingDate&cursor=" + byDate,
+		base + a + "/transactions/txn_1/status-history?cursor=" + history,
+		base + a + "/transactions/txn_1/documents?cursor=" + children,
+	} {
+		if l := e.list(path); len(l.rows()) != 1 {
+			t.Errorf("%s: %s, want the walk's second row", path, l.ids())
+		}
+	}
+}
+
 // TestIDsWithReservedCharacters: SoftPro ids may hold "/" and other
 // characters a client percent-encodes in the path; the event and the
 // transaction are found by them.

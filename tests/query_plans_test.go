@@ -135,6 +135,11 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		{Kind: domain.KindTask, IntegrationID: "int_7", DueBefore: &now},
 	} {
 		f.Limit = 50
+		if f.After != nil {
+			c := *f.After
+			c.Scope = f.Scope()
+			f.After = &c
+		}
 		_, err := s.Entities(ctx, f)
 		must(err)
 	}

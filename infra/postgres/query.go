@@ -613,6 +613,7 @@ func (s *QueryStore) Entities(ctx context.Context, f projections.EntityFilter) (
 	if !isText(f.IntegrationID, f.TransactionID) {
 		return projections.EntityPage{}, nil
 	}
+	scope := f.Scope()
 	var a args
 	conds := entityConds(f, &a)
 	op, dir := ">", "ASC"
@@ -621,7 +622,7 @@ func (s *QueryStore) Entities(ctx context.Context, f projections.EntityFilter) (
 	}
 	if f.After != nil {
 		key, err := sort.parse(f.After.Key)
-		if err != nil {
+		if err != nil || f.After.Scope != scope {
 			return projections.EntityPage{}, fmt.Errorf("list %s: %w", eq.table.name, projections.ErrBadCursor)
 		}
 		conds = append(conds, "("+sort.expr+", id) "+op+" ("+a.add(key)+"::"+sort.typ+", "+a.add(f.After.ID)+")")
@@ -650,7 +651,7 @@ func (s *QueryStore) Entities(ctx context.Context, f projections.EntityFilter) (
 	if len(page.Entities) > f.Limit {
 		page.Entities = page.Entities[:f.Limit]
 		last := page.Entities[f.Limit-1]
-		page.Next = &projections.Cursor{Key: sort.format(last), ID: last.Key.ID}
+		page.Next = &projections.Cursor{Key: sort.format(last), ID: last.Key.ID, Scope: scope}
 	}
 	return page, nil
 }
@@ -688,10 +689,11 @@ func (s *QueryStore) StatusHistory(ctx context.Context, f projections.HistoryFil
 	a := args{f.IntegrationID, f.TransactionID}
 	conds := []string{"integration_id = $1", "transaction_id = $2"}
 	countSQL := "SELECT count(*) FROM transaction_status_changes" + joinWhere(conds)
+	scope := f.Scope()
 	if f.After != nil {
 		at, err := parseInstantKey(f.After.Key)
 		id, idErr := strconv.ParseInt(f.After.ID, 10, 64)
-		if err != nil || idErr != nil || strconv.FormatInt(id, 10) != f.After.ID {
+		if err != nil || idErr != nil || strconv.FormatInt(id, 10) != f.After.ID || f.After.Scope != scope {
 			return projections.HistoryPage{}, fmt.Errorf("status history: %w", projections.ErrBadCursor)
 		}
 		conds = append(conds, "(changed_at, id) > ("+a.add(at)+"::timestamptz, "+a.add(id)+"::bigint)")
@@ -720,7 +722,7 @@ func (s *QueryStore) StatusHistory(ctx context.Context, f projections.HistoryFil
 	if len(page.Changes) > f.Limit {
 		page.Changes = page.Changes[:f.Limit]
 		last := page.Changes[f.Limit-1]
-		page.Next = &projections.Cursor{Key: formatInstantKey(last.At), ID: ids[f.Limit-1]}
+		page.Next = &projections.Cursor{Key: formatInstantKey(last.At), ID: ids[f.Limit-1], Scope: scope}
 	}
 	return page, nil
 }
