@@ -360,6 +360,19 @@ func TestClosingRangeReversed(t *testing.T) {
 	}
 }
 
+// TestClosingDateOfYearZero: Go reads year 0000 as a date, Postgres
+// holds none before year 1: such a closingFrom or closingTo is a 400
+// naming it (not the cursor, which was not sent, nor a 500).
+func TestClosingDateOfYearZero(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, _ := e.integration("a", nil)
+	base := "/api/v1/integrations/softpro/" + a + "/transactions?"
+	e.wantBadParam(base+"closingFrom=0000-01-01", "closingFrom")
+	e.wantBadParam(base+"closingTo=0000-12-31", "closingTo")
+	e.wantBadParam(base+"sort=closingDate&closingFrom=0000-06-01&closingTo=2024-01-01", "closingFrom")
+}
+
 // TestEventsEndDateAtTheFirstInstant: an endDate at the first instant of
 // year 1 bounds the list like any other (nothing is that old), instead of
 // being taken for no bound.

@@ -221,14 +221,15 @@ func (p *params) time(name string, endOfDay bool) *time.Time {
 	return &t
 }
 
-// date reads an ISO date.
+// date reads an ISO date of year 1 or later: Go reads year 0000, which
+// Postgres' date does not hold.
 func (p *params) date(name string) *time.Time {
 	s := p.str(name)
 	if s == "" {
 		return nil
 	}
 	t, err := time.Parse(time.DateOnly, s)
-	if err != nil {
+	if err != nil || t.Year() < 1 {
 		p.fail(name, "must be an ISO date (2024-01-15)")
 		return nil
 	}
