@@ -92,7 +92,8 @@ type SyncHistory interface {
 	SyncInfo(ctx context.Context, integrationID string) (SyncInfo, error)
 }
 
-// Syncer runs a sync of an integration now and waits for it. With full,
+// Syncer runs a sync of every type of an integration now, whatever types
+// its scheduled syncs pull, and waits for it. With full,
 // its watermarks are reset first, so every record is pulled again; with
 // since set, watermarks later than since are moved back to it, so the
 // records changed since then are pulled again.

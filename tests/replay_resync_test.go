@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -99,4 +100,58 @@ func TestReplayDataSideGapsAreFoundAndFilledByATargetedSync(t *testing.T) {
 		t.Fatalf("fill: %+v", rep)
 	}
 	e.matchesSimulator(s, id, 60*time.Second)
+}
+
+// Gap filling and resync pull every type, not only the integration's
+// syncTypes: gap detection asks the API about every type, so a data gap of
+// a type the schedule leaves out is filled too, and a resync pulls every
+// record even of an integration with no syncTypes.
+func TestReplayFillAndResyncPullTypesTheIntegrationDoesNotSync(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const n = 20
+	id, _ := e.syncIntegration("notasks", map[string]any{
+		"syncTypes": []string{domain.SyncTransactions, domain.SyncContacts, domain.SyncDocuments}})
+	bare, _ := e.syncIntegration("notypes", map[string]any{"syncTypes": []string{}})
+	s, srv := simulator(t, sim.Config{Records: n, MaxPage: 25}, id, bare)
+	e.connect(s, srv, id, false)
+	e.connect(s, srv, bare, false)
+	e.syncNow(id)
+	eventually(t, 30*time.Second, func() string {
+		if rep := e.consistency(id); rep.Score != 100 {
+			return fmt.Sprintf("the sync is not projected yet: %d", rep.Score)
+		}
+		return ""
+	})
+
+	// A task changes in SoftPro; no sync of the integration pulls tasks.
+	if _, ok := s.Modify(id, domain.SyncTasks, ""); !ok {
+		t.Fatal("simulator has no task to change")
+	}
+	var data int64
+	for _, g := range e.gaps(id) {
+		if g.Kind == projections.GapData {
+			data += g.Records
+		}
+	}
+	if data != 1 {
+		t.Fatalf("data gaps name %d records, want the changed task", data)
+	}
+	if rep := e.fill(id); len(rep.Errors) != 0 || rep.Synced < n {
+		t.Fatalf("fill: %+v", rep)
+	}
+	e.matchesSimulator(s, id, 30*time.Second)
+
+	for _, in := range []string{id, bare} {
+		status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+in+"/resync", e.Token, nil)
+		if status != http.StatusOK {
+			t.Fatalf("resync %s: %d %s", in, status, raw)
+		}
+		var rep projections.ResyncReport
+		apiData(t, raw, &rep)
+		if want := n * len(domain.SyncTypes); rep.Synced != want {
+			t.Errorf("resync of %s pulled %d records, want every one of %d", in, rep.Synced, want)
+		}
+	}
+	e.matchesSimulator(s, bare, 30*time.Second)
 }

@@ -227,7 +227,10 @@ func (s sourceLister) ChangedSince(ctx context.Context, id string, since time.Ti
 	return out, nil
 }
 
-// syncNow adapts the sync job to projections.Syncer.
+// syncNow adapts the sync job to projections.Syncer. It pulls every sync
+// type, whatever the integration's syncTypes: gap detection asks the API
+// about every type, and a resync pulls every record. A type never synced
+// has no watermark, so it is pulled whole.
 type syncNow struct{ sys *SyncSystem }
 
 func (s syncNow) SyncNow(ctx context.Context, id string, since time.Time, full bool) (int, error) {
@@ -242,6 +245,8 @@ func (s syncNow) SyncNow(ctx context.Context, id string, since time.Time, full b
 			if err != nil {
 				return 0, fmt.Errorf("watermark %s: %w", typ, err)
 			}
+			// A zero watermark (never synced) is left alone: the type is
+			// pulled whole.
 			if mark.After(since) {
 				if err := s.sys.Store.SetWatermark(ctx, id, typ, since); err != nil {
 					return 0, fmt.Errorf("watermark %s: %w", typ, err)
@@ -249,7 +254,7 @@ func (s syncNow) SyncNow(ctx context.Context, id string, since time.Time, full b
 			}
 		}
 	}
-	run, err := s.sys.Syncer.Sync(ctx, ingest.SyncRequest{IntegrationID: id, Trigger: ingest.TriggerManual})
+	run, err := s.sys.Syncer.Sync(ctx, ingest.SyncRequest{IntegrationID: id, Types: domain.SyncTypes, Trigger: ingest.TriggerManual})
 	return run.Total(), err
 }
 
