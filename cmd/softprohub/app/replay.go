@@ -60,8 +60,9 @@ type RecoveryOptions struct {
 	// leaves the schedule side and resync out.
 	Sync         *SyncSystem
 	Integrations *postgres.IntegrationStore
-	// SoftProAPIURL is SOFTPRO_API_URL: integrations without a connection
-	// of their own sync from it.
+	// SoftProAPIURL is SOFTPRO_API_URL: the base URL of stored connections
+	// that leave theirs empty. It does not connect an integration that has
+	// no stored connection.
 	SoftProAPIURL string
 	// Behind is the log-side gap threshold (default 5 minutes).
 	Behind time.Duration
@@ -96,7 +97,7 @@ func NewRecoveryTools(ctx context.Context, pool *pgxpool.Pool, brokers []string,
 		Replayer: replayer,
 	}
 	if o.Sync != nil && o.Integrations != nil {
-		deps.Syncs = syncHistory{sys: o.Sync, integrations: o.Integrations, defaultURL: o.SoftProAPIURL}
+		deps.Syncs = syncHistory{sys: o.Sync, integrations: o.Integrations}
 		deps.Syncer = syncNow{sys: o.Sync}
 		deps.Source = sourceLister{sys: o.Sync, integrations: o.Integrations, api: softpro.New(softpro.Config{}),
 			conns: defaultBaseURL{o.Sync.Store, o.SoftProAPIURL}, defaultLimit: o.RateLimitDefault, window: o.RateWindow}
@@ -110,11 +111,12 @@ func (t *RecoveryTools) Status(ctx context.Context) (projections.StatusReport, e
 	return projections.ProjectionsStatus(ctx, t.Runs, t.Log, statusNames())
 }
 
-// syncHistory adapts the sync stores to projections.SyncHistory.
+// syncHistory adapts the sync stores to projections.SyncHistory. An
+// integration is connected when it has a stored connection, as sync
+// requires (ingest.ErrNoConnection): SOFTPRO_API_URL alone syncs nothing.
 type syncHistory struct {
 	sys          *SyncSystem
 	integrations *postgres.IntegrationStore
-	defaultURL   string
 }
 
 func (s syncHistory) SyncInfo(ctx context.Context, id string) (projections.SyncInfo, error) {
@@ -123,7 +125,7 @@ func (s syncHistory) SyncInfo(ctx context.Context, id string) (projections.SyncI
 		return projections.SyncInfo{}, err
 	}
 	info := projections.SyncInfo{Enabled: in.Active && in.SyncEnabled, Frequency: time.Duration(in.SyncFrequency) * time.Minute}
-	if _, err := s.sys.Store.Connection(ctx, id); err == nil || s.defaultURL != "" {
+	if _, err := s.sys.Store.Connection(ctx, id); err == nil {
 		info.Connected = true
 	} else if !errors.Is(err, domain.ErrNotFound) {
 		return info, err
