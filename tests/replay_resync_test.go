@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -154,4 +155,33 @@ func TestReplayFillAndResyncPullTypesTheIntegrationDoesNotSync(t *testing.T) {
 		}
 	}
 	e.matchesSimulator(s, bare, 30*time.Second)
+}
+
+// A resync the sync job refuses answers as the sync routes do: 409 and
+// the refusal's code, not an opaque 500.
+func TestReplayResyncRefusedAnswersLikeASync(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	unconnected, _ := e.syncIntegration("unconnected", nil)
+	inactive, _ := e.syncIntegration("inactive", map[string]any{"active": false})
+	s, srv := simulator(t, sim.Config{Records: 2}, inactive)
+	e.connect(s, srv, inactive, false)
+	for _, tc := range []struct {
+		name, id, code string
+	}{
+		{name: "no connection", id: unconnected, code: "NO_CONNECTION"},
+		{name: "inactive", id: inactive, code: "SYNC_DISABLED"},
+	} {
+		for _, path := range []string{"/resync", "/sync?wait=true"} {
+			status, raw := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+tc.id+path, e.Token, nil)
+			var body struct {
+				Error struct {
+					Code string `json:"code"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal(raw, &body); err != nil || status != http.StatusConflict || body.Error.Code != tc.code {
+				t.Errorf("%s: POST %s: %d %s, want 409 %s", tc.name, path, status, raw, tc.code)
+			}
+		}
+	}
 }

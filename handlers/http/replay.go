@@ -89,6 +89,10 @@ func RecoveryRoutes(d RecoveryDeps) func(r chi.Router) {
 type recoveryAPI struct{ d RecoveryDeps }
 
 func (a *recoveryAPI) fail(w http.ResponseWriter, r *http.Request, op string, err error) {
+	// A resync starts a sync: its refusals answer as the sync routes'.
+	if writeSyncRefusal(w, err) {
+		return
+	}
 	switch {
 	case errors.Is(err, projections.ErrRebuildRunning), errors.Is(err, projections.ErrTargetExists):
 		writeError(w, http.StatusConflict, codeConflict, err.Error())

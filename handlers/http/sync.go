@@ -84,7 +84,10 @@ func SyncRoutes(d SyncDeps) func(r chi.Router) {
 
 type syncAPI struct{ d SyncDeps }
 
-func (a *syncAPI) writeSyncError(w http.ResponseWriter, r *http.Request, err error) {
+// writeSyncRefusal answers a sync start refused for a reason the caller
+// can act on (a run already going, the integration inactive, no
+// connection) with 409 and its code, and reports whether err was one.
+func writeSyncRefusal(w http.ResponseWriter, err error) bool {
 	switch {
 	case errors.Is(err, ingest.ErrSyncInProgress):
 		writeError(w, http.StatusConflict, codeSyncInProgress, "a sync of this integration is already running")
@@ -93,12 +96,20 @@ func (a *syncAPI) writeSyncError(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, ingest.ErrNoConnection):
 		writeError(w, http.StatusConflict, codeNoConnection, "no SoftPro API connection configured: PUT …/sync/connection first")
 	default:
-		var verr *domain.ValidationError
-		if !errors.As(err, &verr) && !errors.Is(err, domain.ErrNotFound) {
-			a.d.Logger.ErrorContext(r.Context(), "sync", "err", err)
-		}
-		writeDomainError(w, err)
+		return false
 	}
+	return true
+}
+
+func (a *syncAPI) writeSyncError(w http.ResponseWriter, r *http.Request, err error) {
+	if writeSyncRefusal(w, err) {
+		return
+	}
+	var verr *domain.ValidationError
+	if !errors.As(err, &verr) && !errors.Is(err, domain.ErrNotFound) {
+		a.d.Logger.ErrorContext(r.Context(), "sync", "err", err)
+	}
+	writeDomainError(w, err)
 }
 
 // run is POST /integrations/softpro/{id}/sync: body {"types": [...]}
