@@ -36,6 +36,15 @@ const (
 	GapMetrics = "metrics"
 )
 
+// Sides of gap detection that need scheduled sync, named by NotChecked
+// when it is not wired.
+const (
+	// SideSync: the schedule side (sync-failed, sync-missed gaps).
+	SideSync = "sync"
+	// SideData: the data side (data gaps), which asks the SoftPro API.
+	SideData = "data"
+)
+
 // Fill methods of a gap.
 const (
 	FillReplay = "replay"
@@ -198,6 +207,19 @@ func NewRecovery(cfg GapConfig, d RecoveryDeps) *Recovery {
 		replayer: d.Replayer, syncs: d.Syncs, syncer: d.Syncer, source: d.Source, now: time.Now}
 }
 
+// NotChecked names the sides Gaps leaves out because their collaborators
+// are not wired (SideSync, SideData); nil when every side is checked.
+func (r *Recovery) NotChecked() []string {
+	var out []string
+	if r.syncs == nil {
+		out = append(out, SideSync)
+	}
+	if r.source == nil {
+		out = append(out, SideData)
+	}
+	return out
+}
+
 // Validate checks the integration's read models against the log.
 func (r *Recovery) Validate(ctx context.Context, integrationID string) (ConsistencyReport, error) {
 	return Validate(ctx, r.store, r.log, integrationID, r.cfg.Topics)
@@ -205,7 +227,9 @@ func (r *Recovery) Validate(ctx context.Context, integrationID string) (Consiste
 
 // Gaps finds the integration's gaps on every side this process can see:
 // the log (unapplied and poisoned records), the schedule (failed or
-// missed syncs) and the read models (rows that disagree with the log).
+// missed syncs), the data (records the SoftPro API has and the read models
+// lack) and the read models (rows that disagree with the log). NotChecked
+// names the sides it cannot see.
 func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error) {
 	gaps := []Gap{}
 	logGaps, err := r.logGaps(ctx, integrationID)
@@ -433,6 +457,9 @@ type FillReport struct {
 	Synced        int            `json:"synced"`
 	Recounted     int            `json:"recounted"`
 	Errors        []string       `json:"errors,omitempty"`
+	// NotChecked names the sides whose gaps were neither looked for nor
+	// filled (Recovery.NotChecked).
+	NotChecked []string `json:"notChecked,omitempty"`
 }
 
 // Fill finds the integration's gaps and fills each: log-side ones by
@@ -441,7 +468,7 @@ type FillReport struct {
 // named entities again from the whole log. A gap that cannot be filled is
 // reported in Errors; the others are still filled.
 func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string) (FillReport, error) {
-	rep := FillReport{IntegrationID: integrationID, Replayed: []ReplayReport{}}
+	rep := FillReport{IntegrationID: integrationID, Replayed: []ReplayReport{}, NotChecked: r.NotChecked()}
 	gaps, err := r.Gaps(ctx, integrationID)
 	if err != nil {
 		return rep, err

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -135,6 +136,49 @@ func TestGaps(t *testing.T) {
 				if g.Kind == GapLogBehind && (g.Records != 1 || !g.From.Equal(old.Add(time.Minute))) {
 					t.Fatalf("log gap %+v: want the one record older than the threshold", g)
 				}
+			}
+		})
+	}
+}
+
+type fakeSource struct{}
+
+func (fakeSource) ChangedSince(context.Context, string, time.Time) ([]SourceRecord, error) {
+	return nil, nil
+}
+
+// The sides left out for want of scheduled sync are named, by NotChecked
+// and in the fill's report, rather than passed over in silence.
+func TestRecoveryNamesTheSidesItDoesNotCheck(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		syncs  SyncHistory
+		source SourceLister
+		want   []string
+	}{
+		{name: "no scheduled sync", want: []string{SideSync, SideData}},
+		{name: "no SoftPro API", syncs: fakeSyncs{}, want: []string{SideData}},
+		{name: "every side", syncs: fakeSyncs{}, source: fakeSource{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := newMemStore()
+			log := &fakeLog{}
+			fc := fakeConsistency{m}
+			rec := NewRecovery(GapConfig{Topics: []string{domain.TopicTransactions}, Names: map[string]string{domain.TopicTransactions: "transactions"}},
+				RecoveryDeps{Log: log, Status: fakeStatus{}, Store: fc, Failed: fc, Retrier: fc,
+					Replayer: NewReplayer(m, log, nil), Syncs: tt.syncs, Source: tt.source})
+			if got := rec.NotChecked(); !slices.Equal(got, tt.want) {
+				t.Errorf("NotChecked() = %v, want %v", got, tt.want)
+			}
+			rep, err := rec.Fill(context.Background(), "int_a", "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rep.NotChecked, tt.want) {
+				t.Errorf("fill report: notChecked %v, want %v", rep.NotChecked, tt.want)
 			}
 		})
 	}

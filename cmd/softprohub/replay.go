@@ -33,6 +33,24 @@ func (o *recoveryOpener) open(cmd *cobra.Command, opts app.RecoveryOptions) (*ap
 	return app.OpenRecoveryTool(cmd.Context(), cfg, app.NewLogger(cfg.LogLevel, o.dev), opts)
 }
 
+// needsSecretsKey says why a recovery command has no scheduled sync:
+// OpenRecoveryTool wires it only with SECRETS_KEY, which reads the stored
+// connections.
+const needsSecretsKey = "scheduled sync needs SECRETS_KEY (set it, or pass --dev)"
+
+// warnNotChecked tells the operator which sides of gap detection were left
+// out, and why.
+func warnNotChecked(w io.Writer, sides []string) {
+	if len(sides) == 0 {
+		return
+	}
+	noun := "side was"
+	if len(sides) > 1 {
+		noun = "sides were"
+	}
+	fmt.Fprintf(w, "gaps: the %s %s not checked, because %s\n", strings.Join(sides, " and "), noun, needsSecretsKey)
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -167,7 +185,12 @@ ones, which are not touched.`,
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), map[string]any{"integrationId": args[0], "gaps": g})
+			out := map[string]any{"integrationId": args[0], "gaps": g}
+			if nc := t.Recovery.NotChecked(); len(nc) > 0 {
+				out["notChecked"] = nc
+				warnNotChecked(cmd.ErrOrStderr(), nc)
+			}
+			return printJSON(cmd.OutOrStdout(), out)
 		},
 	}
 	gaps.PersistentFlags().DurationVar(&behind, "behind", 5*time.Minute, "how long a projection may lag before it is a gap")
@@ -182,6 +205,7 @@ ones, which are not touched.`,
 			}
 			defer t.Close()
 			rep, err := t.Recovery.Fill(cmd.Context(), args[0], "cli-gaps-fill")
+			warnNotChecked(cmd.ErrOrStderr(), rep.NotChecked)
 			if perr := printJSON(cmd.OutOrStdout(), rep); perr != nil {
 				return perr
 			}
@@ -201,6 +225,9 @@ ones, which are not touched.`,
 			}
 			defer t.Close()
 			rep, err := t.Recovery.Resync(cmd.Context(), args[0])
+			if errors.Is(err, projections.ErrNoSync) {
+				return fmt.Errorf("resync %s: %s", args[0], needsSecretsKey)
+			}
 			if perr := printJSON(cmd.OutOrStdout(), rep); perr != nil {
 				return perr
 			}
