@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -18,15 +19,23 @@ func newSyncCmd() *cobra.Command {
 		Short: "Run a sync now, show the scheduler status, or set an integration's SoftPro API connection",
 	}
 	cmd.PersistentFlags().BoolVar(&dev, "dev", false, "use the secrets serve --dev generated")
-	open := func(cmd *cobra.Command) (*app.SyncTool, error) {
+	config := func() (app.Config, error) {
 		cfg, err := app.LoadConfig()
+		if err != nil {
+			return cfg, err
+		}
+		_, err = cfg.RequireSecrets(dev)
+		return cfg, err
+	}
+	openWith := func(cmd *cobra.Command, cfg app.Config) (*app.SyncTool, error) {
+		return app.OpenSyncTool(cmd.Context(), cfg, app.NewLogger(cfg.LogLevel, dev))
+	}
+	open := func(cmd *cobra.Command) (*app.SyncTool, error) {
+		cfg, err := config()
 		if err != nil {
 			return nil, err
 		}
-		if _, err := cfg.RequireSecrets(dev); err != nil {
-			return nil, err
-		}
-		return app.OpenSyncTool(cmd.Context(), cfg, app.NewLogger(cfg.LogLevel, dev))
+		return openWith(cmd, cfg)
 	}
 	printJSON := func(cmd *cobra.Command, v any) error {
 		enc := json.NewEncoder(cmd.OutOrStdout())
@@ -89,10 +98,23 @@ func newSyncCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c.IntegrationID, c.Auth = args[0], domain.SoftProAuth(auth)
-			if err := c.Validate(); err != nil {
+			cfg, err := config()
+			if err != nil {
 				return err
 			}
-			t, err := open(cmd)
+			// As PUT …/sync/connection: without --base-url the connection
+			// keeps none and syncs from SOFTPRO_API_URL.
+			check, shown := c, c.BaseURL
+			if c.BaseURL == "" {
+				if cfg.SoftProAPIURL == "" {
+					return errors.New("connect: give --base-url, or set SOFTPRO_API_URL")
+				}
+				check.BaseURL, shown = cfg.SoftProAPIURL, cfg.SoftProAPIURL+" (SOFTPRO_API_URL)"
+			}
+			if err := check.Validate(); err != nil {
+				return err
+			}
+			t, err := openWith(cmd, cfg)
 			if err != nil {
 				return err
 			}
@@ -100,11 +122,11 @@ func newSyncCmd() *cobra.Command {
 			if err := t.Store.SetConnection(cmd.Context(), c); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "connection of %s set: %s (%s)\n", c.IntegrationID, c.BaseURL, c.Auth)
+			fmt.Fprintf(cmd.OutOrStdout(), "connection of %s set: %s (%s)\n", c.IntegrationID, shown, c.Auth)
 			return nil
 		},
 	}
-	connect.Flags().StringVar(&c.BaseURL, "base-url", "", "API root; list endpoints are BASE/v1/<type>")
+	connect.Flags().StringVar(&c.BaseURL, "base-url", "", "API root; list endpoints are BASE/v1/<type> (default SOFTPRO_API_URL)")
 	connect.Flags().StringVar(&auth, "auth", string(domain.AuthAPIKey), "api_key or oauth")
 	connect.Flags().StringVar(&c.APIKey, "api-key", "", "API key (auth api_key)")
 	connect.Flags().StringVar(&c.ClientID, "client-id", "", "OAuth client id")
