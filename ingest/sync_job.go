@@ -141,6 +141,13 @@ type SyncRequest struct {
 	// the integration started at or after Due (another scheduler's run for
 	// the same slot). Zero skips nothing.
 	Due time.Time
+	// Full forgets the watermarks of the run's types, so it pulls every
+	// record; else a non-zero Since moves back to Since each of them that
+	// is later (a gap fill), leaving one never set as it is (that type is
+	// pulled whole anyway). Either is done only once the run is admitted
+	// and holds the lock: a refused run changes nothing.
+	Full  bool
+	Since time.Time
 }
 
 // StartedSync is a run that holds its integration's lock and is recorded as
@@ -216,6 +223,9 @@ func (s *Syncer) Start(ctx context.Context, req SyncRequest) (*StartedSync, erro
 				last.UTC().Format(time.RFC3339), req.Due.UTC().Format(time.RFC3339)))
 		}
 	}
+	if err := s.rewind(ctx, in.ID, types, req); err != nil {
+		return fail(err)
+	}
 	started := s.cfg.Now().UTC()
 	run := SyncRun{IntegrationID: in.ID, Trigger: req.Trigger, Types: types, Status: RunRunning,
 		StartedAt: started, Records: map[string]int{}, Holder: token}
@@ -240,6 +250,30 @@ func (s *Syncer) Start(ctx context.Context, req SyncRequest) (*StartedSync, erro
 		return fail(err)
 	}
 	return &StartedSync{s: s, run: run, in: in, conn: conn, token: token}, nil
+}
+
+// rewind moves the watermarks of types back as req asks (Full, Since).
+func (s *Syncer) rewind(ctx context.Context, id string, types []string, req SyncRequest) error {
+	if !req.Full && req.Since.IsZero() {
+		return nil
+	}
+	for _, typ := range types {
+		to := time.Time{}
+		if !req.Full {
+			mark, err := s.d.Watermarks.Watermark(ctx, id, typ)
+			if err != nil {
+				return fmt.Errorf("rewind: %w", err)
+			}
+			if mark.IsZero() || !mark.After(req.Since) {
+				continue
+			}
+			to = req.Since
+		}
+		if err := s.d.Watermarks.SetWatermark(ctx, id, typ, to); err != nil {
+			return fmt.Errorf("rewind: %w", err)
+		}
+	}
+	return nil
 }
 
 func syncTypes(asked, configured []string) ([]string, error) {

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -166,6 +167,16 @@ func TestReplayResyncRefusedAnswersLikeASync(t *testing.T) {
 	inactive, _ := e.syncIntegration("inactive", map[string]any{"active": false})
 	s, srv := simulator(t, sim.Config{Records: 2}, inactive)
 	e.connect(s, srv, inactive, false)
+	// A refused resync or fill changes nothing: the watermarks the next
+	// admitted run resumes from stay where they were.
+	db := e.db()
+	mark := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, typ := range domain.SyncTypes {
+		if _, err := db.Exec(context.Background(), `INSERT INTO sync_watermarks (integration_id, sync_type, watermark) VALUES ($1, $2, $3)`,
+			inactive, typ, mark); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		name, id, code string
 	}{
@@ -183,5 +194,10 @@ func TestReplayResyncRefusedAnswersLikeASync(t *testing.T) {
 				t.Errorf("%s: POST %s: %d %s, want 409 %s", tc.name, path, status, raw, tc.code)
 			}
 		}
+	}
+	var kept int
+	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM sync_watermarks WHERE integration_id = $1 AND watermark = $2`,
+		inactive, mark).Scan(&kept); err != nil || kept != len(domain.SyncTypes) {
+		t.Errorf("after the refused resyncs %d of %d watermarks are where they were (%v)", kept, len(domain.SyncTypes), err)
 	}
 }

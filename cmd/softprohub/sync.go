@@ -55,12 +55,7 @@ func newSyncCmd() *cobra.Command {
 				return err
 			}
 			defer t.Close()
-			if full {
-				if err := t.Store.ResetWatermarks(cmd.Context(), args[0]); err != nil {
-					return err
-				}
-			}
-			r, err := t.Syncer.Sync(cmd.Context(), ingest.SyncRequest{IntegrationID: args[0], Types: types, Trigger: ingest.TriggerManual})
+			r, err := t.Syncer.Sync(cmd.Context(), ingest.SyncRequest{IntegrationID: args[0], Types: types, Trigger: ingest.TriggerManual, Full: full})
 			if r.ID != 0 {
 				if perr := printJSON(cmd, r); perr != nil {
 					return perr

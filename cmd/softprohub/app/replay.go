@@ -236,27 +236,10 @@ func (s sourceLister) ChangedSince(ctx context.Context, id string, since time.Ti
 type syncNow struct{ sys *SyncSystem }
 
 func (s syncNow) SyncNow(ctx context.Context, id string, since time.Time, full bool) (int, error) {
-	switch {
-	case full:
-		if err := s.sys.Store.ResetWatermarks(ctx, id); err != nil {
-			return 0, fmt.Errorf("reset watermarks: %w", err)
-		}
-	case !since.IsZero():
-		for _, typ := range domain.SyncTypes {
-			mark, err := s.sys.Store.Watermark(ctx, id, typ)
-			if err != nil {
-				return 0, fmt.Errorf("watermark %s: %w", typ, err)
-			}
-			// A zero watermark (never synced) is left alone: the type is
-			// pulled whole.
-			if mark.After(since) {
-				if err := s.sys.Store.SetWatermark(ctx, id, typ, since); err != nil {
-					return 0, fmt.Errorf("watermark %s: %w", typ, err)
-				}
-			}
-		}
-	}
-	run, err := s.sys.Syncer.Sync(ctx, ingest.SyncRequest{IntegrationID: id, Types: domain.SyncTypes, Trigger: ingest.TriggerManual})
+	// The job moves the watermarks back once the run is admitted, so a
+	// refused one (inactive, no connection, another run) changes nothing.
+	run, err := s.sys.Syncer.Sync(ctx, ingest.SyncRequest{IntegrationID: id, Types: domain.SyncTypes,
+		Trigger: ingest.TriggerManual, Full: full, Since: since})
 	return run.Total(), err
 }
 
