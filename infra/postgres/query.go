@@ -509,24 +509,38 @@ func parseInstantKey(k string) (time.Time, error) {
 // which sorts after every date.
 const noClosingDate = "infinity"
 
+// formatClosingKey renders a closing date key as its day number since
+// 1970-01-01, so that every date Postgres holds has one (BC dates and years
+// past 9999 included), whatever the session's DateStyle or TimeZone.
 func formatClosingKey(e domain.Entity) string {
 	if e.Transaction.ClosingDate == nil {
 		return noClosingDate
 	}
-	return e.Transaction.ClosingDate.Format(time.DateOnly)
+	d := e.Transaction.ClosingDate
+	midnight := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC)
+	return strconv.FormatInt(midnight.Unix()/secondsPerDay, 10) // exact: a UTC midnight
 }
 
-// parseDateKey reads a key of formatClosingKey: an ISO date of year 1 or
-// later, or infinity.
+const secondsPerDay = 24 * 60 * 60
+
+// The day numbers of Postgres' first and last dates (4713-11-24 BC and
+// 5874897-12-31).
+const (
+	firstDateDay = -2440588
+	lastDateDay  = 2145042906
+)
+
+// parseDateKey reads a key of formatClosingKey (and nothing else) as a
+// date to bind, or infinity.
 func parseDateKey(k string) (any, error) {
 	if k == noClosingDate {
 		return pgtype.Date{InfinityModifier: pgtype.Infinity, Valid: true}, nil
 	}
-	t, err := time.Parse(time.DateOnly, k)
-	if err != nil || t.Year() < 1 || t.Format(time.DateOnly) != k {
+	day, err := strconv.ParseInt(k, 10, 64)
+	if err != nil || strconv.FormatInt(day, 10) != k || day < firstDateDay || day > lastDateDay {
 		return nil, projections.ErrBadCursor
 	}
-	return t, nil
+	return pgtype.Date{Time: time.Unix(day*secondsPerDay, 0).UTC(), Valid: true}, nil
 }
 
 // ErrUnsupportedSort is returned for a sort a kind does not have.

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/projections"
 )
@@ -15,7 +17,58 @@ import (
 // walks every row once, in order, in each sort.
 func TestEntityCursorIgnoresSessionDateStyle(t *testing.T) {
 	t.Parallel()
-	pool := migratedTestSchema(t, map[string]string{"DateStyle": "SQL", "TimeZone": "Asia/Kolkata"})
+	for name, params := range map[string]map[string]string{
+		"SQL DateStyle, IST": {"DateStyle": "SQL", "TimeZone": "Asia/Kolkata"},
+		// Parameters sent as text, in a zone west of UTC.
+		"exec mode, Los Angeles": {"default_query_exec_mode": "exec", "TimeZone": "America/Los_Angeles"},
+	} {
+		t.Run(name, func(t *testing.T) { walkEveryOrder(t, migratedTestSchema(t, params)) })
+	}
+}
+
+// TestEntityCursorOfDatesOutsideYears1To9999: a transaction may close on
+// any date Postgres holds; a walk by closing date passes each such row once
+// (the cursors it issues for them read back).
+func TestEntityCursorOfDatesOutsideYears1To9999(t *testing.T) {
+	t.Parallel()
+	pool := migratedTestSchema(t, nil)
+	ctx := testContext(t)
+	t0 := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+	for i, closing := range []string{"10000-01-01", "0001-01-01 BC", "1969-12-31", "4713-11-24 BC", "5874897-12-31"} {
+		_, err := pool.Exec(ctx, `INSERT INTO transactions (integration_id, id, closing_date, softpro_created_at, softpro_updated_at, last_event_id, payload)
+ VALUES ('int_1', $1, $2::date, $3, $3, 'e', '{}')`, "txn_"+string(rune('a'+i)), closing, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := NewQueryStore(pool)
+	for _, desc := range []bool{false, true} {
+		f := projections.EntityFilter{Kind: domain.KindTransaction, IntegrationID: "int_1", Sort: projections.SortClosingDate, Desc: desc, Limit: 1}
+		var ids []string
+		for range 8 {
+			page, err := s.Entities(ctx, f)
+			if err != nil {
+				t.Fatalf("desc %v: %v", desc, err)
+			}
+			for _, e := range page.Entities {
+				ids = append(ids, e.Key.ID)
+			}
+			if page.Next == nil {
+				break
+			}
+			f.After = page.Next
+		}
+		want := "txn_d,txn_b,txn_c,txn_a,txn_e"
+		if desc {
+			want = "txn_e,txn_a,txn_c,txn_b,txn_d"
+		}
+		if got := strings.Join(ids, ","); got != want {
+			t.Errorf("desc %v: walked %s, want %s", desc, got, want)
+		}
+	}
+}
+
+func walkEveryOrder(t *testing.T, pool *pgxpool.Pool) {
 	ctx := testContext(t)
 	t0 := time.Date(2024, 1, 15, 10, 30, 0, 123456000, time.UTC)
 	for i, closing := range []any{"2024-03-01", nil, "2024-02-01", "2024-02-01"} {
