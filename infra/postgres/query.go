@@ -120,11 +120,11 @@ func (s *QueryStore) Events(ctx context.Context, f projections.EventFilter) (pro
 		" ORDER BY received_at DESC, id DESC LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(int64(max(f.Page-1, 0))*int64(f.Limit))
 	rows, err := s.pool.Query(ctx, q, a...)
 	if err != nil {
-		return projections.EventPage{}, classify("list events", err)
+		return projections.EventPage{}, classifyQuery("list events", err)
 	}
 	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (projections.EventRow, error) { return scanEvent(r, false) })
 	if err != nil {
-		return projections.EventPage{}, classify("list events", err)
+		return projections.EventPage{}, classifyQuery("list events", err)
 	}
 	total, err := s.countEvents(ctx, f)
 	if err != nil {
@@ -141,7 +141,7 @@ func (s *QueryStore) countEvents(ctx context.Context, f projections.EventFilter)
 		var n int64
 		err := s.pool.QueryRow(ctx, "SELECT count(*) FROM webhook_events"+joinWhere(eventConds(f, &a)), a...).Scan(&n)
 		if err != nil {
-			return 0, classify("count events", err)
+			return 0, classifyQuery("count events", err)
 		}
 		return n, nil
 	}
@@ -151,7 +151,7 @@ func (s *QueryStore) countEvents(ctx context.Context, f projections.EventFilter)
 	}
 	counts, err := s.counts(ctx, f.IntegrationID, f.EventType, f.Start, end)
 	if err != nil {
-		return 0, classify("count events", err)
+		return 0, classifyQuery("count events", err)
 	}
 	var n int64
 	for _, c := range counts {
@@ -174,7 +174,7 @@ func (s *QueryStore) countEvents(ctx context.Context, f projections.EventFilter)
 func (s *QueryStore) Stats(ctx context.Context, f projections.StatsFilter) ([]projections.Counts, error) {
 	counts, err := s.counts(ctx, f.IntegrationID, "", f.Start, f.End)
 	if err != nil {
-		return nil, classify("stats", err)
+		return nil, classifyQuery("stats", err)
 	}
 	return counts, nil
 }
@@ -328,11 +328,11 @@ func (s *QueryStore) Event(ctx context.Context, ref projections.EventRef) (proje
 	q := "SELECT " + eventListColumns + ", payload, headers FROM webhook_events" + joinWhere(refConds(ref, &a)) + " LIMIT 3"
 	rows, err := s.pool.Query(ctx, q, a...)
 	if err != nil {
-		return projections.EventRow{}, classify("event "+ref.ID, err)
+		return projections.EventRow{}, classifyQuery("event "+ref.ID, err)
 	}
 	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (projections.EventRow, error) { return scanEvent(r, true) })
 	if err != nil {
-		return projections.EventRow{}, classify("event "+ref.ID, err)
+		return projections.EventRow{}, classifyQuery("event "+ref.ID, err)
 	}
 	return pick(found, ref)
 }
@@ -392,7 +392,7 @@ func (s *QueryStore) ClaimEvent(ctx context.Context, ref projections.EventRef, n
 	}
 	claims, err := s.claim(ctx, "id = $2::uuid", args{now, ev.ID})
 	if err != nil {
-		return projections.Claim{}, classify("claim "+ev.EventID, err)
+		return projections.Claim{}, classifyQuery("claim "+ev.EventID, err)
 	}
 	if len(claims) == 0 {
 		return projections.Claim{}, fmt.Errorf("retry %s: %w", ev.EventID, projections.ErrNotFailed)
@@ -427,7 +427,7 @@ func (s *QueryStore) ClaimFailed(ctx context.Context, integrationID string, even
 	}
 	claims, err := s.claim(ctx, cond, a)
 	if err != nil {
-		return nil, classify("claim failed events of "+integrationID, err)
+		return nil, classifyQuery("claim failed events of "+integrationID, err)
 	}
 	return claims, nil
 }
@@ -450,7 +450,7 @@ d AS (SELECT integration_id, event_type, date_trunc('hour', received_at AT TIME 
 UPDATE integration_metrics_hourly m SET failed = m.failed + d.n FROM d
 WHERE m.integration_id = d.integration_id AND m.event_type = d.event_type AND m.hour = d.hour`, ids, reason, now)
 	if err != nil {
-		return classify(fmt.Sprintf("release %d claims", len(claims)), err)
+		return classifyQuery(fmt.Sprintf("release %d claims", len(claims)), err)
 	}
 	return nil
 }
@@ -541,6 +541,18 @@ func parseDateKey(k string) (any, error) {
 		return nil, projections.ErrBadCursor
 	}
 	return pgtype.Date{Time: time.Unix(day*secondsPerDay, 0).UTC(), Valid: true}, nil
+}
+
+// classifyQuery is classify for the query store, except that a row this
+// store cannot decode (a value edited behind its back that no Go type here
+// holds, such as an infinite closing date) is its own failure, not the
+// database's: trying again cannot help.
+func classifyQuery(op string, err error) error {
+	var scan pgx.ScanArgError
+	if errors.As(err, &scan) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return classify(op, err)
 }
 
 // ErrUnsupportedSort is returned for a sort a kind does not have.
@@ -663,7 +675,7 @@ func (s *QueryStore) Entities(ctx context.Context, f projections.EntityFilter) (
 	})
 	b.Queue(countSQL, ca...).QueryRow(func(row pgx.Row) error { return row.Scan(&page.Total) })
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return projections.EntityPage{}, classify("list "+eq.table.name, err)
+		return projections.EntityPage{}, classifyQuery("list "+eq.table.name, err)
 	}
 	if len(page.Entities) > f.Limit {
 		page.Entities = page.Entities[:f.Limit]
@@ -692,7 +704,7 @@ func (s *QueryStore) Entity(ctx context.Context, kind domain.Kind, integrationID
 		return domain.Entity{}, fmt.Errorf("%s %s: %w", kind, id, projections.ErrNotFound)
 	}
 	if err != nil {
-		return domain.Entity{}, classify(fmt.Sprintf("%s %s", kind, id), err)
+		return domain.Entity{}, classifyQuery(fmt.Sprintf("%s %s", kind, id), err)
 	}
 	return e, nil
 }
@@ -734,7 +746,7 @@ func (s *QueryStore) StatusHistory(ctx context.Context, f projections.HistoryFil
 	})
 	b.Queue(countSQL, f.IntegrationID, f.TransactionID).QueryRow(func(row pgx.Row) error { return row.Scan(&page.Total) })
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return projections.HistoryPage{}, classify("status history", err)
+		return projections.HistoryPage{}, classifyQuery("status history", err)
 	}
 	if len(page.Changes) > f.Limit {
 		page.Changes = page.Changes[:f.Limit]

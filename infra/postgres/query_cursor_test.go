@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -108,5 +109,23 @@ func walkEveryOrder(t *testing.T, pool *pgxpool.Pool) {
 		if got := strings.Join(ids, ","); got != tc.want {
 			t.Errorf("%s: walked %s, want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestQueryRowItCannotDecodeIsNotAnOutage: a row whose value no Go type of
+// the store holds (an infinite closing date, set behind the system's back)
+// fails the read as such, not as the database being unavailable, which
+// would have clients try again for ever.
+func TestQueryRowItCannotDecodeIsNotAnOutage(t *testing.T) {
+	t.Parallel()
+	pool := migratedTestSchema(t, nil)
+	ctx := testContext(t)
+	if _, err := pool.Exec(ctx, `INSERT INTO transactions (integration_id, id, closing_date, softpro_created_at, softpro_updated_at, last_event_id, payload)
+ VALUES ('int_1', 'txn_a', 'infinity', now(), now(), 'e', '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewQueryStore(pool).Entities(ctx, projections.EntityFilter{Kind: domain.KindTransaction, IntegrationID: "int_1", Limit: 10})
+	if err == nil || errors.Is(err, projections.ErrUnavailable) {
+		t.Fatalf("listing a row it cannot decode: %v, want an error that is not ErrUnavailable", err)
 	}
 }
