@@ -132,8 +132,8 @@ type ReplayRequest struct {
 }
 
 // ErrEmptyWindow is returned by Replay for a window whose From is not
-// before its To, or is in the future when there is no To: it holds no
-// record, and asking for it is a mistake.
+// before its To, or is in the future: it holds no record, and asking for
+// it is a mistake.
 var ErrEmptyWindow = errors.New("empty window")
 
 // ReplayReport says what a replay did.
@@ -195,9 +195,10 @@ func (r *Replayer) Replay(ctx context.Context, req ReplayRequest) (ReplayReport,
 		return ReplayReport{}, fmt.Errorf("replay: from %s is not before to %s: %w",
 			req.From.Format(time.RFC3339), req.To.Format(time.RFC3339), ErrEmptyWindow)
 	}
-	// Without to, the window ends now: a from after it holds nothing yet.
-	if req.To.IsZero() && req.From.After(started) {
-		return ReplayReport{}, fmt.Errorf("replay: from %s is in the future (now %s) and no to is given: %w",
+	// A replay reads the log as it is now: a window from a time still to
+	// come holds nothing yet.
+	if req.From.After(started) {
+		return ReplayReport{}, fmt.Errorf("replay: from %s is in the future (now %s): %w",
 			req.From.Format(time.RFC3339), started.UTC().Format(time.RFC3339), ErrEmptyWindow)
 	}
 	rep := ReplayReport{IntegrationID: req.IntegrationID}

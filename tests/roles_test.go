@@ -43,7 +43,7 @@ func TestServeRolesChooseTheRoutes(t *testing.T) {
 		} else if tt.api && status != http.StatusOK {
 			t.Errorf("%s: API answered %d %s, want 200", tt.name, status, raw)
 		}
-		for _, path := range []string{"/healthz", "/metrics", "/api/webhooks/health"} {
+		for _, path := range []string{"/healthz", "/readyz", "/metrics", "/api/webhooks/health", "/api/openapi.json"} {
 			if status, raw := e.do(http.MethodGet, path, "", nil); status != http.StatusOK {
 				t.Errorf("%s: GET %s answered %d %s", tt.name, path, status, raw)
 			}
