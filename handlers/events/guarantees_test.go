@@ -1,0 +1,113 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// The chain of the projection handlers: retry, then the timeout middleware
+// on each attempt. An attempt stuck on its context is cut at the handler
+// timeout, and the next attempt starts with a fresh context rather than
+// the one the timeout already cancelled.
+func TestRetryGivesEachAttemptAFreshContextCutByTheTimeout(t *testing.T) {
+	t.Parallel()
+	const cut = 100 * time.Millisecond
+	cfg := Config{Topics: []string{"t"}, MaxRetries: 5, RetryDelay: 10 * time.Millisecond, HandlerTimeout: cut, RebalanceTimeout: time.Minute}
+	cfg.setDefaults()
+	r := &Router{cfg: cfg}
+	var (
+		starts   []time.Time
+		firstErr error
+		firstDur time.Duration
+		laterErr []error
+	)
+	h := r.retry()(timeout(cfg.HandlerTimeout)(func(msg *message.Message) ([]*message.Message, error) {
+		ctx := msg.Context()
+		starts = append(starts, time.Now())
+		if len(starts) == 1 {
+			select {
+			case <-ctx.Done():
+				firstErr = ctx.Err()
+			case <-time.After(20 * time.Second):
+				firstErr = errors.New("not cut")
+			}
+			firstDur = time.Since(starts[0])
+			return nil, firstErr
+		}
+		if err := ctx.Err(); err != nil {
+			laterErr = append(laterErr, err)
+			return nil, err
+		}
+		return nil, nil
+	}))
+	if _, err := h(message.NewMessage("m", nil)); err != nil {
+		t.Fatalf("delivery failed: %v (attempts %d, later attempts saw %v)", err, len(starts), laterErr)
+	}
+	if !errors.Is(firstErr, context.DeadlineExceeded) {
+		t.Fatalf("first attempt ended with %v, want its context's deadline", firstErr)
+	}
+	if firstDur < cut || firstDur > 10*time.Second {
+		t.Fatalf("first attempt cut after %v, want about %v", firstDur, cut)
+	}
+	if len(starts) != 2 {
+		t.Fatalf("%d attempts, want 2: the second, with a fresh context, succeeds", len(starts))
+	}
+}
+
+// No attempt starts later than the retry budget after the first, however
+// many retries are left: the retries stop rather than outlast the
+// rebalance timeout.
+func TestRetryStopsWithinTheBudget(t *testing.T) {
+	t.Parallel()
+	const budget = 500 * time.Millisecond
+	cfg := Config{Topics: []string{"t"}, MaxRetries: 10, RetryDelay: 100 * time.Millisecond,
+		HandlerTimeout: time.Second, RebalanceTimeout: time.Second + 5*time.Second + budget}
+	cfg.setDefaults()
+	if got := cfg.retryBudget(); got != budget {
+		t.Fatalf("retry budget %v, want %v", got, budget)
+	}
+	r := &Router{cfg: cfg}
+	fail := errors.New("database unavailable")
+	var at []time.Time
+	h := r.retry()(func(*message.Message) ([]*message.Message, error) {
+		at = append(at, time.Now())
+		if at[len(at)-1].Sub(at[0]) > budget {
+			// An attempt past the budget: end the test's delivery here
+			// rather than wait out the ten attempts.
+			return nil, nil
+		}
+		return nil, fail
+	})
+	_, err := h(message.NewMessage("m", nil))
+	for i, a := range at {
+		if d := a.Sub(at[0]); d > budget {
+			t.Fatalf("attempt %d started %v after the first, past the %v budget", i+1, d, budget)
+		}
+	}
+	if !errors.Is(err, fail) {
+		t.Fatalf("error %v, want the handler's", err)
+	}
+	if len(at) < 2 {
+		t.Fatalf("%d attempts, want retries within the budget", len(at))
+	}
+}
+
+// At the defaults (QUEUE_MAX_RETRIES 5, QUEUE_RETRY_DELAY 2 s, a 30 s
+// handler timeout, the 90 s rebalance timeout) no attempt starts more than
+// 55 s after the first.
+func TestDefaultRetryBudgetIs55s(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Topics: []string{"t"}}
+	cfg.setDefaults()
+	if cfg.HandlerTimeout != 30*time.Second || cfg.RebalanceTimeout != 90*time.Second || cfg.MaxRetries != 5 || cfg.RetryDelay != 2*time.Second {
+		t.Fatalf("defaults: handler timeout %v, rebalance timeout %v, %d retries, delay %v; want 30s, 90s, 5, 2s",
+			cfg.HandlerTimeout, cfg.RebalanceTimeout, cfg.MaxRetries, cfg.RetryDelay)
+	}
+	if got := cfg.retryBudget(); got != 55*time.Second {
+		t.Fatalf("retry budget at the defaults: %v, want 55s", got)
+	}
+}
