@@ -26,12 +26,7 @@ func (a *App) startProjections() error {
 	pub := &poisonPublisher{brokers: brokers, log: wlog}
 	a.closers.add(func() { _ = pub.Close() })
 	store := postgres.NewProjectionStore(a.pool)
-	r, err := events.NewRouter(events.Config{
-		MaxRetries:       a.cfg.QueueMaxRetries,
-		RetryDelay:       time.Duration(a.cfg.QueueRetryDelayMs) * time.Millisecond,
-		Concurrency:      a.cfg.QueueConcurrency,
-		RebalanceTimeout: rebalanceTimeout,
-	}, events.Deps{
+	r, err := events.NewRouter(projectionConfig(a.cfg), events.Deps{
 		Logger:      a.log.With("component", "projections"),
 		Store:       store,
 		AsyncStore:  store.WithAsyncCommit(),
@@ -50,6 +45,17 @@ func (a *App) startProjections() error {
 	a.router = r
 	a.runnables = append(a.runnables, r.Run)
 	return nil
+}
+
+// projectionConfig is the live projection router's configuration from the
+// QUEUE_* variables.
+func projectionConfig(cfg Config) events.Config {
+	return events.Config{
+		MaxRetries:       cfg.QueueMaxRetries,
+		RetryDelay:       time.Duration(cfg.QueueRetryDelayMs) * time.Millisecond,
+		Concurrency:      cfg.QueueConcurrency,
+		RebalanceTimeout: rebalanceTimeout,
+	}
 }
 
 // poisonPublisher publishes to the poison topic through a watermill
