@@ -58,6 +58,8 @@ type env struct {
 	checkEvery time.Duration
 	// router is the one start built last.
 	router *events.Router
+	// registry, when set, receives the metrics of the routers start builds.
+	registry *prometheus.Registry
 }
 
 func newEnv(t *testing.T) *env {
@@ -131,7 +133,7 @@ func (e *env) start(pool *pgxpool.Pool) (stop func()) {
 		Store:       postgres.NewProjectionStore(pool),
 		Subscribers: kafka.NewWatermillSubscriberFactory(e.brokers, 20*time.Second, wlog),
 		Publisher:   pub,
-		Registerer:  prometheus.NewRegistry(),
+		Registerer:  cmp.Or(e.registry, prometheus.NewRegistry()),
 		Log:         kafka.NewReplayReader(e.brokers),
 		AsyncStore:  postgres.NewProjectionStore(pool).WithAsyncCommit(),
 	})
