@@ -3,10 +3,15 @@ package events
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/roisystems/softprohub/projections"
 )
 
 // The chain of the projection handlers: retry, then the timeout middleware
@@ -109,5 +114,69 @@ func TestDefaultRetryBudgetIs55s(t *testing.T) {
 	}
 	if got := cfg.retryBudget(); got != 55*time.Second {
 		t.Fatalf("retry budget at the defaults: %v, want 55s", got)
+	}
+}
+
+// The same through a topic handler's middleware as the router wires it:
+// the timeout cuts an attempt stuck on its context, and the retry that
+// follows runs with a fresh one.
+func TestRouterHandlerChainCutsAttemptsAndRetriesWithAFreshContext(t *testing.T) {
+	t.Parallel()
+	const cut = 100 * time.Millisecond
+	r, err := NewRouter(Config{Topics: []string{"softpro.a.v1"}, HandlerTimeout: cut, RetryDelay: 10 * time.Millisecond,
+		RebalanceTimeout: time.Minute}, Deps{
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Store:       &gatedStore{},
+		Subscribers: func(string, func(string, int32, int64)) (message.Subscriber, error) { return nil, nil },
+		Publisher:   struct{ message.Publisher }{},
+		Registerer:  prometheus.NewRegistry(),
+		Log:         struct{ projections.LogScanner }{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hd *handler
+	for i := range r.handlers {
+		if r.handlers[i].topic == "softpro.a.v1" {
+			hd = &r.handlers[i]
+		}
+	}
+	if hd == nil {
+		t.Fatal("no handler of the topic")
+	}
+	var (
+		starts   []time.Time
+		firstErr error
+		firstDur time.Duration
+	)
+	h := message.HandlerFunc(func(msg *message.Message) ([]*message.Message, error) {
+		ctx := msg.Context()
+		starts = append(starts, time.Now())
+		if len(starts) == 1 {
+			select {
+			case <-ctx.Done():
+				firstErr = ctx.Err()
+			case <-time.After(20 * time.Second):
+				firstErr = errors.New("not cut")
+			}
+			firstDur = time.Since(starts[0])
+			return nil, firstErr
+		}
+		return nil, ctx.Err()
+	})
+	// As watermill applies them: the first middleware is the outermost.
+	for i := len(hd.middleware) - 1; i >= 0; i-- {
+		h = hd.middleware[i](h)
+	}
+	msg := message.NewMessage("m", nil)
+	msg.Metadata.Set(metaTopic, "softpro.a.v1")
+	if _, err := h(msg); err != nil {
+		t.Fatalf("delivery failed after %d attempts: %v", len(starts), err)
+	}
+	if !errors.Is(firstErr, context.DeadlineExceeded) || firstDur < cut || firstDur > 10*time.Second {
+		t.Fatalf("first attempt ended with %v after %v, want cut at its %v deadline", firstErr, firstDur, cut)
+	}
+	if len(starts) != 2 {
+		t.Fatalf("%d attempts, want 2: the second, with a fresh context, succeeds", len(starts))
 	}
 }
