@@ -163,7 +163,7 @@ func (e *Env) consistency(id string) projections.ConsistencyReport {
 // 200 answer.
 func adminData[T any](e *Env, method, path string, body any) T {
 	e.t.Helper()
-	status, raw := e.do(method, path, e.Token, body)
+	status, raw := e.call(method, path, e.Token, body)
 	if status != http.StatusOK {
 		e.t.Fatalf("%s %s: %d %s", method, path, status, raw)
 	}

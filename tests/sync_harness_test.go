@@ -61,7 +61,7 @@ func (e *Env) syncIntegration(name string, fields map[string]any) (id, secret st
 // syncNow runs POST …/sync?wait=true and returns the finished run.
 func (e *Env) syncNow(id string) ingest.SyncRun {
 	e.t.Helper()
-	status, body := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/sync?wait=true", e.Token, nil)
+	status, body := e.call(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/sync?wait=true", e.Token, nil)
 	if status != http.StatusOK {
 		e.t.Fatalf("sync %s: %d %s", id, status, body)
 	}
