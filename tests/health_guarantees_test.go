@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Broker gone: /api/webhooks/health says unhealthy, not merely degraded.
@@ -63,6 +66,25 @@ func TestReadyzNamesPostgresWhenUnreachable(t *testing.T) {
 	if status, body := e.call(http.MethodGet, "/readyz", "", nil); status != 200 {
 		t.Fatalf("readyz with postgres: %d %s", status, body)
 	}
+	// Down only once the service listens for integration changes: a
+	// first LISTEN that fails ends the process, as a start without
+	// Postgres does.
+	direct, err := pgx.Connect(t.Context(), s.databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(context.Background())
+	eventually(t, 30*time.Second, func() string {
+		var n int
+		if err := direct.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND client_port = ANY($1)`,
+			p.upstreamPorts()).Scan(&n); err != nil {
+			return err.Error()
+		}
+		if n == 0 {
+			return "the service does not LISTEN through the proxy yet"
+		}
+		return ""
+	})
 	p.down()
 	status, body := e.call(http.MethodGet, "/readyz", "", nil)
 	if status != 503 || !strings.Contains(string(body), `"ready":false`) || !strings.Contains(string(body), `"name":"postgres","ok":false,"critical":true`) {
@@ -141,6 +163,28 @@ func (p *tcpProxy) pipe(c net.Conn) {
 	_, _ = io.Copy(c, up)
 	_ = up.Close()
 	_ = c.Close()
+}
+
+// upstreamPorts are the local ports of the proxy's open connections to
+// its target.
+func (p *tcpProxy) upstreamPorts() []int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int32
+	for c := range p.conns {
+		if c.RemoteAddr().String() == p.targetAddr() {
+			out = append(out, int32(c.LocalAddr().(*net.TCPAddr).Port))
+		}
+	}
+	return out
+}
+
+func (p *tcpProxy) targetAddr() string {
+	a, err := net.ResolveTCPAddr("tcp", p.target)
+	if err != nil {
+		return p.target
+	}
+	return a.String()
 }
 
 func (p *tcpProxy) down() {
