@@ -66,3 +66,21 @@ func TestGapsFillReportsTheGapItCannotFillAndFillsTheOthers(t *testing.T) {
 	// The row is back, as the simulator holds it.
 	e.matchesSimulator(s, id, 30*time.Second)
 }
+
+// A resync whose sync run the SoftPro API fails answers 502 BAD_GATEWAY
+// naming the API's answer: the service is not at fault, the API is.
+func TestResyncTheSoftProAPIFailsIsABadGateway(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.syncIntegration("a", nil)
+	s := sim.New(sim.Config{Seed: 7, Records: 2, Tenants: []string{id}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"forbidden"}`, http.StatusForbidden)
+	}))
+	t.Cleanup(srv.Close)
+	e.connect(s, srv, id, false)
+	status, raw := e.call(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/resync", e.Token, nil)
+	if code, msg := errCode(raw); status != http.StatusBadGateway || code != "BAD_GATEWAY" || !strings.Contains(msg, "403") {
+		t.Fatalf("resync SoftPro refuses: %d %s, want 502 BAD_GATEWAY naming the 403", status, raw)
+	}
+}

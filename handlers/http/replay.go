@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/ingest"
 	"github.com/roisystems/softprohub/projections"
 )
 
@@ -102,12 +103,24 @@ func (a *recoveryAPI) fail(w http.ResponseWriter, r *http.Request, op string, er
 		writeError(w, http.StatusNotFound, codeNotFound, err.Error())
 	case errors.Is(err, projections.ErrInvalidTarget), errors.Is(err, projections.ErrEmptyWindow):
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+	case upstreamFailed(err):
+		// The SoftPro API failed the resync's sync run (its record says
+		// more): the service is not at fault, the API it depends on is.
+		writeError(w, http.StatusBadGateway, codeBadGateway, err.Error())
 	default:
 		if !errors.Is(r.Context().Err(), context.Canceled) { // not when the client went away
 			a.d.Logger.Error(op+" failed", "path", r.URL.Path, "err", err)
 		}
 		writeError(w, http.StatusInternalServerError, codeInternal, op+" failed")
 	}
+}
+
+// upstreamFailed reports whether err is the SoftPro API's failure: an
+// error answer, no answer, a rate limit waited out, a refused token.
+func upstreamFailed(err error) bool {
+	var api *ingest.APIError
+	var limited *ingest.RateLimitedError
+	return errors.As(err, &api) || errors.As(err, &limited) || errors.Is(err, ingest.ErrTokenRefused)
 }
 
 // knownIntegration answers 404 when the integration of the path does not

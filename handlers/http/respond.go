@@ -45,6 +45,7 @@ const (
 	codeForbidden    = "FORBIDDEN"
 	codeInternal     = "INTERNAL"
 	codeUnavailable  = "UNAVAILABLE"
+	codeBadGateway   = "BAD_GATEWAY"
 )
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
