@@ -193,9 +193,10 @@ func (h lagHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.
 	go func() {
 		defer close(msgs)
 		for m := range claim.Messages() {
-			h.onLag(m.Topic, m.Partition, max(claim.HighWaterMarkOffset()-m.Offset-1, 0))
 			select {
 			case msgs <- m:
+				// Taken: m is the record being projected now.
+				h.onLag(m.Topic, m.Partition, max(claim.HighWaterMarkOffset()-m.Offset-1, 0))
 			case <-done:
 				return
 			}

@@ -1,0 +1,225 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/handlers/events"
+	"github.com/roisystems/softprohub/infra/kafka"
+	"github.com/roisystems/softprohub/infra/postgres"
+	"github.com/roisystems/softprohub/projections"
+)
+
+// sample is the value of the metric name in reg whose labels include
+// every label given, summed over the rest; found is false if none does.
+func sample(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (v float64, found bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, want := range labels {
+				if have[k] != want {
+					continue next
+				}
+			}
+			found = true
+			v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return v, found
+}
+
+// hookStore lets a test run something before each transaction of the
+// projection store under it.
+type hookStore struct {
+	projections.Store
+	before func() error
+}
+
+func (s hookStore) InTx(ctx context.Context, fn func(context.Context, projections.Tx) error) error {
+	if err := s.before(); err != nil {
+		return err
+	}
+	return s.Store.InTx(ctx, fn)
+}
+
+// startWith is env.start over the given store, with the metrics in reg.
+func (e *env) startWith(store projections.Store, reg *prometheus.Registry) (stop func()) {
+	e.t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	wlog := watermill.NewSlogLogger(logger)
+	pub, err := kafka.NewWatermillPublisher(e.brokers, wlog)
+	if err != nil {
+		e.t.Fatalf("publisher: %v", err)
+	}
+	r, err := events.NewRouter(events.Config{
+		Topics: e.topics, PoisonTopic: e.poison, MaxRetries: 3, RetryDelay: 50 * time.Millisecond,
+		HandlerTimeout: 5 * time.Second, RebalanceTimeout: 20 * time.Second, CloseTimeout: 10 * time.Second, Concurrency: 4,
+	}, events.Deps{
+		Logger: logger, Store: store, AsyncStore: store, Publisher: pub, Registerer: reg,
+		Subscribers: kafka.NewWatermillSubscriberFactory(e.brokers, 20*time.Second, wlog),
+		Log:         kafka.NewReplayReader(e.brokers),
+	})
+	if err != nil {
+		e.t.Fatalf("new router: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					e.t.Errorf("router run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				e.t.Errorf("router did not stop within 30s")
+			}
+			_ = pub.Close()
+		})
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+// An attempt after the first is counted in
+// softprohub_projection_retries_total of its topic, and each failed
+// attempt in softprohub_projection_events_total with outcome error.
+func TestRetriedAttemptsAreCounted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var failures atomic.Int64
+	failures.Store(2)
+	store := hookStore{Store: postgres.NewProjectionStore(e.pool), before: func() error {
+		if failures.Add(-1) >= 0 {
+			return errors.New("flaky transaction")
+		}
+		return nil
+	}}
+	reg := prometheus.NewRegistry()
+	e.startWith(store, reg)
+	e.append(0, "int_a", "r1", domain.TransactionUpdated, t0, `{"id":"txn_1","status":"open"}`)
+	e.waitFor(30*time.Second, "the event projected", func() bool {
+		return e.count("SELECT count(*) FROM webhook_events WHERE status='COMPLETED'") == 1
+	})
+	topic := e.topics[0]
+	retries, _ := sample(t, reg, "softprohub_projection_retries_total", map[string]string{"topic": topic})
+	errs, _ := sample(t, reg, "softprohub_projection_events_total", map[string]string{"topic": topic, "outcome": "error"})
+	applied, _ := sample(t, reg, "softprohub_projection_events_total", map[string]string{"topic": topic, "outcome": "applied"})
+	// Failed attempts, then the one that applies: every attempt but the
+	// first is a retry.
+	if retries < 1 || retries != errs || applied != 1 {
+		t.Errorf("retries_total = %v, events_total error = %v, applied = %v; want retries = errors >= 1, applied 1", retries, errs, applied)
+	}
+}
+
+// softprohub_projection_consumer_lag is the number of records in the
+// partition after the one being projected: n-1 while the first of n is
+// held, 0 once the last is projected.
+func TestConsumerLagCountsTheRecordsAfterTheOneProjected(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const n = 10
+	for i := range n {
+		e.append(0, "int_a", "l"+strconv.Itoa(i), domain.TransactionUpdated, t0.Add(time.Duration(i)*time.Second),
+			`{"id":"txn_1","status":"s`+strconv.Itoa(i)+`"}`)
+	}
+	var held atomic.Bool
+	held.Store(true)
+	store := hookStore{Store: postgres.NewProjectionStore(e.pool), before: func() error {
+		for held.Load() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return nil
+	}}
+	reg := prometheus.NewRegistry()
+	e.startWith(store, reg)
+
+	// The n records went to one partition: find it from the gauge.
+	lag := func() (float64, bool) {
+		return sample(t, reg, "softprohub_projection_consumer_lag", map[string]string{"topic": e.topics[0]})
+	}
+	e.waitFor(30*time.Second, "a lag reported while the first record is held", func() bool { _, ok := lag(); return ok })
+	time.Sleep(time.Second) // let a wrong figure settle in
+	if got, _ := lag(); got != n-1 {
+		t.Errorf("consumer lag while the first of %d records is projected = %v, want %d", n, got, n-1)
+	}
+	held.Store(false)
+	e.waitFor(30*time.Second, "all projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") == n })
+	e.waitFor(10*time.Second, "lag 0", func() bool { got, _ := lag(); return got == 0 })
+}
+
+// A record delivered again after a restart, below its partition's
+// checkpoint, is counted with outcome redelivered and changes nothing.
+func TestRedeliveredRecordsAreCounted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const n = 12
+	stop := e.start(e.pool)
+	e.appendUpdates("r", 0, n, 2, 3)
+	e.waitFor(30*time.Second, "projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") == n })
+	stop()
+
+	// The consumer groups lose their offsets, as a process killed before
+	// it committed them to the broker would.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, topic := range e.topics {
+		offs := kadm.Offsets{}
+		for p := range int32(4) {
+			offs.Add(kadm.Offset{Topic: topic, Partition: p, At: 0, LeaderEpoch: -1})
+		}
+		resp, err := adm.CommitOffsets(ctx, events.GroupName(events.ProjectionName(topic)), offs)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			t.Fatalf("rewind %s: %v", topic, err)
+		}
+	}
+
+	e.registry = prometheus.NewRegistry()
+	e.start(e.pool)
+	e.waitFor(30*time.Second, "every record delivered again", func() bool {
+		return counterSum(t, e.registry, "softprohub_projection_events_total") >= n
+	})
+	if got, _ := sample(t, e.registry, "softprohub_projection_events_total", map[string]string{"outcome": "redelivered"}); got != n {
+		t.Errorf("events_total redelivered = %v, want %d", got, n)
+	}
+	if got := e.count("SELECT count(*) FROM webhook_events"); got != n {
+		t.Errorf("audit rows after the redelivery = %d, want %d", got, n)
+	}
+}
