@@ -2,6 +2,8 @@ package tests
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +64,16 @@ FROM transactions t WHERE integration_id=$1 AND id=$2`
 	})
 	if rep := e.consistency(id); rep.Score != 100 || len(rep.Issues) != 0 {
 		t.Fatalf("after the retries: score %d, issues %+v", rep.Score, rep.Issues)
+	}
+	// Both entities were folded again, and the metric says so.
+	_, metrics := e.do(http.MethodGet, "/metrics", "", nil)
+	var ok float64
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if v, found := strings.CutPrefix(line, `softprohub_projection_refolds_total{result="ok"} `); found {
+			ok, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if ok < 2 {
+		t.Errorf("softprohub_projection_refolds_total{result=\"ok\"} = %v, want at least the 2 entities folded again", ok)
 	}
 }
