@@ -498,6 +498,12 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 			}
 			if newest.After(mark) {
 				if err := s.d.Watermarks.SetWatermark(ctx, run.IntegrationID, typ, newest); err != nil {
+					// An integration deleted while the page was asked for
+					// has no watermark to save: say so, as the next page's
+					// check would.
+					if werr := r.stillWanted(ctx); errors.Is(werr, ErrSyncDisabled) {
+						return fmt.Errorf("%s: %w", typ, werr)
+					}
 					return fmt.Errorf("%s: save watermark: %w", typ, err)
 				}
 				mark = newest
