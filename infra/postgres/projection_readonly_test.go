@@ -71,12 +71,29 @@ func readOnlyPool(t *testing.T, schema string) *pgxpool.Pool {
 func TestWritableProbeSeesRevokedGrants(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
+	schema, role, as, q := projectorRole(t)
+	if err := Writable(as)(ctx); err != nil {
+		t.Fatalf("Writable with every grant: %v", err)
+	}
+	q("REVOKE INSERT ON " + schema + ".webhook_events FROM " + role)
+	err := Writable(as)(ctx)
+	if !errors.Is(err, ErrMissingGrants) || !strings.Contains(err.Error(), "webhook_events") {
+		t.Fatalf("Writable after INSERT on webhook_events was revoked: %v, want ErrMissingGrants naming it", err)
+	}
+}
+
+// projectorRole migrates a fresh schema and opens a pool on it as a new
+// role with the grants a projecting process has (usage, and select, insert
+// and update on every table); q runs SQL as the owner, to revoke them.
+func projectorRole(t *testing.T) (schema, role string, as *pgxpool.Pool, q func(sql string)) {
+	t.Helper()
+	ctx := testContext(t)
 	pool, schema := openTestSchema(t, nil)
 	if err := Migrate(ctx, pool); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	role := randomName(t, "projector_")
-	q := func(sql string) {
+	role = randomName(t, "projector_")
+	q = func(sql string) {
 		t.Helper()
 		if _, err := pool.Exec(ctx, sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)
@@ -94,17 +111,10 @@ func TestWritableProbeSeesRevokedGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.User = url.User(role)
-	as, err := Open(ctx, u.String(), false)
+	as, err = Open(ctx, u.String(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(as.Close)
-	if err := Writable(as)(ctx); err != nil {
-		t.Fatalf("Writable with every grant: %v", err)
-	}
-	q("REVOKE INSERT ON " + schema + ".webhook_events FROM " + role)
-	err = Writable(as)(ctx)
-	if !errors.Is(err, ErrMissingGrants) || !strings.Contains(err.Error(), "webhook_events") {
-		t.Fatalf("Writable after INSERT on webhook_events was revoked: %v, want ErrMissingGrants naming it", err)
-	}
+	return schema, role, as, q
 }
