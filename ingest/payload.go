@@ -62,6 +62,11 @@ func ParsePayload(body []byte) (Payload, error) {
 	if err != nil {
 		return Payload{}, fmt.Errorf("%w: timestamp must be RFC 3339", ErrInvalidPayload)
 	}
+	// An offset can carry a valid timestamp out of years 0000-9999 in UTC,
+	// which the event (RFC 3339, UTC) cannot hold.
+	if y := ts.UTC().Year(); y < 0 || y > 9999 {
+		return Payload{}, fmt.Errorf("%w: timestamp must fall within years 0000-9999 in UTC", ErrInvalidPayload)
+	}
 	return Payload{ID: *raw.ID, Type: *raw.Type, Timestamp: ts.UTC()}, nil
 }
 
