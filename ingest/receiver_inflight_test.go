@@ -109,3 +109,36 @@ func TestReceiverAnswers503WhileAnotherDeliveryStaysInFlight(t *testing.T) {
 		t.Fatalf("cancelled wait: err = %v, want APPEND_FAILED", err)
 	}
 }
+
+// hangUpGate answers InFlight to the first admission; at the recheck the
+// sender hangs up and the round trip fails with the request's context
+// error, as a Redis client does.
+type hangUpGate struct {
+	pendingGate
+	cancel context.CancelFunc
+}
+
+func (g *hangUpGate) Admit(ctx context.Context, t Ticket) (Admission, error) {
+	if !t.NoToken {
+		return Admission{Allowed: true, InFlight: true}, nil
+	}
+	g.cancel()
+	return Admission{}, ctx.Err()
+}
+
+// A sender that hangs up while another delivery of its event is being
+// appended must not have the event appended a second time: its context
+// error is not Redis being unreachable.
+func TestReceiverDoesNotAppendWithoutTheGateWhenTheSenderHangsUp(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g := &hangUpGate{cancel: cancel}
+	log := &fakeLog{}
+	r := newPendingReceiver(t, &g.pendingGate, log)
+	r.gate = g
+	res, err := receiveOne(ctx, r, body("evt_1", "task.created", now))
+	if err == nil || len(log.envs) != 0 {
+		t.Fatalf("Receive = %+v, %v; appended %d, want a refusal and nothing appended", res, err, len(log.envs))
+	}
+}

@@ -246,6 +246,13 @@ func (r *Receiver) Receive(ctx context.Context, req Request) (Result, error) {
 				RetryAfter: r.cfg.RetryAfter, Err: ctx.Err()}
 		}
 	}
+	if gerr != nil && ctx.Err() != nil {
+		// The sender hung up during the round trip: Redis was not found
+		// unreachable, and the fingerprint may be another delivery's, so
+		// appending without the gate could put the event on the log twice.
+		return Result{}, &Rejection{Code: CodeAppendFailed, Message: "the request ended before the dedup check; retry later",
+			RetryAfter: r.cfg.RetryAfter, Err: errors.Join(gerr, ctx.Err())}
+	}
 	if gerr != nil {
 		res.Degraded = gerr
 	} else {
