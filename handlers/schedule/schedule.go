@@ -393,8 +393,8 @@ func (s *Scheduler) apply(id string, in domain.Integration, exists bool) {
 	s.entries[id] = entry{id: eid, spec: want}
 }
 
-// catchUp queues a run for every scheduled integration whose last
-// scheduled sync is older than its interval (or never happened).
+// catchUp queues a run for every scheduled integration that missed a slot
+// since its last scheduled sync (or never had one).
 func (s *Scheduler) catchUp(ctx context.Context) error {
 	// Taken before the list: a run another scheduler starts after the list
 	// was read starts after now, and makes this one's skip.
@@ -407,10 +407,26 @@ func (s *Scheduler) catchUp(ctx context.Context) error {
 		if !Scheduled(in) {
 			continue
 		}
-		last := in.LastScheduledSyncAt
-		if last == nil || now.Sub(*last) >= Interval(in.SyncFrequency, s.cfg.MinInterval) {
+		if missedSlot(in, s.cfg.MinInterval, now) {
 			s.enqueue(in.ID, ingest.TriggerCatchUp, now)
 		}
 	}
 	return nil
+}
+
+// missedSlot reports whether a scheduled sync of in fell due since its last
+// scheduled sync: a cron slot between then and now, or, for "@every"
+// schedules, an interval gone by. The last run may have started after its
+// own slot (staggered), so less than an interval before the slot missed.
+func missedSlot(in domain.Integration, minInterval int, now time.Time) bool {
+	last := in.LastScheduledSyncAt
+	if last == nil {
+		return true
+	}
+	if sched, err := cron.ParseStandard(CronSpec(in.SyncFrequency, minInterval)); err == nil {
+		if _, constant := sched.(cron.ConstantDelaySchedule); !constant {
+			return !sched.Next(last.UTC()).After(now.UTC())
+		}
+	}
+	return now.Sub(*last) >= Interval(in.SyncFrequency, minInterval)
 }
