@@ -12,7 +12,8 @@ import (
 // for reasons of its own (not an envelope, unprojectable, refused by the
 // database) is passed over: it lies below the consumer group's offset, so
 // the live path delivered it and, failing, sent it to the poison queue,
-// whose consumer records it as FAILED. So a gap always closes; while the
+// whose consumer records it as FAILED. Records the log no longer holds
+// (retention, records deleted) are passed over too. So a gap always closes; while the
 // database or the log is unavailable the fill fails with a transient error
 // and is tried again: a failure to read the log says nothing about the
 // record that revealed the gap, which must not be poisoned for it.
@@ -26,26 +27,39 @@ func FillGap(ctx context.Context, p *Projector, log LogScanner, gap *GapError) (
 		}
 		from = b.Start[gap.Partition]
 	}
-	if from >= gap.To {
-		return 0, nil
-	}
-	bounds := Bounds{Start: map[Partition]int64{gap.Partition: from}, End: map[Partition]int64{gap.Partition: gap.To}}
-	var applyErr error
-	err = log.Scan(ctx, ScanRequest{Bounds: bounds, BatchSize: 1000}, func(batch []ScannedRecord) error {
-		applyErr = fillBatch(ctx, p, batch)
-		if applyErr == nil {
-			filled += int64(len(batch))
+	// last is the offset of the last record applied or passed over.
+	last := gap.From - 1
+	if from < gap.To {
+		bounds := Bounds{Start: map[Partition]int64{gap.Partition: from}, End: map[Partition]int64{gap.Partition: gap.To}}
+		var applyErr error
+		err = log.Scan(ctx, ScanRequest{Bounds: bounds, BatchSize: 1000}, func(batch []ScannedRecord) error {
+			applyErr = fillBatch(ctx, p, batch)
+			if applyErr == nil {
+				filled += int64(len(batch))
+				for _, s := range batch {
+					last = max(last, s.Offset)
+				}
+			}
+			return applyErr
+		})
+		switch {
+		case err == nil:
+		case applyErr == nil && ctx.Err() == nil:
+			return filled, Unavailable(fmt.Sprintf("fill gap %v", gap), err)
+		default:
+			return filled, fmt.Errorf("fill gap %v: %w", gap, err)
 		}
-		return applyErr
-	})
-	switch {
-	case err == nil:
-		return filled, nil
-	case applyErr == nil && ctx.Err() == nil:
-		return filled, Unavailable(fmt.Sprintf("fill gap %v", gap), err)
-	default:
-		return filled, fmt.Errorf("fill gap %v: %w", gap, err)
 	}
+	if last < gap.To-1 {
+		// The log no longer holds the records up to To (retention,
+		// records deleted): they can never be applied, so the checkpoint
+		// passes them, or the gap would never close and the record that
+		// revealed it would be poisoned for it.
+		if err := pass(ctx, p, Record{Partition: gap.Partition, Offset: gap.To - 1}); err != nil {
+			return filled, fmt.Errorf("fill gap %v: %w", gap, err)
+		}
+	}
+	return filled, nil
 }
 
 // fillBatch applies one scanned batch of a gap, passing over the records
