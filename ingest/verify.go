@@ -154,3 +154,19 @@ func InWindow(ts, now time.Time, ttl time.Duration) bool {
 	d := now.Sub(ts)
 	return d <= ttl && d >= -ttl
 }
+
+// SecretProblem says what is wrong with secret as a webhook secret of
+// scheme, or returns "" when it can be used.
+func SecretProblem(scheme domain.SignatureScheme, secret string) string {
+	switch {
+	case len(secret) < 8:
+		return "webhookSecret must be at least 8 characters"
+	case len(secret) > 512:
+		return "webhookSecret must be at most 512 characters"
+	case scheme == domain.SchemeStandardWebhooks:
+		if _, err := StandardKey([]byte(secret)); err != nil {
+			return "webhookSecret for standard-webhooks must be \"whsec_\" followed by base64"
+		}
+	}
+	return ""
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/infra/postgres"
 	"github.com/roisystems/softprohub/infra/secretbox"
+	"github.com/roisystems/softprohub/ingest"
 )
 
 // withStore opens the integration store described by the environment.
@@ -70,6 +72,26 @@ func newSecret() string {
 	return "whk_" + hex.EncodeToString(b)
 }
 
+// newSecretFor returns a generated secret that scheme can verify with: a
+// Standard Webhooks secret is "whsec_" followed by base64.
+func newSecretFor(scheme domain.SignatureScheme) string {
+	if scheme == domain.SchemeStandardWebhooks {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		return "whsec_" + base64.StdEncoding.EncodeToString(b)
+	}
+	return newSecret()
+}
+
+// checkSecret refuses a secret the integration's scheme cannot use, as the
+// API does.
+func checkSecret(scheme domain.SignatureScheme, secret string) error {
+	if p := ingest.SecretProblem(scheme, secret); p != "" {
+		return &domain.ValidationError{Problems: []string{p}}
+	}
+	return nil
+}
+
 func newIntegrationsCmd() *cobra.Command {
 	var dev bool
 	cmd := &cobra.Command{Use: "integrations", Short: "Manage SoftPro integrations directly in the database"}
@@ -85,7 +107,7 @@ func newIntegrationsCmd() *cobra.Command {
 			return withStore(cmd.Context(), dev, func(cfg app.Config, s *postgres.IntegrationStore) error {
 				generated := secret == ""
 				if generated {
-					secret = newSecret()
+					secret = newSecretFor(domain.SignatureScheme(scheme))
 				}
 				if id == "" {
 					id = "int_" + newSecret()[4:20]
@@ -103,6 +125,9 @@ func newIntegrationsCmd() *cobra.Command {
 					in.IngestRateLimit = ingestLimit
 				}
 				if err := domain.ValidateSettings(in, cfg.SyncMinInterval); err != nil {
+					return err
+				}
+				if err := checkSecret(in.SignatureScheme, secret); err != nil {
 					return err
 				}
 				created, err := s.Create(cmd.Context(), in, secret)
@@ -161,9 +186,16 @@ func newIntegrationsCmd() *cobra.Command {
 			return withStore(cmd.Context(), dev, func(cfg app.Config, s *postgres.IntegrationStore) error {
 				generated := newSecretValue == ""
 				if generated {
-					newSecretValue = newSecret()
+					cur, err := s.Integration(cmd.Context(), args[0])
+					if err != nil {
+						return err
+					}
+					newSecretValue = newSecretFor(cur.SignatureScheme)
 				}
-				in, err := s.RotateSecret(cmd.Context(), args[0], newSecretValue, cfg.WebhookSecretGrace, time.Now())
+				// The check runs on the locked row, so a scheme changed
+				// meanwhile is the one checked against.
+				check := func(in *domain.Integration) error { return checkSecret(in.SignatureScheme, newSecretValue) }
+				in, err := s.UpdateRotating(cmd.Context(), args[0], check, newSecretValue, cfg.WebhookSecretGrace, time.Now())
 				if err != nil {
 					return err
 				}

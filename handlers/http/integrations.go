@@ -106,15 +106,8 @@ func newIntegrationID() string {
 
 // validateSecret checks a webhook secret for the scheme it will verify.
 func validateSecret(v *domain.ValidationError, scheme domain.SignatureScheme, secret string) {
-	switch {
-	case len(secret) < 8:
-		v.Add("webhookSecret must be at least 8 characters")
-	case len(secret) > 512:
-		v.Add("webhookSecret must be at most 512 characters")
-	case scheme == domain.SchemeStandardWebhooks:
-		if _, err := ingest.StandardKey([]byte(secret)); err != nil {
-			v.Add("webhookSecret for standard-webhooks must be \"whsec_\" followed by base64")
-		}
+	if p := ingest.SecretProblem(scheme, secret); p != "" {
+		v.Add("%s", p)
 	}
 }
 
