@@ -223,13 +223,31 @@ func (s *server) getIntegration(w http.ResponseWriter, r *http.Request) {
 }
 
 type webhookConfigRequest struct {
-	IntegrationID   string              `json:"integrationId"`
-	Enabled         *bool               `json:"enabled"`
-	Active          *bool               `json:"active"`
-	WebhookSecret   *string             `json:"webhookSecret"`
-	SignatureScheme *string             `json:"signatureScheme"`
-	IngestRateLimit *int                `json:"ingestRateLimit"`
-	RetryConfig     *domain.RetryConfig `json:"retryConfig"`
+	IntegrationID   string            `json:"integrationId"`
+	Enabled         *bool             `json:"enabled"`
+	Active          *bool             `json:"active"`
+	WebhookSecret   *string           `json:"webhookSecret"`
+	SignatureScheme *string           `json:"signatureScheme"`
+	IngestRateLimit *int              `json:"ingestRateLimit"`
+	RetryConfig     *retryConfigPatch `json:"retryConfig"`
+}
+
+// retryConfigPatch is a retryConfig in an update: a field left out keeps
+// its current value.
+type retryConfigPatch struct {
+	MaxRetries   *int `json:"maxRetries"`
+	InitialDelay *int `json:"initialDelay"`
+}
+
+// apply returns cur with the fields p sets changed.
+func (p *retryConfigPatch) apply(cur *domain.RetryConfig) *domain.RetryConfig {
+	var out domain.RetryConfig
+	if cur != nil {
+		out = *cur
+	}
+	setIf(&out.MaxRetries, p.MaxRetries)
+	setIf(&out.InitialDelay, p.InitialDelay)
+	return &out
 }
 
 // updateWebhookConfig is the original PUT …/webhooks/config. A new
@@ -254,7 +272,9 @@ func (s *server) updateWebhookConfig(w http.ResponseWriter, r *http.Request) {
 	if req.IngestRateLimit != nil {
 		validateStorable(&v, map[string]int{"ingestRateLimit": *req.IngestRateLimit})
 	}
-	validateRetryConfig(&v, req.RetryConfig)
+	if req.RetryConfig != nil {
+		validateRetryConfig(&v, req.RetryConfig.apply(nil))
+	}
 	if err := v.Err(); err != nil {
 		writeDomainError(w, err)
 		return
@@ -268,7 +288,7 @@ func (s *server) updateWebhookConfig(w http.ResponseWriter, r *http.Request) {
 			in.SignatureScheme = domain.SignatureScheme(*req.SignatureScheme)
 		}
 		if req.RetryConfig != nil {
-			in.RetryConfig = req.RetryConfig
+			in.RetryConfig = req.RetryConfig.apply(in.RetryConfig)
 		}
 		if req.WebhookSecret != nil {
 			var sv domain.ValidationError
