@@ -3,22 +3,17 @@ package events_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/handlers/events"
-	"github.com/roisystems/softprohub/infra/kafka"
 	"github.com/roisystems/softprohub/infra/postgres"
 	"github.com/roisystems/softprohub/projections"
 )
@@ -67,46 +62,11 @@ func (s hookStore) InTx(ctx context.Context, fn func(context.Context, projection
 	return s.Store.InTx(ctx, fn)
 }
 
-// startWith is env.start over the given store, with the metrics in reg.
+// startWith is env.start over the given store (for writes committed
+// either way), with the metrics in reg.
 func (e *env) startWith(store projections.Store, reg *prometheus.Registry) (stop func()) {
 	e.t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	wlog := watermill.NewSlogLogger(logger)
-	pub, err := kafka.NewWatermillPublisher(e.brokers, wlog)
-	if err != nil {
-		e.t.Fatalf("publisher: %v", err)
-	}
-	r, err := events.NewRouter(events.Config{
-		Topics: e.topics, PoisonTopic: e.poison, MaxRetries: 3, RetryDelay: 50 * time.Millisecond,
-		HandlerTimeout: 5 * time.Second, RebalanceTimeout: 20 * time.Second, CloseTimeout: 10 * time.Second, Concurrency: 4,
-	}, events.Deps{
-		Logger: logger, Store: store, AsyncStore: store, Publisher: pub, Registerer: reg,
-		Subscribers: kafka.NewWatermillSubscriberFactory(e.brokers, 20*time.Second, wlog),
-		Log:         kafka.NewReplayReader(e.brokers),
-	})
-	if err != nil {
-		e.t.Fatalf("new router: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					e.t.Errorf("router run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				e.t.Errorf("router did not stop within 30s")
-			}
-			_ = pub.Close()
-		})
-	}
-	e.t.Cleanup(stop)
-	return stop
+	return e.run(store, store, reg)
 }
 
 // An attempt after the first is counted in
@@ -222,4 +182,23 @@ func TestRedeliveredRecordsAreCounted(t *testing.T) {
 	if got := e.count("SELECT count(*) FROM webhook_events"); got != n {
 		t.Errorf("audit rows after the redelivery = %d, want %d", got, n)
 	}
+}
+
+// counterSum is the sum over label values of the counter name in reg.
+func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }
