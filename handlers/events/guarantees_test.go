@@ -24,43 +24,44 @@ func TestRetryGivesEachAttemptAFreshContextCutByTheTimeout(t *testing.T) {
 	cfg := Config{Topics: []string{"t"}, MaxRetries: 5, RetryDelay: 10 * time.Millisecond, HandlerTimeout: cut, RebalanceTimeout: time.Minute}
 	cfg.setDefaults()
 	r := &Router{cfg: cfg}
-	var (
-		starts   []time.Time
-		firstErr error
-		firstDur time.Duration
-		laterErr []error
-	)
-	h := r.retry()(timeout(cfg.HandlerTimeout)(func(msg *message.Message) ([]*message.Message, error) {
-		ctx := msg.Context()
-		starts = append(starts, time.Now())
-		if len(starts) == 1 {
-			select {
-			case <-ctx.Done():
-				firstErr = ctx.Err()
-			case <-time.After(20 * time.Second):
-				firstErr = errors.New("not cut")
-			}
-			firstDur = time.Since(starts[0])
-			return nil, firstErr
-		}
-		if err := ctx.Err(); err != nil {
-			laterErr = append(laterErr, err)
-			return nil, err
-		}
-		return nil, nil
-	}))
+	var a stuckFirst
+	h := r.retry()(timeout(cfg.HandlerTimeout)(a.handle))
 	if _, err := h(message.NewMessage("m", nil)); err != nil {
-		t.Fatalf("delivery failed: %v (attempts %d, later attempts saw %v)", err, len(starts), laterErr)
+		t.Fatalf("delivery failed: %v (attempts %d)", err, len(a.starts))
 	}
-	if !errors.Is(firstErr, context.DeadlineExceeded) {
-		t.Fatalf("first attempt ended with %v, want its context's deadline", firstErr)
+	if !errors.Is(a.firstErr, context.DeadlineExceeded) {
+		t.Fatalf("first attempt ended with %v, want its context's deadline", a.firstErr)
 	}
-	if firstDur < cut || firstDur > 10*time.Second {
-		t.Fatalf("first attempt cut after %v, want about %v", firstDur, cut)
+	if a.firstDur < cut || a.firstDur > 10*time.Second {
+		t.Fatalf("first attempt cut after %v, want about %v", a.firstDur, cut)
 	}
-	if len(starts) != 2 {
-		t.Fatalf("%d attempts, want 2: the second, with a fresh context, succeeds", len(starts))
+	if len(a.starts) != 2 {
+		t.Fatalf("%d attempts, want 2: the second, with a fresh context, succeeds", len(a.starts))
 	}
+}
+
+// stuckFirst is a handler whose first attempt waits on its context (up to
+// 20 s) and whose later attempts succeed unless their context has ended.
+type stuckFirst struct {
+	starts   []time.Time
+	firstErr error
+	firstDur time.Duration
+}
+
+func (a *stuckFirst) handle(msg *message.Message) ([]*message.Message, error) {
+	ctx := msg.Context()
+	a.starts = append(a.starts, time.Now())
+	if len(a.starts) > 1 {
+		return nil, ctx.Err()
+	}
+	select {
+	case <-ctx.Done():
+		a.firstErr = ctx.Err()
+	case <-time.After(20 * time.Second):
+		a.firstErr = errors.New("not cut")
+	}
+	a.firstDur = time.Since(a.starts[0])
+	return nil, a.firstErr
 }
 
 // No attempt starts later than the retry budget after the first, however
@@ -144,26 +145,8 @@ func TestRouterHandlerChainCutsAttemptsAndRetriesWithAFreshContext(t *testing.T)
 	if hd == nil {
 		t.Fatal("no handler of the topic")
 	}
-	var (
-		starts   []time.Time
-		firstErr error
-		firstDur time.Duration
-	)
-	h := message.HandlerFunc(func(msg *message.Message) ([]*message.Message, error) {
-		ctx := msg.Context()
-		starts = append(starts, time.Now())
-		if len(starts) == 1 {
-			select {
-			case <-ctx.Done():
-				firstErr = ctx.Err()
-			case <-time.After(20 * time.Second):
-				firstErr = errors.New("not cut")
-			}
-			firstDur = time.Since(starts[0])
-			return nil, firstErr
-		}
-		return nil, ctx.Err()
-	})
+	var a stuckFirst
+	h := message.HandlerFunc(a.handle)
 	// As watermill applies them: the first middleware is the outermost.
 	for i := len(hd.middleware) - 1; i >= 0; i-- {
 		h = hd.middleware[i](h)
@@ -171,12 +154,12 @@ func TestRouterHandlerChainCutsAttemptsAndRetriesWithAFreshContext(t *testing.T)
 	msg := message.NewMessage("m", nil)
 	msg.Metadata.Set(metaTopic, "softpro.a.v1")
 	if _, err := h(msg); err != nil {
-		t.Fatalf("delivery failed after %d attempts: %v", len(starts), err)
+		t.Fatalf("delivery failed after %d attempts: %v", len(a.starts), err)
 	}
-	if !errors.Is(firstErr, context.DeadlineExceeded) || firstDur < cut || firstDur > 10*time.Second {
-		t.Fatalf("first attempt ended with %v after %v, want cut at its %v deadline", firstErr, firstDur, cut)
+	if !errors.Is(a.firstErr, context.DeadlineExceeded) || a.firstDur < cut || a.firstDur > 10*time.Second {
+		t.Fatalf("first attempt ended with %v after %v, want cut at its %v deadline", a.firstErr, a.firstDur, cut)
 	}
-	if len(starts) != 2 {
-		t.Fatalf("%d attempts, want 2: the second, with a fresh context, succeeds", len(starts))
+	if len(a.starts) != 2 {
+		t.Fatalf("%d attempts, want 2: the second, with a fresh context, succeeds", len(a.starts))
 	}
 }
