@@ -2,8 +2,6 @@ package tests
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,16 +20,7 @@ func TestAdminAnswersMatchTheOpenAPIDocument(t *testing.T) {
 	base := "/api/v1/integrations/softpro/"
 	id, _ := e.syncIntegration("a", nil)
 	s := sim.New(sim.Config{Seed: 42, Records: 2, Tenants: []string{id}})
-	var refusing atomic.Bool
-	inner := s.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if refusing.Load() && r.URL.Query().Get("limit") != "100" {
-			http.Error(w, `{"error":"forbidden"}`, http.StatusForbidden)
-			return
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	srv, refusing := refusingSimulator(t, s)
 	ten, _ := s.Tenant(id)
 
 	type step struct {

@@ -22,18 +22,7 @@ func TestGapsFillReportsTheGapItCannotFillAndFillsTheOthers(t *testing.T) {
 	e := newEnv(t)
 	id, _ := e.syncIntegration("a", nil)
 	s := sim.New(sim.Config{Seed: 42, Records: 3, Tenants: []string{id}})
-	// While refusing, SoftPro answers 403 to the sync's pages; gap
-	// detection's listing (pages of 100) still gets its answers.
-	var refusing atomic.Bool
-	inner := s.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if refusing.Load() && r.URL.Query().Get("limit") != "100" {
-			http.Error(w, `{"error":"forbidden"}`, http.StatusForbidden)
-			return
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	srv, refusing := refusingSimulator(t, s)
 	e.connect(s, srv, id, false)
 	if run := e.syncNow(id); run.Status != ingest.RunSucceeded {
 		t.Fatalf("first sync: %+v", run)
@@ -65,6 +54,24 @@ func TestGapsFillReportsTheGapItCannotFillAndFillsTheOthers(t *testing.T) {
 	}
 	// The row is back, as the simulator holds it.
 	e.matchesSimulator(s, id, 30*time.Second)
+}
+
+// refusingSimulator serves s until refusing is set; from then on it
+// answers 403 to a sync run's pages, while gap detection's listing (pages
+// of 100) still gets its answers.
+func refusingSimulator(t *testing.T, s *sim.Sim) (*httptest.Server, *atomic.Bool) {
+	t.Helper()
+	refusing := &atomic.Bool{}
+	inner := s.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refusing.Load() && r.URL.Query().Get("limit") != "100" {
+			http.Error(w, `{"error":"forbidden"}`, http.StatusForbidden)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, refusing
 }
 
 // A resync whose sync run the SoftPro API fails answers 502 BAD_GATEWAY
