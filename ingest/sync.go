@@ -131,6 +131,28 @@ type ConnectionSource interface {
 	Connection(ctx context.Context, integrationID string) (domain.SoftProConnection, error)
 }
 
+// CheckConnection validates c as it will be stored and used: the stores
+// keep the stored credentials c leaves out, and an empty base URL syncs
+// from defaultBaseURL (SOFTPRO_API_URL).
+func CheckConnection(ctx context.Context, stored ConnectionSource, c domain.SoftProConnection, defaultBaseURL string) error {
+	if c.BaseURL == "" {
+		c.BaseURL = defaultBaseURL
+	}
+	prev, err := stored.Connection(ctx, c.IntegrationID)
+	switch {
+	case err == nil:
+		if c.APIKey == "" {
+			c.APIKey = prev.APIKey
+		}
+		if c.ClientSecret == "" {
+			c.ClientSecret = prev.ClientSecret
+		}
+	case !errors.Is(err, domain.ErrNotFound):
+		return err
+	}
+	return c.Validate()
+}
+
 // SyncIntegrations reads and updates integrations (the sync fields).
 type SyncIntegrations interface {
 	Integration(ctx context.Context, id string) (domain.Integration, error)

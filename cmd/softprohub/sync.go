@@ -98,22 +98,23 @@ func newSyncCmd() *cobra.Command {
 				return err
 			}
 			// As PUT …/sync/connection: without --base-url the connection
-			// keeps none and syncs from SOFTPRO_API_URL.
-			check, shown := c, c.BaseURL
+			// keeps none and syncs from SOFTPRO_API_URL; credentials left
+			// out keep the stored ones.
+			shown := c.BaseURL
 			if c.BaseURL == "" {
 				if cfg.SoftProAPIURL == "" {
 					return errors.New("connect: give --base-url, or set SOFTPRO_API_URL")
 				}
-				check.BaseURL, shown = cfg.SoftProAPIURL, cfg.SoftProAPIURL+" (SOFTPRO_API_URL)"
-			}
-			if err := check.Validate(); err != nil {
-				return err
+				shown = cfg.SoftProAPIURL + " (SOFTPRO_API_URL)"
 			}
 			t, err := openWith(cmd, cfg)
 			if err != nil {
 				return err
 			}
 			defer t.Close()
+			if err := ingest.CheckConnection(cmd.Context(), t.Store, c, cfg.SoftProAPIURL); err != nil {
+				return err
+			}
 			if err := t.Store.SetConnection(cmd.Context(), c); err != nil {
 				return err
 			}

@@ -220,20 +220,13 @@ func (a *syncAPI) putConnection(w http.ResponseWriter, r *http.Request) {
 		c.Auth = domain.AuthAPIKey
 	}
 	// Credentials may be left out to keep the stored ones.
-	check := c
-	if check.BaseURL == "" {
-		check.BaseURL = a.d.DefaultBaseURL
-	}
-	if prev, err := a.d.Connections.Connection(r.Context(), id); err == nil {
-		if check.APIKey == "" {
-			check.APIKey = prev.APIKey
+	if err := ingest.CheckConnection(r.Context(), a.d.Connections, c, a.d.DefaultBaseURL); err != nil {
+		var invalid *domain.ValidationError
+		if errors.As(err, &invalid) {
+			writeDomainError(w, err)
+		} else {
+			a.writeSyncError(w, r, err)
 		}
-		if check.ClientSecret == "" {
-			check.ClientSecret = prev.ClientSecret
-		}
-	}
-	if err := check.Validate(); err != nil {
-		writeDomainError(w, err)
 		return
 	}
 	if err := a.d.Connections.SetConnection(r.Context(), c); err != nil {
