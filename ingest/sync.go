@@ -102,6 +102,22 @@ type Quota struct {
 	Window time.Duration
 }
 
+// QuotaOf is an integration's quota: its rateLimit, else defaultLimit
+// (else 100), per window (else a minute).
+func QuotaOf(in domain.Integration, defaultLimit int, window time.Duration) Quota {
+	q := Quota{Limit: in.RateLimit, Window: window}
+	if q.Limit <= 0 {
+		q.Limit = defaultLimit
+	}
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	if q.Window <= 0 {
+		q.Window = time.Minute
+	}
+	return q
+}
+
 // Limiter is the SoftPro API rate limit shared by every process. Wait
 // blocks until the integration's quota allows one more request and takes
 // it, or until ctx ends; when ctx has a deadline before a request would be

@@ -456,10 +456,7 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 // large for the log to skipped.
 func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]string) error {
 	s := r.s
-	q := Quota{Limit: r.in.RateLimit, Window: s.cfg.RateWindow}
-	if q.Limit <= 0 {
-		q.Limit = s.cfg.DefaultRateLimit
-	}
+	q := QuotaOf(r.in, s.cfg.DefaultRateLimit, s.cfg.RateWindow)
 	for _, typ := range run.Types {
 		evType, _ := domain.SyncEventType(typ)
 		mark, err := s.d.Watermarks.Watermark(ctx, run.IntegrationID, typ)

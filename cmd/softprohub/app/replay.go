@@ -174,16 +174,7 @@ func (s sourceLister) ChangedSince(ctx context.Context, id string, since time.Ti
 	if conn.BaseURL == "" {
 		return nil, nil
 	}
-	q := ingest.Quota{Limit: in.RateLimit, Window: s.window}
-	if q.Limit <= 0 {
-		q.Limit = s.defaultLimit
-	}
-	if q.Limit <= 0 {
-		q.Limit = 100
-	}
-	if q.Window <= 0 {
-		q.Window = time.Minute
-	}
+	q := ingest.QuotaOf(in, s.defaultLimit, s.window)
 	var out []projections.SourceRecord
 	for _, typ := range domain.SyncTypes {
 		cursor := ""

@@ -43,9 +43,10 @@ func NewSyncSystem(cfg Config, pool *pgxpool.Pool, rdb *goredis.Client, integrat
 	store := postgres.NewSyncStore(pool, box)
 	locks := redis.NewLocker(rdb)
 	limits := redis.NewLimiter(rdb)
+	window := time.Duration(cfg.RateLimitWindowMs) * time.Millisecond
 	syncer, err := ingest.NewSyncer(ingest.SyncConfig{
 		DefaultRateLimit: cfg.RateLimitDefault,
-		RateWindow:       time.Duration(cfg.RateLimitWindowMs) * time.Millisecond,
+		RateWindow:       window,
 	}, ingest.SyncDeps{
 		Integrations: integrations, Connections: defaultBaseURL{store, cfg.SoftProAPIURL},
 		API: softpro.New(softpro.Config{}), Limiter: limits, Locker: locks,
@@ -55,7 +56,8 @@ func NewSyncSystem(cfg Config, pool *pgxpool.Pool, rdb *goredis.Client, integrat
 		return nil, err
 	}
 	return &SyncSystem{Syncer: syncer, Store: store, Locks: locks, Limits: limits,
-		Status: schedule.StatusReader{Integrations: integrations, Runs: store, Locks: locks, MinInterval: cfg.SyncMinInterval}}, nil
+		Status: schedule.StatusReader{Integrations: integrations, Runs: store, Locks: locks, Quotas: limits,
+			MinInterval: cfg.SyncMinInterval, DefaultRateLimit: cfg.RateLimitDefault, RateWindow: window}}, nil
 }
 
 // defaultBaseURL fills a connection's missing base URL from SOFTPRO_API_URL,
