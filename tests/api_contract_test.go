@@ -61,23 +61,30 @@ func (e *Env) call(method, path, token string, body any) (int, []byte) {
 
 func (e *Env) checkContract(method, path string, status int, raw []byte) {
 	e.t.Helper()
-	doc := openAPISpec(e.t)
+	checkContract(e.t, e.App.Handler(), method, path, status, raw)
+}
+
+// checkContract fails t unless h's answer (status, raw) to method and path
+// is documented in the OpenAPI document for the route h serves it with.
+func checkContract(t *testing.T, h http.Handler, method, path string, status int, raw []byte) {
+	t.Helper()
+	doc := openAPISpec(t)
 	u, err := url.Parse(path)
 	if err != nil {
-		e.t.Fatalf("contract: %s: %v", path, err)
+		t.Fatalf("contract: %s: %v", path, err)
 	}
-	mux, ok := e.App.Handler().(chi.Routes)
+	mux, ok := h.(chi.Routes)
 	if !ok {
-		e.t.Fatalf("contract: the handler is not a chi router")
+		t.Fatalf("contract: the handler is not a chi router")
 	}
 	rctx := chi.NewRouteContext()
 	if !mux.Match(rctx, method, u.Path) {
-		e.t.Fatalf("contract: no route serves %s %s", method, u.Path)
+		t.Fatalf("contract: no route serves %s %s", method, u.Path)
 	}
 	pattern := specPath(rctx.RoutePattern())
 	item := doc.Paths.Value(pattern)
 	if item == nil || item.GetOperation(method) == nil {
-		e.t.Fatalf("contract: %s %s (route %s) is not in the OpenAPI document", method, u.Path, pattern)
+		t.Fatalf("contract: %s %s (route %s) is not in the OpenAPI document", method, u.Path, pattern)
 	}
 	params := map[string]string{}
 	for i, k := range rctx.URLParams.Keys {
@@ -93,7 +100,7 @@ func (e *Env) checkContract(method, path string, status int, raw []byte) {
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		e.t.Fatalf("contract: %s %s answered %d, not as documented: %v\nbody: %s", method, path, status, err, raw)
+		t.Fatalf("contract: %s %s answered %d, not as documented: %v\nbody: %s", method, path, status, err, raw)
 	}
 }
 

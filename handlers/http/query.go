@@ -276,10 +276,6 @@ func (p *params) cursor() *projections.Cursor {
 	return &c
 }
 
-// unavailableRetryAfter is the Retry-After of a 503: the database or the
-// event log did not answer (as long as the webhook receiver suggests).
-const unavailableRetryAfter = 5 * time.Second
-
 // writeQueryError maps query and retry errors to the API's status codes.
 func writeQueryError(w http.ResponseWriter, err error) {
 	var bp *badParam
@@ -298,8 +294,7 @@ func writeQueryError(w http.ResponseWriter, err error) {
 	case errors.Is(err, projections.ErrNotOnLog):
 		writeError(w, http.StatusUnprocessableEntity, "EVENT_NOT_ON_LOG", "the event's record cannot be read back from the log")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, projections.ErrUnavailable):
-		w.Header().Set("Retry-After", retryAfterSeconds(unavailableRetryAfter))
-		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "try again later")
+		writeUnavailable(w)
 	default:
 		writeError(w, http.StatusInternalServerError, codeInternal, "internal error")
 	}

@@ -107,6 +107,9 @@ func (a *recoveryAPI) fail(w http.ResponseWriter, r *http.Request, op string, er
 		// The SoftPro API failed the resync's sync run (its record says
 		// more): the service is not at fault, the API it depends on is.
 		writeError(w, http.StatusBadGateway, codeBadGateway, err.Error())
+	case outage(err):
+		a.d.Logger.Warn(op+" unavailable", "path", r.URL.Path, "err", err)
+		writeUnavailable(w)
 	default:
 		if !errors.Is(r.Context().Err(), context.Canceled) { // not when the client went away
 			a.d.Logger.Error(op+" failed", "path", r.URL.Path, "err", err)

@@ -4,14 +4,19 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/ingest"
+	"github.com/roisystems/softprohub/projections"
 )
 
 // envelope is the response shape of the original API.
@@ -98,7 +103,48 @@ func writeDomainError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, codeNotFound, "not found")
 	case errors.Is(err, domain.ErrConflict):
 		writeError(w, http.StatusConflict, codeConflict, "already exists")
+	case outage(err):
+		writeUnavailable(w)
 	default:
 		writeError(w, http.StatusInternalServerError, codeInternal, "internal error")
 	}
+}
+
+// unavailableRetryAfter is the Retry-After of a 503: the database, Redis
+// or the event log did not answer (as long as the webhook receiver
+// suggests).
+const unavailableRetryAfter = 5 * time.Second
+
+// writeUnavailable answers 503 UNAVAILABLE: try again later.
+func writeUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", retryAfterSeconds(unavailableRetryAfter))
+	writeError(w, http.StatusServiceUnavailable, codeUnavailable, "try again later")
+}
+
+// outage reports whether err says a service the request needs (Postgres,
+// Redis, the broker) could not do the work, rather than that the request
+// or this service is wrong: no connection, a connection lost or timed
+// out, or Postgres refusing for a reason of its own (SQLSTATE classes 08
+// connection, 53 resources, 57 operator intervention, 58 system, and
+// 25006, a database that takes no writes). Trying again later may work.
+func outage(err error) bool {
+	if errors.Is(err, projections.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	var pgErr interface{ SQLState() string }
+	if errors.As(err, &pgErr) {
+		state := pgErr.SQLState()
+		for _, class := range []string{"08", "53", "57", "58"} {
+			if strings.HasPrefix(state, class) {
+				return true
+			}
+		}
+		return state == "25006"
+	}
+	return false
 }
