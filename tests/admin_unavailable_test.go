@@ -1,24 +1,13 @@
 package tests
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/go-chi/chi/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/roisystems/softprohub/cmd/softprohub/app"
-	httpapi "github.com/roisystems/softprohub/handlers/http"
-	"github.com/roisystems/softprohub/infra/postgres"
-	"github.com/roisystems/softprohub/infra/redis"
-	"github.com/roisystems/softprohub/infra/secretbox"
-	"github.com/roisystems/softprohub/ingest"
 )
 
 // wantUnavailable checks an answer is 503 UNAVAILABLE with a Retry-After
@@ -34,75 +23,42 @@ func wantUnavailable(t *testing.T, what string, status int, header http.Header, 
 	}
 }
 
-// TestAdminWithTheDatabaseDownIsUnavailable: with Postgres unreachable, the
-// management and sync routes answer 503 UNAVAILABLE with Retry-After, as
-// the query API does: "try later", not a 500 that reads as a bug.
-func TestAdminWithTheDatabaseDownIsUnavailable(t *testing.T) {
+// TestAPIWithTheDatabaseDownIsUnavailable: with Postgres unreachable, every
+// /api/v1 route of the OpenAPI document (management, sync, recovery and
+// query alike) answers 503 UNAVAILABLE with Retry-After: "try later", not
+// a 500 that reads as a bug.
+func TestAPIWithTheDatabaseDownIsUnavailable(t *testing.T) {
 	t.Parallel()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
+	e, p := newEnvBehindDBProxy(t)
+	id, _ := e.integration("dbdown", nil)
+	bodies := map[string]any{
+		"POST /api/v1/integrations/softpro":                      map[string]any{"id": e.id("new"), "organizationId": "org", "webhookSecret": "s3cret-value"},
+		"PUT /api/v1/integrations/softpro/webhooks/config":       map[string]any{"integrationId": id, "enabled": false},
+		"POST /api/v1/integrations/softpro/webhooks/retry-batch": map[string]any{"integrationId": id},
+		"PUT /api/v1/integrations/softpro/{integrationId}/sync/connection": map[string]any{
+			"baseUrl": "http://127.0.0.1:1", "apiKey": "k"},
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	pool, err := pgxpool.New(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/test?sslmode=disable&connect_timeout=5", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	cfg := app.DefaultConfig()
-	cfg.SecretsKey = "test-key-unavailable"
-	box, err := secretbox.NewFromString(cfg.SecretsKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb, err := redis.NewClient(redis.ClientConfig{URL: sharedServices(t).redisURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	integrations := postgres.NewIntegrationStore(pool, box)
-	sys, err := app.NewSyncSystem(cfg, pool, rdb, integrations, noSyncAppender{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret := []byte("test-jwt-unavailable")
-	h, err := httpapi.NewHandler(httpapi.Config{JWTSecret: secret}, httpapi.Deps{
-		Receiver:     noReceiver{},
-		Integrations: integrations,
-		Mount: []func(chi.Router){httpapi.SyncRoutes(httpapi.SyncDeps{
-			Starter: sys.Syncer, Status: sys.Status, Runs: sys.Store, Connections: sys.Store,
-			Go: func(fn func(context.Context)) { go fn(ctx) },
-		})},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := httpapi.IssueToken(secret, "tester", httpapi.RoleAdmin, time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "/api/v1/integrations/softpro"
-	for _, c := range []struct{ method, path, body string }{
-		{http.MethodGet, base, ""},
-		{http.MethodGet, base + "/int_1", ""},
-		{http.MethodPost, base, `{"id":"int_1","organizationId":"org_1","webhookSecret":"s3cret-value"}`},
-		{http.MethodPut, base + "/webhooks/config", `{"integrationId":"int_1","enabled":false}`},
-		{http.MethodGet, base + "/sync/status", ""},
-		{http.MethodGet, base + "/int_1/sync/runs", ""},
-		{http.MethodGet, base + "/int_1/sync/connection", ""},
-		{http.MethodPut, base + "/int_1/sync/connection", `{"baseUrl":"http://127.0.0.1:1","apiKey":"k"}`},
-		{http.MethodPost, base + "/int_1/sync", ""},
-	} {
-		req := httptest.NewRequestWithContext(ctx, c.method, c.path, strings.NewReader(c.body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		if c.body != "" {
-			req.Header.Set("Content-Type", "application/json")
+	p.down()
+	doc := openAPISpec(t)
+	n := 0
+	for _, path := range doc.Paths.InMatchingOrder() {
+		if !strings.HasPrefix(path, "/api/v1/") {
+			continue
 		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		wantUnavailable(t, c.method+" "+c.path+" with the database down", rec.Code, rec.Header(), rec.Body.Bytes())
-		checkContract(t, h, c.method, c.path, rec.Code, rec.Body.Bytes())
+		for method := range doc.Paths.Value(path).Operations() {
+			route := method + " " + path
+			url := strings.NewReplacer("{integrationId}", id, "{id}", id, "{eventId}", "evt_1").Replace(path)
+			if strings.Contains(path, "/transactions/{id}") {
+				url = strings.NewReplacer("{integrationId}", id, "{id}", "txn_1").Replace(path)
+			}
+			resp, raw := e.doResp(method, url, e.Token, bodies[route])
+			wantUnavailable(t, route+" with the database down", resp.StatusCode, resp.Header, raw)
+			e.checkContract(method, url, resp.StatusCode, raw)
+			n++
+		}
+	}
+	if n < 29 {
+		t.Errorf("checked %d routes; the document has more", n)
 	}
 }
 
@@ -133,6 +89,3 @@ func TestSyncWithRedisDownIsUnavailable(t *testing.T) {
 		t.Errorf("sync runs with Redis down: %d %s", status, body)
 	}
 }
-
-// noSyncAppender is an appender the requests above never reach.
-type noSyncAppender struct{ ingest.Appender }

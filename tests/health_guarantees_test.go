@@ -52,39 +52,10 @@ func TestReadyWithRedisDown(t *testing.T) {
 // once it answers.
 func TestReadyzNamesPostgresWhenUnreachable(t *testing.T) {
 	t.Parallel()
-	s := sharedServices(t)
-	u, err := url.Parse(s.databaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := startTCPProxy(t, u.Host)
-	e := newEnv(t, ownBroker, func(c *appConfig) {
-		pu, _ := url.Parse(c.DatabaseURL)
-		pu.Host = p.addr
-		c.DatabaseURL = pu.String()
-	})
+	e, p := newEnvBehindDBProxy(t)
 	if status, body := e.call(http.MethodGet, "/readyz", "", nil); status != 200 {
 		t.Fatalf("readyz with postgres: %d %s", status, body)
 	}
-	// Down only once the service listens for integration changes: a
-	// first LISTEN that fails ends the process, as a start without
-	// Postgres does.
-	direct, err := pgx.Connect(t.Context(), s.databaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close(context.Background())
-	eventually(t, 30*time.Second, func() string {
-		var n int
-		if err := direct.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND client_port = ANY($1)`,
-			p.upstreamPorts()).Scan(&n); err != nil {
-			return err.Error()
-		}
-		if n == 0 {
-			return "the service does not LISTEN through the proxy yet"
-		}
-		return ""
-	})
 	p.down()
 	status, body := e.call(http.MethodGet, "/readyz", "", nil)
 	if status != 503 || !strings.Contains(string(body), `"ready":false`) || !strings.Contains(string(body), `"name":"postgres","ok":false,"critical":true`) {
@@ -104,6 +75,42 @@ func TestReadyzNamesPostgresWhenUnreachable(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// newEnvBehindDBProxy starts an env whose database connections go through
+// a proxy the test can cut, and returns once the service listens for
+// integration changes through it: a first LISTEN that fails ends the
+// process, as a start without Postgres does.
+func newEnvBehindDBProxy(t *testing.T) (*Env, *tcpProxy) {
+	t.Helper()
+	s := sharedServices(t)
+	u, err := url.Parse(s.databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startTCPProxy(t, u.Host)
+	e := newEnv(t, ownBroker, func(c *appConfig) {
+		pu, _ := url.Parse(c.DatabaseURL)
+		pu.Host = p.addr
+		c.DatabaseURL = pu.String()
+	})
+	direct, err := pgx.Connect(t.Context(), s.databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(context.Background())
+	eventually(t, 30*time.Second, func() string {
+		var n int
+		if err := direct.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND client_port = ANY($1)`,
+			p.upstreamPorts()).Scan(&n); err != nil {
+			return err.Error()
+		}
+		if n == 0 {
+			return "the service does not LISTEN through the proxy yet"
+		}
+		return ""
+	})
+	return e, p
 }
 
 // tcpProxy forwards a local port to target; down closes the listener and

@@ -293,7 +293,7 @@ func writeQueryError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, "EVENT_NOT_FAILED", "only FAILED events can be retried")
 	case errors.Is(err, projections.ErrNotOnLog):
 		writeError(w, http.StatusUnprocessableEntity, "EVENT_NOT_ON_LOG", "the event's record cannot be read back from the log")
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, projections.ErrUnavailable):
+	case outage(err):
 		writeUnavailable(w)
 	default:
 		writeError(w, http.StatusInternalServerError, codeInternal, "internal error")
