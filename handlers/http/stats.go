@@ -38,6 +38,10 @@ type queueStatsView struct {
 	Failed    int64  `json:"failed"`
 	Delayed   int64  `json:"delayed"`
 	Paused    bool   `json:"paused"`
+	// LagUnavailable says the broker did not answer for the consumer
+	// group's lag: waiting is 0 because it is unknown, not because
+	// nothing waits.
+	LagUnavailable bool `json:"lagUnavailable,omitempty"`
 }
 
 // percent is part of whole as a percentage with two decimals.
@@ -101,12 +105,14 @@ func (q *queryAPI) stats(w http.ResponseWriter, r *http.Request) {
 
 // queueStats fills in the live figures. Lag comes from the broker and
 // pauses from the database; if either does not answer, its figures are
-// left at 0 and false rather than failing the stats.
+// left at 0 and false rather than failing the stats, and a lag the broker
+// did not give is marked lagUnavailable.
 func (q *queryAPI) queueStats(ctx context.Context, perTopic map[string]*queueStatsView) []queueStatsView {
 	var lag map[string]int64
+	var lagErr error
 	if q.Lag != nil {
 		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		lag, _ = q.Lag.Lag(lctx)
+		lag, lagErr = q.Lag.Lag(lctx)
 		cancel()
 	}
 	var paused map[string]bool
@@ -119,6 +125,7 @@ func (q *queryAPI) queueStats(ctx context.Context, perTopic map[string]*queueSta
 	for _, t := range q.Topics {
 		qs := perTopic[t]
 		qs.Waiting = max(lag[t], 0)
+		qs.LagUnavailable = lagErr != nil
 		qs.Paused = paused[t]
 		if q.Gauges != nil {
 			qs.Active, qs.Delayed = q.Gauges.Gauges(t)
