@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -211,3 +212,29 @@ type Counts struct {
 // InFlight is the number of events neither final nor failed: RECEIVED or
 // PROCESSING.
 func (c Counts) InFlight() int64 { return c.Received - c.Completed - c.Failed - c.Skipped }
+
+// Total adds up the counts of the event types keep accepts (every type
+// when keep is nil).
+func Total(counts []Counts, keep func(domain.EventType) bool) Counts {
+	var t Counts
+	for _, c := range counts {
+		if keep != nil && !keep(c.EventType) {
+			continue
+		}
+		t.Received += c.Received
+		t.Completed += c.Completed
+		t.Failed += c.Failed
+		t.Skipped += c.Skipped
+		t.ProcessingMs += c.ProcessingMs
+	}
+	return t
+}
+
+// AvgProcessingMs is the mean processing time of the completed events in
+// ms, rounded; 0 when none completed.
+func (c Counts) AvgProcessingMs() int64 {
+	if c.Completed == 0 {
+		return 0
+	}
+	return int64(math.Round(float64(c.ProcessingMs) / float64(c.Completed)))
+}

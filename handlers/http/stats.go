@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"time"
 
@@ -44,14 +43,6 @@ type queueStatsView struct {
 	LagUnavailable bool `json:"lagUnavailable,omitempty"`
 }
 
-// percent is part of whole as a percentage with two decimals.
-func percent(part, whole int64) float64 {
-	if whole == 0 {
-		return 0
-	}
-	return math.Round(float64(part)*10000/float64(whole)) / 100
-}
-
 // stats is GET …/webhooks/stats: figures of the events received in the
 // period, from the read models, and per-topic queue figures.
 func (q *queryAPI) stats(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +61,6 @@ func (q *queryAPI) stats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ws webhookStats
-	var processingMs int64
 	perTopic := map[string]*queueStatsView{}
 	for _, t := range q.Topics {
 		perTopic[t] = &queueStatsView{QueueName: t}
@@ -81,18 +71,15 @@ func (q *queryAPI) stats(w http.ResponseWriter, r *http.Request) {
 		ws.Failed += c.Failed
 		ws.Skipped += c.Skipped
 		ws.Processing += c.InFlight()
-		processingMs += c.ProcessingMs
 		if qs := perTopic[c.EventType.Topic()]; qs != nil {
 			qs.Completed += c.Completed + c.Skipped
 			qs.Failed += c.Failed
 		}
 	}
 	ws.TotalEvents = ws.Received
-	ws.SuccessRate = percent(ws.Completed+ws.Skipped, ws.TotalEvents)
-	ws.FailureRate = percent(ws.Failed, ws.TotalEvents)
-	if ws.Completed > 0 {
-		ws.AvgProcessingTimeMs = int64(math.Round(float64(processingMs) / float64(ws.Completed)))
-	}
+	ws.SuccessRate = projections.Percent(ws.Completed+ws.Skipped, ws.TotalEvents)
+	ws.FailureRate = projections.Percent(ws.Failed, ws.TotalEvents)
+	ws.AvgProcessingTimeMs = projections.Total(counts, nil).AvgProcessingMs()
 	writeData(w, http.StatusOK, map[string]any{
 		"period":        period,
 		"integrationId": nullable(integrationID),
