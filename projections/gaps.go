@@ -87,6 +87,9 @@ type SyncRunInfo struct {
 
 // SyncInfo is an integration's sync configuration and newest runs.
 type SyncInfo struct {
+	// Active is the integration's switch; Enabled is sync enabled on an
+	// active integration.
+	Active  bool
 	Enabled bool
 	// Frequency is the interval between scheduled syncs.
 	Frequency time.Duration
@@ -95,6 +98,11 @@ type SyncInfo struct {
 	// Runs are the newest runs, newest first.
 	Runs []SyncRunInfo
 }
+
+// ExpectsSync reports whether the integration should be syncing: sync is
+// enabled and a SoftPro API connection is stored. Gap detection looks for
+// missed syncs, and health counts the sync age, only then.
+func (s SyncInfo) ExpectsSync() bool { return s.Enabled && s.Connected }
 
 // SyncHistory reads an integration's sync state (the sync_runs table).
 type SyncHistory interface {
@@ -303,18 +311,20 @@ func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error
 	return gaps, nil
 }
 
-// logGaps: per topic, the integration's partition, and the integration's
-// records in it past the projection's checkpoint that have waited longer
-// than the threshold.
-func (r *Recovery) logGaps(ctx context.Context, integrationID string) ([]Gap, error) {
+// unapplied calls fn with each of the integration's records that its
+// projection has not applied: per topic, those past the projection's
+// checkpoint in the partition holding the integration's key (or past the
+// log start where there is no checkpoint yet), at most ScanLimit offsets
+// behind the partition's end.
+func (r *Recovery) unapplied(ctx context.Context, integrationID string, fn func(ScannedRecord)) error {
 	bounds, err := r.log.Bounds(ctx, r.cfg.Topics, time.Time{}, time.Time{})
 	if err != nil {
-		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
+		return err
 	}
 	bounds = onlyIntegration(bounds, r.log, integrationID)
 	cps, err := r.status.ProjectionCheckpoints(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
+		return err
 	}
 	next := map[Partition]int64{}
 	for _, c := range cps {
@@ -327,26 +337,61 @@ func (r *Recovery) logGaps(ctx context.Context, integrationID string) ([]Gap, er
 		// Bound the read; a projection that far behind is a gap anyway.
 		rest.Start[p] = max(s, rest.End[p]-r.cfg.ScanLimit)
 	}
+	return r.log.Scan(ctx, ScanRequest{Bounds: rest, IntegrationID: integrationID, BatchSize: 2000}, func(recs []ScannedRecord) error {
+		for _, rec := range recs {
+			fn(rec)
+		}
+		return nil
+	})
+}
+
+// Pending is an integration's queue: its records on the log that no
+// projection has applied yet.
+type Pending struct {
+	// Records counts them.
+	Records int64
+	// Oldest is when the oldest of them was appended; nil when there is
+	// none.
+	Oldest *time.Time
+}
+
+// Pending counts the integration's records its projections have not
+// applied yet (see unapplied for the partitions and the bound).
+func (r *Recovery) Pending(ctx context.Context, integrationID string) (Pending, error) {
+	var p Pending
+	err := r.unapplied(ctx, integrationID, func(rec ScannedRecord) {
+		p.Records++
+		if p.Oldest == nil || rec.Timestamp.Before(*p.Oldest) {
+			t := rec.Timestamp.UTC()
+			p.Oldest = &t
+		}
+	})
+	if err != nil {
+		return Pending{}, fmt.Errorf("pending %s: %w", integrationID, err)
+	}
+	return p, nil
+}
+
+// logGaps: per topic, the integration's records in its partition past the
+// projection's checkpoint that have waited longer than the threshold.
+func (r *Recovery) logGaps(ctx context.Context, integrationID string) ([]Gap, error) {
 	cutoff := r.now().Add(-r.cfg.Behind)
 	type span struct {
 		n        int64
 		from, to time.Time
 	}
 	spans := map[Partition]*span{}
-	err = r.log.Scan(ctx, ScanRequest{Bounds: rest, IntegrationID: integrationID, BatchSize: 2000}, func(recs []ScannedRecord) error {
-		for _, rec := range recs {
-			if rec.Timestamp.After(cutoff) {
-				continue
-			}
-			s := spans[rec.Partition]
-			if s == nil {
-				s = &span{from: rec.Timestamp}
-				spans[rec.Partition] = s
-			}
-			s.n++
-			s.to = rec.Timestamp
+	err := r.unapplied(ctx, integrationID, func(rec ScannedRecord) {
+		if rec.Timestamp.After(cutoff) {
+			return
 		}
-		return nil
+		s := spans[rec.Partition]
+		if s == nil {
+			s = &span{from: rec.Timestamp}
+			spans[rec.Partition] = s
+		}
+		s.n++
+		s.to = rec.Timestamp
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
@@ -388,7 +433,7 @@ func (r *Recovery) syncGaps(ctx context.Context, integrationID string) ([]Gap, e
 		out = append(out, Gap{Kind: GapSyncFailed, IntegrationID: integrationID, From: &from, To: &to, Fill: FillSync,
 			Missing: "SoftPro changes since the last good sync: the last run failed: " + info.Runs[0].Error})
 	}
-	if info.Enabled && info.Frequency > 0 {
+	if info.ExpectsSync() && info.Frequency > 0 {
 		var last time.Time
 		if len(info.Runs) > 0 {
 			last = info.Runs[0].StartedAt

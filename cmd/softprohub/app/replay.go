@@ -124,7 +124,7 @@ func (s syncHistory) SyncInfo(ctx context.Context, id string) (projections.SyncI
 	if err != nil {
 		return projections.SyncInfo{}, err
 	}
-	info := projections.SyncInfo{Enabled: in.Active && in.SyncEnabled, Frequency: time.Duration(in.SyncFrequency) * time.Minute}
+	info := projections.SyncInfo{Active: in.Active, Enabled: in.Active && in.SyncEnabled, Frequency: time.Duration(in.SyncFrequency) * time.Minute}
 	if _, err := s.sys.Store.Connection(ctx, id); err == nil {
 		info.Connected = true
 	} else if !errors.Is(err, domain.ErrNotFound) {
