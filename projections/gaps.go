@@ -345,31 +345,31 @@ func (r *Recovery) unapplied(ctx context.Context, integrationID string, fn func(
 	})
 }
 
-// Pending is an integration's queue: its records on the log that no
-// projection has applied yet.
-type Pending struct {
-	// Records counts them.
-	Records int64
-	// Oldest is when the oldest of them was appended; nil when there is
-	// none.
-	Oldest *time.Time
+// PendingRecord is one of an integration's records on the log that its
+// projection has not applied.
+type PendingRecord struct {
+	EventID string
+	// AppendedAt is when the record was appended.
+	AppendedAt time.Time
 }
 
-// Pending counts the integration's records its projections have not
-// applied yet (see unapplied for the partitions and the bound).
-func (r *Recovery) Pending(ctx context.Context, integrationID string) (Pending, error) {
-	var p Pending
+// Pending lists the integration's events on the log its projections have
+// not applied yet (see unapplied for the partitions and the bound), in log
+// order per partition. A record the poison queue took stays past its
+// partition's checkpoint until a later record of the partition fills the
+// hole, so the list may hold records whose events are FAILED already.
+func (r *Recovery) Pending(ctx context.Context, integrationID string) ([]PendingRecord, error) {
+	var out []PendingRecord
 	err := r.unapplied(ctx, integrationID, func(rec ScannedRecord) {
-		p.Records++
-		if p.Oldest == nil || rec.Timestamp.Before(*p.Oldest) {
-			t := rec.Timestamp.UTC()
-			p.Oldest = &t
+		if rec.Err != nil {
+			return // not an event: it never reaches the audit
 		}
+		out = append(out, PendingRecord{EventID: rec.Envelope.EventID, AppendedAt: rec.Timestamp.UTC()})
 	})
 	if err != nil {
-		return Pending{}, fmt.Errorf("pending %s: %w", integrationID, err)
+		return nil, fmt.Errorf("pending %s: %w", integrationID, err)
 	}
-	return p, nil
+	return out, nil
 }
 
 // logGaps: per topic, the integration's records in its partition past the

@@ -224,7 +224,7 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		Queues:   a.topicReporter(),
 		Metrics:  metrics,
 		Gatherer: a.registry,
-		Mount:    append(a.queryMounts(), syncRoutes, recoveryRoutes),
+		Mount:    append(append(a.queryMounts(), syncRoutes), recoveryRoutes...),
 		Logger:   a.log.With("component", "http"),
 	})
 	if err != nil {

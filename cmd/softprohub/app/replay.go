@@ -235,8 +235,9 @@ func (s syncNow) SyncNow(ctx context.Context, id string, since time.Time, full b
 }
 
 // wireRecovery builds the recovery tools into the app and returns their
-// admin routes.
-func (a *App) wireRecovery(ctx context.Context) (func(chi.Router), error) {
+// admin routes and the health and metrics routes of one integration, which
+// read its queue through the same log scan as gap detection.
+func (a *App) wireRecovery(ctx context.Context) ([]func(chi.Router), error) {
 	sys, err := NewSyncSystem(a.cfg, a.pool, a.rdb, a.store, a.producer)
 	if err != nil {
 		return nil, fmt.Errorf("recovery: %w", err)
@@ -248,10 +249,15 @@ func (a *App) wireRecovery(ctx context.Context) (func(chi.Router), error) {
 	}
 	bg := &background{}
 	a.runnables = append(a.runnables, bg.run)
-	return httpapi.RecoveryRoutes(httpapi.RecoveryDeps{
-		Status: tools, Rebuilder: tools.Rebuilder, Replayer: tools.Replayer, Recovery: tools.Recovery,
-		Integrations: a.store, Go: bg.Go, Logger: a.log.With("component", "recovery"),
-	}), nil
+	queries := postgres.NewQueryStore(a.pool)
+	monitor := projections.NewMonitor(syncHistory{sys: sys, integrations: a.store}, queries, queries, tools.Recovery, nil)
+	return []func(chi.Router){
+		httpapi.RecoveryRoutes(httpapi.RecoveryDeps{
+			Status: tools, Rebuilder: tools.Rebuilder, Replayer: tools.Replayer, Recovery: tools.Recovery,
+			Integrations: a.store, Go: bg.Go, Logger: a.log.With("component", "recovery"),
+		}),
+		httpapi.MonitorRoutes(monitor),
+	}, nil
 }
 
 // RecoveryTool is the recovery tools for the CLI.

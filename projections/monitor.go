@@ -1,0 +1,338 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/roisystems/softprohub/domain"
+)
+
+// SyncFacts are an integration's sync runs as health and metrics see them.
+type SyncFacts struct {
+	// LastRunAt is when the newest run started; LastSucceededAt when the
+	// newest successful run finished. Nil when there is none.
+	LastRunAt       *time.Time
+	LastSucceededAt *time.Time
+	// Succeeded and Failed count the runs finished since the window's
+	// start; DurationMs sums their durations and Records the records
+	// they appended.
+	Succeeded, Failed int64
+	DurationMs        int64
+	Records           int64
+}
+
+// ErrorSummary is one error of an integration's failed events or sync
+// runs in the window, with how often it occurred.
+type ErrorSummary struct {
+	// Source is "webhook" for events that failed projection (webhooks and
+	// synced records alike), "sync" for failed sync runs.
+	Source     string    `json:"source"`
+	Error      string    `json:"error"`
+	Count      int64     `json:"count"`
+	LastSeenAt time.Time `json:"lastSeenAt"`
+	// EventIDs (webhook) or RunIDs (sync) are the newest few affected.
+	EventIDs []string `json:"eventIds"`
+	RunIDs   []int64  `json:"runIds"`
+}
+
+// Error sources of an ErrorSummary.
+const (
+	ErrorSourceWebhook = "webhook"
+	ErrorSourceSync    = "sync"
+)
+
+// MonitorStore reads what health and metrics are made of beyond the
+// audit counts.
+type MonitorStore interface {
+	// SyncFacts summarizes the integration's runs; Succeeded, Failed,
+	// DurationMs and Records count those finished at or after since.
+	// LastWebhookAt is when its newest audited event was received (nil if
+	// none).
+	SyncFacts(ctx context.Context, integrationID string, since time.Time) (facts SyncFacts, lastWebhookAt *time.Time, err error)
+	// Hours returns the integration's hours from since on that had
+	// finished events or finished sync runs.
+	Hours(ctx context.Context, integrationID string, since time.Time) ([]HourFigures, error)
+	// TopErrors returns the most frequent errors of the events received
+	// and the sync runs finished at or after since, most frequent first,
+	// at most limit, each with at most ids affected ids.
+	TopErrors(ctx context.Context, integrationID string, since time.Time, limit, ids int) ([]ErrorSummary, error)
+	// Settled returns those of the integration's event ids whose audit row
+	// is COMPLETED, SKIPPED or FAILED.
+	Settled(ctx context.Context, integrationID string, eventIDs []string) (map[string]bool, error)
+}
+
+// CountSource counts audit rows per event type (the stats figures).
+type CountSource interface {
+	Stats(ctx context.Context, f StatsFilter) ([]Counts, error)
+}
+
+// PendingSource lists an integration's records not projected yet
+// (Recovery).
+type PendingSource interface {
+	Pending(ctx context.Context, integrationID string) ([]PendingRecord, error)
+}
+
+// Queue is an integration's queue: its events on the log that are waiting
+// to be projected.
+type Queue struct {
+	// Depth counts them.
+	Depth int64
+	// Oldest and Newest are when the oldest and the newest of them were
+	// appended; nil when there is none.
+	Oldest, Newest *time.Time
+}
+
+// QueueOf is the queue of the pending records whose events are not
+// settled: a record past its partition's checkpoint whose event is
+// already COMPLETED, SKIPPED or FAILED (a dead letter, or a copy of an
+// event applied before) waits for nothing.
+func QueueOf(recs []PendingRecord, settled map[string]bool) Queue {
+	var q Queue
+	for _, r := range recs {
+		if settled[r.EventID] {
+			continue
+		}
+		q.Depth++
+		at := r.AppendedAt
+		if q.Oldest == nil || at.Before(*q.Oldest) {
+			q.Oldest = &at
+		}
+		if q.Newest == nil || at.After(*q.Newest) {
+			q.Newest = &at
+		}
+	}
+	return q
+}
+
+// Monitor answers an integration's health and metrics, the original
+// system's getHealthStatus and getIntegrationMetrics, from the read
+// models (audit, hourly metrics, sync runs) and the log. Safe for
+// concurrent use.
+type Monitor struct {
+	syncs   SyncHistory
+	counts  CountSource
+	store   MonitorStore
+	pending PendingSource
+	now     func() time.Time
+}
+
+// NewMonitor returns a Monitor; every collaborator is required. now
+// defaults to time.Now.
+func NewMonitor(syncs SyncHistory, counts CountSource, store MonitorStore, pending PendingSource, now func() time.Time) *Monitor {
+	if syncs == nil || counts == nil || store == nil || pending == nil {
+		panic("projections: NewMonitor needs sync history, counts, a monitor store and a pending source")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Monitor{syncs: syncs, counts: counts, store: store, pending: pending, now: now}
+}
+
+// MonitorWindow is the window of the 24h figures.
+const MonitorWindow = 24 * time.Hour
+
+// UptimePeriods are the periods of the uptime figures.
+var UptimePeriods = map[string]time.Duration{"24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour, "30d": 30 * 24 * time.Hour}
+
+// HealthReport is an integration's health with the figures it was decided
+// on.
+type HealthReport struct {
+	IntegrationID string       `json:"integrationId"`
+	Status        HealthStatus `json:"status"`
+	Score         int          `json:"score"`
+	CheckedAt     time.Time    `json:"checkedAt"`
+	Active        bool         `json:"active"`
+	// SyncExpected: the sync age counts (SyncInfo.ExpectsSync).
+	SyncExpected bool `json:"syncExpected"`
+	// LastWebhookAt is the newest event received: audited, or still
+	// waiting on the log (its append time).
+	LastWebhookAt      *time.Time `json:"lastWebhookAt"`
+	LastSyncRunAt      *time.Time `json:"lastSyncRunAt"`
+	LastSuccessfulSync *time.Time `json:"lastSuccessfulSync"`
+	// ErrorRate is ErrorRate of the four counts below, all over the last
+	// 24 hours (events by receipt, runs by finish).
+	ErrorRate           float64 `json:"errorRate"`
+	EventsFinished24h   int64   `json:"eventsFinished24h"`
+	EventsFailed24h     int64   `json:"eventsFailed24h"`
+	SyncRunsFinished24h int64   `json:"syncRunsFinished24h"`
+	SyncRunsFailed24h   int64   `json:"syncRunsFailed24h"`
+	// QueueDepth is the Queue's depth.
+	QueueDepth int64    `json:"queueDepth"`
+	Reasons    []string `json:"reasons"`
+}
+
+// IntegrationMetrics are the original system's IntegrationMetrics, field
+// for field, plus the integration, the time and the uptime of every
+// period.
+type IntegrationMetrics struct {
+	IntegrationID      string       `json:"integrationId"`
+	CheckedAt          time.Time    `json:"checkedAt"`
+	ConnectionStatus   HealthStatus `json:"connectionStatus"`
+	Score              int          `json:"score"`
+	LastSuccessfulSync *time.Time   `json:"lastSuccessfulSync"`
+	// Uptime is the 24h uptime (Uptime); UptimePeriods has 24h, 7d, 30d.
+	Uptime        float64            `json:"uptime"`
+	UptimePeriods map[string]float64 `json:"uptimePeriods"`
+	// Webhook figures count the events received in the last 24 hours
+	// whose type is not a synced record's: received, processed (COMPLETED
+	// or SKIPPED), failed as a percentage of received, and the mean
+	// processing time of the completed ones in ms.
+	WebhooksReceived24h      int64   `json:"webhooksReceived24h"`
+	WebhooksProcessed24h     int64   `json:"webhooksProcessed24h"`
+	WebhookFailureRate       float64 `json:"webhookFailureRate"`
+	AvgWebhookProcessingTime int64   `json:"avgWebhookProcessingTime"`
+	// Sync figures count the runs finished in the last 24 hours; the
+	// duration is the mean of those runs in ms, records what they
+	// appended.
+	SyncJobsCompleted24h int64 `json:"syncJobsCompleted24h"`
+	SyncJobsFailed24h    int64 `json:"syncJobsFailed24h"`
+	AvgSyncDuration      int64 `json:"avgSyncDuration"`
+	RecordsSynced24h     int64 `json:"recordsSynced24h"`
+	// QueueDepth and OldestPendingJob are the Queue's depth and oldest.
+	QueueDepth       int64          `json:"queueDepth"`
+	OldestPendingJob *time.Time     `json:"oldestPendingJob"`
+	ErrorRate        float64        `json:"errorRate"`
+	TopErrors        []ErrorSummary `json:"topErrors"`
+}
+
+// Top errors reported, and affected ids per error.
+const (
+	topErrors   = 5
+	topErrorIDs = 5
+	// pendingTimeout bounds the read of the integration's queue.
+	pendingTimeout = 10 * time.Second
+)
+
+// Health decides the integration's status. An unknown integration is an
+// error wrapping domain.ErrNotFound.
+func (m *Monitor) Health(ctx context.Context, integrationID string) (HealthReport, error) {
+	o, err := m.observe(ctx, integrationID)
+	return o.report, err
+}
+
+// observation is what Health decided and the figures Metrics adds to.
+type observation struct {
+	report  HealthReport
+	counts  []Counts
+	sync    SyncFacts
+	pending Queue
+}
+
+// observe gathers the figures of the last MonitorWindow and decides the
+// status on them. Records still waiting on the log count as webhooks
+// received: a stalled projection is not a silent integration.
+func (m *Monitor) observe(ctx context.Context, integrationID string) (observation, error) {
+	fail := func(err error) (observation, error) {
+		return observation{}, fmt.Errorf("health %s: %w", integrationID, err)
+	}
+	now := m.now().UTC()
+	since := now.Add(-MonitorWindow)
+	info, err := m.syncs.SyncInfo(ctx, integrationID)
+	if err != nil {
+		return fail(err)
+	}
+	counts, err := m.counts.Stats(ctx, StatsFilter{IntegrationID: integrationID, Start: since, End: now})
+	if err != nil {
+		return fail(err)
+	}
+	sync, lastWebhook, err := m.store.SyncFacts(ctx, integrationID, since)
+	if err != nil {
+		return fail(err)
+	}
+	// The queue is read from the log: a broker that does not answer in
+	// time makes the answer unavailable, not wrong.
+	pctx, cancel := context.WithTimeout(ctx, pendingTimeout)
+	recs, err := m.pending.Pending(pctx, integrationID)
+	cancel()
+	if err != nil {
+		return fail(Unavailable("read the log", err))
+	}
+	var settled map[string]bool
+	if len(recs) > 0 {
+		ids := make([]string, len(recs))
+		for i, r := range recs {
+			ids[i] = r.EventID
+		}
+		if settled, err = m.store.Settled(ctx, integrationID, ids); err != nil {
+			return fail(err)
+		}
+	}
+	pending := QueueOf(recs, settled)
+	if pending.Newest != nil && (lastWebhook == nil || pending.Newest.After(*lastWebhook)) {
+		lastWebhook = pending.Newest
+	}
+	all := Total(counts, nil)
+	finished := all.Completed + all.Failed + all.Skipped
+	facts := HealthFacts{
+		Active: info.Active, ExpectsSync: info.ExpectsSync(),
+		LastWebhookAt: lastWebhook, LastSyncRunAt: sync.LastRunAt, LastSuccessfulSync: sync.LastSucceededAt,
+		ErrorRate: ErrorRate(all.Failed, finished, sync.Failed, sync.Succeeded+sync.Failed),
+	}
+	h := AssessHealth(facts, now)
+	rep := HealthReport{
+		IntegrationID: integrationID, Status: h.Status, Score: h.Score, CheckedAt: now,
+		Active: facts.Active, SyncExpected: facts.ExpectsSync,
+		LastWebhookAt: lastWebhook, LastSyncRunAt: sync.LastRunAt, LastSuccessfulSync: sync.LastSucceededAt,
+		ErrorRate: facts.ErrorRate, EventsFinished24h: finished, EventsFailed24h: all.Failed,
+		SyncRunsFinished24h: sync.Succeeded + sync.Failed, SyncRunsFailed24h: sync.Failed,
+		QueueDepth: pending.Depth, Reasons: h.Reasons,
+	}
+	if rep.Reasons == nil {
+		rep.Reasons = []string{}
+	}
+	return observation{report: rep, counts: counts, sync: sync, pending: pending}, nil
+}
+
+// Metrics gathers the integration's metrics. An unknown integration is an
+// error wrapping domain.ErrNotFound.
+func (m *Monitor) Metrics(ctx context.Context, integrationID string) (IntegrationMetrics, error) {
+	o, err := m.observe(ctx, integrationID)
+	if err != nil {
+		return IntegrationMetrics{}, err
+	}
+	h, sync, pending := o.report, o.sync, o.pending
+	fail := func(err error) (IntegrationMetrics, error) {
+		return IntegrationMetrics{}, fmt.Errorf("metrics %s: %w", integrationID, err)
+	}
+	webhooks := Total(o.counts, func(t domain.EventType) bool { return t.Topic() != domain.TopicSync })
+	longest := slices.Max(slices.Collect(maps.Values(UptimePeriods)))
+	hours, err := m.store.Hours(ctx, integrationID, h.CheckedAt.Truncate(time.Hour).Add(-longest))
+	if err != nil {
+		return fail(err)
+	}
+	errs, err := m.store.TopErrors(ctx, integrationID, h.CheckedAt.Add(-MonitorWindow), topErrors, topErrorIDs)
+	if err != nil {
+		return fail(err)
+	}
+	out := IntegrationMetrics{
+		IntegrationID: integrationID, CheckedAt: h.CheckedAt, ConnectionStatus: h.Status, Score: h.Score,
+		LastSuccessfulSync:       h.LastSuccessfulSync,
+		UptimePeriods:            map[string]float64{},
+		WebhooksReceived24h:      webhooks.Received,
+		WebhooksProcessed24h:     webhooks.Completed + webhooks.Skipped,
+		WebhookFailureRate:       Percent(webhooks.Failed, webhooks.Received),
+		AvgWebhookProcessingTime: webhooks.AvgProcessingMs(),
+		SyncJobsCompleted24h:     sync.Succeeded,
+		SyncJobsFailed24h:        sync.Failed,
+		RecordsSynced24h:         sync.Records,
+		QueueDepth:               pending.Depth,
+		OldestPendingJob:         pending.Oldest,
+		ErrorRate:                h.ErrorRate,
+		TopErrors:                errs,
+	}
+	if n := sync.Succeeded + sync.Failed; n > 0 {
+		out.AvgSyncDuration = int64(math.Round(float64(sync.DurationMs) / float64(n)))
+	}
+	for name, d := range UptimePeriods {
+		out.UptimePeriods[name] = Uptime(hours, h.CheckedAt, d)
+	}
+	out.Uptime = out.UptimePeriods["24h"]
+	if out.TopErrors == nil {
+		out.TopErrors = []ErrorSummary{}
+	}
+	return out, nil
+}
