@@ -231,11 +231,14 @@ func (m *Monitor) observe(ctx context.Context, integrationID string) (observatio
 	}
 	now := m.now().UTC()
 	since := now.Add(-MonitorWindow)
-	info, err := m.syncs.SyncInfo(ctx, integrationID)
+	// The counts first: their errors say whether the database is
+	// unavailable; an unknown integration has none, and the sync info
+	// then says it does not exist.
+	counts, err := m.counts.Stats(ctx, StatsFilter{IntegrationID: integrationID, Start: since, End: now})
 	if err != nil {
 		return fail(err)
 	}
-	counts, err := m.counts.Stats(ctx, StatsFilter{IntegrationID: integrationID, Start: since, End: now})
+	info, err := m.syncs.SyncInfo(ctx, integrationID)
 	if err != nil {
 		return fail(err)
 	}
