@@ -14,6 +14,7 @@ import (
 
 	"github.com/roisystems/softprohub/cmd/softprohub/app"
 	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/infra/kafka"
 )
 
 // healthView and metricsView are the answers of …/{id}/health and
@@ -197,13 +198,15 @@ func TestIntegrationMetricsCountTheFixture(t *testing.T) {
 		t.Fatalf("connection: %d %s", st, raw)
 	}
 	// 14 webhooks: 11 project, 2 fail for a missing id, 1 for an id too
-	// long for the read models.
+	// long for the read models. That one goes last: the poison queue
+	// leaves it past its partition's checkpoint, where no later record
+	// fills the hole, yet it waits for nothing.
 	events := goodTasks("m", 11)
 	events["evt_noid1"] = `{"title":"no id"}`
 	events["evt_noid2"] = `{"title":"no id either"}`
-	events["evt_long"] = `{"id":"` + strings.Repeat("x", 1001) + `"}`
-	failed := map[string]bool{"evt_noid1": true, "evt_noid2": true, "evt_long": true}
-	e.sendAll(id, secret, domain.TaskCreated, events, failed)
+	e.sendAll(id, secret, domain.TaskCreated, events, map[string]bool{"evt_noid1": true, "evt_noid2": true})
+	e.sendAll(id, secret, domain.TaskCreated, map[string]string{"evt_long": `{"id":"` + strings.Repeat("x", 1001) + `"}`},
+		map[string]bool{"evt_long": true})
 
 	db := e.db()
 	run := func(status string, started time.Time, ms int, records, errText string) int64 {
@@ -344,7 +347,14 @@ func TestIntegrationMetricsQueueDepthWhileProjectorsAreStopped(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	id, secret := e.integration("q", nil)
-	other, otherSecret := e.integration("other", nil)
+	// Another integration whose records share the partition: read, not
+	// counted.
+	log := kafka.NewReplayReader(e.Brokers)
+	name := "other"
+	for log.PartitionOf(e.id(name), e.Cfg.KafkaPartitions) != log.PartitionOf(id, e.Cfg.KafkaPartitions) {
+		name += "x"
+	}
+	other, otherSecret := e.integration(name, nil)
 	e.shutdown()
 	e.roles = app.Roles{Ingest: true, API: true}
 	e.launch()
@@ -354,7 +364,7 @@ func TestIntegrationMetricsQueueDepthWhileProjectorsAreStopped(t *testing.T) {
 			t.Fatalf("send: %d %s", r.Status, r.Raw)
 		}
 	}
-	if r := e.send(signedWebhook(other, otherSecret, payload("evt_o", domain.ContactCreated, `{"id":"c"}`))); r.Status != http.StatusOK {
+	if r := e.send(signedWebhook(other, otherSecret, payload("evt_o", domain.TaskCreated, `{"id":"o"}`))); r.Status != http.StatusOK {
 		t.Fatalf("send: %d %s", r.Status, r.Raw)
 	}
 	m := e.metrics(id)
