@@ -39,12 +39,6 @@ type ErrorSummary struct {
 	RunIDs   []int64  `json:"runIds"`
 }
 
-// Error sources of an ErrorSummary.
-const (
-	ErrorSourceWebhook = "webhook"
-	ErrorSourceSync    = "sync"
-)
-
 // MonitorStore reads what health and metrics are made of beyond the
 // audit counts.
 type MonitorStore interface {
@@ -60,8 +54,12 @@ type MonitorStore interface {
 	// and the sync runs finished at or after since, most frequent first,
 	// at most limit, each with at most ids affected ids.
 	TopErrors(ctx context.Context, integrationID string, since time.Time, limit, ids int) ([]ErrorSummary, error)
-	// Settled returns those of the integration's event ids whose audit row
-	// is COMPLETED, SKIPPED or FAILED.
+}
+
+// SettledLookup tells which events are done with.
+type SettledLookup interface {
+	// Settled returns those of the integration's event ids whose audit
+	// row is COMPLETED, SKIPPED or FAILED.
 	Settled(ctx context.Context, integrationID string, eventIDs []string) (map[string]bool, error)
 }
 
@@ -113,23 +111,29 @@ func QueueOf(recs []PendingRecord, settled map[string]bool) Queue {
 // models (audit, hourly metrics, sync runs) and the log. Safe for
 // concurrent use.
 type Monitor struct {
-	syncs   SyncHistory
-	counts  CountSource
-	store   MonitorStore
-	pending PendingSource
-	now     func() time.Time
+	d MonitorDeps
 }
 
-// NewMonitor returns a Monitor; every collaborator is required. now
-// defaults to time.Now.
-func NewMonitor(syncs SyncHistory, counts CountSource, store MonitorStore, pending PendingSource, now func() time.Time) *Monitor {
-	if syncs == nil || counts == nil || store == nil || pending == nil {
-		panic("projections: NewMonitor needs sync history, counts, a monitor store and a pending source")
+// MonitorDeps are a Monitor's collaborators, all required but Now
+// (default time.Now).
+type MonitorDeps struct {
+	Syncs   SyncHistory
+	Counts  CountSource
+	Store   MonitorStore
+	Pending PendingSource
+	Settled SettledLookup
+	Now     func() time.Time
+}
+
+// NewMonitor returns a Monitor.
+func NewMonitor(d MonitorDeps) *Monitor {
+	if d.Syncs == nil || d.Counts == nil || d.Store == nil || d.Pending == nil || d.Settled == nil {
+		panic("projections: NewMonitor needs sync history, counts, a monitor store, a pending source and a settled lookup")
 	}
-	if now == nil {
-		now = time.Now
+	if d.Now == nil {
+		d.Now = time.Now
 	}
-	return &Monitor{syncs: syncs, counts: counts, store: store, pending: pending, now: now}
+	return &Monitor{d: d}
 }
 
 // MonitorWindow is the window of the 24h figures.
@@ -229,27 +233,27 @@ func (m *Monitor) observe(ctx context.Context, integrationID string) (observatio
 	fail := func(err error) (observation, error) {
 		return observation{}, fmt.Errorf("health %s: %w", integrationID, err)
 	}
-	now := m.now().UTC()
+	now := m.d.Now().UTC()
 	since := now.Add(-MonitorWindow)
 	// The counts first: their errors say whether the database is
 	// unavailable; an unknown integration has none, and the sync info
 	// then says it does not exist.
-	counts, err := m.counts.Stats(ctx, StatsFilter{IntegrationID: integrationID, Start: since, End: now})
+	counts, err := m.d.Counts.Stats(ctx, StatsFilter{IntegrationID: integrationID, Start: since, End: now})
 	if err != nil {
 		return fail(err)
 	}
-	info, err := m.syncs.SyncInfo(ctx, integrationID)
+	info, err := m.d.Syncs.SyncInfo(ctx, integrationID)
 	if err != nil {
 		return fail(err)
 	}
-	sync, lastWebhook, err := m.store.SyncFacts(ctx, integrationID, since)
+	sync, lastWebhook, err := m.d.Store.SyncFacts(ctx, integrationID, since)
 	if err != nil {
 		return fail(err)
 	}
 	// The queue is read from the log: a broker that does not answer in
 	// time makes the answer unavailable, not wrong.
 	pctx, cancel := context.WithTimeout(ctx, pendingTimeout)
-	recs, err := m.pending.Pending(pctx, integrationID)
+	recs, err := m.d.Pending.Pending(pctx, integrationID)
 	cancel()
 	if err != nil {
 		return fail(Unavailable("read the log", err))
@@ -260,7 +264,7 @@ func (m *Monitor) observe(ctx context.Context, integrationID string) (observatio
 		for i, r := range recs {
 			ids[i] = r.EventID
 		}
-		if settled, err = m.store.Settled(ctx, integrationID, ids); err != nil {
+		if settled, err = m.d.Settled.Settled(ctx, integrationID, ids); err != nil {
 			return fail(err)
 		}
 	}
@@ -303,11 +307,11 @@ func (m *Monitor) Metrics(ctx context.Context, integrationID string) (Integratio
 	}
 	webhooks := Total(o.counts, func(t domain.EventType) bool { return t.Topic() != domain.TopicSync })
 	longest := slices.Max(slices.Collect(maps.Values(UptimePeriods)))
-	hours, err := m.store.Hours(ctx, integrationID, h.CheckedAt.Truncate(time.Hour).Add(-longest))
+	hours, err := m.d.Store.Hours(ctx, integrationID, h.CheckedAt.Truncate(time.Hour).Add(-longest))
 	if err != nil {
 		return fail(err)
 	}
-	errs, err := m.store.TopErrors(ctx, integrationID, h.CheckedAt.Add(-MonitorWindow), topErrors, topErrorIDs)
+	errs, err := m.d.Store.TopErrors(ctx, integrationID, h.CheckedAt.Add(-MonitorWindow), topErrors, topErrorIDs)
 	if err != nil {
 		return fail(err)
 	}

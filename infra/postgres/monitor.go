@@ -9,7 +9,10 @@ import (
 	"github.com/roisystems/softprohub/projections"
 )
 
-var _ projections.MonitorStore = (*QueryStore)(nil)
+var (
+	_ projections.MonitorStore  = (*QueryStore)(nil)
+	_ projections.SettledLookup = (*QueryStore)(nil)
+)
 
 // SyncFacts reads the integration's sync runs (migration 00010) and the
 // receipt of its newest event. A run's duration runs from its start to

@@ -250,7 +250,8 @@ func (a *App) wireRecovery(ctx context.Context) ([]func(chi.Router), error) {
 	bg := &background{}
 	a.runnables = append(a.runnables, bg.run)
 	queries := postgres.NewQueryStore(a.pool)
-	monitor := projections.NewMonitor(syncHistory{sys: sys, integrations: a.store}, queries, queries, tools.Recovery, nil)
+	monitor := projections.NewMonitor(projections.MonitorDeps{Syncs: syncHistory{sys: sys, integrations: a.store},
+		Counts: queries, Store: queries, Pending: tools.Recovery, Settled: queries})
 	return []func(chi.Router){
 		httpapi.RecoveryRoutes(httpapi.RecoveryDeps{
 			Status: tools, Rebuilder: tools.Rebuilder, Replayer: tools.Replayer, Recovery: tools.Recovery,
