@@ -84,7 +84,9 @@ func (t *RebuildTarget) Create(ctx context.Context, schema string) (projections.
 		return nil, fmt.Errorf("create %s: %w", schema, projections.ErrInvalidTarget)
 	}
 	if _, err := t.pool.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		if hasCode(err, codeDuplicateSchema) {
+		// A creation racing another of the same name fails on the
+		// catalog's unique index rather than with duplicate_schema.
+		if hasCode(err, codeDuplicateSchema, codeUniqueViolation) {
 			err = fmt.Errorf("%w: %w", projections.ErrTargetExists, err)
 		}
 		return nil, fmt.Errorf("create schema %s: %w", schema, err)

@@ -302,3 +302,49 @@ func TestRebuildTargetCreateLeavesNoUnfinishedSchema(t *testing.T) {
 		t.Fatalf("create %s that exists dropped it", existing)
 	}
 }
+
+// Two creations of one schema at once: the one that finds the other's
+// schema not yet committed fails on the catalog's unique index (23505),
+// not with duplicate_schema, and must still be ErrTargetExists (409), not
+// an internal error. The race is made certain by holding the first
+// creation's transaction open until the second waits on it.
+func TestCreateRacingAnotherCreateIsTargetExists(t *testing.T) {
+	pool, target := newTestRebuildTarget(t)
+	ctx := testContext(t)
+	schema := target.LiveSchema() + "_race"
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE") })
+	first, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = first.Rollback(context.Background()) }()
+	if _, err := first.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := target.Create(ctx, schema)
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+WHERE wait_event_type = 'Lock' AND query = $1)`, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second CREATE SCHEMA never waited on the first")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := first.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, projections.ErrTargetExists) {
+		t.Fatalf("create racing another: %v, want ErrTargetExists", err)
+	}
+}
