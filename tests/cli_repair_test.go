@@ -1,0 +1,170 @@
+package tests
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/roisystems/softprohub/projections"
+)
+
+// cli runs the real binary against e's database, Redis and broker, and
+// returns what it printed; err is the exit status.
+func (e *Env) cli(args ...string) (stdout, stderr string, err error) {
+	e.t.Helper()
+	cmd := exec.Command(softprohubBinary(e.t), args...)
+	cmd.Env = append(cliEnv(e), "REDIS_URL="+e.Cfg.RedisURL)
+	var o, se strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &se
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		e.t.Fatalf("softprohub %v: %v", args, err)
+	}
+	return o.String(), se.String(), err
+}
+
+// cliJSON runs a command that must succeed and decodes what it printed.
+func cliJSON[T any](e *Env, args ...string) T {
+	e.t.Helper()
+	out, stderr, err := e.cli(args...)
+	if err != nil {
+		e.t.Fatalf("softprohub %v: %v\n%s%s", args, err, out, stderr)
+	}
+	var v T
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		e.t.Fatalf("softprohub %v printed no JSON: %v\n%s", args, err, out)
+	}
+	return v
+}
+
+// cliRefused runs a command that must fail before doing anything: a
+// non-zero exit, nothing on stdout, and stderr saying why in want's words.
+func (e *Env) cliRefused(want string, args ...string) {
+	e.t.Helper()
+	out, stderr, err := e.cli(args...)
+	// The error is the last line, after any log lines.
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	last := lines[len(lines)-1]
+	if err == nil || out != "" || !strings.HasPrefix(last, "softprohub: ") || !strings.Contains(last, want) {
+		e.t.Errorf("softprohub %v: %v\nstdout: %s\nstderr: %s\nwant a failure saying %q and no output", args, err, out, stderr, want)
+	}
+}
+
+// gapsReport is what gaps prints.
+type gapsReport struct {
+	IntegrationID string            `json:"integrationId"`
+	Gaps          []projections.Gap `json:"gaps"`
+	NotChecked    []string          `json:"notChecked"`
+}
+
+// sameReport fails unless the CLI's and the API's reports agree but for
+// when each was made.
+func sameReport(t *testing.T, what string, cli, api projections.ConsistencyReport) {
+	t.Helper()
+	cli.CheckedAt, api.CheckedAt = time.Time{}, time.Time{}
+	if !reflect.DeepEqual(cli, api) {
+		t.Fatalf("%s: the CLI reports\n%+v\nthe API\n%+v", what, cli, api)
+	}
+}
+
+// validate finds rows deleted or edited behind the system's back, as GET
+// …/consistency does; gaps names them as a read-model gap, as GET …/gaps
+// does; gaps fill restores them exactly.
+func TestCLIValidateGapsAndFillRestoreRowsChangedBehindTheBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := e.db()
+	id, _, n := fixtureIntegration(t, e, db, "evt")
+	want := readModelDump(t, db, id)
+
+	rep := cliJSON[projections.ConsistencyReport](e, "validate", id)
+	if rep.IntegrationID != id || rep.Score != 100 || len(rep.Issues) != 0 || rep.Events != int64(n) || rep.Entities == 0 {
+		t.Fatalf("validate of intact read models: %+v", rep)
+	}
+	sameReport(t, "intact", rep, e.consistency(id))
+	if g := cliJSON[gapsReport](e, "gaps", id); g.IntegrationID != id || g.Gaps == nil || len(g.Gaps) != 0 {
+		t.Fatalf("gaps of intact read models: %+v", g)
+	}
+
+	tamper(t, db, id,
+		`DELETE FROM transactions WHERE integration_id=$1 AND id='txn_1'`,
+		`UPDATE tasks SET status='open' WHERE integration_id=$1 AND id='tsk_1'`)
+	rep = cliJSON[projections.ConsistencyReport](e, "validate", id)
+	if rep.Score >= 100 {
+		t.Fatalf("validate of tampered read models: score %d", rep.Score)
+	}
+	found := map[string]bool{}
+	for _, is := range rep.Issues {
+		found[is.Kind+" "+string(is.EntityKind)+" "+is.EntityID+" "+strings.Join(is.Fields, ",")] = true
+	}
+	for _, w := range []string{"missing transaction txn_1 ", "differs task tsk_1 status"} {
+		if !found[w] {
+			t.Errorf("validate did not report %q: %+v", w, rep.Issues)
+		}
+	}
+	sameReport(t, "tampered", rep, e.consistency(id))
+
+	g := cliJSON[gapsReport](e, "gaps", id)
+	if g.IntegrationID != id || len(g.Gaps) != 1 || g.Gaps[0].Kind != projections.GapReadModel || g.Gaps[0].Fill != projections.FillRefold {
+		t.Fatalf("gaps of tampered read models: %+v", g)
+	}
+	if api := e.gaps(id); !reflect.DeepEqual(g.Gaps, api) {
+		t.Fatalf("gaps: the CLI reports\n%+v\nthe API\n%+v", g.Gaps, api)
+	}
+
+	fill := cliJSON[projections.FillReport](e, "gaps", "fill", id)
+	if fill.IntegrationID != id || len(fill.Gaps) != 1 || len(fill.Replayed) != 1 || len(fill.Errors) != 0 {
+		t.Fatalf("gaps fill: %+v", fill)
+	}
+	e.restoredExactly(db, id, want)
+	if g := cliJSON[gapsReport](e, "gaps", id); len(g.Gaps) != 0 {
+		t.Fatalf("gaps after fill: %+v", g.Gaps)
+	}
+}
+
+// replay re-applies a window of the log to the live read models, as POST
+// …/replay does: it restores rows deleted behind the system's back, and a
+// second run changes nothing.
+func TestCLIReplayRestoresAWindowOnceAndRefusesBadWindows(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := e.db()
+	id, _, n := fixtureIntegration(t, e, db, "evt")
+	want := readModelDump(t, db, id)
+	tamper(t, db, id, `DELETE FROM documents WHERE integration_id=$1`, `DELETE FROM contacts WHERE integration_id=$1`)
+
+	from, to := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), time.Now().Add(time.Minute).UTC().Format(time.RFC3339)
+	rep := cliJSON[projections.ReplayReport](e, "replay", "--integration", id, "--from", "1h")
+	if rep.IntegrationID != id || rep.Records != int64(n) || rep.Applied != 4 || rep.From == nil {
+		t.Fatalf("replay after two deletes: %+v, want %d records, 4 applied", rep, n)
+	}
+	if got := readModelDump(t, db, id); got != want {
+		t.Fatalf("after replay:\n got %s\nwant %s", got, want)
+	}
+	rep = cliJSON[projections.ReplayReport](e, "replay", "--integration", id, "--from", from, "--to", to)
+	api := e.replay(id, map[string]any{"from": from, "to": to})
+	rep.Elapsed, api.Elapsed = 0, 0
+	if rep.Records != int64(n) || rep.Applied != 0 || !reflect.DeepEqual(rep, api) {
+		t.Fatalf("replay of restored read models: the CLI reports %+v, the API %+v", rep, api)
+	}
+	// Only the named types are read.
+	rep = cliJSON[projections.ReplayReport](e, "replay", "--integration", id, "--types", "contact.created,contact.updated")
+	if rep.Records != 2 {
+		t.Fatalf("replay of the contact events: %+v, want 2 records", rep)
+	}
+	if got := readModelDump(t, db, id); got != want {
+		t.Fatalf("after replaying again:\n got %s\nwant %s", got, want)
+	}
+
+	e.cliRefused(`required flag(s) "integration" not set`, "replay")
+	if status, body := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/replay", e.Token,
+		map[string]any{"from": "2999-01-01T00:00:00Z"}); status != http.StatusBadRequest {
+		t.Fatalf("replay from the future over HTTP: %d %s", status, body)
+	}
+}
