@@ -1,0 +1,117 @@
+package tests
+
+import (
+	"net/http"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/roisystems/softprohub/cmd/softprosim/sim"
+	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/handlers/schedule"
+	"github.com/roisystems/softprohub/ingest"
+	"github.com/roisystems/softprohub/projections"
+)
+
+// sync run pulls an integration's records from the SoftPro API into the
+// read models, the types asked for only; sync status shows the run, as the
+// API's sync status and runs do.
+func TestCLISyncRunBringsTheSimulatorsRecords(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := e.db()
+	id, _ := e.syncIntegration("clisync", nil)
+	const records = 10
+	s, srv := simulator(t, sim.Config{Records: records, MaxPage: 4}, id)
+	e.connect(s, srv, id, false)
+
+	run := cliJSON[ingest.SyncRun](e, "sync", "run", id, "--types", "transactions,contacts")
+	if run.ID == 0 || run.IntegrationID != id || run.Status != ingest.RunSucceeded || run.Trigger != ingest.TriggerManual ||
+		!reflect.DeepEqual(run.Types, []string{domain.SyncTransactions, domain.SyncContacts}) ||
+		run.Records[domain.SyncTransactions] != records || run.Records[domain.SyncContacts] != records || run.Requests < 6 {
+		t.Fatalf("sync run of two types: %+v", run)
+	}
+	eventually(t, 30*time.Second, func() string {
+		got := queryString(t, db, `SELECT (SELECT count(*) FROM transactions WHERE integration_id=$1), (SELECT count(*) FROM contacts WHERE integration_id=$1),
+			(SELECT count(*) FROM documents WHERE integration_id=$1) + (SELECT count(*) FROM tasks WHERE integration_id=$1)`, id)
+		if got != "10 10 0" {
+			return "transactions, contacts, documents and tasks: " + got + ", want 10 10 0"
+		}
+		return ""
+	})
+	runs := adminData[struct {
+		Runs []ingest.SyncRun `json:"runs"`
+	}](e, http.MethodGet, "/api/v1/integrations/softpro/"+id+"/sync/runs", nil).Runs
+	// The database keeps times to the microsecond.
+	stored := run
+	stored.StartedAt = run.StartedAt.Truncate(time.Microsecond)
+	finished := run.FinishedAt.Truncate(time.Microsecond)
+	stored.FinishedAt = &finished
+	if len(runs) != 1 || !reflect.DeepEqual(runs[0], stored) {
+		t.Fatalf("the CLI printed the run\n%+v\nthe API lists\n%+v", run, runs)
+	}
+
+	// --full pulls every record of the integration's types again.
+	run = cliJSON[ingest.SyncRun](e, "sync", "run", id, "--full")
+	if run.Status != ingest.RunSucceeded || run.Total() != records*len(domain.SyncTypes) {
+		t.Fatalf("full sync run: %+v, want %d records of each type", run, records)
+	}
+	e.matchesSimulator(s, id, 30*time.Second)
+
+	type status struct {
+		Integrations []schedule.IntegrationStatus `json:"integrations"`
+	}
+	find := func(st status) schedule.IntegrationStatus {
+		t.Helper()
+		for _, in := range st.Integrations {
+			if in.IntegrationID == id {
+				return in
+			}
+		}
+		t.Fatalf("sync status does not list %s: %+v", id, st)
+		return schedule.IntegrationStatus{}
+	}
+	cli := find(cliJSON[status](e, "sync", "status"))
+	if cli.LastRun == nil || cli.LastRun.ID != run.ID || cli.SyncStatus != "IDLE" || cli.LastSyncAt == nil || cli.Scheduled {
+		t.Fatalf("sync status after the runs: %+v", cli)
+	}
+	if api := find(adminData[status](e, http.MethodGet, "/api/v1/integrations/softpro/sync/status", nil)); !reflect.DeepEqual(cli, api) {
+		t.Fatalf("sync status: the CLI reports\n%+v\nthe API\n%+v", cli, api)
+	}
+
+	unconnected, _ := e.syncIntegration("clinoconn", nil)
+	e.cliRefused("no SoftPro API connection", "sync", "run", unconnected)
+	e.cliRefused(`unknown sync type "deeds"`, "sync", "run", id, "--types", "deeds")
+	e.cliRefused("integration "+e.id("nobody")+": not found", "sync", "run", e.id("nobody"))
+	e.cliRefused("accepts 1 arg(s), received 0", "sync", "run")
+	if got := queryString(t, db, `SELECT count(*) FROM sync_runs WHERE integration_id = ANY($1)`, []string{id, unconnected}); got != "2" {
+		t.Fatalf("%s sync runs recorded, want only the two that ran", got)
+	}
+}
+
+// resync pulls every record from the SoftPro API and refolds what
+// disagrees with the log, as POST …/resync does.
+func TestCLIResyncRestoresTheSimulatorsRecords(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := e.db()
+	id, _ := e.syncIntegration("cliresync", nil)
+	const records = 8
+	s, srv := simulator(t, sim.Config{Records: records}, id)
+	e.connect(s, srv, id, false)
+	e.syncNow(id)
+	e.matchesSimulator(s, id, 30*time.Second)
+	tamper(t, db, id, `DELETE FROM transactions WHERE integration_id=$1`, `UPDATE tasks SET title='edited' WHERE integration_id=$1`)
+
+	rep := cliJSON[projections.ResyncReport](e, "resync", id)
+	if rep.IntegrationID != id || rep.Synced != records*len(domain.SyncTypes) || rep.Consistency.Score != 100 ||
+		len(rep.Consistency.Issues) != 0 || rep.Replay.Applied == 0 {
+		t.Fatalf("resync: %+v", rep)
+	}
+	e.matchesSimulator(s, id, 30*time.Second)
+	api := adminData[projections.ResyncReport](e, http.MethodPost, "/api/v1/integrations/softpro/"+id+"/resync", nil)
+	if api.Synced != rep.Synced {
+		t.Fatalf("resync pulled %d records from the CLI, %d over HTTP", rep.Synced, api.Synced)
+	}
+	sameReport(t, "resync", rep.Consistency, api.Consistency)
+}
