@@ -168,3 +168,22 @@ func TestCLIReplayRestoresAWindowOnceAndRefusesBadWindows(t *testing.T) {
 		t.Fatalf("replay from the future over HTTP: %d %s", status, body)
 	}
 }
+
+// The commands of one integration refuse one that does not exist, as their
+// routes answer 404: a validation or a replay of it is not an empty report.
+func TestCLIRecoveryCommandsRefuseAnUnknownIntegration(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	unknown := e.id("nobody")
+	for _, args := range [][]string{
+		{"validate", unknown}, {"replay", "--integration", unknown}, {"gaps", unknown},
+		{"gaps", "fill", unknown}, {"resync", unknown},
+	} {
+		e.cliRefused("integration "+unknown+": not found", args...)
+	}
+	if status, body := e.do(http.MethodGet, "/api/v1/integrations/softpro/"+unknown+"/consistency", e.Token, nil); status != http.StatusNotFound {
+		t.Fatalf("consistency of an unknown integration: %d %s", status, body)
+	}
+	e.cliRefused("accepts 1 arg(s), received 0", "validate")
+	e.cliRefused(`invalid argument "soon" for "--behind"`, "gaps", unknown, "--behind", "soon")
+}
