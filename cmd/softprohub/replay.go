@@ -33,6 +33,20 @@ func (o *recoveryOpener) open(cmd *cobra.Command, opts app.RecoveryOptions) (*ap
 	return app.OpenRecoveryTool(cmd.Context(), cfg, app.NewLogger(cfg.LogLevel, o.dev), opts)
 }
 
+// openFor is open for a command of one integration: one that does not
+// exist is refused before any work, as its route answers 404.
+func (o *recoveryOpener) openFor(cmd *cobra.Command, opts app.RecoveryOptions, id string) (*app.RecoveryTool, error) {
+	t, err := o.open(cmd, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.KnownIntegration(cmd.Context(), id); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
 // needsSecretsKey says why a recovery command has no scheduled sync:
 // OpenRecoveryTool wires it only with SECRETS_KEY, which reads the stored
 // connections.
@@ -81,7 +95,7 @@ func newReplayCmds() []*cobra.Command {
 		Short: "Apply a window of the log again to the live read models (idempotent)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := o.open(cmd, app.RecoveryOptions{})
+			t, err := o.openFor(cmd, app.RecoveryOptions{}, integration)
 			if err != nil {
 				return err
 			}
@@ -176,7 +190,7 @@ ones, which are not touched.`,
 		Short: "List an integration's gaps: log, schedule and data side, and read-model rows that disagree with the log",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := o.open(cmd, app.RecoveryOptions{Behind: behind})
+			t, err := o.openFor(cmd, app.RecoveryOptions{Behind: behind}, args[0])
 			if err != nil {
 				return err
 			}
@@ -199,7 +213,7 @@ ones, which are not touched.`,
 		Short: "Fill an integration's gaps: replay, retry poisoned events, sync, refold rows",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := o.open(cmd, app.RecoveryOptions{Behind: behind})
+			t, err := o.openFor(cmd, app.RecoveryOptions{Behind: behind}, args[0])
 			if err != nil {
 				return err
 			}
@@ -219,7 +233,7 @@ ones, which are not touched.`,
 		Short: "Emergency: pull everything from the SoftPro API into the log, then re-apply the integration's log",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := o.open(cmd, app.RecoveryOptions{})
+			t, err := o.openFor(cmd, app.RecoveryOptions{}, args[0])
 			if err != nil {
 				return err
 			}
@@ -240,7 +254,7 @@ ones, which are not touched.`,
 		Short: "Compare an integration's read models with its log: score 0–100 and the issues",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := o.open(cmd, app.RecoveryOptions{})
+			t, err := o.openFor(cmd, app.RecoveryOptions{}, args[0])
 			if err != nil {
 				return err
 			}

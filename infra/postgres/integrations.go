@@ -129,6 +129,23 @@ func (s *IntegrationStore) Integration(ctx context.Context, id string) (domain.I
 	return in, nil
 }
 
+// KnownIntegration returns an error wrapping domain.ErrNotFound, worded as
+// IntegrationStore.Integration words it, when no integration has the id. It
+// reads no secret, so it needs no secret box.
+func KnownIntegration(ctx context.Context, pool *pgxpool.Pool, id string) error {
+	var known bool
+	// No row has an id Postgres cannot hold; asking would fail.
+	if isText(id) {
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM softpro_integrations WHERE id = $1)`, id).Scan(&known); err != nil {
+			return fmt.Errorf("get integration %s: %w", id, err)
+		}
+	}
+	if !known {
+		return fmt.Errorf("get integration %s: %w", id, domain.ErrNotFound)
+	}
+	return nil
+}
+
 // List returns every integration ordered by id, each with its decrypted
 // secrets as Integration returns them.
 func (s *IntegrationStore) List(ctx context.Context) ([]domain.Integration, error) {

@@ -264,11 +264,20 @@ func (a *App) wireRecovery(ctx context.Context) ([]func(chi.Router), error) {
 // RecoveryTool is the recovery tools for the CLI.
 type RecoveryTool struct {
 	*RecoveryTools
+	pool    *pgxpool.Pool
 	closers closers
 }
 
 // Close releases the tool's connections.
 func (t *RecoveryTool) Close() { t.closers.closeAll() }
+
+// KnownIntegration returns an error wrapping domain.ErrNotFound when no
+// integration has the id, as the recovery routes of one integration answer
+// 404: a replay or a validation of it would find nothing and report
+// success.
+func (t *RecoveryTool) KnownIntegration(ctx context.Context, id string) error {
+	return postgres.KnownIntegration(ctx, t.pool, id)
+}
 
 // OpenRecoveryTool connects to Postgres and the brokers named by cfg (a
 // running serve's embedded broker when KAFKA_BROKERS is unset). With
@@ -284,6 +293,7 @@ func OpenRecoveryTool(ctx context.Context, cfg Config, log *slog.Logger, o Recov
 	if err != nil {
 		return fail(err)
 	}
+	t.pool = pool
 	t.closers.add(pool.Close)
 	producer, err := newProducer(cfg, log)
 	if err != nil {
