@@ -77,7 +77,8 @@ func TestCLIRebuildSwapsInTheSameRows(t *testing.T) {
 }
 
 // rebuild --as-of T --schema NAME builds the read models as they were at T
-// into NAME and leaves the live ones alone.
+// into NAME and leaves the live ones alone; a time, a schema or a flag it
+// cannot use is refused before anything is built, as the route refuses it.
 func TestCLIRebuildAsOfBuildsThePastIntoItsSchema(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -115,5 +116,17 @@ func TestCLIRebuildAsOfBuildsThePastIntoItsSchema(t *testing.T) {
 		if got := readModelDump(t, db, id); got != liveNow {
 			t.Fatalf("softprohub %v changed the live read models:\n got %s\nwant %s", args, got, liveNow)
 		}
+	}
+
+	other := "cli_other_" + e.ns
+	t.Cleanup(func() { dropSchema(sharedServices(t).databaseURL, other) })
+	e.cliRefused("exists", "rebuild", "--as-of", "1m", "--schema", schema)
+	e.cliRefused("--as-of", "rebuild", "--as-of", "last week", "--schema", other)
+	e.cliRefused("--schema", "rebuild", "--as-of", "1m")
+	e.cliRefused("lower-case letters", "rebuild", "--as-of", "1m", "--schema", "Copy")
+	e.cliRefused("live schema", "rebuild", "--as-of", "1m", "--schema", "test_"+e.ns)
+	e.cliRefused("0001-01-01", "rebuild", "--as-of", "0001-01-01T00:00:00Z", "--schema", other)
+	if got := queryString(t, db, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, other); got != "0" {
+		t.Fatalf("a refused build left its schema")
 	}
 }

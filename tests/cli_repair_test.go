@@ -130,7 +130,8 @@ func TestCLIValidateGapsAndFillRestoreRowsChangedBehindTheBack(t *testing.T) {
 
 // replay re-applies a window of the log to the live read models, as POST
 // …/replay does: it restores rows deleted behind the system's back, and a
-// second run changes nothing.
+// second run changes nothing. A window it cannot read is refused before
+// anything is printed, as the route answers 400.
 func TestCLIReplayRestoresAWindowOnceAndRefusesBadWindows(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -163,6 +164,10 @@ func TestCLIReplayRestoresAWindowOnceAndRefusesBadWindows(t *testing.T) {
 	}
 
 	e.cliRefused(`required flag(s) "integration" not set`, "replay")
+	e.cliRefused("--from", "replay", "--integration", id, "--from", "yesterday")
+	e.cliRefused("--to", "replay", "--integration", id, "--to", "2024-13-01")
+	e.cliRefused("is not before", "replay", "--integration", id, "--from", "1h", "--to", "2h")
+	e.cliRefused("in the future", "replay", "--integration", id, "--from", "2999-01-01T00:00:00Z")
 	if status, body := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/replay", e.Token,
 		map[string]any{"from": "2999-01-01T00:00:00Z"}); status != http.StatusBadRequest {
 		t.Fatalf("replay from the future over HTTP: %d %s", status, body)

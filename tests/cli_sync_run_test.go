@@ -90,7 +90,8 @@ func TestCLISyncRunBringsTheSimulatorsRecords(t *testing.T) {
 }
 
 // resync pulls every record from the SoftPro API and refolds what
-// disagrees with the log, as POST …/resync does.
+// disagrees with the log, as POST …/resync does, and refuses what the
+// route refuses.
 func TestCLIResyncRestoresTheSimulatorsRecords(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -114,4 +115,11 @@ func TestCLIResyncRestoresTheSimulatorsRecords(t *testing.T) {
 		t.Fatalf("resync pulled %d records from the CLI, %d over HTTP", rep.Synced, api.Synced)
 	}
 	sameReport(t, "resync", rep.Consistency, api.Consistency)
+
+	// A resync the sync job refuses is refused, as over HTTP.
+	unconnected, _ := e.syncIntegration("clinoconn", nil)
+	e.cliRefused("no SoftPro API connection", "resync", unconnected)
+	if status, body := e.do(http.MethodPost, "/api/v1/integrations/softpro/"+unconnected+"/resync", e.Token, nil); status != http.StatusConflict {
+		t.Fatalf("resync without a connection over HTTP: %d %s", status, body)
+	}
 }
