@@ -71,8 +71,9 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// parseWhen reads RFC 3339, or a duration meaning that long ago.
-func parseWhen(s string) (time.Time, error) {
+// parseWhen reads flag's value: RFC 3339, or a duration meaning that long
+// ago.
+func parseWhen(flag, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
@@ -81,7 +82,7 @@ func parseWhen(s string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration like 2h", s)
+		return time.Time{}, fmt.Errorf("--%s: %q is neither RFC 3339 nor a duration like 2h", flag, s)
 	}
 	return t, nil
 }
@@ -101,10 +102,10 @@ func newReplayCmds() []*cobra.Command {
 			}
 			defer t.Close()
 			req := projections.ReplayRequest{IntegrationID: integration}
-			if req.From, err = parseWhen(from); err != nil {
+			if req.From, err = parseWhen("from", from); err != nil {
 				return err
 			}
-			if req.To, err = parseWhen(to); err != nil {
+			if req.To, err = parseWhen("to", to); err != nil {
 				return err
 			}
 			for _, ty := range types {
@@ -151,6 +152,20 @@ ones, which are not touched.`,
 				// A command meant for a copy must never swap the live models.
 				return errors.New("--schema and --replace are for a point-in-time build and need --as-of; without it, rebuild builds its own schema and swaps it in")
 			}
+			var when time.Time
+			if asOf != "" {
+				var err error
+				if when, err = parseWhen("as-of", asOf); err != nil {
+					return err
+				}
+				// As over HTTP: the zero time would read as no --as-of.
+				if when.IsZero() {
+					return errors.New("--as-of must be later than 0001-01-01T00:00:00Z")
+				}
+				if schema == "" {
+					return errors.New("--as-of needs --schema, the schema to build the copy into")
+				}
+			}
 			out := cmd.ErrOrStderr()
 			t, err := o.open(cmd, app.RecoveryOptions{BatchSize: batch, Workers: workers, OnProgress: func(r projections.RebuildRun) {
 				fmt.Fprintf(out, "\r%-11s %12d applied  %9.0f events/s  %10d offsets left  ETA %-8s",
@@ -162,10 +177,6 @@ ones, which are not touched.`,
 			defer t.Close()
 			var run projections.RebuildRun
 			if asOf != "" {
-				when, perr := parseWhen(asOf)
-				if perr != nil {
-					return perr
-				}
 				run, err = t.Rebuilder.AsOf(cmd.Context(), when, schema, replace)
 			} else {
 				run, err = t.Rebuilder.Rebuild(cmd.Context())
