@@ -112,6 +112,10 @@ func newReplayCmds() []*cobra.Command {
 				req.Types = append(req.Types, domain.EventType(strings.TrimSpace(ty)))
 			}
 			rep, err := t.Replayer.Replay(cmd.Context(), req)
+			if errors.Is(err, projections.ErrEmptyWindow) {
+				// Refused: nothing was read.
+				return err
+			}
 			if perr := printJSON(cmd.OutOrStdout(), rep); perr != nil {
 				return perr
 			}
@@ -180,6 +184,10 @@ ones, which are not touched.`,
 				run, err = t.Rebuilder.AsOf(cmd.Context(), when, schema, replace)
 			} else {
 				run, err = t.Rebuilder.Rebuild(cmd.Context())
+			}
+			if run.ID == 0 {
+				// Refused before a run began: nothing to show.
+				return err
 			}
 			fmt.Fprintln(out)
 			if perr := printJSON(cmd.OutOrStdout(), run); perr != nil {
@@ -253,10 +261,12 @@ ones, which are not touched.`,
 			if errors.Is(err, projections.ErrNoSync) {
 				return fmt.Errorf("resync %s: %s", args[0], needsSecretsKey)
 			}
-			if perr := printJSON(cmd.OutOrStdout(), rep); perr != nil {
-				return perr
+			// The report ends with the validation after the resync: a
+			// resync that failed has none to show.
+			if err != nil {
+				return err
 			}
-			return err
+			return printJSON(cmd.OutOrStdout(), rep)
 		},
 	}
 
