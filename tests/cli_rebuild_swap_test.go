@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,13 @@ func TestCLIRebuildSwapsInTheSameRows(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &run); err != nil || run.ID == 0 || run.Kind != projections.KindRebuild ||
 		run.State != projections.StateDone || run.Progress.Applied < int64(n) {
 		t.Fatalf("rebuild printed %v:\n%s", err, out)
+	}
+	// Progress goes to the terminal, one line rewritten, ending with the
+	// finished run's.
+	progress := strings.Fields(stderr[strings.LastIndex(stderr, "\r")+1:])
+	if len(progress) < 9 || progress[0] != "done" || progress[1] != fmt.Sprint(run.Progress.Applied) ||
+		!strings.Contains(stderr, "events/s") || !strings.Contains(stderr, "offsets left  ETA") {
+		t.Fatalf("rebuild progress on stderr: %q", stderr)
 	}
 	if oids() == before {
 		t.Fatal("the read-model tables are the same after the rebuild: nothing was swapped in")

@@ -123,3 +123,43 @@ func TestCLIResyncRestoresTheSimulatorsRecords(t *testing.T) {
 		t.Fatalf("resync without a connection over HTTP: %d %s", status, body)
 	}
 }
+
+// gaps asks the SoftPro API, with the stored connection SECRETS_KEY opens,
+// which records the read models lack, as GET …/gaps does; gaps fill syncs
+// them.
+func TestCLIGapsFillSyncsWhatTheAPIChanged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.syncIntegration("clidatagap", nil)
+	s, srv := simulator(t, sim.Config{Records: 6}, id)
+	e.connect(s, srv, id, false)
+	e.syncNow(id)
+	e.matchesSimulator(s, id, 30*time.Second)
+	// SoftPro changes records; no webhook and no sync brings them.
+	for _, typ := range domain.SyncTypes {
+		if _, ok := s.Modify(id, typ, ""); !ok {
+			t.Fatalf("simulator changed no %s", typ)
+		}
+	}
+
+	g := cliJSON[gapsReport](e, "gaps", id)
+	var missing int64
+	for _, gap := range g.Gaps {
+		if gap.Kind != projections.GapData || gap.Fill != projections.FillSyncWindow {
+			t.Errorf("unexpected gap %+v", gap)
+		}
+		missing += gap.Records
+	}
+	if missing != int64(len(domain.SyncTypes)) || g.NotChecked != nil {
+		t.Fatalf("gaps name %d changed records, want %d: %+v", missing, len(domain.SyncTypes), g)
+	}
+	if api := e.gaps(id); !reflect.DeepEqual(g.Gaps, api) {
+		t.Fatalf("gaps: the CLI reports\n%+v\nthe API\n%+v", g.Gaps, api)
+	}
+
+	fill := cliJSON[projections.FillReport](e, "gaps", "fill", id)
+	if fill.Synced < int(missing) || len(fill.Errors) != 0 {
+		t.Fatalf("gaps fill: %+v", fill)
+	}
+	e.matchesSimulator(s, id, 30*time.Second)
+}
