@@ -1,8 +1,10 @@
 package tests
 
 import (
+	"encoding/json"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +88,23 @@ func TestCLISyncRunBringsTheSimulatorsRecords(t *testing.T) {
 	e.cliRefused("accepts 1 arg(s), received 0", "sync", "run")
 	if got := queryString(t, db, `SELECT count(*) FROM sync_runs WHERE integration_id = ANY($1)`, []string{id, unconnected}); got != "2" {
 		t.Fatalf("%s sync runs recorded, want only the two that ran", got)
+	}
+
+	// A run the SoftPro API fails is printed, failed, and the command
+	// fails with its error.
+	refused, _ := e.syncIntegration("clibadkey", nil)
+	if status, body := e.do(http.MethodPut, "/api/v1/integrations/softpro/"+refused+"/sync/connection", e.Token,
+		map[string]any{"baseUrl": srv.URL + "/t/" + id, "auth": "api_key", "apiKey": "not-the-key"}); status != http.StatusOK {
+		t.Fatalf("set connection: %d %s", status, body)
+	}
+	out, stderr, err := e.cli("sync", "run", refused)
+	var failed ingest.SyncRun
+	if jerr := json.Unmarshal([]byte(out), &failed); err == nil || jerr != nil || failed.ID == 0 || failed.Status != ingest.RunFailed ||
+		failed.Error == "" || !strings.Contains(stderr, "softprohub: ") {
+		t.Fatalf("sync run refused by the API: %v\n%s\n%s\nwant the failed run printed and a failure", err, out, stderr)
+	}
+	if got := queryString(t, db, `SELECT sync_status FROM softpro_integrations WHERE id = $1`, refused); got != "ERROR" {
+		t.Fatalf("sync status after a failed run: %s, want ERROR", got)
 	}
 }
 
