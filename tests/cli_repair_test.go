@@ -17,8 +17,14 @@ import (
 // returns what it printed; err is the exit status.
 func (e *Env) cli(args ...string) (stdout, stderr string, err error) {
 	e.t.Helper()
+	return e.cliWith(nil, args...)
+}
+
+// cliWith is cli with variables of env set as well, whose values win.
+func (e *Env) cliWith(env []string, args ...string) (stdout, stderr string, err error) {
+	e.t.Helper()
 	cmd := exec.Command(softprohubBinary(e.t), args...)
-	cmd.Env = append(cliEnv(e), "REDIS_URL="+e.Cfg.RedisURL)
+	cmd.Env = append(append(cliEnv(e), "REDIS_URL="+e.Cfg.RedisURL), env...)
 	var o, se strings.Builder
 	cmd.Stdout, cmd.Stderr = &o, &se
 	err = cmd.Run()
@@ -47,7 +53,13 @@ func cliJSON[T any](e *Env, args ...string) T {
 // non-zero exit, nothing on stdout, and stderr saying why in want's words.
 func (e *Env) cliRefused(want string, args ...string) {
 	e.t.Helper()
-	out, stderr, err := e.cli(args...)
+	e.cliFails(nil, want, args...)
+}
+
+// cliFails is cliRefused with variables of env set as well.
+func (e *Env) cliFails(env []string, want string, args ...string) {
+	e.t.Helper()
+	out, stderr, err := e.cliWith(env, args...)
 	// The error is the last line, after any log lines.
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	last := lines[len(lines)-1]
@@ -191,4 +203,19 @@ func TestCLIRecoveryCommandsRefuseAnUnknownIntegration(t *testing.T) {
 	}
 	e.cliRefused("accepts 1 arg(s), received 0", "validate")
 	e.cliRefused(`invalid argument "soon" for "--behind"`, "gaps", unknown, "--behind", "soon")
+}
+
+// Without the broker the commands that read the log fail saying so, and
+// print no report of work they could not do, as their routes answer an
+// error alone.
+func TestCLIRecoveryCommandsFailWithoutTheBroker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.integration("a", nil)
+	noBroker := []string{"KAFKA_BROKERS=127.0.0.1:1"}
+	for _, args := range [][]string{
+		{"validate", id}, {"replay", "--integration", id}, {"gaps", id}, {"gaps", "fill", id}, {"projections"},
+	} {
+		e.cliFails(noBroker, "dial tcp 127.0.0.1:1", args...)
+	}
 }
