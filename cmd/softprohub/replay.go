@@ -111,15 +111,13 @@ func newReplayCmds() []*cobra.Command {
 			for _, ty := range types {
 				req.Types = append(req.Types, domain.EventType(strings.TrimSpace(ty)))
 			}
+			// As over HTTP, a replay that fails reports its error alone: it
+			// is idempotent, so it is simply run again.
 			rep, err := t.Replayer.Replay(cmd.Context(), req)
-			if errors.Is(err, projections.ErrEmptyWindow) {
-				// Refused: nothing was read.
+			if err != nil {
 				return err
 			}
-			if perr := printJSON(cmd.OutOrStdout(), rep); perr != nil {
-				return perr
-			}
-			return err
+			return printJSON(cmd.OutOrStdout(), rep)
 		},
 	}
 	replay.Flags().StringVar(&integration, "integration", "", "integration id (required)")
@@ -237,12 +235,14 @@ ones, which are not touched.`,
 				return err
 			}
 			defer t.Close()
+			// Gaps that cannot be filled are in the report; an error is
+			// one that stopped the fill, such as the gaps not being found.
 			rep, err := t.Recovery.Fill(cmd.Context(), args[0], "cli-gaps-fill")
-			warnNotChecked(cmd.ErrOrStderr(), rep.NotChecked)
-			if perr := printJSON(cmd.OutOrStdout(), rep); perr != nil {
-				return perr
+			if err != nil {
+				return err
 			}
-			return err
+			warnNotChecked(cmd.ErrOrStderr(), rep.NotChecked)
+			return printJSON(cmd.OutOrStdout(), rep)
 		},
 	}
 	gaps.AddCommand(fill)
