@@ -198,6 +198,8 @@ func TestCLIRecoveryCommandsRefuseAnUnknownIntegration(t *testing.T) {
 	} {
 		e.cliRefused("integration "+unknown+": not found", args...)
 	}
+	// The check reads no secret: it needs no SECRETS_KEY.
+	e.cliFails([]string{"SECRETS_KEY="}, "integration "+unknown+": not found", "gaps", unknown)
 	if status, body := e.do(http.MethodGet, "/api/v1/integrations/softpro/"+unknown+"/consistency", e.Token, nil); status != http.StatusNotFound {
 		t.Fatalf("consistency of an unknown integration: %d %s", status, body)
 	}
