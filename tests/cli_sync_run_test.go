@@ -3,11 +3,13 @@ package tests
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/roisystems/softprohub/cmd/softprohub/app"
 	"github.com/roisystems/softprohub/cmd/softprosim/sim"
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/handlers/schedule"
@@ -181,4 +183,32 @@ func TestCLIGapsFillSyncsWhatTheAPIChanged(t *testing.T) {
 		t.Fatalf("gaps fill: %+v", fill)
 	}
 	e.matchesSimulator(s, id, 30*time.Second)
+}
+
+// With --dev the commands take the secrets serve --dev keeps in DATA_DIR:
+// the stored connection opens, so sync runs and gaps checks every side;
+// without --dev or SECRETS_KEY they say what is missing.
+func TestCLIDevTakesTheSecretsOfDataDir(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.syncIntegration("clidev", nil)
+	s, srv := simulator(t, sim.Config{Records: 3}, id)
+	e.connect(s, srv, id, false)
+	secrets := "JWT_SECRET=" + e.Cfg.JWTSecret + "\nSECRETS_KEY=" + e.Cfg.SecretsKey + "\n"
+	if err := os.WriteFile(app.DevSecretsPath(e.Cfg.DataDir), []byte(secrets), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noKey := []string{"SECRETS_KEY=", "JWT_SECRET="}
+
+	out, stderr, err := e.cliWith(noKey, "sync", "run", id, "--dev")
+	var run ingest.SyncRun
+	if jerr := json.Unmarshal([]byte(out), &run); err != nil || jerr != nil || run.Status != ingest.RunSucceeded || run.Total() != 3*len(domain.SyncTypes) {
+		t.Fatalf("sync run --dev: %v\n%s%s", err, out, stderr)
+	}
+	out, stderr, err = e.cliWith(noKey, "gaps", id, "--dev")
+	var g gapsReport
+	if jerr := json.Unmarshal([]byte(out), &g); err != nil || jerr != nil || g.NotChecked != nil || strings.Contains(stderr, "not checked") {
+		t.Fatalf("gaps --dev: %v\n%s%s\nwant every side checked", err, out, stderr)
+	}
+	e.cliFails(noKey, "JWT_SECRET and SECRETS_KEY must be set (or run with --dev", "sync", "run", id)
 }
