@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/projections"
 )
 
@@ -220,4 +222,43 @@ func TestCLIRecoveryCommandsFailWithoutTheBroker(t *testing.T) {
 	} {
 		e.cliFails(noBroker, "dial tcp 127.0.0.1:1", args...)
 	}
+}
+
+// gaps names an integration's FAILED events as a poisoned gap, as GET
+// …/gaps does; gaps fill appends them to the log again through the CLI's
+// own producer, as the retry-batch route does.
+func TestCLIGapsFillRetriesPoisonedEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, fastRetries)
+	id, secret := e.integration("a", nil)
+	// A document without an id can never project.
+	if r := e.send(signedWebhook(id, secret, event("evt_bad", domain.DocumentUploaded, time.Now(), `{"name":"no id"}`))); r.Status != 200 {
+		t.Fatalf("webhook: %d %s", r.Status, r.Raw)
+	}
+	e.waitStatuses(id, map[string]string{"evt_bad": "FAILED"})
+
+	g := cliJSON[gapsReport](e, "gaps", id)
+	if len(g.Gaps) != 1 || g.Gaps[0].Kind != projections.GapPoisoned || g.Gaps[0].Fill != projections.FillRetry || g.Gaps[0].Records != 1 {
+		t.Fatalf("gaps with a FAILED event: %+v", g.Gaps)
+	}
+	if api := e.gaps(id); !reflect.DeepEqual(g.Gaps, api) {
+		t.Fatalf("gaps: the CLI reports\n%+v\nthe API\n%+v", g.Gaps, api)
+	}
+	if fill := cliJSON[projections.FillReport](e, "gaps", "fill", id); fill.Retried != 1 || len(fill.Errors) != 0 {
+		t.Fatalf("gaps fill: %+v", fill)
+	}
+	var copies []string
+	for _, r := range e.records(domain.TopicDocuments) {
+		copies = append(copies, fmt.Sprintf("%s/%s/%d", r.Envelope.EventID, r.Envelope.Source, r.Envelope.Attempt))
+	}
+	if strings.Join(copies, ",") != "evt_bad/webhook/0,evt_bad/retry/1" {
+		t.Fatalf("log copies after gaps fill: %v", copies)
+	}
+	// Its payload fails again.
+	eventually(t, 30*time.Second, func() string {
+		if d := e.eventDetail("evt_bad"); d.Status != "FAILED" || d.RetryCount != 1 {
+			return fmt.Sprintf("event after the retry: %s, %d retries", d.Status, d.RetryCount)
+		}
+		return ""
+	})
 }
