@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/infra/kafka"
 	"github.com/roisystems/softprohub/projections"
 )
 
@@ -261,4 +262,58 @@ func TestCLIGapsFillRetriesPoisonedEvents(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// gaps --behind names the records the live projectors have not applied
+// for that long; gaps fill replays them while the projectors are down,
+// and once they are back they take over from their checkpoints.
+func TestCLIGapsFillReplaysWhatTheProjectorsLeft(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := e.db()
+	id, _ := e.integration("a", nil)
+	e.shutdown()
+	producer, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: e.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	now := time.Now().UTC()
+	if _, err := producer.Append(t.Context(), domain.Envelope{Schema: domain.SchemaV1, EventID: "evt_left", IntegrationID: id,
+		Type: domain.ContactCreated, OccurredAt: now, ReceivedAt: now, Source: domain.SourceWebhook, Priority: domain.ContactCreated.Priority(),
+		Payload: event("evt_left", domain.ContactCreated, now, `{"id":"con_left","first_name":"Left"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	// Unapplied, the record shows as rows missing; as a log-side gap only
+	// once it has waited longer than --behind (5 minutes by default).
+	if g := cliJSON[gapsReport](e, "gaps", id); len(g.Gaps) != 1 || g.Gaps[0].Kind != projections.GapReadModel {
+		t.Fatalf("gaps with a record 100ms old: %+v, want the read-model gap alone", g.Gaps)
+	}
+	g := cliJSON[gapsReport](e, "gaps", id, "--behind", "50ms")
+	if len(g.Gaps) != 2 || g.Gaps[0].Kind != projections.GapLogBehind || g.Gaps[0].Topic != domain.TopicContacts ||
+		g.Gaps[0].Records != 1 || g.Gaps[0].Fill != projections.FillReplay || g.Gaps[1].Kind != projections.GapReadModel {
+		t.Fatalf("gaps --behind 50ms: %+v, want the log-side gap too", g.Gaps)
+	}
+	fill := cliJSON[projections.FillReport](e, "gaps", "fill", id, "--behind", "50ms")
+	if len(fill.Replayed) != 2 || fill.Replayed[0].Records != 1 || fill.Replayed[0].Applied != 1 || len(fill.Errors) != 0 {
+		t.Fatalf("gaps fill: %+v", fill)
+	}
+	row := `SELECT (SELECT first_name FROM contacts WHERE integration_id=$1 AND id='con_left'),
+		(SELECT status FROM webhook_events WHERE integration_id=$1 AND event_id='evt_left')`
+	if got := queryString(t, db, row, id); got != "Left COMPLETED" {
+		t.Fatalf("contact and audit row after gaps fill: %q", got)
+	}
+
+	e.boot()
+	eventually(t, 30*time.Second, func() string {
+		if g := cliJSON[gapsReport](e, "gaps", id, "--behind", "1ns"); len(g.Gaps) != 0 {
+			return fmt.Sprintf("gaps once the projectors are back: %+v", g.Gaps)
+		}
+		return ""
+	})
+	if got := queryString(t, db, `SELECT count(*) FROM webhook_events WHERE integration_id=$1`, id); got != "1" {
+		t.Fatalf("%s audit rows once the projectors are back, want the one", got)
+	}
 }
