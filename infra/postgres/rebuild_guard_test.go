@@ -312,7 +312,9 @@ func TestCreateRacingAnotherCreateIsTargetExists(t *testing.T) {
 	pool, target := newTestRebuildTarget(t)
 	ctx := testContext(t)
 	schema := target.LiveSchema() + "_race"
-	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE") })
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	})
 	first, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
