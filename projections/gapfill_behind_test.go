@@ -36,7 +36,7 @@ func TestFillLogBehindGapAppliesItsLastRecord(t *testing.T) {
 	}
 	fc := fakeConsistency{m}
 	rec := NewRecovery(GapConfig{Topics: []string{topic, domain.TopicContacts}, Names: names},
-		RecoveryDeps{Log: log, Status: fakeStatus{cps}, Store: fc, Failed: fc, Retrier: fc, Replayer: NewReplayer(m, log, nil)})
+		RecoveryDeps{Log: log, Status: fakeStatus{cps}, Store: fc, Failed: fc, Retrier: fc, Settled: fc, Replayer: NewReplayer(m, log, nil)})
 
 	gaps, err := rec.Gaps(context.Background(), "int_a")
 	if err != nil {
@@ -85,5 +85,45 @@ func TestFillLogBehindGapAppliesItsLastRecord(t *testing.T) {
 	}
 	if !m.changes["e4"] {
 		t.Errorf("the status change of e4 was not recorded by the fill")
+	}
+}
+
+// A record past its checkpoint whose event is settled already (a dead
+// letter the poison queue marked FAILED, the last of its partition, so no
+// later record moves the checkpoint past it) waits for nothing: it is
+// neither pending nor a log-behind gap.
+func TestSettledRecordsPastTheCheckpointAreNoGap(t *testing.T) {
+	t.Parallel()
+	old := time.Now().UTC().Add(-time.Hour)
+	log := &fakeLog{}
+	log.add(domain.TransactionCreated, "e1", old, `{"id":"txn_1","status":"open"}`)
+	log.add(domain.TransactionUpdated, "e_dead", old.Add(time.Minute), `{"status":"no id"}`)
+	topic := domain.TopicTransactions
+	m := newMemStore()
+	if _, err := NewReplayer(m, &fakeLog{recs: log.recs[:1]}, nil).Replay(context.Background(), ReplayRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	m.audit[EventKey{"int_a", "e_dead"}] = AuditRow{IntegrationID: "int_a", EventID: "e_dead", Status: StatusFailed}
+	cps := []CheckpointRow{{Projection: "transactions", Partition: Partition{Topic: topic}, Next: 1}}
+	fc := fakeConsistency{m}
+	rec := NewRecovery(GapConfig{Topics: []string{topic}, Names: map[string]string{topic: "transactions"}},
+		RecoveryDeps{Log: log, Status: fakeStatus{cps}, Store: fc, Failed: fc, Retrier: fc, Settled: fc, Replayer: NewReplayer(m, log, nil)})
+	pending, err := rec.Pending(context.Background(), "int_a")
+	if err != nil || len(pending) != 0 {
+		t.Fatalf("pending %+v (%v), want none", pending, err)
+	}
+	gaps, err := rec.Gaps(context.Background(), "int_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gaps {
+		if g.Kind == GapLogBehind {
+			t.Fatalf("a dead letter is a log-behind gap: %+v", g)
+		}
+	}
+	// Not settled, the same record is pending and a gap.
+	delete(m.audit, EventKey{"int_a", "e_dead"})
+	if pending, err := rec.Pending(context.Background(), "int_a"); err != nil || len(pending) != 1 || pending[0].EventID != "e_dead" {
+		t.Fatalf("pending %+v (%v), want e_dead", pending, err)
 	}
 }

@@ -137,6 +137,13 @@ type FailedCounter interface {
 	FailedEvents(ctx context.Context, integrationID string) (n int64, from, to time.Time, err error)
 }
 
+// SettledLookup tells which events are done with.
+type SettledLookup interface {
+	// Settled returns those of the integration's event ids whose audit
+	// row is COMPLETED, SKIPPED or FAILED.
+	Settled(ctx context.Context, integrationID string, eventIDs []string) (map[string]bool, error)
+}
+
 // FailedRetrier appends an integration's FAILED events again (Retrier).
 type FailedRetrier interface {
 	RetryFailed(ctx context.Context, integrationID string, eventIDs []string, correlationID string) (int, error)
@@ -173,6 +180,7 @@ type Recovery struct {
 	syncs    SyncHistory
 	syncer   Syncer
 	source   SourceLister
+	settled  SettledLookup
 	now      func() time.Time
 }
 
@@ -184,8 +192,11 @@ type RecoveryDeps struct {
 	Failed   FailedCounter
 	Retrier  FailedRetrier
 	Replayer *Replayer
-	Syncs    SyncHistory
-	Syncer   Syncer
+	// Settled tells which events past the checkpoints are done with
+	// already (a dead letter, a copy of an applied event).
+	Settled SettledLookup
+	Syncs   SyncHistory
+	Syncer  Syncer
 	// Source, when set, is the SoftPro API for the data side.
 	Source SourceLister
 }
@@ -196,8 +207,8 @@ var ErrNoSync = errors.New("scheduled sync is not available")
 
 // NewRecovery returns a Recovery.
 func NewRecovery(cfg GapConfig, d RecoveryDeps) *Recovery {
-	if d.Log == nil || d.Status == nil || d.Store == nil || d.Failed == nil || d.Retrier == nil || d.Replayer == nil {
-		panic("projections: NewRecovery needs a log, status, store, failed counter, retrier and replayer")
+	if d.Log == nil || d.Status == nil || d.Store == nil || d.Failed == nil || d.Retrier == nil || d.Replayer == nil || d.Settled == nil {
+		panic("projections: NewRecovery needs a log, status, store, failed counter, retrier, replayer and settled lookup")
 	}
 	if cfg.Behind == 0 {
 		cfg.Behind = 5 * time.Minute
@@ -212,7 +223,7 @@ func NewRecovery(cfg GapConfig, d RecoveryDeps) *Recovery {
 		cfg.DataWindow = 24 * time.Hour
 	}
 	return &Recovery{cfg: cfg, log: d.Log, status: d.Status, store: d.Store, failed: d.Failed, retrier: d.Retrier,
-		replayer: d.Replayer, syncs: d.Syncs, syncer: d.Syncer, source: d.Source, now: time.Now}
+		replayer: d.Replayer, syncs: d.Syncs, syncer: d.Syncer, source: d.Source, settled: d.Settled, now: time.Now}
 }
 
 // NotChecked names the sides Gaps leaves out because their collaborators
@@ -348,53 +359,69 @@ func (r *Recovery) unapplied(ctx context.Context, integrationID string, fn func(
 // PendingRecord is one of an integration's records on the log that its
 // projection has not applied.
 type PendingRecord struct {
-	EventID string
+	EventID   string
+	Partition Partition
 	// AppendedAt is when the record was appended.
 	AppendedAt time.Time
 }
 
 // Pending lists the integration's events on the log its projections have
 // not applied yet (see unapplied for the partitions and the bound), in log
-// order per partition. A record the poison queue took stays past its
-// partition's checkpoint until a later record of the partition fills the
-// hole, so the list may hold records whose events are FAILED already.
+// order per partition. A record whose event is settled already (COMPLETED,
+// SKIPPED or FAILED) waits for nothing and is left out: a dead letter the
+// poison queue took stays past its partition's checkpoint until a later
+// record of the partition fills the hole, and a second copy of an applied
+// event may sit there too. A record that is not an event never reaches
+// the audit (the poison queue takes it) and is left out as well.
 func (r *Recovery) Pending(ctx context.Context, integrationID string) ([]PendingRecord, error) {
-	var out []PendingRecord
+	var recs []PendingRecord
 	err := r.unapplied(ctx, integrationID, func(rec ScannedRecord) {
 		if rec.Err != nil {
-			return // not an event: it never reaches the audit
+			return
 		}
-		out = append(out, PendingRecord{EventID: rec.Envelope.EventID, AppendedAt: rec.Timestamp.UTC()})
+		recs = append(recs, PendingRecord{EventID: rec.Envelope.EventID, Partition: rec.Partition, AppendedAt: rec.Timestamp.UTC()})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pending %s: %w", integrationID, err)
 	}
-	return out, nil
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(recs))
+	for i, rec := range recs {
+		ids[i] = rec.EventID
+	}
+	settled, err := r.settled.Settled(ctx, integrationID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("pending %s: %w", integrationID, err)
+	}
+	return slices.DeleteFunc(recs, func(rec PendingRecord) bool { return settled[rec.EventID] }), nil
 }
 
-// logGaps: per topic, the integration's records in its partition past the
-// projection's checkpoint that have waited longer than the threshold.
+// logGaps: per topic, the integration's pending records (see Pending) that
+// have waited longer than the threshold.
 func (r *Recovery) logGaps(ctx context.Context, integrationID string) ([]Gap, error) {
 	cutoff := r.now().Add(-r.cfg.Behind)
 	type span struct {
 		n        int64
 		from, to time.Time
 	}
+	recs, err := r.Pending(ctx, integrationID)
+	if err != nil {
+		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
+	}
 	spans := map[Partition]*span{}
-	err := r.unapplied(ctx, integrationID, func(rec ScannedRecord) {
-		if rec.Timestamp.After(cutoff) {
-			return
+	for _, rec := range recs {
+		if rec.AppendedAt.After(cutoff) {
+			continue
 		}
 		s := spans[rec.Partition]
 		if s == nil {
-			s = &span{from: rec.Timestamp}
+			s = &span{from: rec.AppendedAt}
 			spans[rec.Partition] = s
 		}
 		s.n++
-		s.to = rec.Timestamp
-	})
-	if err != nil {
-		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
+		s.to = rec.AppendedAt
 	}
 	var out []Gap
 	for p, s := range spans {

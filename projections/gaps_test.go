@@ -64,6 +64,17 @@ func (f fakeConsistency) RetryFailed(context.Context, string, []string, string) 
 	return 0, nil
 }
 
+func (f fakeConsistency) Settled(_ context.Context, id string, eventIDs []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, e := range eventIDs {
+		switch f.m.audit[EventKey{id, e}].Status {
+		case StatusCompleted, StatusFailed, StatusSkipped:
+			out[e] = true
+		}
+	}
+	return out, nil
+}
+
 type fakeSyncs struct{ info SyncInfo }
 
 func (f fakeSyncs) SyncInfo(context.Context, string) (SyncInfo, error) { return f.info, nil }
@@ -114,7 +125,7 @@ func TestGaps(t *testing.T) {
 			}
 			fc := fakeConsistency{m}
 			rec := NewRecovery(GapConfig{Topics: []string{domain.TopicTransactions}, Names: names},
-				RecoveryDeps{Log: log, Status: fakeStatus{tt.cps}, Store: fc, Failed: fc, Retrier: fc,
+				RecoveryDeps{Log: log, Status: fakeStatus{tt.cps}, Store: fc, Failed: fc, Retrier: fc, Settled: fc,
 					Replayer: NewReplayer(m, log, nil), Syncs: fakeSyncs{tt.syncs}})
 			gaps, err := rec.Gaps(context.Background(), "int_a")
 			if err != nil {
@@ -168,7 +179,7 @@ func TestRecoveryNamesTheSidesItDoesNotCheck(t *testing.T) {
 			log := &fakeLog{}
 			fc := fakeConsistency{m}
 			rec := NewRecovery(GapConfig{Topics: []string{domain.TopicTransactions}, Names: map[string]string{domain.TopicTransactions: "transactions"}},
-				RecoveryDeps{Log: log, Status: fakeStatus{}, Store: fc, Failed: fc, Retrier: fc,
+				RecoveryDeps{Log: log, Status: fakeStatus{}, Store: fc, Failed: fc, Retrier: fc, Settled: fc,
 					Replayer: NewReplayer(m, log, nil), Syncs: tt.syncs, Source: tt.source})
 			if got := rec.NotChecked(); !slices.Equal(got, tt.want) {
 				t.Errorf("NotChecked() = %v, want %v", got, tt.want)

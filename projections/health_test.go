@@ -191,15 +191,14 @@ func TestHealthScoreStaysInItsBand(t *testing.T) {
 	}
 }
 
-func TestQueueOfLeavesSettledEventsOut(t *testing.T) {
+func TestQueueOf(t *testing.T) {
 	t.Parallel()
 	at := func(m int) time.Time { return time.Date(2026, 11, 29, 12, m, 0, 0, time.UTC) }
-	recs := []PendingRecord{{"evt_dead", at(1)}, {"evt_a", at(2)}, {"evt_b", at(3)}, {"evt_done", at(4)}}
-	q := QueueOf(recs, map[string]bool{"evt_dead": true, "evt_done": true})
-	if q.Depth != 2 || q.Oldest == nil || !q.Oldest.Equal(at(2)) || q.Newest == nil || !q.Newest.Equal(at(3)) {
+	recs := []PendingRecord{{EventID: "evt_b", AppendedAt: at(3)}, {EventID: "evt_a", AppendedAt: at(2)}}
+	if q := QueueOf(recs); q.Depth != 2 || q.Oldest == nil || !q.Oldest.Equal(at(2)) || q.Newest == nil || !q.Newest.Equal(at(3)) {
 		t.Errorf("queue %d, %v, %v; want 2 from 12:02 to 12:03", q.Depth, q.Oldest, q.Newest)
 	}
-	if q := QueueOf(recs[:1], map[string]bool{"evt_dead": true}); q.Depth != 0 || q.Oldest != nil || q.Newest != nil {
-		t.Errorf("only a dead letter: %+v", q)
+	if q := QueueOf(nil); q.Depth != 0 || q.Oldest != nil || q.Newest != nil {
+		t.Errorf("empty queue: %+v", q)
 	}
 }

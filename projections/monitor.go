@@ -56,13 +56,6 @@ type MonitorStore interface {
 	TopErrors(ctx context.Context, integrationID string, since time.Time, limit, ids int) ([]ErrorSummary, error)
 }
 
-// SettledLookup tells which events are done with.
-type SettledLookup interface {
-	// Settled returns those of the integration's event ids whose audit
-	// row is COMPLETED, SKIPPED or FAILED.
-	Settled(ctx context.Context, integrationID string, eventIDs []string) (map[string]bool, error)
-}
-
 // CountSource counts audit rows per event type (the stats figures).
 type CountSource interface {
 	Stats(ctx context.Context, f StatsFilter) ([]Counts, error)
@@ -84,16 +77,10 @@ type Queue struct {
 	Oldest, Newest *time.Time
 }
 
-// QueueOf is the queue of the pending records whose events are not
-// settled: a record past its partition's checkpoint whose event is
-// already COMPLETED, SKIPPED or FAILED (a dead letter, or a copy of an
-// event applied before) waits for nothing.
-func QueueOf(recs []PendingRecord, settled map[string]bool) Queue {
+// QueueOf is the queue of the pending records.
+func QueueOf(recs []PendingRecord) Queue {
 	var q Queue
 	for _, r := range recs {
-		if settled[r.EventID] {
-			continue
-		}
 		q.Depth++
 		at := r.AppendedAt
 		if q.Oldest == nil || at.Before(*q.Oldest) {
@@ -121,14 +108,13 @@ type MonitorDeps struct {
 	Counts  CountSource
 	Store   MonitorStore
 	Pending PendingSource
-	Settled SettledLookup
 	Now     func() time.Time
 }
 
 // NewMonitor returns a Monitor.
 func NewMonitor(d MonitorDeps) *Monitor {
-	if d.Syncs == nil || d.Counts == nil || d.Store == nil || d.Pending == nil || d.Settled == nil {
-		panic("projections: NewMonitor needs sync history, counts, a monitor store, a pending source and a settled lookup")
+	if d.Syncs == nil || d.Counts == nil || d.Store == nil || d.Pending == nil {
+		panic("projections: NewMonitor needs sync history, counts, a monitor store and a pending source")
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -250,25 +236,16 @@ func (m *Monitor) observe(ctx context.Context, integrationID string) (observatio
 	if err != nil {
 		return fail(err)
 	}
-	// The queue is read from the log: a broker that does not answer in
-	// time makes the answer unavailable, not wrong.
+	// The queue is read from the log (and the audit, for the events
+	// settled already): a broker that does not answer in time makes the
+	// answer unavailable, not wrong.
 	pctx, cancel := context.WithTimeout(ctx, pendingTimeout)
 	recs, err := m.d.Pending.Pending(pctx, integrationID)
 	cancel()
 	if err != nil {
 		return fail(Unavailable("read the log", err))
 	}
-	var settled map[string]bool
-	if len(recs) > 0 {
-		ids := make([]string, len(recs))
-		for i, r := range recs {
-			ids[i] = r.EventID
-		}
-		if settled, err = m.d.Settled.Settled(ctx, integrationID, ids); err != nil {
-			return fail(err)
-		}
-	}
-	pending := QueueOf(recs, settled)
+	pending := QueueOf(recs)
 	if pending.Newest != nil && (lastWebhook == nil || pending.Newest.After(*lastWebhook)) {
 		lastWebhook = pending.Newest
 	}

@@ -94,7 +94,7 @@ func NewRecoveryTools(ctx context.Context, pool *pgxpool.Pool, brokers []string,
 	deps := projections.RecoveryDeps{
 		Log: log, Status: runs, Store: postgres.NewConsistencyStore(pool), Failed: postgres.NewConsistencyStore(pool),
 		Retrier:  projections.NewRetrier(qs, kafka.NewLogReader(brokers), topicAppender{producer}, nil),
-		Replayer: replayer,
+		Replayer: replayer, Settled: qs,
 	}
 	if o.Sync != nil && o.Integrations != nil {
 		deps.Syncs = syncHistory{sys: o.Sync, integrations: o.Integrations}
@@ -251,7 +251,7 @@ func (a *App) wireRecovery(ctx context.Context) ([]func(chi.Router), error) {
 	a.runnables = append(a.runnables, bg.run)
 	queries := postgres.NewQueryStore(a.pool)
 	monitor := projections.NewMonitor(projections.MonitorDeps{Syncs: syncHistory{sys: sys, integrations: a.store},
-		Counts: queries, Store: queries, Pending: tools.Recovery, Settled: queries})
+		Counts: queries, Store: queries, Pending: tools.Recovery})
 	return []func(chi.Router){
 		httpapi.RecoveryRoutes(httpapi.RecoveryDeps{
 			Status: tools, Rebuilder: tools.Rebuilder, Replayer: tools.Replayer, Recovery: tools.Recovery,
