@@ -245,6 +245,16 @@ func TestCLIGapsFillRetriesPoisonedEvents(t *testing.T) {
 	if api := e.gaps(id); !reflect.DeepEqual(g.Gaps, api) {
 		t.Fatalf("gaps: the CLI reports\n%+v\nthe API\n%+v", g.Gaps, api)
 	}
+	// The dead letter, the last record of its partition, stays past the
+	// checkpoint (no later record moves it) yet waits for nothing: it is
+	// not also records the projectors left behind, nor in the queue.
+	time.Sleep(200 * time.Millisecond)
+	if g := cliJSON[gapsReport](e, "gaps", id, "--behind", "100ms"); len(g.Gaps) != 1 || g.Gaps[0].Kind != projections.GapPoisoned {
+		t.Fatalf("gaps --behind 100ms with a dead letter at the partition's end: %+v, want the poisoned event alone", g.Gaps)
+	}
+	if m := e.metrics(id); m.QueueDepth != 0 || m.OldestPendingJob != nil {
+		t.Fatalf("queue with a dead letter only: %d, %v", m.QueueDepth, m.OldestPendingJob)
+	}
 	if fill := cliJSON[projections.FillReport](e, "gaps", "fill", id); fill.Retried != 1 || len(fill.Errors) != 0 {
 		t.Fatalf("gaps fill: %+v", fill)
 	}
