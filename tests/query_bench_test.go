@@ -54,6 +54,7 @@ func BenchmarkQueryAPI(b *testing.B) {
 	defer func() { cancel(); <-done }()
 
 	seedBench(b, a)
+	seedBenchSyncs(b, a)
 	token, _ := httpapi.IssueToken([]byte(cfg.JWTSecret), "bench", httpapi.RoleAnalyst, time.Hour, time.Now())
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	baseURL := "http://" + a.Addr()
@@ -68,6 +69,8 @@ func BenchmarkQueryAPI(b *testing.B) {
 		{"stats 24h", "/api/v1/integrations/softpro/webhooks/stats?period=24h"},
 		{"stats 30d", "/api/v1/integrations/softpro/webhooks/stats?period=30d"},
 		{"stats 30d, integration", "/api/v1/integrations/softpro/webhooks/stats?period=30d&integrationId=bench_42"},
+		{"health, integration", "/api/v1/integrations/softpro/bench_42/health"},
+		{"metrics, integration", "/api/v1/integrations/softpro/bench_42/metrics"},
 	}
 	const workers, dur = 4, 5 * time.Second
 	fmt.Printf("%-32s %9s %9s %9s %8s\n", "scenario", "p50 ms", "p99 ms", "req/s", "requests")
@@ -161,4 +164,33 @@ func seedBench(b *testing.B, a *app.App) {
 		}
 	}
 	fmt.Printf("seeded 1,000,000 events over 100 integrations in %v\n", time.Since(start).Round(time.Second))
+}
+
+// seedBenchSyncs gives the benchmark's integrations their rows and 30 days
+// of sync runs, one every 15 minutes (5 % failed), unless they have them:
+// the health and metrics routes read both.
+func seedBenchSyncs(b *testing.B, a *app.App) {
+	ctx := context.Background()
+	db := a.Pool()
+	var n int64
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM sync_runs`).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	if n > 0 {
+		return
+	}
+	for _, s := range []string{
+		`INSERT INTO softpro_integrations (id, organization_id) SELECT 'bench_' || i, 'org_bench' FROM generate_series(0, 99) i ON CONFLICT DO NOTHING`,
+		`INSERT INTO sync_runs (integration_id, trigger, types, status, started_at, finished_at, records, error)
+ SELECT 'bench_' || i, 'scheduled', ARRAY['transactions'], CASE WHEN k % 20 = 0 THEN 'failed' ELSE 'succeeded' END,
+  now() - k * interval '15 minutes', now() - k * interval '15 minutes' + interval '2 seconds',
+  jsonb_build_object('transactions', k % 7), CASE WHEN k % 20 = 0 THEN 'softpro api: 500 bench' END
+ FROM generate_series(0, 99) i, generate_series(1, 2880) k ORDER BY k DESC, i`,
+		`ANALYZE softpro_integrations`,
+		`ANALYZE sync_runs`,
+	} {
+		if _, err := db.Exec(ctx, s); err != nil {
+			b.Fatalf("seed syncs: %v", err)
+		}
+	}
 }
