@@ -93,8 +93,10 @@ type SyncInfo struct {
 	Enabled bool
 	// Frequency is the interval between scheduled syncs.
 	Frequency time.Duration
-	// Connected is whether the integration has a SoftPro API connection.
-	Connected bool
+	// Connected is whether the integration has a SoftPro API connection;
+	// ConnectedAt when it was stored (last changed).
+	Connected   bool
+	ConnectedAt time.Time
 	// Runs are the newest runs, newest first.
 	Runs []SyncRunInfo
 }

@@ -65,6 +65,10 @@ type HealthFacts struct {
 	LastSyncRunAt *time.Time
 	// LastSuccessfulSync is when the newest successful sync run finished.
 	LastSuccessfulSync *time.Time
+	// ConnectedAt is when the SoftPro connection was stored (last
+	// changed); nil when unknown. With no successful sync, the sync age
+	// counts from it: a connection stored minutes ago has missed nothing.
+	ConnectedAt *time.Time
 	// ErrorRate is a percentage (ErrorRate), over the last 24 hours.
 	ErrorRate float64
 }
@@ -96,9 +100,9 @@ type Health struct {
 //   - DISCONNECTED: inactive, or no webhook received and no sync run for
 //     more than InactivityLimit.
 //   - UNHEALTHY: error rate at or above UnhealthyErrorRate, or (expected to
-//     sync) no successful sync, or the last one older than UnhealthySyncAge.
+//     sync) the sync age (syncAge) over UnhealthySyncAge, or unknown.
 //   - DEGRADED: error rate at or above DegradedErrorRate, or (expected to
-//     sync) the last successful sync older than DegradedSyncAge.
+//     sync) the sync age over DegradedSyncAge.
 //   - HEALTHY otherwise.
 //
 // Every rule that holds gives a reason, so an UNHEALTHY integration also
@@ -125,24 +129,35 @@ func AssessHealth(f HealthFacts, now time.Time) Health {
 		worse(Degraded, fmt.Sprintf("error rate %.2f%% is at or above %.0f%%", f.ErrorRate, DegradedErrorRate))
 	}
 	if f.ExpectsSync {
-		switch age := syncAge(f, now); {
-		case f.LastSuccessfulSync == nil:
+		what := "last successful sync"
+		if f.LastSuccessfulSync == nil {
+			what = "no successful sync since the connection was stored"
+		}
+		switch age, known := syncAge(f, now); {
+		case !known:
 			worse(Unhealthy, "no successful sync")
 		case age > UnhealthySyncAge:
-			worse(Unhealthy, fmt.Sprintf("last successful sync %v ago, over %v", age.Round(time.Minute), UnhealthySyncAge))
+			worse(Unhealthy, fmt.Sprintf("%s %v ago, over %v", what, age.Round(time.Minute), UnhealthySyncAge))
 		case age > DegradedSyncAge:
-			worse(Degraded, fmt.Sprintf("last successful sync %v ago, over %v", age.Round(time.Minute), DegradedSyncAge))
+			worse(Degraded, fmt.Sprintf("%s %v ago, over %v", what, age.Round(time.Minute), DegradedSyncAge))
 		}
 	}
 	h.Score = HealthScore(f, h.Status, now)
 	return h
 }
 
-func syncAge(f HealthFacts, now time.Time) time.Duration {
-	if f.LastSuccessfulSync == nil {
-		return 0
+// syncAge is how long the integration has gone without a successful sync:
+// since the last one or, when there was none, since its connection was
+// stored. known is false when there is neither.
+func syncAge(f HealthFacts, now time.Time) (age time.Duration, known bool) {
+	from := f.LastSuccessfulSync
+	if from == nil {
+		from = f.ConnectedAt
 	}
-	return max(now.Sub(*f.LastSuccessfulSync), 0)
+	if from == nil {
+		return 0, false
+	}
+	return max(now.Sub(*from), 0), true
 }
 
 // Score bands: a status's scores lie within its band, so the score never
@@ -160,8 +175,8 @@ var scoreBands = map[HealthStatus][2]int{
 // between the points where the status changes:
 //
 //   - error rate 0 % → 100, 5 % → 80, 20 % → 50, 50 % and above → 1;
-//   - sync age 0 → 100, 2 h → 80, 12 h → 50, 24 h and older (or no
-//     successful sync) → 1; 100 for an integration not expected to sync.
+//   - sync age (syncAge) 0 → 100, 2 h → 80, 12 h → 50, 24 h and older (or
+//     unknown) → 1; 100 for an integration not expected to sync.
 func HealthScore(f HealthFacts, status HealthStatus, now time.Time) int {
 	band := scoreBands[status]
 	if status == Disconnected {
@@ -170,8 +185,8 @@ func HealthScore(f HealthFacts, status HealthStatus, now time.Time) int {
 	s := interpolate(f.ErrorRate, []float64{0, DegradedErrorRate, UnhealthyErrorRate, 50}, []float64{100, 80, 50, 1})
 	if f.ExpectsSync {
 		sync := 1.0
-		if f.LastSuccessfulSync != nil {
-			sync = interpolate(syncAge(f, now).Hours(),
+		if age, known := syncAge(f, now); known {
+			sync = interpolate(age.Hours(),
 				[]float64{0, DegradedSyncAge.Hours(), UnhealthySyncAge.Hours(), InactivityLimit.Hours()}, []float64{100, 80, 50, 1})
 		}
 		s = min(s, sync)

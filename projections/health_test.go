@@ -40,6 +40,14 @@ func TestAssessHealthThresholds(t *testing.T) {
 		{"synced 12h1s ago", with(func(f *HealthFacts) { f.LastSuccessfulSync = ago(12*time.Hour + time.Second) }), Unhealthy, 49, 49},
 		{"synced 3 days ago", with(func(f *HealthFacts) { f.LastSuccessfulSync = ago(72 * time.Hour) }), Unhealthy, 1, 1},
 		{"never synced", with(func(f *HealthFacts) { f.LastSuccessfulSync = nil }), Unhealthy, 1, 1},
+		{"never synced, connected 1h ago", with(func(f *HealthFacts) { f.LastSuccessfulSync, f.ConnectedAt = nil, ago(time.Hour) }), Healthy, 90, 90},
+		{"never synced, connected 2h1s ago", with(func(f *HealthFacts) {
+			f.LastSuccessfulSync, f.ConnectedAt = nil, ago(2*time.Hour+time.Second)
+		}), Degraded, 79, 79},
+		{"never synced, connected 12h1s ago", with(func(f *HealthFacts) {
+			f.LastSuccessfulSync, f.ConnectedAt = nil, ago(12*time.Hour+time.Second)
+		}), Unhealthy, 49, 49},
+		{"synced long after connecting", with(func(f *HealthFacts) { f.LastSuccessfulSync, f.ConnectedAt = ago(13*time.Hour), ago(time.Minute) }), Unhealthy, 1, 49},
 		{"not syncing ignores sync age", with(func(f *HealthFacts) { f.ExpectsSync, f.LastSuccessfulSync = false, ago(72*time.Hour) }), Healthy, 100, 100},
 		{"not syncing, never synced", with(func(f *HealthFacts) { f.ExpectsSync, f.LastSuccessfulSync, f.LastSyncRunAt = false, nil, nil }), Healthy, 100, 100},
 		{"degraded on both counts", with(func(f *HealthFacts) { f.ErrorRate, f.LastSuccessfulSync = 10, ago(3*time.Hour) }), Degraded, 50, 79},

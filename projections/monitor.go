@@ -256,6 +256,10 @@ func (m *Monitor) observe(ctx context.Context, integrationID string) (observatio
 		LastWebhookAt: lastWebhook, LastSyncRunAt: sync.LastRunAt, LastSuccessfulSync: sync.LastSucceededAt,
 		ErrorRate: ErrorRate(all.Failed, finished, sync.Failed, sync.Succeeded+sync.Failed),
 	}
+	if info.Connected && !info.ConnectedAt.IsZero() {
+		at := info.ConnectedAt.UTC()
+		facts.ConnectedAt = &at
+	}
 	h := AssessHealth(facts, now)
 	rep := HealthReport{
 		IntegrationID: integrationID, Status: h.Status, Score: h.Score, CheckedAt: now,

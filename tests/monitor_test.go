@@ -315,7 +315,8 @@ func TestIntegrationMetricsCountTheFixture(t *testing.T) {
 }
 
 // An integration expected to sync whose last successful sync is 3 hours
-// old is DEGRADED however clean its traffic.
+// old is DEGRADED however clean its traffic; one that never synced counts
+// the age from when its connection was stored.
 func TestIntegrationHealthDegradesOnAnOldSync(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -325,8 +326,18 @@ func TestIntegrationHealthDegradesOnAnOldSync(t *testing.T) {
 		t.Fatalf("connection: %d %s", st, raw)
 	}
 	e.sendAll(id, secret, domain.TaskCreated, goodTasks("s", 2), nil)
-	if h := e.health(id); h.Status != "UNHEALTHY" || !slices.Equal(h.Reasons, []string{"no successful sync"}) {
-		t.Errorf("never synced: %+v", h)
+	// A connection stored a moment ago has missed no sync yet.
+	if h := e.health(id); h.Status != "HEALTHY" || !h.SyncExpected || len(h.Reasons) != 0 {
+		t.Errorf("just connected, never synced: %+v", h)
+	}
+	// Stored 13 hours ago and still no successful sync: UNHEALTHY.
+	if _, err := e.db().Exec(context.Background(), `UPDATE softpro_connections SET updated_at = now() - interval '13 hours'
+		WHERE integration_id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if h := e.health(id); h.Status != "UNHEALTHY" || len(h.Reasons) != 1 ||
+		!strings.HasPrefix(h.Reasons[0], "no successful sync since the connection was stored 13h0m0s ago") {
+		t.Errorf("connected 13h ago, never synced: %+v", h)
 	}
 	finished := time.Now().Add(-3 * time.Hour)
 	if _, err := e.db().Exec(context.Background(), `INSERT INTO sync_runs (integration_id, trigger, types, status, started_at, finished_at)

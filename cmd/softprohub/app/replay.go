@@ -125,8 +125,8 @@ func (s syncHistory) SyncInfo(ctx context.Context, id string) (projections.SyncI
 		return projections.SyncInfo{}, err
 	}
 	info := projections.SyncInfo{Active: in.Active, Enabled: in.Active && in.SyncEnabled, Frequency: time.Duration(in.SyncFrequency) * time.Minute}
-	if _, err := s.sys.Store.Connection(ctx, id); err == nil {
-		info.Connected = true
+	if conn, err := s.sys.Store.Connection(ctx, id); err == nil {
+		info.Connected, info.ConnectedAt = true, conn.UpdatedAt
 	} else if !errors.Is(err, domain.ErrNotFound) {
 		return info, err
 	}
