@@ -39,13 +39,15 @@ func (s *QueryStore) SyncFacts(ctx context.Context, integrationID string, since 
 // Hours adds up, per UTC hour from since on, the integration's events by
 // final state from integration_metrics_hourly (counted in the hour they
 // were received) and its finished sync runs (in the hour they finished).
+// date_bin from a UTC midnight gives the UTC hour as date_trunc with a
+// time zone does, without a time zone lookup per run.
 func (s *QueryStore) Hours(ctx context.Context, integrationID string, since time.Time) ([]projections.HourFigures, error) {
 	rows, err := s.pool.Query(ctx, `SELECT hour, sum(finished)::bigint, sum(failed)::bigint, sum(succeeded_runs)::bigint, sum(failed_runs)::bigint
  FROM (
   SELECT hour, completed + failed + skipped AS finished, failed, 0 AS succeeded_runs, 0 AS failed_runs
    FROM integration_metrics_hourly WHERE integration_id = $1 AND hour >= $2
   UNION ALL
-  SELECT date_trunc('hour', finished_at, 'UTC'), 0, 0, count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed')
+  SELECT date_bin('1 hour', finished_at, timestamptz '2000-01-01 00:00:00+00'), 0, 0, count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed')
    FROM sync_runs WHERE integration_id = $1 AND status <> 'running' AND finished_at >= $2 GROUP BY 1
  ) h GROUP BY hour HAVING sum(finished) > 0 OR sum(succeeded_runs) + sum(failed_runs) > 0 ORDER BY hour`, integrationID, since)
 	if err != nil {
