@@ -30,7 +30,7 @@ const (
 	// than these (strictly) degrades an integration expected to sync.
 	DegradedSyncAge  = 2 * time.Hour
 	UnhealthySyncAge = 12 * time.Hour
-	// InactivityLimit: an integration with no webhook received and no sync
+	// InactivityLimit: an integration with no event received and no sync
 	// run for longer than this is DISCONNECTED.
 	InactivityLimit = 24 * time.Hour
 )
@@ -59,9 +59,9 @@ type HealthFacts struct {
 	// ExpectsSync: sync is enabled and a SoftPro connection is stored
 	// (SyncInfo.ExpectsSync); only then does the sync age count.
 	ExpectsSync bool
-	// LastWebhookAt is when the newest event was received, LastSyncRunAt
+	// LastEventAt is when the newest event was received, LastSyncRunAt
 	// when the newest sync run started; nil when there is none.
-	LastWebhookAt *time.Time
+	LastEventAt   *time.Time
 	LastSyncRunAt *time.Time
 	// LastSuccessfulSync is when the newest successful sync run finished.
 	LastSuccessfulSync *time.Time
@@ -73,14 +73,14 @@ type HealthFacts struct {
 	ErrorRate float64
 }
 
-// LastActivity is the newer of the last webhook and the last sync run; nil
+// LastActivity is the newer of the last event and the last sync run; nil
 // when there was neither.
 func (f HealthFacts) LastActivity() *time.Time {
 	switch {
-	case f.LastWebhookAt == nil:
+	case f.LastEventAt == nil:
 		return f.LastSyncRunAt
-	case f.LastSyncRunAt == nil || f.LastWebhookAt.After(*f.LastSyncRunAt):
-		return f.LastWebhookAt
+	case f.LastSyncRunAt == nil || f.LastEventAt.After(*f.LastSyncRunAt):
+		return f.LastEventAt
 	default:
 		return f.LastSyncRunAt
 	}
@@ -97,7 +97,7 @@ type Health struct {
 
 // AssessHealth decides an integration's status at now, worst rule first:
 //
-//   - DISCONNECTED: inactive, or no webhook received and no sync run for
+//   - DISCONNECTED: inactive, or no event received and no sync run for
 //     more than InactivityLimit.
 //   - UNHEALTHY: error rate at or above UnhealthyErrorRate, or (expected to
 //     sync) the sync age (syncAge) over UnhealthySyncAge, or unknown.
@@ -113,7 +113,7 @@ func AssessHealth(f HealthFacts, now time.Time) Health {
 	}
 	if last := f.LastActivity(); last == nil || now.Sub(*last) > InactivityLimit {
 		return Health{Status: Disconnected, Score: 0,
-			Reasons: []string{fmt.Sprintf("no webhook received and no sync run in the last %v", InactivityLimit)}}
+			Reasons: []string{fmt.Sprintf("no event received and no sync run in the last %v", InactivityLimit)}}
 	}
 	h := Health{Status: Healthy}
 	worse := func(s HealthStatus, reason string) {

@@ -14,7 +14,7 @@ func TestAssessHealthThresholds(t *testing.T) {
 		return &at
 	}
 	// A busy integration expected to sync, synced a minute ago, no errors.
-	base := HealthFacts{Active: true, ExpectsSync: true, LastWebhookAt: ago(time.Minute), LastSyncRunAt: ago(time.Minute),
+	base := HealthFacts{Active: true, ExpectsSync: true, LastEventAt: ago(time.Minute), LastSyncRunAt: ago(time.Minute),
 		LastSuccessfulSync: ago(time.Minute)}
 	with := func(change func(*HealthFacts)) HealthFacts {
 		f := base
@@ -54,16 +54,16 @@ func TestAssessHealthThresholds(t *testing.T) {
 		{"unhealthy sync beats degraded errors", with(func(f *HealthFacts) { f.ErrorRate, f.LastSuccessfulSync = 10, ago(13*time.Hour) }), Unhealthy, 1, 49},
 		{"inactive", with(func(f *HealthFacts) { f.Active = false }), Disconnected, 0, 0},
 		{"last activity 24h ago", with(func(f *HealthFacts) {
-			f.LastWebhookAt, f.LastSyncRunAt, f.ExpectsSync = ago(24*time.Hour), nil, false
+			f.LastEventAt, f.LastSyncRunAt, f.ExpectsSync = ago(24*time.Hour), nil, false
 		}), Healthy, 100, 100},
 		{"last webhook 24h1s ago, no run", with(func(f *HealthFacts) {
-			f.LastWebhookAt, f.LastSyncRunAt = ago(24*time.Hour+time.Second), nil
+			f.LastEventAt, f.LastSyncRunAt = ago(24*time.Hour+time.Second), nil
 		}), Disconnected, 0, 0},
 		{"last run 24h1s ago, no webhook", with(func(f *HealthFacts) {
-			f.LastWebhookAt, f.LastSyncRunAt = nil, ago(24*time.Hour+time.Second)
+			f.LastEventAt, f.LastSyncRunAt = nil, ago(24*time.Hour+time.Second)
 		}), Disconnected, 0, 0},
-		{"old webhook, recent run", with(func(f *HealthFacts) { f.LastWebhookAt, f.LastSyncRunAt = ago(48*time.Hour), ago(time.Hour) }), Healthy, 80, 100},
-		{"no activity ever", with(func(f *HealthFacts) { f.LastWebhookAt, f.LastSyncRunAt = nil, nil }), Disconnected, 0, 0},
+		{"old webhook, recent run", with(func(f *HealthFacts) { f.LastEventAt, f.LastSyncRunAt = ago(48*time.Hour), ago(time.Hour) }), Healthy, 80, 100},
+		{"no activity ever", with(func(f *HealthFacts) { f.LastEventAt, f.LastSyncRunAt = nil, nil }), Disconnected, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,7 +86,7 @@ func TestAssessHealthNamesEveryReason(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	old := now.Add(-13 * time.Hour)
-	h := AssessHealth(HealthFacts{Active: true, ExpectsSync: true, LastWebhookAt: &now, LastSuccessfulSync: &old, ErrorRate: 7.5}, now)
+	h := AssessHealth(HealthFacts{Active: true, ExpectsSync: true, LastEventAt: &now, LastSuccessfulSync: &old, ErrorRate: 7.5}, now)
 	if h.Status != Unhealthy || len(h.Reasons) != 2 {
 		t.Fatalf("%s %q, want UNHEALTHY with the error rate and the sync age", h.Status, h.Reasons)
 	}
@@ -116,7 +116,7 @@ func TestErrorRateCountsEventsAndRuns(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
-		h := AssessHealth(HealthFacts{Active: true, LastWebhookAt: &now, ErrorRate: got}, now)
+		h := AssessHealth(HealthFacts{Active: true, LastEventAt: &now, ErrorRate: got}, now)
 		if h.Status != tt.wantStatusWithRecentSyncOK {
 			t.Errorf("%s: %s, want %s", tt.name, h.Status, tt.wantStatusWithRecentSyncOK)
 		}
@@ -186,7 +186,7 @@ func TestHealthScoreStaysInItsBand(t *testing.T) {
 	for rate := 0.0; rate <= 100; rate += 0.01 {
 		for _, age := range []time.Duration{0, time.Hour, 2 * time.Hour, 3 * time.Hour, 12 * time.Hour, 13 * time.Hour, 30 * time.Hour} {
 			synced := now.Add(-age)
-			f := HealthFacts{Active: true, ExpectsSync: true, LastWebhookAt: &now, LastSuccessfulSync: &synced, ErrorRate: rate}
+			f := HealthFacts{Active: true, ExpectsSync: true, LastEventAt: &now, LastSuccessfulSync: &synced, ErrorRate: rate}
 			h := AssessHealth(f, now)
 			band := scoreBands[h.Status]
 			if h.Score < band[0] || h.Score > band[1] {

@@ -44,9 +44,9 @@ type ErrorSummary struct {
 type MonitorStore interface {
 	// SyncFacts summarizes the integration's runs; Succeeded, Failed,
 	// DurationMs and Records count those finished at or after since.
-	// LastWebhookAt is when its newest audited event was received (nil if
+	// LastEventAt is when its newest audited event was received (nil if
 	// none).
-	SyncFacts(ctx context.Context, integrationID string, since time.Time) (facts SyncFacts, lastWebhookAt *time.Time, err error)
+	SyncFacts(ctx context.Context, integrationID string, since time.Time) (facts SyncFacts, lastEventAt *time.Time, err error)
 	// Hours returns the integration's hours from since on that had
 	// finished events or finished sync runs.
 	Hours(ctx context.Context, integrationID string, since time.Time) ([]HourFigures, error)
@@ -138,9 +138,9 @@ type HealthReport struct {
 	Active        bool         `json:"active"`
 	// SyncExpected: the sync age counts (SyncInfo.ExpectsSync).
 	SyncExpected bool `json:"syncExpected"`
-	// LastWebhookAt is the newest event received: audited, or still
+	// LastEventAt is the newest event received: audited, or still
 	// waiting on the log (its append time).
-	LastWebhookAt      *time.Time `json:"lastWebhookAt"`
+	LastEventAt        *time.Time `json:"lastEventAt"`
 	LastSyncRunAt      *time.Time `json:"lastSyncRunAt"`
 	LastSuccessfulSync *time.Time `json:"lastSuccessfulSync"`
 	// ErrorRate is ErrorRate of the four counts below, all over the last
@@ -232,7 +232,7 @@ func (m *Monitor) observe(ctx context.Context, integrationID string) (observatio
 	if err != nil {
 		return fail(err)
 	}
-	sync, lastWebhook, err := m.d.Store.SyncFacts(ctx, integrationID, since)
+	sync, lastEvent, err := m.d.Store.SyncFacts(ctx, integrationID, since)
 	if err != nil {
 		return fail(err)
 	}
@@ -246,14 +246,14 @@ func (m *Monitor) observe(ctx context.Context, integrationID string) (observatio
 		return fail(Unavailable("read the log", err))
 	}
 	pending := QueueOf(recs)
-	if pending.Newest != nil && (lastWebhook == nil || pending.Newest.After(*lastWebhook)) {
-		lastWebhook = pending.Newest
+	if pending.Newest != nil && (lastEvent == nil || pending.Newest.After(*lastEvent)) {
+		lastEvent = pending.Newest
 	}
 	all := Total(counts, nil)
 	finished := all.Completed + all.Failed + all.Skipped
 	facts := HealthFacts{
 		Active: info.Active, ExpectsSync: info.ExpectsSync(),
-		LastWebhookAt: lastWebhook, LastSyncRunAt: sync.LastRunAt, LastSuccessfulSync: sync.LastSucceededAt,
+		LastEventAt: lastEvent, LastSyncRunAt: sync.LastRunAt, LastSuccessfulSync: sync.LastSucceededAt,
 		ErrorRate: ErrorRate(all.Failed, finished, sync.Failed, sync.Succeeded+sync.Failed),
 	}
 	if info.Connected && !info.ConnectedAt.IsZero() {
@@ -264,7 +264,7 @@ func (m *Monitor) observe(ctx context.Context, integrationID string) (observatio
 	rep := HealthReport{
 		IntegrationID: integrationID, Status: h.Status, Score: h.Score, CheckedAt: now,
 		Active: facts.Active, SyncExpected: facts.ExpectsSync,
-		LastWebhookAt: lastWebhook, LastSyncRunAt: sync.LastRunAt, LastSuccessfulSync: sync.LastSucceededAt,
+		LastEventAt: lastEvent, LastSyncRunAt: sync.LastRunAt, LastSuccessfulSync: sync.LastSucceededAt,
 		ErrorRate: facts.ErrorRate, EventsFinished24h: finished, EventsFailed24h: all.Failed,
 		SyncRunsFinished24h: sync.Succeeded + sync.Failed, SyncRunsFailed24h: sync.Failed,
 		QueueDepth: pending.Depth, Reasons: h.Reasons,

@@ -26,7 +26,7 @@ type healthView struct {
 	CheckedAt           time.Time
 	Active              bool
 	SyncExpected        bool
-	LastWebhookAt       *time.Time
+	LastEventAt         *time.Time
 	LastSyncRunAt       *time.Time
 	LastSuccessfulSync  *time.Time
 	ErrorRate           float64
@@ -122,7 +122,7 @@ func TestIntegrationHealthFollowsTheThresholds(t *testing.T) {
 	e.sendAll(ok, okSecret, domain.TaskCreated, goodTasks("ok", 3), nil)
 	h := e.health(ok)
 	if h.Status != "HEALTHY" || h.Score != 100 || len(h.Reasons) != 0 || h.ErrorRate != 0 || h.EventsFinished24h != 3 ||
-		h.LastWebhookAt == nil || h.SyncExpected || !h.Active || h.IntegrationID != ok {
+		h.LastEventAt == nil || h.SyncExpected || !h.Active || h.IntegrationID != ok {
 		t.Errorf("healthy integration: %+v", h)
 	}
 
@@ -161,8 +161,8 @@ func TestIntegrationHealthFollowsTheThresholds(t *testing.T) {
 
 	quiet, _ := e.integration("quiet", nil)
 	h = e.health(quiet)
-	if h.Status != "DISCONNECTED" || h.Score != 0 || h.LastWebhookAt != nil || len(h.Reasons) != 1 ||
-		!strings.Contains(h.Reasons[0], "no webhook received and no sync run") {
+	if h.Status != "DISCONNECTED" || h.Score != 0 || h.LastEventAt != nil || len(h.Reasons) != 1 ||
+		!strings.Contains(h.Reasons[0], "no event received and no sync run") {
 		t.Errorf("integration without traffic: %+v", h)
 	}
 	if m := e.metrics(quiet); m.ConnectionStatus != "DISCONNECTED" || m.Uptime != 100 || m.WebhooksReceived24h != 0 || len(m.TopErrors) != 0 {
@@ -386,7 +386,7 @@ func TestIntegrationMetricsQueueDepthWhileProjectorsAreStopped(t *testing.T) {
 		t.Errorf("webhooks received counts the audit: %d", m.WebhooksReceived24h)
 	}
 	// Waiting records are traffic: the integration is not DISCONNECTED.
-	if h := e.health(id); h.Status != "HEALTHY" || h.QueueDepth != 4 || h.LastWebhookAt == nil {
+	if h := e.health(id); h.Status != "HEALTHY" || h.QueueDepth != 4 || h.LastEventAt == nil {
 		t.Errorf("health with a queue: %+v", h)
 	}
 	if m := e.metrics(other); m.QueueDepth != 1 {

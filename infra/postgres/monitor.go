@@ -19,7 +19,7 @@ var (
 // its finish; its records are the sum of its per-type counts.
 func (s *QueryStore) SyncFacts(ctx context.Context, integrationID string, since time.Time) (projections.SyncFacts, *time.Time, error) {
 	var f projections.SyncFacts
-	var lastWebhook *time.Time
+	var lastEvent *time.Time
 	err := s.pool.QueryRow(ctx, `SELECT
  (SELECT max(received_at) FROM webhook_events WHERE integration_id = $1),
  (SELECT max(started_at) FROM sync_runs WHERE integration_id = $1),
@@ -28,12 +28,12 @@ func (s *QueryStore) SyncFacts(ctx context.Context, integrationID string, since 
  coalesce(round(sum(extract(epoch FROM finished_at - started_at) * 1000)), 0)::bigint,
  coalesce(sum((SELECT sum(value::bigint) FROM jsonb_each_text(records))), 0)::bigint
  FROM sync_runs WHERE integration_id = $1 AND status <> 'running' AND finished_at >= $2`, integrationID, since).
-		Scan(&lastWebhook, &f.LastRunAt, &f.LastSucceededAt, &f.Succeeded, &f.Failed, &f.DurationMs, &f.Records)
+		Scan(&lastEvent, &f.LastRunAt, &f.LastSucceededAt, &f.Succeeded, &f.Failed, &f.DurationMs, &f.Records)
 	if err != nil {
 		return f, nil, classifyQuery("sync facts", err)
 	}
 	f.LastRunAt, f.LastSucceededAt = utcPtr(f.LastRunAt), utcPtr(f.LastSucceededAt)
-	return f, utcPtr(lastWebhook), nil
+	return f, utcPtr(lastEvent), nil
 }
 
 // Hours adds up, per UTC hour from since on, the integration's events by
