@@ -467,7 +467,9 @@ func (r *Recovery) syncGaps(ctx context.Context, integrationID string) ([]Gap, e
 		if len(info.Runs) > 0 {
 			last = info.Runs[0].StartedAt
 		}
-		if now.Sub(last) > 2*info.Frequency {
+		// Syncs are due from when the connection was stored, as health's
+		// sync age counts: one stored a minute ago has missed none.
+		if now.Sub(maxTime(last, info.ConnectedAt)) > 2*info.Frequency {
 			from := last
 			to := now
 			g := Gap{Kind: GapSyncMissed, IntegrationID: integrationID, To: &to, Fill: FillSync,
@@ -642,4 +644,11 @@ func (r *Recovery) Resync(ctx context.Context, integrationID string) (ResyncRepo
 		return rep, fmt.Errorf("resync %s: %w", integrationID, err)
 	}
 	return rep, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -14,7 +15,8 @@ import (
 // SOFTPRO_API_URL fills the empty base URL of a stored connection; it does
 // not connect an integration that has none. Gap detection expects no sync
 // of such an integration, so it reports no schedule gap that the fill
-// cannot fill.
+// cannot fill; of a connected one it expects syncs from when the
+// connection was stored.
 func TestGapsExpectNoSyncOfAnIntegrationWithoutAConnection(t *testing.T) {
 	t.Parallel()
 	const tenant, records = "shared", 2
@@ -22,7 +24,7 @@ func TestGapsExpectNoSyncOfAnIntegrationWithoutAConnection(t *testing.T) {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	e := newEnv(t, func(c *app.Config) { c.SoftProAPIURL = srv.URL + "/t/" + tenant })
-	// Scheduled weekly, never synced: overdue as far as gaps can tell.
+	// Scheduled weekly, never synced.
 	weekly := map[string]any{"syncEnabled": true, "syncFrequency": 7 * 24 * 60}
 	bare, _ := e.syncIntegration("bare", weekly)
 	conn, _ := e.syncIntegration("conn", weekly)
@@ -45,8 +47,17 @@ func TestGapsExpectNoSyncOfAnIntegrationWithoutAConnection(t *testing.T) {
 	if rep := e.fill(bare); len(rep.Errors) != 0 || rep.Synced != 0 {
 		t.Errorf("fill of an integration without a connection: %+v", rep)
 	}
+	// Syncs are due from when the connection was stored: one stored just
+	// now has missed none; one stored over two weeks ago has.
+	if k := kinds(e.gaps(conn)); k[projections.GapSyncMissed] {
+		t.Errorf("gaps of an integration connected just now: %v, want no %s", k, projections.GapSyncMissed)
+	}
+	if _, err := e.db().Exec(context.Background(), `UPDATE softpro_connections SET updated_at = now() - interval '15 days'
+WHERE integration_id = $1`, conn); err != nil {
+		t.Fatal(err)
+	}
 	if k := kinds(e.gaps(conn)); !k[projections.GapSyncMissed] {
-		t.Errorf("gaps of a connected integration never synced: %v, want %s", k, projections.GapSyncMissed)
+		t.Errorf("gaps of an integration connected 15 days ago, weekly, never synced: %v, want %s", k, projections.GapSyncMissed)
 	}
 	// The stored connection syncs from SOFTPRO_API_URL.
 	if rep := e.fill(conn); len(rep.Errors) != 0 || rep.Synced != records*len(domain.SyncTypes) {
