@@ -257,6 +257,10 @@ func (s *Scheduler) execute(ctx context.Context, j job) {
 		return
 	case errors.Is(err, ingest.ErrSyncDisabled), errors.Is(err, domain.ErrNotFound):
 		return
+	case errors.Is(err, ingest.ErrNoConnection):
+		// Sync is on by default; the integration is not connected yet.
+		s.log.Info("sync skipped: no SoftPro connection", "integration", j.id, "trigger", j.trigger)
+		return
 	case err != nil:
 		s.log.Error("sync not started", "integration", j.id, "trigger", j.trigger, "err", err)
 		return
