@@ -2,6 +2,8 @@ package projections
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -108,7 +110,7 @@ func TestSettledRecordsPastTheCheckpointAreNoGap(t *testing.T) {
 	fc := fakeConsistency{m}
 	rec := NewRecovery(GapConfig{Topics: []string{topic}, Names: map[string]string{topic: "transactions"}},
 		RecoveryDeps{Log: log, Status: fakeStatus{cps}, Store: fc, Failed: fc, Retrier: fc, Settled: fc, Replayer: NewReplayer(m, log, nil)})
-	pending, err := rec.Pending(context.Background(), "int_a")
+	pending, _, err := rec.Pending(context.Background(), "int_a", 0)
 	if err != nil || len(pending) != 0 {
 		t.Fatalf("pending %+v (%v), want none", pending, err)
 	}
@@ -123,7 +125,47 @@ func TestSettledRecordsPastTheCheckpointAreNoGap(t *testing.T) {
 	}
 	// Not settled, the same record is pending and a gap.
 	delete(m.audit, EventKey{"int_a", "e_dead"})
-	if pending, err := rec.Pending(context.Background(), "int_a"); err != nil || len(pending) != 1 || pending[0].EventID != "e_dead" {
+	if pending, _, err := rec.Pending(context.Background(), "int_a", 0); err != nil || len(pending) != 1 || pending[0].EventID != "e_dead" {
 		t.Fatalf("pending %+v (%v), want e_dead", pending, err)
+	}
+}
+
+// Pending reads only the last limit offsets of each partition and says
+// when that left records out.
+func TestPendingReadsTheLastOffsetsOnly(t *testing.T) {
+	t.Parallel()
+	old := time.Now().UTC().Add(-time.Hour)
+	log := &fakeLog{}
+	for i := range 5 {
+		log.add(domain.TransactionCreated, fmt.Sprintf("e%d", i), old.Add(time.Duration(i)*time.Minute), fmt.Sprintf(`{"id":"txn_%d","status":"open"}`, i))
+	}
+	topic := domain.TopicTransactions
+	m := newMemStore()
+	fc := fakeConsistency{m}
+	cps := []CheckpointRow{{Projection: "transactions", Partition: Partition{Topic: topic}, Next: 1}}
+	rec := NewRecovery(GapConfig{Topics: []string{topic}, Names: map[string]string{topic: "transactions"}},
+		RecoveryDeps{Log: log, Status: fakeStatus{cps}, Store: fc, Failed: fc, Retrier: fc, Settled: fc, Replayer: NewReplayer(m, log, nil)})
+	ids := func(recs []PendingRecord) (out []string) {
+		for _, r := range recs {
+			out = append(out, r.EventID)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		limit     int64
+		want      []string
+		truncated bool
+	}{
+		{2, []string{"e3", "e4"}, true},
+		{4, []string{"e1", "e2", "e3", "e4"}, false},
+		{0, []string{"e1", "e2", "e3", "e4"}, false}, // ScanLimit
+	} {
+		recs, truncated, err := rec.Pending(context.Background(), "int_a", tt.limit)
+		if err != nil || !slices.Equal(ids(recs), tt.want) || truncated != tt.truncated {
+			t.Errorf("pending within %d offsets: %v, truncated %v (%v); want %v, %v", tt.limit, ids(recs), truncated, err, tt.want, tt.truncated)
+		}
+		if q := QueueOf(recs, truncated); q.Depth != int64(len(tt.want)) || q.Partial != tt.truncated {
+			t.Errorf("queue within %d offsets: %+v", tt.limit, q)
+		}
 	}
 }

@@ -327,17 +327,17 @@ func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error
 // unapplied calls fn with each of the integration's records that its
 // projection has not applied: per topic, those past the projection's
 // checkpoint in the partition holding the integration's key (or past the
-// log start where there is no checkpoint yet), at most ScanLimit offsets
-// behind the partition's end.
-func (r *Recovery) unapplied(ctx context.Context, integrationID string, fn func(ScannedRecord)) error {
+// log start where there is no checkpoint yet), at most limit offsets
+// behind the partition's end. truncated says the limit left some out.
+func (r *Recovery) unapplied(ctx context.Context, integrationID string, limit int64, fn func(ScannedRecord)) (truncated bool, err error) {
 	bounds, err := r.log.Bounds(ctx, r.cfg.Topics, time.Time{}, time.Time{})
 	if err != nil {
-		return err
+		return false, err
 	}
 	bounds = onlyIntegration(bounds, r.log, integrationID)
 	cps, err := r.status.ProjectionCheckpoints(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	next := map[Partition]int64{}
 	for _, c := range cps {
@@ -348,9 +348,11 @@ func (r *Recovery) unapplied(ctx context.Context, integrationID string, fn func(
 	rest := bounds.From(next)
 	for p, s := range rest.Start {
 		// Bound the read; a projection that far behind is a gap anyway.
-		rest.Start[p] = max(s, rest.End[p]-r.cfg.ScanLimit)
+		if s < rest.End[p]-limit {
+			rest.Start[p], truncated = rest.End[p]-limit, true
+		}
 	}
-	return r.log.Scan(ctx, ScanRequest{Bounds: rest, IntegrationID: integrationID, BatchSize: 2000}, func(recs []ScannedRecord) error {
+	return truncated, r.log.Scan(ctx, ScanRequest{Bounds: rest, IntegrationID: integrationID, BatchSize: 2000}, func(recs []ScannedRecord) error {
 		for _, rec := range recs {
 			fn(rec)
 		}
@@ -374,20 +376,24 @@ type PendingRecord struct {
 // poison queue took stays past its partition's checkpoint until a later
 // record of the partition fills the hole, and a second copy of an applied
 // event may sit there too. A record that is not an event never reaches
-// the audit (the poison queue takes it) and is left out as well.
-func (r *Recovery) Pending(ctx context.Context, integrationID string) ([]PendingRecord, error) {
-	var recs []PendingRecord
-	err := r.unapplied(ctx, integrationID, func(rec ScannedRecord) {
+// the audit (the poison queue takes it) and is left out as well. Only the
+// last limit offsets of each partition are read (ScanLimit when limit is
+// 0); truncated says records before them were left out.
+func (r *Recovery) Pending(ctx context.Context, integrationID string, limit int64) (recs []PendingRecord, truncated bool, err error) {
+	if limit <= 0 {
+		limit = r.cfg.ScanLimit
+	}
+	truncated, err = r.unapplied(ctx, integrationID, limit, func(rec ScannedRecord) {
 		if rec.Err != nil {
 			return
 		}
 		recs = append(recs, PendingRecord{EventID: rec.Envelope.EventID, Partition: rec.Partition, AppendedAt: rec.Timestamp.UTC()})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pending %s: %w", integrationID, err)
+		return nil, false, fmt.Errorf("pending %s: %w", integrationID, err)
 	}
 	if len(recs) == 0 {
-		return nil, nil
+		return nil, truncated, nil
 	}
 	ids := make([]string, len(recs))
 	for i, rec := range recs {
@@ -395,9 +401,9 @@ func (r *Recovery) Pending(ctx context.Context, integrationID string) ([]Pending
 	}
 	settled, err := r.settled.Settled(ctx, integrationID, ids)
 	if err != nil {
-		return nil, fmt.Errorf("pending %s: %w", integrationID, err)
+		return nil, false, fmt.Errorf("pending %s: %w", integrationID, err)
 	}
-	return slices.DeleteFunc(recs, func(rec PendingRecord) bool { return settled[rec.EventID] }), nil
+	return slices.DeleteFunc(recs, func(rec PendingRecord) bool { return settled[rec.EventID] }), truncated, nil
 }
 
 // logGaps: per topic, the integration's pending records (see Pending) that
@@ -408,7 +414,7 @@ func (r *Recovery) logGaps(ctx context.Context, integrationID string) ([]Gap, er
 		n        int64
 		from, to time.Time
 	}
-	recs, err := r.Pending(ctx, integrationID)
+	recs, _, err := r.Pending(ctx, integrationID, r.cfg.ScanLimit)
 	if err != nil {
 		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
 	}

@@ -203,10 +203,10 @@ func TestQueueOf(t *testing.T) {
 	t.Parallel()
 	at := func(m int) time.Time { return time.Date(2026, 11, 29, 12, m, 0, 0, time.UTC) }
 	recs := []PendingRecord{{EventID: "evt_b", AppendedAt: at(3)}, {EventID: "evt_a", AppendedAt: at(2)}}
-	if q := QueueOf(recs); q.Depth != 2 || q.Oldest == nil || !q.Oldest.Equal(at(2)) || q.Newest == nil || !q.Newest.Equal(at(3)) {
+	if q := QueueOf(recs, false); q.Depth != 2 || q.Oldest == nil || !q.Oldest.Equal(at(2)) || q.Newest == nil || !q.Newest.Equal(at(3)) {
 		t.Errorf("queue %d, %v, %v; want 2 from 12:02 to 12:03", q.Depth, q.Oldest, q.Newest)
 	}
-	if q := QueueOf(nil); q.Depth != 0 || q.Oldest != nil || q.Newest != nil {
+	if q := QueueOf(nil, false); q.Depth != 0 || q.Oldest != nil || q.Newest != nil {
 		t.Errorf("empty queue: %+v", q)
 	}
 }

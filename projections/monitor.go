@@ -64,7 +64,7 @@ type CountSource interface {
 // PendingSource lists an integration's records not projected yet
 // (Recovery).
 type PendingSource interface {
-	Pending(ctx context.Context, integrationID string) ([]PendingRecord, error)
+	Pending(ctx context.Context, integrationID string, limit int64) (recs []PendingRecord, truncated bool, err error)
 }
 
 // Queue is an integration's queue: its events on the log that are waiting
@@ -75,11 +75,16 @@ type Queue struct {
 	// Oldest and Newest are when the oldest and the newest of them were
 	// appended; nil when there is none.
 	Oldest, Newest *time.Time
+	// Partial says the records were read from the last offsets of their
+	// partitions only: Depth is at least the count, Oldest no older than
+	// the true oldest.
+	Partial bool
 }
 
-// QueueOf is the queue of the pending records.
-func QueueOf(recs []PendingRecord) Queue {
-	var q Queue
+// QueueOf is the queue of the pending records, partial when the read that
+// found them was truncated.
+func QueueOf(recs []PendingRecord, truncated bool) Queue {
+	q := Queue{Partial: truncated}
 	for _, r := range recs {
 		q.Depth++
 		at := r.AppendedAt
@@ -150,9 +155,12 @@ type HealthReport struct {
 	EventsFailed24h     int64   `json:"eventsFailed24h"`
 	SyncRunsFinished24h int64   `json:"syncRunsFinished24h"`
 	SyncRunsFailed24h   int64   `json:"syncRunsFailed24h"`
-	// QueueDepth is the Queue's depth.
-	QueueDepth int64    `json:"queueDepth"`
-	Reasons    []string `json:"reasons"`
+	// QueueDepth is the Queue's depth; QueueDepthPartial says it counts
+	// only the last QueueScanLimit offsets of each partition (a larger
+	// backlog), so the queue is at least that deep.
+	QueueDepth        int64    `json:"queueDepth"`
+	QueueDepthPartial bool     `json:"queueDepthPartial"`
+	Reasons           []string `json:"reasons"`
 }
 
 // IntegrationMetrics are the original system's IntegrationMetrics, field
@@ -182,11 +190,13 @@ type IntegrationMetrics struct {
 	SyncJobsFailed24h    int64 `json:"syncJobsFailed24h"`
 	AvgSyncDuration      int64 `json:"avgSyncDuration"`
 	RecordsSynced24h     int64 `json:"recordsSynced24h"`
-	// QueueDepth and OldestPendingJob are the Queue's depth and oldest.
-	QueueDepth       int64          `json:"queueDepth"`
-	OldestPendingJob *time.Time     `json:"oldestPendingJob"`
-	ErrorRate        float64        `json:"errorRate"`
-	TopErrors        []ErrorSummary `json:"topErrors"`
+	// QueueDepth and OldestPendingJob are the Queue's depth and oldest,
+	// QueueDepthPartial as in HealthReport (the oldest counted, then).
+	QueueDepth        int64          `json:"queueDepth"`
+	QueueDepthPartial bool           `json:"queueDepthPartial"`
+	OldestPendingJob  *time.Time     `json:"oldestPendingJob"`
+	ErrorRate         float64        `json:"errorRate"`
+	TopErrors         []ErrorSummary `json:"topErrors"`
 }
 
 // Top errors reported, and affected ids per error.
@@ -196,6 +206,12 @@ const (
 	// pendingTimeout bounds the read of the integration's queue.
 	pendingTimeout = 10 * time.Second
 )
+
+// QueueScanLimit is how many of each partition's last offsets the queue
+// of one integration is counted in: a few hundred milliseconds of reading,
+// so a large backlog makes the figure partial rather than the answer slow
+// or unavailable.
+const QueueScanLimit = 20000
 
 // Health decides the integration's status. An unknown integration is an
 // error wrapping domain.ErrNotFound.
@@ -240,12 +256,12 @@ func (m *Monitor) observe(ctx context.Context, integrationID string) (observatio
 	// settled already): a broker that does not answer in time makes the
 	// answer unavailable, not wrong.
 	pctx, cancel := context.WithTimeout(ctx, pendingTimeout)
-	recs, err := m.d.Pending.Pending(pctx, integrationID)
+	recs, truncated, err := m.d.Pending.Pending(pctx, integrationID, QueueScanLimit)
 	cancel()
 	if err != nil {
 		return fail(Unavailable("read the log", err))
 	}
-	pending := QueueOf(recs)
+	pending := QueueOf(recs, truncated)
 	if pending.Newest != nil && (lastEvent == nil || pending.Newest.After(*lastEvent)) {
 		lastEvent = pending.Newest
 	}
@@ -267,7 +283,7 @@ func (m *Monitor) observe(ctx context.Context, integrationID string) (observatio
 		LastEventAt: lastEvent, LastSyncRunAt: sync.LastRunAt, LastSuccessfulSync: sync.LastSucceededAt,
 		ErrorRate: facts.ErrorRate, EventsFinished24h: finished, EventsFailed24h: all.Failed,
 		SyncRunsFinished24h: sync.Succeeded + sync.Failed, SyncRunsFailed24h: sync.Failed,
-		QueueDepth: pending.Depth, Reasons: h.Reasons,
+		QueueDepth: pending.Depth, QueueDepthPartial: pending.Partial, Reasons: h.Reasons,
 	}
 	if rep.Reasons == nil {
 		rep.Reasons = []string{}
@@ -308,6 +324,7 @@ func (m *Monitor) Metrics(ctx context.Context, integrationID string) (Integratio
 		SyncJobsFailed24h:        sync.Failed,
 		RecordsSynced24h:         sync.Records,
 		QueueDepth:               pending.Depth,
+		QueueDepthPartial:        pending.Partial,
 		OldestPendingJob:         pending.Oldest,
 		ErrorRate:                h.ErrorRate,
 		TopErrors:                errs,
