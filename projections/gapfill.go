@@ -13,10 +13,11 @@ import (
 // database) is passed over: it lies below the consumer group's offset, so
 // the live path delivered it and, failing, sent it to the poison queue,
 // whose consumer records it as FAILED. Records the log no longer holds
-// (retention, records deleted) are passed over too. So a gap always closes; while the
-// database or the log is unavailable the fill fails with a transient error
-// and is tried again: a failure to read the log says nothing about the
-// record that revealed the gap, which must not be poisoned for it.
+// (retention, records deleted) are passed over too. So a gap always
+// closes; while the database or the log is unavailable the fill fails with
+// a transient error and is tried again: a failure to read the log says
+// nothing about the record that revealed the gap, which must not be
+// poisoned for it.
 func FillGap(ctx context.Context, p *Projector, log LogScanner, gap *GapError) (filled int64, err error) {
 	p = p.checkingGaps(false)
 	from := gap.From

@@ -21,24 +21,11 @@ func TestSyncRunStopsWhenItsIntegrationIsDeactivated(t *testing.T) {
 	s, srv := simulator(t, sim.Config{Records: 30, MaxPage: 5, Faults: sim.Faults{Slow: 1, SlowDelay: 200 * time.Millisecond}}, id)
 	e.connect(s, srv, id, false)
 	p := e.process()
-	ctx := ctxT(t, time.Minute)
-	done := make(chan struct{})
-	var run ingest.SyncRun
-	var err error
-	go func() {
-		defer close(done)
-		run, err = p.sys.Syncer.Sync(ctx, ingest.SyncRequest{IntegrationID: id})
-	}()
-	eventually(t, 10*time.Second, func() string {
-		if n := s.Stats(id).Requests; n < 2 {
-			return "run has not started paging"
-		}
-		return ""
-	})
-	if _, err := p.store.Update(ctx, id, func(in *domain.Integration) error { in.Active = false; return nil }); err != nil {
+	wait := slowRun(t, p, s, id, "")
+	if _, err := p.store.Update(ctxT(t, time.Minute), id, func(in *domain.Integration) error { in.Active = false; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	<-done
+	run, err := wait()
 	if !errors.Is(err, ingest.ErrSyncDisabled) || run.Status != ingest.RunFailed || run.Requests >= 24 {
 		t.Fatalf("run of a deactivated integration: %+v, %v", run, err)
 	}
