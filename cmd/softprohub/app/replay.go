@@ -46,6 +46,7 @@ type RecoveryTools struct {
 	Recovery  *projections.Recovery
 	Runs      *postgres.RebuildRuns
 	Target    *postgres.RebuildTarget
+	Queries   *postgres.QueryStore
 }
 
 // RecoveryOptions tune NewRecoveryTools.
@@ -103,7 +104,7 @@ func NewRecoveryTools(ctx context.Context, pool *pgxpool.Pool, brokers []string,
 			conns: defaultBaseURL{o.Sync.Store, o.SoftProAPIURL}, defaultLimit: o.RateLimitDefault, window: o.RateWindow}
 	}
 	rec := projections.NewRecovery(projections.GapConfig{Behind: o.Behind, Names: ProjectionNames()}, deps)
-	return &RecoveryTools{Log: log, Replayer: replayer, Rebuilder: rb, Recovery: rec, Runs: runs, Target: target}, nil
+	return &RecoveryTools{Log: log, Replayer: replayer, Rebuilder: rb, Recovery: rec, Runs: runs, Target: target, Queries: qs}, nil
 }
 
 // Status reports every projection.
@@ -249,9 +250,8 @@ func (a *App) wireRecovery(ctx context.Context) ([]func(chi.Router), error) {
 	}
 	bg := &background{}
 	a.runnables = append(a.runnables, bg.run)
-	queries := postgres.NewQueryStore(a.pool)
 	monitor := projections.NewMonitor(projections.MonitorDeps{Syncs: syncHistory{sys: sys, integrations: a.store},
-		Counts: queries, Store: queries, Pending: tools.Recovery})
+		Counts: tools.Queries, Store: tools.Queries, Pending: tools.Recovery})
 	return []func(chi.Router){
 		httpapi.RecoveryRoutes(httpapi.RecoveryDeps{
 			Status: tools, Rebuilder: tools.Rebuilder, Replayer: tools.Replayer, Recovery: tools.Recovery,
