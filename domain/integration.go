@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -127,6 +128,40 @@ func (e *ValidationError) Err() error {
 	return e
 }
 
+// SettingsChange is a partial update of an integration's settings: a nil
+// field keeps the stored value. SyncTypes set to an empty list clears them.
+// Secrets and the signature scheme change through a rotation, not here.
+type SettingsChange struct {
+	OrganizationID  *string
+	Active          *bool
+	WebhookEnabled  *bool
+	SyncEnabled     *bool
+	SyncFrequency   *int
+	SyncTypes       []string
+	RateLimit       *int
+	IngestRateLimit *int
+}
+
+// Apply sets the fields c names on in.
+func (c SettingsChange) Apply(in *Integration) {
+	set(&in.OrganizationID, c.OrganizationID)
+	set(&in.Active, c.Active)
+	set(&in.WebhookEnabled, c.WebhookEnabled)
+	set(&in.SyncEnabled, c.SyncEnabled)
+	set(&in.SyncFrequency, c.SyncFrequency)
+	set(&in.RateLimit, c.RateLimit)
+	set(&in.IngestRateLimit, c.IngestRateLimit)
+	if c.SyncTypes != nil {
+		in.SyncTypes = slices.Clone(c.SyncTypes)
+	}
+}
+
+func set[T any](dst, src *T) {
+	if src != nil {
+		*dst = *src
+	}
+}
+
 // MaxSyncFrequency is the longest time between scheduled syncs, in
 // minutes: a year. Far longer ones would overflow the scheduler's
 // durations (about 153 million minutes), which then ran a catch-up sync at
@@ -158,11 +193,16 @@ func ValidateSettings(in Integration, minSyncInterval int) error {
 			v.Add("syncTypes: unknown type %q", t)
 		}
 	}
-	if in.RateLimit <= 0 {
-		v.Add("rateLimit must be positive")
-	}
-	if in.IngestRateLimit <= 0 {
-		v.Add("ingestRateLimit must be positive")
+	for _, n := range []struct {
+		name  string
+		value int
+	}{{"rateLimit", in.RateLimit}, {"ingestRateLimit", in.IngestRateLimit}} {
+		switch {
+		case n.value <= 0:
+			v.Add("%s must be positive", n.name)
+		case n.value > math.MaxInt32: // what the store's integer columns hold
+			v.Add("%s must be at most %d", n.name, math.MaxInt32)
+		}
 	}
 	return v.Err()
 }

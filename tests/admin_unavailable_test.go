@@ -34,6 +34,7 @@ func TestAPIWithTheDatabaseDownIsUnavailable(t *testing.T) {
 	bodies := map[string]any{
 		"POST /api/v1/integrations/softpro":                      map[string]any{"id": e.id("new"), "organizationId": "org", "webhookSecret": "s3cret-value"},
 		"PUT /api/v1/integrations/softpro/webhooks/config":       map[string]any{"integrationId": id, "enabled": false},
+		"PATCH /api/v1/integrations/softpro/{id}":                map[string]any{"syncFrequency": 60},
 		"POST /api/v1/integrations/softpro/webhooks/retry-batch": map[string]any{"integrationId": id},
 		"PUT /api/v1/integrations/softpro/{integrationId}/sync/connection": map[string]any{
 			"baseUrl": "http://127.0.0.1:1", "apiKey": "k"},
@@ -57,7 +58,7 @@ func TestAPIWithTheDatabaseDownIsUnavailable(t *testing.T) {
 			n++
 		}
 	}
-	if n < 29 {
+	if n < 30 {
 		t.Errorf("checked %d routes; the document has more", n)
 	}
 }

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -80,6 +81,16 @@ func (e *Env) patchIntegration(id string, body map[string]any) (int, integration
 	return status, out.Integration, raw
 }
 
+// errorMessage is the message of an error answer.
+func errorMessage(t *testing.T, raw []byte) string {
+	t.Helper()
+	var resp struct{ Error struct{ Message string } }
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		t.Fatalf("not an error answer: %s", raw)
+	}
+	return resp.Error.Message
+}
+
 func (e *Env) integrationNow(id string) integrationView {
 	e.t.Helper()
 	status, raw := e.call(http.MethodGet, "/api/v1/integrations/softpro/"+id, e.Token, nil)
@@ -124,18 +135,19 @@ func TestUpdateIntegrationSettings(t *testing.T) {
 	})
 
 	for msg, req := range map[string]map[string]any{
-		"syncFrequency must be at least":   {"syncFrequency": 1},
-		`syncTypes: unknown type "bogus"`:  {"syncTypes": []string{"bogus"}},
-		"rateLimit must be positive":       {"rateLimit": 0},
-		"rateLimit must be at most":        {"rateLimit": 3_000_000_000},
-		"organizationId is required":       {"organizationId": ""},
-		"retryConfig.maxRetries must be":   {"webhookRetryConfig": map[string]any{"maxRetries": 99}},
-		`unknown field "webhookSecret"`:    {"webhookSecret": "s3cret-value"},
-		`unknown field "id"`:               {"id": "other"},
-		"ingestRateLimit must be positive": {"ingestRateLimit": -1},
+		"syncFrequency must be at least":                                  {"syncFrequency": 1},
+		`syncTypes: unknown type "bogus"`:                                 {"syncTypes": []string{"bogus"}},
+		"rateLimit must be positive":                                      {"rateLimit": 0},
+		"rateLimit must be at most":                                       {"rateLimit": 3_000_000_000},
+		"organizationId is required":                                      {"organizationId": ""},
+		"retryConfig.maxRetries must be":                                  {"webhookRetryConfig": map[string]any{"maxRetries": 99}},
+		"change through PUT /api/v1/integrations/softpro/webhooks/config": {"webhookSecret": "s3cret-value"},
+		"which rotates the secret":                                        {"signatureScheme": "standard-webhooks"},
+		`unknown field "id"`:                                              {"id": "other"},
+		"ingestRateLimit must be positive":                                {"ingestRateLimit": -1},
 	} {
 		status, _, raw := e.patchIntegration(id, req)
-		if status != http.StatusBadRequest || !strings.Contains(string(raw), msg) {
+		if status != http.StatusBadRequest || !strings.Contains(errorMessage(t, raw), msg) {
 			t.Errorf("patch %v: %d %s, want 400 naming %q", req, status, raw, msg)
 		}
 	}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"maps"
 	"math"
@@ -152,7 +153,6 @@ func (s *server) createIntegration(w http.ResponseWriter, r *http.Request) {
 		validateSecret(&v, in.SignatureScheme, secret)
 	}
 	validateRetryConfig(&v, in.RetryConfig)
-	validateStorable(&v, map[string]int{"syncFrequency": in.SyncFrequency, "rateLimit": in.RateLimit, "ingestRateLimit": in.IngestRateLimit})
 	if err := domain.ValidateSettings(in, s.cfg.MinSyncInterval); err != nil {
 		var verr *domain.ValidationError
 		if errors.As(err, &verr) {
@@ -220,6 +220,66 @@ func (s *server) getIntegration(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeData(w, http.StatusOK, map[string]any{"integration": viewIntegration(in)})
+}
+
+// updateIntegrationRequest is PATCH …/{id}: a field left out keeps its
+// value. Secrets and the signature scheme change through PUT
+// …/webhooks/config, which rotates.
+type updateIntegrationRequest struct {
+	OrganizationID     *string           `json:"organizationId"`
+	Active             *bool             `json:"active"`
+	WebhookEnabled     *bool             `json:"webhookEnabled"`
+	SyncEnabled        *bool             `json:"syncEnabled"`
+	SyncFrequency      *int              `json:"syncFrequency"`
+	SyncTypes          []string          `json:"syncTypes"`
+	RateLimit          *int              `json:"rateLimit"`
+	IngestRateLimit    *int              `json:"ingestRateLimit"`
+	WebhookRetryConfig *retryConfigPatch `json:"webhookRetryConfig"`
+	// Named only to be refused with where they change.
+	WebhookSecret   json.RawMessage `json:"webhookSecret"`
+	SignatureScheme json.RawMessage `json:"signatureScheme"`
+}
+
+// updateIntegration changes the settings the body names, checked as a
+// creation checks them, on the locked row: the scheduler, the SoftPro API
+// quota and the webhook gate follow through integration_changed.
+func (s *server) updateIntegration(w http.ResponseWriter, r *http.Request) {
+	var req updateIntegrationRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
+	if req.WebhookSecret != nil || req.SignatureScheme != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest,
+			"webhookSecret and signatureScheme change through PUT /api/v1/integrations/softpro/webhooks/config, which rotates the secret")
+		return
+	}
+	change := domain.SettingsChange{
+		OrganizationID: req.OrganizationID, Active: req.Active, WebhookEnabled: req.WebhookEnabled,
+		SyncEnabled: req.SyncEnabled, SyncFrequency: req.SyncFrequency, SyncTypes: req.SyncTypes,
+		RateLimit: req.RateLimit, IngestRateLimit: req.IngestRateLimit,
+	}
+	updated, err := s.integrations.Update(r.Context(), pathParam(r, "id"), func(in *domain.Integration) error {
+		change.Apply(in)
+		var v domain.ValidationError
+		if req.WebhookRetryConfig != nil {
+			in.RetryConfig = req.WebhookRetryConfig.apply(in.RetryConfig)
+			validateRetryConfig(&v, in.RetryConfig)
+		}
+		if err := domain.ValidateSettings(*in, s.cfg.MinSyncInterval); err != nil {
+			var verr *domain.ValidationError
+			if errors.As(err, &verr) {
+				v.Problems = append(v.Problems, verr.Problems...)
+			}
+		}
+		return v.Err()
+	})
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	s.onChange(updated.ID)
+	writeData(w, http.StatusOK, map[string]any{"integration": viewIntegration(updated)})
 }
 
 type webhookConfigRequest struct {

@@ -197,6 +197,7 @@ func (s *server) mountAPI(r chi.Router, mounts []func(chi.Router)) {
 				r.Use(requireRole(RoleAdmin))
 				r.Post("/", s.createIntegration)
 				r.Put("/webhooks/config", s.updateWebhookConfig)
+				r.With(textPathIDs).Patch("/{id}", s.updateIntegration)
 			})
 			r.Group(func(r chi.Router) {
 				r.Use(requireRole(RoleAdmin, RoleAnalyst))
