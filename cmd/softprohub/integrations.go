@@ -207,6 +207,73 @@ func newIntegrationsCmd() *cobra.Command {
 		},
 	}
 	rotate.Flags().StringVar(&newSecretValue, "secret", "", "new secret (generated when empty)")
-	cmd.AddCommand(create, list, show, rotate)
+	cmd.AddCommand(create, list, show, rotate, newIntegrationsUpdateCmd(&dev))
 	return cmd
+}
+
+// newIntegrationsUpdateCmd changes the settings its flags name, checked
+// as PATCH /api/v1/integrations/softpro/{id} checks them.
+func newIntegrationsUpdateCmd(dev *bool) *cobra.Command {
+	var (
+		org                               string
+		active, webhooks, sync            bool
+		frequency, rateLimit, ingestLimit int
+		syncTypes                         []string
+	)
+	update := &cobra.Command{
+		Use:   "update ID",
+		Short: "Change an integration's settings: only those whose flags are given",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var c domain.SettingsChange
+			flags := cmd.Flags()
+			if flags.Changed("org") {
+				c.OrganizationID = &org
+			}
+			if flags.Changed("active") {
+				c.Active = &active
+			}
+			if flags.Changed("webhook-enabled") {
+				c.WebhookEnabled = &webhooks
+			}
+			if flags.Changed("sync-enabled") {
+				c.SyncEnabled = &sync
+			}
+			if flags.Changed("sync-frequency") {
+				c.SyncFrequency = &frequency
+			}
+			if flags.Changed("sync-types") {
+				c.SyncTypes = append([]string{}, syncTypes...)
+			}
+			if flags.Changed("rate-limit") {
+				c.RateLimit = &rateLimit
+			}
+			if flags.Changed("ingest-rate-limit") {
+				c.IngestRateLimit = &ingestLimit
+			}
+			if flags.NFlag() == 0 || (flags.NFlag() == 1 && flags.Changed("dev")) {
+				return fmt.Errorf("name at least one setting to change (see --help)")
+			}
+			return withStore(cmd.Context(), *dev, func(cfg app.Config, s *postgres.IntegrationStore) error {
+				in, err := s.Update(cmd.Context(), args[0], func(in *domain.Integration) error {
+					c.Apply(in)
+					return domain.ValidateSettings(*in, cfg.SyncMinInterval)
+				})
+				if err != nil {
+					return err
+				}
+				return printIntegration(cmd.OutOrStdout(), in)
+			})
+		},
+	}
+	f := update.Flags()
+	f.StringVar(&org, "org", "", "organization id")
+	f.BoolVar(&active, "active", true, "whether the integration is active")
+	f.BoolVar(&webhooks, "webhook-enabled", true, "whether its webhooks are accepted")
+	f.BoolVar(&sync, "sync-enabled", true, "whether scheduled syncs run")
+	f.IntVar(&frequency, "sync-frequency", 0, "minutes between scheduled syncs")
+	f.StringSliceVar(&syncTypes, "sync-types", nil, "sync types, replacing the list: transactions,contacts,documents,tasks")
+	f.IntVar(&rateLimit, "rate-limit", 0, "SoftPro API requests per window")
+	f.IntVar(&ingestLimit, "ingest-rate-limit", 0, "webhooks per minute")
+	return update
 }
