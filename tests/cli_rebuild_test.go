@@ -1,9 +1,14 @@
 package tests
 
 import (
+	"context"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/roisystems/softprohub/infra/postgres"
+	"github.com/roisystems/softprohub/projections"
 )
 
 // The flags of a point-in-time copy without --as-of are refused: the
@@ -24,5 +29,28 @@ func TestCLIRebuildRefusesACopysFlagsWithoutAsOf(t *testing.T) {
 	}
 	if got := queryString(t, e.db(), `SELECT count(*) FROM rebuild_runs`); got != "0" {
 		t.Fatalf("%s rebuild runs recorded, want none", got)
+	}
+}
+
+// TestCLIRebuildRefusedWhileAnotherRuns: a rebuild from the command line
+// while another process holds the rebuild lock fails at once saying so,
+// prints no report and leaves no run of its own; once the other is done,
+// the same command rebuilds.
+func TestCLIRebuildRefusedWhileAnotherRuns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	runs := postgres.NewRebuildRuns(e.db())
+	_, _, release, err := runs.Begin(context.Background(), projections.RebuildRun{
+		Kind: projections.KindRebuild, Schema: "other_process", State: projections.StateBuilding, StartedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cliRefused(projections.ErrRebuildRunning.Error(), "rebuild")
+	if got := queryString(t, e.db(), `SELECT count(*) FROM rebuild_runs`); got != "1" {
+		t.Fatalf("%s rebuild runs recorded, want the other process's alone", got)
+	}
+	release()
+	if out, stderr, err := e.cli("rebuild"); err != nil || !strings.Contains(out, `"state": "done"`) {
+		t.Fatalf("rebuild once the other released the lock: %v\n%s%s", err, out, stderr)
 	}
 }
