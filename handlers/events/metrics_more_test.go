@@ -102,19 +102,27 @@ func TestRetriedAttemptsAreCounted(t *testing.T) {
 
 // softprohub_projection_consumer_lag is the number of records in the
 // partition after the one being projected: n-1 while the first of n is
-// held, 0 once the last is projected.
+// held, 0 once the last is projected. It follows the partition's head as
+// it moves: records appended while the first is held count for the
+// records projected after them.
 func TestConsumerLagCountsTheRecordsAfterTheOneProjected(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	const n = 10
-	for i := range n {
+	const n, more = 10, 5
+	appendAt := func(i int) {
 		e.append(0, "int_a", "l"+strconv.Itoa(i), domain.TransactionUpdated, t0.Add(time.Duration(i)*time.Second),
 			`{"id":"txn_1","status":"s`+strconv.Itoa(i)+`"}`)
 	}
-	var held atomic.Bool
-	held.Store(true)
+	for i := range n {
+		appendAt(i)
+	}
+	// One partition: a transaction applies one record, so the k-th
+	// transaction is the k-th record's. The first and the (n+1)-th wait.
+	var calls atomic.Int64
+	var first, later atomic.Bool
 	store := hookStore{Store: postgres.NewProjectionStore(e.pool), before: func() error {
-		for held.Load() {
+		gate := map[int64]*atomic.Bool{1: &first, n + 1: &later}[calls.Add(1)]
+		for gate != nil && !gate.Load() {
 			time.Sleep(10 * time.Millisecond)
 		}
 		return nil
@@ -122,7 +130,7 @@ func TestConsumerLagCountsTheRecordsAfterTheOneProjected(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	e.startWith(store, reg)
 
-	// The n records went to one partition: find it from the gauge.
+	// The records went to one partition: find it from the gauge.
 	lag := func() (float64, bool) {
 		return sample(t, reg, "softprohub_projection_consumer_lag", map[string]string{"topic": e.topics[0]})
 	}
@@ -131,8 +139,19 @@ func TestConsumerLagCountsTheRecordsAfterTheOneProjected(t *testing.T) {
 	if got, _ := lag(); got != n-1 {
 		t.Errorf("consumer lag while the first of %d records is projected = %v, want %d", n, got, n-1)
 	}
-	held.Store(false)
-	e.waitFor(30*time.Second, "all projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") == n })
+
+	for i := n; i < n+more; i++ {
+		appendAt(i)
+	}
+	time.Sleep(time.Second) // the consumer fetches ahead and learns the new head
+	first.Store(true)
+	e.waitFor(30*time.Second, "the first appended later held", func() bool { return calls.Load() == n+1 })
+	time.Sleep(500 * time.Millisecond)
+	if got, _ := lag(); got != more-1 {
+		t.Errorf("consumer lag while the first of %d records appended later is projected = %v, want %d", more, got, more-1)
+	}
+	later.Store(true)
+	e.waitFor(30*time.Second, "all projected", func() bool { return e.count("SELECT count(*) FROM webhook_events") == n+more })
 	e.waitFor(10*time.Second, "lag 0", func() bool { got, _ := lag(); return got == 0 })
 }
 
