@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/roisystems/softprohub/cmd/softprohub/app"
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/infra/kafka"
+	"github.com/roisystems/softprohub/projections"
 )
 
 // healthView and metricsView are the answers of …/{id}/health and
@@ -35,6 +37,7 @@ type healthView struct {
 	SyncRunsFinished24h int64
 	SyncRunsFailed24h   int64
 	QueueDepth          int64
+	QueueDepthPartial   bool
 	Reasons             []string
 }
 
@@ -63,6 +66,7 @@ type metricsView struct {
 	AvgSyncDuration          int64
 	RecordsSynced24h         int64
 	QueueDepth               int64
+	QueueDepthPartial        bool
 	OldestPendingJob         *time.Time
 	ErrorRate                float64
 	TopErrors                []errorSummaryView
@@ -399,6 +403,55 @@ func TestIntegrationMetricsQueueDepthWhileProjectorsAreStopped(t *testing.T) {
 	eventually(t, 60*time.Second, func() string {
 		if m := e.metrics(id); m.QueueDepth != 0 || m.OldestPendingJob != nil || m.WebhooksReceived24h != 4 {
 			return fmt.Sprintf("after projecting: depth %d, oldest %v, received %d", m.QueueDepth, m.OldestPendingJob, m.WebhooksReceived24h)
+		}
+		return ""
+	})
+}
+
+// A backlog deeper than the queue's scan (the last QueueScanLimit offsets
+// of each partition) answers at once with that many and says the figure is
+// a lower bound; once projected, the queue is empty and whole again.
+func TestIntegrationQueueBeyondTheScanIsPartial(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.integration("deep", nil)
+	e.shutdown()
+	e.roles = app.Roles{Ingest: true, API: true}
+	e.launch()
+	producer, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: e.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	const n = projections.QueueScanLimit + 25
+	var g errgroup.Group
+	g.SetLimit(64)
+	at := time.Now().UTC().Truncate(time.Second)
+	for i := range n {
+		g.Go(func() error {
+			eid := fmt.Sprintf("deep_%05d", i)
+			_, err := producer.Append(t.Context(), domain.Envelope{Schema: domain.SchemaV1, EventID: eid, IntegrationID: id,
+				Type: domain.TaskCreated, OccurredAt: at, ReceivedAt: at, Source: domain.SourceWebhook,
+				Priority: domain.TaskCreated.Priority(), Payload: event(eid, domain.TaskCreated, at, fmt.Sprintf(`{"id":"t%d"}`, i))})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if h := e.health(id); h.QueueDepth != projections.QueueScanLimit || !h.QueueDepthPartial {
+		t.Errorf("health with %d waiting: depth %d, partial %v; want %d, partial", n, h.QueueDepth, h.QueueDepthPartial, projections.QueueScanLimit)
+	}
+	if m := e.metrics(id); m.QueueDepth != projections.QueueScanLimit || !m.QueueDepthPartial || m.OldestPendingJob == nil {
+		t.Errorf("metrics with %d waiting: depth %d, partial %v, oldest %v", n, m.QueueDepth, m.QueueDepthPartial, m.OldestPendingJob)
+	}
+
+	e.shutdown()
+	e.roles = app.Roles{}
+	e.boot()
+	eventually(t, 120*time.Second, func() string {
+		if m := e.metrics(id); m.QueueDepth != 0 || m.QueueDepthPartial || m.OldestPendingJob != nil || m.WebhooksReceived24h != n {
+			return fmt.Sprintf("after projecting: depth %d, partial %v, oldest %v, received %d", m.QueueDepth, m.QueueDepthPartial, m.OldestPendingJob, m.WebhooksReceived24h)
 		}
 		return ""
 	})
