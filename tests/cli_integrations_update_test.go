@@ -14,16 +14,7 @@ func TestCLIIntegrationsUpdate(t *testing.T) {
 	id, _ := e.syncIntegration("cli-update", nil)
 	before := e.integrationNow(id)
 
-	type printed struct {
-		OrganizationID string
-		Active         bool
-		WebhookEnabled bool
-		SyncEnabled    bool
-		SyncFrequency  int
-		SyncTypes      []string
-		RateLimit      int
-	}
-	got := cliJSON[printed](e, "integrations", "update", id, "--sync-enabled", "--sync-frequency", "120",
+	got := cliJSON[integrationView](e, "integrations", "update", id, "--sync-enabled", "--sync-frequency", "120",
 		"--sync-types", "contacts,tasks", "--rate-limit", "300")
 	if !got.SyncEnabled || got.SyncFrequency != 120 || !slices.Equal(got.SyncTypes, []string{"contacts", "tasks"}) ||
 		got.RateLimit != 300 || got.OrganizationID != before.OrganizationID || !got.WebhookEnabled || !got.Active {
@@ -34,7 +25,7 @@ func TestCLIIntegrationsUpdate(t *testing.T) {
 			slices.Equal(s.SyncTypes, []string{"contacts", "tasks"})
 	})
 
-	got = cliJSON[printed](e, "integrations", "update", id, "--sync-enabled=false", "--webhook-enabled=false")
+	got = cliJSON[integrationView](e, "integrations", "update", id, "--sync-enabled=false", "--webhook-enabled=false")
 	if got.SyncEnabled || got.WebhookEnabled || got.SyncFrequency != 120 {
 		t.Fatalf("second update printed %+v", got)
 	}

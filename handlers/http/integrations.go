@@ -135,17 +135,12 @@ func (s *server) createIntegration(w http.ResponseWriter, r *http.Request) {
 		}
 		in.ID = *req.ID
 	}
-	setIf(&in.Active, req.Active)
-	setIf(&in.WebhookEnabled, req.WebhookEnabled)
-	setIf(&in.SyncEnabled, req.SyncEnabled)
-	setIf(&in.SyncFrequency, req.SyncFrequency)
-	setIf(&in.RateLimit, req.RateLimit)
-	setIf(&in.IngestRateLimit, req.IngestRateLimit)
+	domain.SettingsChange{
+		Active: req.Active, WebhookEnabled: req.WebhookEnabled, SyncEnabled: req.SyncEnabled,
+		SyncFrequency: req.SyncFrequency, SyncTypes: req.SyncTypes, RateLimit: req.RateLimit, IngestRateLimit: req.IngestRateLimit,
+	}.Apply(&in)
 	if req.SignatureScheme != nil {
 		in.SignatureScheme = domain.SignatureScheme(*req.SignatureScheme)
-	}
-	if req.SyncTypes != nil {
-		in.SyncTypes = req.SyncTypes
 	}
 	secret := ""
 	if req.WebhookSecret != nil {
