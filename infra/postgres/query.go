@@ -606,7 +606,11 @@ func entityConds(f projections.EntityFilter, a *args) []string {
 			conds = append(conds, "lower(email) = lower("+a.add(f.Email)+")")
 		}
 		if f.NamePrefix != "" {
-			p := a.add(likePrefix(strings.ToLower(f.NamePrefix)))
+			// The database folds the case of both sides, with the one
+			// lower() the index holds: folding the text in Go instead
+			// missed every name with letters its character type leaves as
+			// they are ("C" folds ASCII only).
+			p := "lower(" + a.add(likePrefix(f.NamePrefix)) + ")"
 			conds = append(conds, "(lower(first_name || ' ' || last_name) LIKE "+p+" OR lower(last_name) LIKE "+p+")")
 		}
 	case domain.KindTask:
