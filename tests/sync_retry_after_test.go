@@ -1,12 +1,16 @@
 package tests
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/roisystems/softprohub/cmd/softprohub/app"
 	"github.com/roisystems/softprohub/cmd/softprosim/sim"
+	"github.com/roisystems/softprohub/handlers/schedule"
 	"github.com/roisystems/softprohub/ingest"
 )
 
@@ -78,4 +82,73 @@ func TestSyncDoesNotHoldItsLockThroughALongRetryAfter(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("two runs took %s", d)
 	}
+}
+
+// TestScheduledSyncWaitsOutAnEmptyQuota: a scheduled run that would find
+// the shared quota empty for longer than a run waits is not started, as it
+// would fail without sending a request; the scheduler starts it once the
+// quota is back, so the integration gets no failed run for the slot.
+func TestScheduledSyncWaitsOutAnEmptyQuota(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// Only the scheduler below runs slots.
+	e.shutdown()
+	e.roles = app.Roles{Ingest: true, API: true, Project: true}
+	e.boot()
+	id, _ := e.syncIntegration("quota-wait", map[string]any{"syncEnabled": true})
+	const retryAfter = 3 * time.Second
+	s, srv := simulator(t, sim.Config{Records: 20, MaxPage: 10, Faults: sim.Faults{RateLimited: 1, RetryAfter: retryAfter}}, id)
+	e.connect(s, srv, id, false)
+	p := e.process()
+	syncer := p.syncer(t, ingest.SyncConfig{MaxRateLimitWait: time.Second}, nil)
+
+	// A manual run meets a 429 asking for longer than a run waits.
+	st, err := syncer.Start(t.Context(), ingest.SyncRequest{IntegrationID: id, Trigger: ingest.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run, err := st.Execute(t.Context()); err == nil || run.Status != ingest.RunFailed || run.RateLimited != 1 {
+		t.Fatalf("run answered Retry-After %s: %+v, %v", retryAfter, run, err)
+	}
+	drained := time.Now()
+	s.SetFaults(sim.Faults{})
+
+	// The scheduler's catch-up falls due while the quota is empty.
+	var logs syncBuffer
+	sched := schedule.New(schedule.Config{MinInterval: 5, Stagger: 10 * time.Millisecond}, syncer, p.store, p.store,
+		slog.New(slog.NewJSONHandler(&logs, nil)))
+	runFor(t, sched)
+	db := e.db()
+	var runs []interval
+	eventually(t, 30*time.Second, func() string {
+		var statuses string
+		if runs, statuses = runIntervals(t, db, id); statuses != "failed,succeeded" {
+			return "runs " + statuses + ", want the manual one failed and the scheduled one succeeded"
+		}
+		return ""
+	})
+	if back := drained.Add(retryAfter - 500*time.Millisecond); runs[1].from.Before(back) {
+		t.Errorf("the scheduled run started %s after the 429, before the quota was back", runs[1].from.Sub(drained))
+	}
+	if got := logs.String(); !strings.Contains(got, "sync deferred") {
+		t.Errorf("no deferral logged:\n%s", got)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for a logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
