@@ -127,6 +127,9 @@ func QuotaOf(in domain.Integration, defaultLimit int, window time.Duration) Quot
 type Limiter interface {
 	Wait(ctx context.Context, integrationID string, q Quota) error
 	Drain(ctx context.Context, integrationID string, q Quota, retryAfter time.Duration) error
+	// RemainingQuota is how many requests may be sent now and, when none,
+	// how long until one may.
+	RemainingQuota(ctx context.Context, integrationID string, q Quota) (remaining int, availableIn time.Duration, err error)
 }
 
 // Locker is a lock with a TTL owned by a token: TryLock takes it when
@@ -266,3 +269,13 @@ var (
 	// asked for, so paging would never end.
 	ErrNoProgress = errors.New("softpro api pages without progress")
 )
+
+// QuotaWaitError refuses a scheduled or catch-up run while the shared
+// SoftPro API quota stays empty for longer than a run waits
+// (SyncConfig.MaxRateLimitWait): the run would fail without sending a
+// request. AvailableIn is when the quota allows one again.
+type QuotaWaitError struct{ AvailableIn time.Duration }
+
+func (e *QuotaWaitError) Error() string {
+	return fmt.Sprintf("the SoftPro API quota allows no request for %s, longer than a run waits", e.AvailableIn.Round(time.Second))
+}

@@ -198,6 +198,19 @@ func (s *Syncer) Start(ctx context.Context, req SyncRequest) (*StartedSync, erro
 	} else if err != nil {
 		return nil, fmt.Errorf("sync %s: connection: %w", in.ID, err)
 	}
+	if req.Trigger.Scheduled() {
+		// A slot that comes while SoftPro's wait outlasts what a run
+		// waits would record a failed run without a request: the
+		// scheduler starts it again once the quota is back.
+		q := QuotaOf(in, s.cfg.DefaultRateLimit, s.cfg.RateWindow)
+		remaining, back, err := s.d.Limiter.RemainingQuota(ctx, in.ID, q)
+		if err != nil {
+			return nil, fmt.Errorf("sync %s: quota: %w", in.ID, err)
+		}
+		if remaining == 0 && back > s.cfg.MaxRateLimitWait {
+			return nil, fmt.Errorf("sync %s: %w", in.ID, &QuotaWaitError{AvailableIn: back})
+		}
+	}
 	key := SyncLockKey(in.ID)
 	token, ok, err := s.d.Locker.TryLock(ctx, key, s.cfg.LockTTL)
 	if err != nil {

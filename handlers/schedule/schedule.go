@@ -108,9 +108,17 @@ type Scheduler struct {
 	// try again; catchUpDue, a catch-up that failed.
 	stale      map[string]bool
 	catchUpDue bool
-	loaded     chan struct{}
-	started    chan struct{}
-	once       sync.Once
+	// deferred holds, per integration, the scheduled run put off until
+	// the SoftPro API quota is back, and the timer that queues it.
+	deferred map[string]*deferral
+	loaded   chan struct{}
+	started  chan struct{}
+	once     sync.Once
+}
+
+type deferral struct {
+	timer *time.Timer
+	job   job
 }
 
 type entry struct {
@@ -147,7 +155,8 @@ func New(cfg Config, starter Starter, store Integrations, changes Changes, log *
 	return &Scheduler{cfg: cfg, starter: starter, store: store, changes: changes, log: log,
 		cron:    cron.New(cron.WithLocation(time.UTC)),
 		queue:   make(chan job, 4096),
-		entries: map[string]entry{}, queued: map[string]bool{}, stale: map[string]bool{}, loaded: make(chan struct{}), started: make(chan struct{})}
+		entries: map[string]entry{}, queued: map[string]bool{}, stale: map[string]bool{}, deferred: map[string]*deferral{},
+		loaded: make(chan struct{}), started: make(chan struct{})}
 }
 
 // Run schedules every integration, catches up on overdue ones, follows
@@ -156,6 +165,7 @@ func New(cfg Config, starter Starter, store Integrations, changes Changes, log *
 func (s *Scheduler) Run(ctx context.Context) error {
 	s.cron.Start()
 	defer func() { <-s.cron.Stop().Done() }()
+	defer s.dropDeferred()
 
 	listenErr := make(chan error, 1)
 	go func() {
@@ -248,6 +258,7 @@ func (s *Scheduler) enqueue(id string, t ingest.Trigger, due time.Time) {
 
 func (s *Scheduler) execute(ctx context.Context, j job) {
 	st, err := s.starter.Start(ctx, ingest.SyncRequest{IntegrationID: j.id, Trigger: j.trigger, Due: j.due})
+	var wait *ingest.QuotaWaitError
 	switch {
 	case errors.Is(err, ingest.ErrSyncInProgress):
 		s.log.Info("sync skipped: another run holds the lock", "integration", j.id, "trigger", j.trigger)
@@ -261,6 +272,11 @@ func (s *Scheduler) execute(ctx context.Context, j job) {
 		// Sync is on by default; the integration is not connected yet.
 		s.log.Info("sync skipped: no SoftPro connection", "integration", j.id, "trigger", j.trigger)
 		return
+	case errors.As(err, &wait):
+		s.log.Info("sync deferred: the SoftPro API quota is empty", "integration", j.id, "trigger", j.trigger,
+			"availableIn", wait.AvailableIn.Round(time.Second).String())
+		s.deferRun(j, wait.AvailableIn)
+		return
 	case err != nil:
 		s.log.Error("sync not started", "integration", j.id, "trigger", j.trigger, "err", err)
 		return
@@ -272,6 +288,42 @@ func (s *Scheduler) execute(ctx context.Context, j job) {
 	}
 	s.log.Info("sync done", "integration", j.id, "run", run.ID, "trigger", j.trigger, "records", run.Total(),
 		"requests", run.Requests, "rateLimited", run.RateLimited)
+}
+
+// deferRun queues j again once the quota is back, in d. Slots that come
+// meanwhile join it: one run, due at the latest of them.
+func (s *Scheduler) deferRun(j job, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur := s.deferred[j.id]; cur != nil {
+		if j.due.After(cur.job.due) {
+			cur.job = j
+		}
+		return
+	}
+	dj := &deferral{job: j}
+	dj.timer = time.AfterFunc(d+100*time.Millisecond, func() {
+		s.mu.Lock()
+		if s.deferred[j.id] != dj {
+			s.mu.Unlock()
+			return
+		}
+		delete(s.deferred, j.id)
+		next := dj.job
+		s.mu.Unlock()
+		s.enqueue(next.id, next.trigger, next.due)
+	})
+	s.deferred[j.id] = dj
+}
+
+// dropDeferred forgets the deferred runs when the scheduler stops.
+func (s *Scheduler) dropDeferred() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, dj := range s.deferred {
+		dj.timer.Stop()
+		delete(s.deferred, id)
+	}
 }
 
 // reload re-reads one integration ("" = all) and adjusts its cron entry.
