@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -114,7 +113,7 @@ func TestScheduledSyncWaitsOutAnEmptyQuota(t *testing.T) {
 	s.SetFaults(sim.Faults{})
 
 	// The scheduler's catch-up falls due while the quota is empty.
-	var logs syncBuffer
+	var logs logCapture
 	sched := schedule.New(schedule.Config{MinInterval: 5, Stagger: 10 * time.Millisecond}, syncer, p.store, p.store,
 		slog.New(slog.NewJSONHandler(&logs, nil)))
 	runFor(t, sched)
@@ -133,22 +132,4 @@ func TestScheduledSyncWaitsOutAnEmptyQuota(t *testing.T) {
 	if got := logs.String(); !strings.Contains(got, "sync deferred") {
 		t.Errorf("no deferral logged:\n%s", got)
 	}
-}
-
-// syncBuffer is a strings.Builder safe for a logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
