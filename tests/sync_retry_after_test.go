@@ -102,6 +102,7 @@ func TestScheduledSyncWaitsOutAnEmptyQuota(t *testing.T) {
 	syncer := p.syncer(t, ingest.SyncConfig{MaxRateLimitWait: time.Second}, nil)
 
 	// A manual run meets a 429 asking for longer than a run waits.
+	asked := time.Now()
 	st, err := syncer.Start(t.Context(), ingest.SyncRequest{IntegrationID: id, Trigger: ingest.TriggerManual})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +110,6 @@ func TestScheduledSyncWaitsOutAnEmptyQuota(t *testing.T) {
 	if run, err := st.Execute(t.Context()); err == nil || run.Status != ingest.RunFailed || run.RateLimited != 1 {
 		t.Fatalf("run answered Retry-After %s: %+v, %v", retryAfter, run, err)
 	}
-	drained := time.Now()
 	s.SetFaults(sim.Faults{})
 
 	// The scheduler's catch-up falls due while the quota is empty.
@@ -126,8 +126,9 @@ func TestScheduledSyncWaitsOutAnEmptyQuota(t *testing.T) {
 		}
 		return ""
 	})
-	if back := drained.Add(retryAfter - 500*time.Millisecond); runs[1].from.Before(back) {
-		t.Errorf("the scheduled run started %s after the 429, before the quota was back", runs[1].from.Sub(drained))
+	// The 429 came after asked, and the quota is back retryAfter later.
+	if runs[1].from.Before(asked.Add(retryAfter)) {
+		t.Errorf("the scheduled run started %s after the manual one was asked for, before the quota was back", runs[1].from.Sub(asked))
 	}
 	if got := logs.String(); !strings.Contains(got, "sync deferred") {
 		t.Errorf("no deferral logged:\n%s", got)
