@@ -13,7 +13,9 @@ import (
 	"github.com/roisystems/softprohub/domain"
 )
 
-// ConsistencyStore reads an integration's read models for validation.
+// ConsistencyStore reads an integration's read models for validation, and
+// files audit rows back under the type and time of receipt the log gives
+// them.
 type ConsistencyStore interface {
 	// EntityRows returns every entity row of the integration, deleted ones
 	// included.
@@ -24,6 +26,27 @@ type ConsistencyStore interface {
 	// MetricsCounts returns the counts of the integration's hourly metrics
 	// rows.
 	MetricsCounts(ctx context.Context, integrationID string) (map[AuditBucket]StatusCounts, error)
+	// AuditRowsIn returns the integration's audit rows counted in buckets.
+	AuditRowsIn(ctx context.Context, integrationID string, buckets []AuditBucket) ([]AuditRef, error)
+	// RefileAudit sets each named audit row's type and time of receipt to
+	// the ones given, and returns how many rows it changed.
+	RefileAudit(ctx context.Context, integrationID string, refs []AuditRef) (int, error)
+}
+
+// AuditRef is an audit row's event, type and time of receipt: what decides
+// the bucket it counts in.
+type AuditRef struct {
+	EventID    string
+	Type       domain.EventType
+	ReceivedAt time.Time
+}
+
+func (a AuditRef) bucket() AuditBucket {
+	return AuditBucket{a.Type, a.ReceivedAt.UTC().Truncate(time.Hour)}
+}
+
+func (a AuditRef) String() string {
+	return fmt.Sprintf("%s received %s", a.Type, a.ReceivedAt.UTC().Format(time.RFC3339Nano))
 }
 
 // AuditBucket is one event type in one hour.
@@ -52,6 +75,10 @@ const (
 	IssueExtra      = "extra"
 	IssueDiffers    = "differs"
 	IssueAuditCount = "audit-count"
+	// IssueAuditMisfiled: an audit row counts under another event type or
+	// hour of receipt than its event's on the log (edited behind the
+	// system's back).
+	IssueAuditMisfiled = "audit-misfiled"
 	// IssueMetrics: an hourly metrics row's counts differ from the audit
 	// rows of its hour (which agree with the log).
 	IssueMetrics = "metrics"
@@ -65,12 +92,16 @@ type Issue struct {
 	Fields     []string         `json:"fields,omitempty"`
 	EventType  domain.EventType `json:"eventType,omitempty"`
 	Hour       *time.Time       `json:"hour,omitempty"`
+	// EventID names an audit-misfiled issue's event.
+	EventID string `json:"eventId,omitempty"`
 	// Expected is what the log says, Actual what the read model holds.
 	Expected string `json:"expected,omitempty"`
 	Actual   string `json:"actual,omitempty"`
 	// lost is, for an audit-count issue, how many audit rows fewer than
 	// the log's events the bucket holds (0 when it holds more).
 	lost int64
+	// refile is, for an audit-misfiled issue, the row as the log has it.
+	refile *AuditRef
 }
 
 // Key is the issue's entity.
@@ -114,11 +145,13 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 	}
 	bounds = onlyIntegration(bounds, log, integrationID)
 	var changes []domain.Change
-	seen := map[string]bool{}
+	// firsts holds each event's first record as its audit row should have
+	// it.
+	firsts := map[string]AuditRef{}
 	logCounts := map[AuditBucket]int64{}
 	err = log.Scan(ctx, ScanRequest{Bounds: bounds, IntegrationID: integrationID, BatchSize: 2000}, func(recs []ScannedRecord) error {
 		for _, r := range recs {
-			if r.Err != nil || seen[r.Envelope.EventID] {
+			if _, seen := firsts[r.Envelope.EventID]; r.Err != nil || seen {
 				continue
 			}
 			c, ok, err := domain.ChangeOf(r.Envelope)
@@ -126,16 +159,15 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 			if received.IsZero() {
 				received = r.Timestamp
 			}
+			first := AuditRef{EventID: r.Envelope.EventID, Type: r.Envelope.Type, ReceivedAt: received.UTC().Truncate(time.Microsecond)}
+			firsts[first.EventID] = first
+			logCounts[first.bucket()]++
 			if err != nil {
 				// Poisoned: its audit row says FAILED; a later copy (a
 				// manual retry) cannot do better.
-				seen[r.Envelope.EventID] = true
-				logCounts[AuditBucket{r.Envelope.Type, received.UTC().Truncate(time.Hour)}]++
 				continue
 			}
-			seen[r.Envelope.EventID] = true
 			rep.Events++
-			logCounts[AuditBucket{r.Envelope.Type, received.UTC().Truncate(time.Hour)}]++
 			if ok {
 				changes = append(changes, c)
 			}
@@ -206,6 +238,7 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 	}
 	sortBuckets(buckets)
 	rep.AuditBuckets = len(buckets)
+	var over []AuditBucket
 	for _, b := range buckets {
 		if logCounts[b] == audit[b].Received {
 			continue
@@ -214,7 +247,17 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 		rep.Issues = append(rep.Issues, Issue{Kind: IssueAuditCount, EventType: b.Type, Hour: &h,
 			Expected: fmt.Sprint(logCounts[b]), Actual: fmt.Sprint(audit[b].Received), lost: max(logCounts[b]-audit[b].Received, 0)})
 		bad++
+		if audit[b].Received > logCounts[b] {
+			over = append(over, b)
+		}
 	}
+	// A bucket holding more rows than the log has events holds rows of
+	// events the log counts elsewhere (or not at all): name those.
+	misfiled, err := misfiledAudit(ctx, store, integrationID, over, firsts)
+	if err != nil {
+		return rep, fmt.Errorf("validate %s: %w", integrationID, err)
+	}
+	rep.Issues = append(rep.Issues, misfiled...)
 	// The metrics rows count the audit rows: each is compared where the
 	// audit agrees with the log (elsewhere the audit-count issue stands,
 	// and restoring the audit rows recounts the row).
@@ -327,4 +370,28 @@ func sameJSON(a, b json.RawMessage) bool {
 		return false
 	}
 	return reflect.DeepEqual(x, y)
+}
+
+// misfiledAudit returns an issue for each audit row of the buckets over
+// whose event the log counts under another type or hour.
+func misfiledAudit(ctx context.Context, store ConsistencyStore, integrationID string, over []AuditBucket, firsts map[string]AuditRef) ([]Issue, error) {
+	if len(over) == 0 {
+		return nil, nil
+	}
+	rows, err := store.AuditRowsIn(ctx, integrationID, over)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(rows, func(a, b AuditRef) int { return strings.Compare(a.EventID, b.EventID) })
+	var out []Issue
+	for _, row := range rows {
+		want, ok := firsts[row.EventID]
+		if !ok || want.bucket() == row.bucket() {
+			continue
+		}
+		h := want.bucket().Hour
+		out = append(out, Issue{Kind: IssueAuditMisfiled, EventID: row.EventID, EventType: want.Type, Hour: &h,
+			Expected: want.String(), Actual: row.String(), refile: &want})
+	}
+	return out, nil
 }

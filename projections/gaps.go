@@ -287,7 +287,7 @@ func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error
 	var keys []domain.EntityKey
 	var issues, metricsIssues []Issue
 	var rows []MetricsRow
-	var lost int64
+	var lost, misfiled int64
 	for _, is := range rep.Issues {
 		switch is.Kind {
 		case IssueMetrics:
@@ -303,6 +303,9 @@ func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error
 				lost += is.lost
 				issues = append(issues, is)
 			}
+		case IssueAuditMisfiled:
+			misfiled++
+			issues = append(issues, is)
 		}
 	}
 	if len(issues) > 0 {
@@ -313,7 +316,10 @@ func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error
 		if lost > 0 {
 			missing = append(missing, fmt.Sprintf("%d audit rows missing", lost))
 		}
-		gaps = append(gaps, Gap{Kind: GapReadModel, IntegrationID: integrationID, Records: int64(len(keys)) + lost,
+		if misfiled > 0 {
+			missing = append(missing, fmt.Sprintf("%d audit rows filed under another event type or hour of receipt", misfiled))
+		}
+		gaps = append(gaps, Gap{Kind: GapReadModel, IntegrationID: integrationID, Records: int64(len(keys)) + lost + misfiled,
 			Missing: strings.Join(missing, "; "), Fill: FillRefold, Entities: keys, Issues: issues})
 	}
 	if len(rows) > 0 {
@@ -538,7 +544,10 @@ type FillReport struct {
 	Retried       int            `json:"retried"`
 	Synced        int            `json:"synced"`
 	Recounted     int            `json:"recounted"`
-	Errors        []string       `json:"errors,omitempty"`
+	// AuditRefiled counts the audit rows filed back under the event type
+	// and time of receipt the log gives them.
+	AuditRefiled int      `json:"auditRefiled"`
+	Errors       []string `json:"errors,omitempty"`
 	// NotChecked names the sides whose gaps were neither looked for nor
 	// filled (Recovery.NotChecked).
 	NotChecked []string `json:"notChecked,omitempty"`
@@ -590,6 +599,12 @@ func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string
 			n, err = r.syncer.SyncNow(ctx, integrationID, since, false)
 			rep.Synced += n
 		case FillRefold:
+			var n int
+			n, err = r.refile(ctx, integrationID, g.Issues)
+			rep.AuditRefiled += n
+			if err != nil {
+				break
+			}
 			var rr ReplayReport
 			rr, err = r.replayer.Replay(ctx, ReplayRequest{IntegrationID: integrationID, Topics: r.cfg.Topics, Refold: g.Entities})
 			rep.Replayed = append(rep.Replayed, rr)
@@ -606,6 +621,31 @@ func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string
 		}
 	}
 	return rep, nil
+}
+
+// refile files the audit rows of the audit-misfiled issues back as the
+// log has them, then counts the hourly metrics rows of the buckets they
+// return to again from the audit (those of the buckets they were found in
+// never counted them), and returns how many rows it changed.
+func (r *Recovery) refile(ctx context.Context, integrationID string, issues []Issue) (int, error) {
+	var refs []AuditRef
+	var rows []MetricsRow
+	for _, is := range issues {
+		if is.refile == nil {
+			continue
+		}
+		refs = append(refs, *is.refile)
+		b := is.refile.bucket()
+		rows = append(rows, MetricsRow{IntegrationID: integrationID, EventType: b.Type, Hour: b.Hour})
+	}
+	if len(refs) == 0 {
+		return 0, nil
+	}
+	n, err := r.store.RefileAudit(ctx, integrationID, refs)
+	if err != nil {
+		return n, fmt.Errorf("refile audit rows: %w", err)
+	}
+	return n, r.replayer.Recount(ctx, rows)
 }
 
 // ResyncReport says what a full resync did.

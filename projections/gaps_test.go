@@ -56,6 +56,14 @@ func (f fakeConsistency) MetricsCounts(ctx context.Context, id string) (map[Audi
 	return f.AuditCounts(ctx, id)
 }
 
+func (f fakeConsistency) AuditRowsIn(context.Context, string, []AuditBucket) ([]AuditRef, error) {
+	return nil, nil
+}
+
+func (f fakeConsistency) RefileAudit(context.Context, string, []AuditRef) (int, error) {
+	return 0, nil
+}
+
 func (f fakeConsistency) FailedEvents(context.Context, string) (int64, time.Time, time.Time, error) {
 	return 0, time.Time{}, time.Time{}, nil
 }

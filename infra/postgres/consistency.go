@@ -72,6 +72,47 @@ func (s *ConsistencyStore) MetricsCounts(ctx context.Context, integrationID stri
 FROM integration_metrics_hourly WHERE integration_id = $1`, integrationID)
 }
 
+// AuditRowsIn implements projections.ConsistencyStore.
+func (s *ConsistencyStore) AuditRowsIn(ctx context.Context, integrationID string, buckets []projections.AuditBucket) ([]projections.AuditRef, error) {
+	types, hours := make([]string, len(buckets)), make([]time.Time, len(buckets))
+	for i, b := range buckets {
+		types[i], hours[i] = string(b.Type), b.Hour.UTC()
+	}
+	rows, err := s.pool.Query(ctx, `SELECT w.event_id, w.event_type, w.received_at
+FROM unnest($2::text[], $3::timestamptz[]) AS b(t, h)
+JOIN webhook_events w ON w.integration_id = $1 AND w.event_type = b.t AND w.received_at >= b.h AND w.received_at < b.h + interval '1 hour'`,
+		integrationID, types, hours)
+	if err != nil {
+		return nil, fmt.Errorf("audit rows of %s: %w", integrationID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (projections.AuditRef, error) {
+		var a projections.AuditRef
+		err := r.Scan(&a.EventID, &a.Type, &a.ReceivedAt)
+		a.ReceivedAt = a.ReceivedAt.UTC()
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit rows of %s: %w", integrationID, err)
+	}
+	return out, nil
+}
+
+// RefileAudit implements projections.ConsistencyStore.
+func (s *ConsistencyStore) RefileAudit(ctx context.Context, integrationID string, refs []projections.AuditRef) (int, error) {
+	ids, types, at := make([]string, len(refs)), make([]string, len(refs)), make([]time.Time, len(refs))
+	for i, r := range refs {
+		ids[i], types[i], at[i] = r.EventID, string(r.Type), r.ReceivedAt
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE webhook_events w SET event_type = u.t, received_at = u.r
+FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS u(e, t, r)
+WHERE w.integration_id = $1 AND w.event_id = u.e AND (w.event_type, w.received_at) IS DISTINCT FROM (u.t, u.r)`,
+		integrationID, ids, types, at)
+	if err != nil {
+		return 0, fmt.Errorf("refile audit rows of %s: %w", integrationID, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // counts reads rows of (type, hour, received, completed, failed, skipped,
 // total, largest and histogram of the processing times). A histogram
 // stored empty counts nothing; one not laid out as LatencyBucketsMs
