@@ -181,6 +181,11 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		a.runnables = append(a.runnables, a.awaitTopics)
 	}
 
+	if opts.Roles.Ingest {
+		for _, w := range cfg.Warnings() {
+			a.log.Warn(w)
+		}
+	}
 	metrics := httpapi.NewMetrics(a.registry)
 	gate := redis.NewGate(a.rdb)
 	a.receiver, err = ingest.NewReceiver(ingest.Config{

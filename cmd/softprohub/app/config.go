@@ -75,6 +75,18 @@ func DefaultConfig() Config {
 	return c
 }
 
+// Warnings names settings that work but weaken a guarantee, for the
+// process to log at start.
+func (c Config) Warnings() []string {
+	var out []string
+	if c.WebhookDedupTTL < 2*c.WebhookSignatureTTL {
+		out = append(out, fmt.Sprintf("WEBHOOK_DEDUP_TTL (%d s) is below twice WEBHOOK_SIGNATURE_TTL (%d s): "+
+			"a copy of a webhook sent again late in its time window can be appended again (the projections still apply each event id once)",
+			c.WebhookDedupTTL, c.WebhookSignatureTTL))
+	}
+	return out
+}
+
 // Validate checks ranges; secrets are checked by requireSecrets.
 func (c Config) Validate() error {
 	var errs []error

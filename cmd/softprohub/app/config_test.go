@@ -44,3 +44,23 @@ func TestConfigRefusesAnEmptyReplayWindow(t *testing.T) {
 		t.Errorf("WEBHOOK_SIGNATURE_TTL=1: %v", err)
 	}
 }
+
+// A dedup window shorter than the replay window both sides of now lets a
+// late copy through the dedup: allowed, and said at start.
+func TestConfigWarnsOfADedupWindowShorterThanTheReplayWindow(t *testing.T) {
+	c := DefaultConfig()
+	if w := c.Warnings(); len(w) != 0 {
+		t.Fatalf("defaults warn: %v", w)
+	}
+	c.WebhookSignatureTTL, c.WebhookDedupTTL = 300, 600
+	if w := c.Warnings(); len(w) != 0 {
+		t.Fatalf("dedup at twice the signature window warns: %v", w)
+	}
+	c.WebhookDedupTTL = 599
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "WEBHOOK_DEDUP_TTL (599 s) is below twice WEBHOOK_SIGNATURE_TTL (300 s)") {
+		t.Fatalf("warnings %v", w)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a short dedup window is refused: %v", err)
+	}
+}
