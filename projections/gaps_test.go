@@ -56,6 +56,14 @@ func (f fakeConsistency) MetricsCounts(ctx context.Context, id string) (map[Audi
 	return f.AuditCounts(ctx, id)
 }
 
+func (f fakeConsistency) Snapshot(_ context.Context, fn func(ConsistencyStore) error) error {
+	return fn(f)
+}
+
+func (f fakeConsistency) AheadOf(context.Context, string, map[Partition]int64) (map[AuditBucket]int64, map[string]bool, error) {
+	return nil, nil, nil
+}
+
 func (f fakeConsistency) AuditRowsIn(context.Context, string, []AuditBucket) ([]AuditRef, error) {
 	return nil, nil
 }

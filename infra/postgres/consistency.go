@@ -18,19 +18,60 @@ import (
 // concurrent use.
 type ConsistencyStore struct {
 	pool *pgxpool.Pool
+	// q is the pool, or the transaction of a Snapshot.
+	q querier
 }
 
 var _ projections.ConsistencyStore = (*ConsistencyStore)(nil)
 
 // NewConsistencyStore returns a store over pool's schema.
-func NewConsistencyStore(pool *pgxpool.Pool) *ConsistencyStore { return &ConsistencyStore{pool: pool} }
+func NewConsistencyStore(pool *pgxpool.Pool) *ConsistencyStore {
+	return &ConsistencyStore{pool: pool, q: pool}
+}
+
+// Snapshot implements projections.ConsistencyStore with a read-only,
+// repeatable-read transaction: every read fn makes sees the same commits.
+func (s *ConsistencyStore) Snapshot(ctx context.Context, fn func(projections.ConsistencyStore) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		return fn(&ConsistencyStore{pool: s.pool, q: tx})
+	})
+}
+
+// AheadOf implements projections.ConsistencyStore.
+func (s *ConsistencyStore) AheadOf(ctx context.Context, integrationID string, ends map[projections.Partition]int64) (map[projections.AuditBucket]int64, map[string]bool, error) {
+	var topics []string
+	var parts []int32
+	var offsets []int64
+	for p, o := range ends {
+		topics, parts, offsets = append(topics, p.Topic), append(parts, p.Partition), append(offsets, o)
+	}
+	rows, err := s.q.Query(ctx, `SELECT w.event_id, w.event_type, date_trunc('hour', w.received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+FROM unnest($2::text[], $3::int[], $4::bigint[]) AS e(t, p, o)
+JOIN webhook_events w ON w.integration_id = $1 AND w.topic = e.t AND w."partition" = e.p AND w."offset" >= e.o`,
+		integrationID, topics, parts, offsets)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit rows ahead of the log read of %s: %w", integrationID, err)
+	}
+	counts, ids := map[projections.AuditBucket]int64{}, map[string]bool{}
+	var id, typ string
+	var hour time.Time
+	_, err = pgx.ForEachRow(rows, []any{&id, &typ, &hour}, func() error {
+		ids[id] = true
+		counts[projections.AuditBucket{Type: domain.EventType(typ), Hour: hour.UTC()}]++
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit rows ahead of the log read of %s: %w", integrationID, err)
+	}
+	return counts, ids, nil
+}
 
 // EntityRows implements projections.ConsistencyStore.
 func (s *ConsistencyStore) EntityRows(ctx context.Context, integrationID string) ([]domain.Entity, error) {
 	var out []domain.Entity
 	for _, kind := range domain.Kinds {
 		t := entityTables[kind]
-		rows, err := s.pool.Query(ctx, "SELECT "+commonColumns+", "+strings.Join(t.columns, ", ")+" FROM "+t.name+
+		rows, err := s.q.Query(ctx, "SELECT "+commonColumns+", "+strings.Join(t.columns, ", ")+" FROM "+t.name+
 			" WHERE integration_id = $1 ORDER BY id", integrationID)
 		if err != nil {
 			return nil, fmt.Errorf("entity rows of %s: %w", integrationID, err)
@@ -119,7 +160,7 @@ WHERE w.integration_id = $1 AND w.event_id = u.e AND (w.event_type, w.received_a
 // (changed behind the system's back) reads as -1 in every bucket, which no
 // count of audit rows matches.
 func (s *ConsistencyStore) counts(ctx context.Context, what, sql, integrationID string) (map[projections.AuditBucket]projections.StatusCounts, error) {
-	rows, err := s.pool.Query(ctx, sql, integrationID)
+	rows, err := s.q.Query(ctx, sql, integrationID)
 	if err != nil {
 		return nil, fmt.Errorf("%s of %s: %w", what, integrationID, err)
 	}
