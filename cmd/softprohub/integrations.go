@@ -268,9 +268,9 @@ func newIntegrationsUpdateCmd(dev *bool) *cobra.Command {
 	}
 	f := update.Flags()
 	f.StringVar(&org, "org", "", "organization id")
-	f.BoolVar(&active, "active", true, "whether the integration is active")
-	f.BoolVar(&webhooks, "webhook-enabled", true, "whether its webhooks are accepted")
-	f.BoolVar(&sync, "sync-enabled", true, "whether scheduled syncs run")
+	f.BoolVar(&active, "active", false, "activate the integration (--active=false deactivates it)")
+	f.BoolVar(&webhooks, "webhook-enabled", false, "accept its webhooks (--webhook-enabled=false refuses them)")
+	f.BoolVar(&sync, "sync-enabled", false, "run its scheduled syncs (--sync-enabled=false stops them)")
 	f.IntVar(&frequency, "sync-frequency", 0, "minutes between scheduled syncs")
 	f.StringSliceVar(&syncTypes, "sync-types", nil, "sync types, replacing the list: transactions,contacts,documents,tasks")
 	f.IntVar(&rateLimit, "rate-limit", 0, "SoftPro API requests per window")
