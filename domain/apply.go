@@ -242,6 +242,9 @@ type Effect struct {
 	DataAsCarried bool
 	// StatusChange is set when a transaction's status changed.
 	StatusChange *StatusChange
+	// Earlier is set when a change too old to apply is older than the
+	// entity's creation: only CreatedAt moved back, to the change's time.
+	Earlier bool
 }
 
 // Apply folds a change into the entity's current state and returns the new
@@ -251,6 +254,10 @@ type Effect struct {
 //   - Newest wins: a change older than cur.UpdatedAt is not applied. Changes
 //     with equal timestamps apply in log order (SoftPro timestamps have
 //     second precision, so a create and an update often tie).
+//   - The creation time is the earliest change's: one too old to apply but
+//     older than the creation moves CreatedAt back (Effect.Earlier), so an
+//     entity whose events are projected from two topics in either order
+//     (webhooks and a sync's snapshots) gets the same creation time.
 //   - Deletes are soft: the entity is marked deleted and kept, so an older
 //     event arriving late cannot resurrect it, nor one of the delete's own
 //     second (ties do not apply over a delete). A newer change clears the
@@ -265,6 +272,11 @@ type Effect struct {
 //     from the previous one, and for every transaction.status_changed.
 func Apply(cur Entity, c Change) (Entity, Effect) {
 	if !Applies(cur, c) {
+		if cur.Exists && c.At.Before(cur.CreatedAt) {
+			next := cur
+			next.CreatedAt = c.At
+			return next, Effect{Earlier: true}
+		}
 		return cur, Effect{}
 	}
 	next := cur

@@ -439,3 +439,35 @@ func TestApplySaysWhenDataIsAsCarried(t *testing.T) {
 		}
 	}
 }
+
+// An entity's creation time is its earliest change's, in whatever order
+// its changes come: a webhook and a sync snapshot of one record travel on
+// two topics, and either may be projected first.
+func TestApplyCreationTimeIsTheEarliestChangesInAnyOrder(t *testing.T) {
+	t.Parallel()
+	snapshot := env(TransactionSynced, "sync_1", t0, `{"id":"txn_1","file_number":"F-1","status":"open","updated_at":"2024-01-15T10:30:00Z"}`)
+	update := env(TransactionUpdated, "evt_2", t0.Add(time.Hour), `{"id":"txn_1","status":"in_progress"}`)
+	late := env(TransactionUpdated, "evt_0", t0.Add(-time.Hour), `{"id":"txn_1","status":"draft"}`)
+	orders := [][]Envelope{
+		{late, snapshot, update}, {late, update, snapshot}, {snapshot, late, update},
+		{snapshot, update, late}, {update, late, snapshot}, {update, snapshot, late},
+	}
+	for _, order := range orders {
+		got, effs := fold(t, order...)
+		if !got.CreatedAt.Equal(t0.Add(-time.Hour)) || !got.UpdatedAt.Equal(t0.Add(time.Hour)) || got.Transaction.Status != "in_progress" {
+			t.Errorf("order %s %s %s: created %s, updated %s, status %q", order[0].EventID, order[1].EventID, order[2].EventID,
+				got.CreatedAt, got.UpdatedAt, got.Transaction.Status)
+		}
+		for i, eff := range effs {
+			if eff.Earlier && eff.Applied {
+				t.Errorf("%s: both applied and earlier", order[i].EventID)
+			}
+		}
+	}
+	// Stale but not older than the creation: nothing moves.
+	cur, _ := fold(t, snapshot, update)
+	c, _, _ := ChangeOf(env(TransactionUpdated, "evt_1", t0.Add(time.Minute), `{"id":"txn_1","status":"x"}`))
+	if next, eff := Apply(cur, c); eff != (Effect{}) || !next.CreatedAt.Equal(t0) {
+		t.Errorf("a stale change after the creation: %+v, created %s", eff, next.CreatedAt)
+	}
+}

@@ -188,7 +188,7 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 	want := map[domain.EntityKey]domain.Entity{}
 	for _, c := range changes {
 		next, eff := domain.Apply(want[c.Key], c)
-		if eff.Applied {
+		if eff.Applied || eff.Earlier {
 			want[c.Key] = next
 		}
 	}

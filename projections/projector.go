@@ -353,6 +353,13 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 				if eff.StatusChange != nil {
 					w.StatusChanges = append(w.StatusChanges, *eff.StatusChange)
 				}
+			} else if eff.Earlier {
+				// Stale, but older than the creation: the row is written
+				// for its creation time; its data is as it was.
+				entities[c.Key] = nextState
+				if _, ok := dirty[c.Key]; !ok {
+					dirty[c.Key] = false
+				}
 			}
 		}
 		ms := processingMs(now, row.ReceivedAt)

@@ -416,6 +416,9 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 				var next domain.Entity
 				var eff domain.Effect
 				next, eff = domain.Apply(cur, *c)
+				if eff.Earlier {
+					entities[c.Key], dirty[c.Key] = next, true
+				}
 				if eff.Applied {
 					ok = true
 					entities[c.Key], dirty[c.Key] = next, true
@@ -527,7 +530,7 @@ func (r *Replayer) settle(ctx context.Context, req ReplayRequest, topics []strin
 						}
 						folded[key] = true
 						next, eff := domain.Apply(state[c.Key], c)
-						if eff.Applied {
+						if eff.Applied || eff.Earlier {
 							state[c.Key] = next
 							if eff.StatusChange != nil {
 								history[c.Key] = append(history[c.Key], *eff.StatusChange)
