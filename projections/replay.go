@@ -413,15 +413,12 @@ func repairPlan(snap Snapshot, recs []Record, changes []*domain.Change, st *repa
 			case fold && seen(key):
 			case fold:
 				add.seen[key] = true
-				var next domain.Entity
-				var eff domain.Effect
-				next, eff = domain.Apply(cur, *c)
-				if eff.Earlier {
+				next, eff := domain.Apply(cur, *c)
+				if eff.Applied || eff.Earlier {
 					entities[c.Key], dirty[c.Key] = next, true
 				}
 				if eff.Applied {
 					ok = true
-					entities[c.Key], dirty[c.Key] = next, true
 					switch {
 					case eff.StatusChange == nil:
 					case st.refold[c.Key]:

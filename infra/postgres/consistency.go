@@ -18,7 +18,8 @@ import (
 // concurrent use.
 type ConsistencyStore struct {
 	pool *pgxpool.Pool
-	// q is the pool, or the transaction of a Snapshot.
+	// q is the pool, or the transaction of a Snapshot: every read goes
+	// through it; RefileAudit, the one write, through the pool.
 	q querier
 }
 
@@ -119,7 +120,7 @@ func (s *ConsistencyStore) AuditRowsIn(ctx context.Context, integrationID string
 	for i, b := range buckets {
 		types[i], hours[i] = string(b.Type), b.Hour.UTC()
 	}
-	rows, err := s.pool.Query(ctx, `SELECT w.event_id, w.event_type, w.received_at
+	rows, err := s.q.Query(ctx, `SELECT w.event_id, w.event_type, w.received_at
 FROM unnest($2::text[], $3::timestamptz[]) AS b(t, h)
 JOIN webhook_events w ON w.integration_id = $1 AND w.event_type = b.t AND w.received_at >= b.h AND w.received_at < b.h + interval '1 hour'`,
 		integrationID, types, hours)
@@ -198,7 +199,7 @@ func (s *ConsistencyStore) counts(ctx context.Context, what, sql, integrationID 
 // their receipt.
 func (s *ConsistencyStore) FailedEvents(ctx context.Context, integrationID string) (n int64, from, to time.Time, err error) {
 	var lo, hi *time.Time
-	err = s.pool.QueryRow(ctx, `SELECT count(*), min(received_at), max(received_at) FROM webhook_events
+	err = s.q.QueryRow(ctx, `SELECT count(*), min(received_at), max(received_at) FROM webhook_events
 WHERE integration_id = $1 AND status = 'FAILED'`, integrationID).Scan(&n, &lo, &hi)
 	if err != nil {
 		return 0, time.Time{}, time.Time{}, fmt.Errorf("failed events of %s: %w", integrationID, err)
