@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -81,16 +80,6 @@ func (e *Env) patchIntegration(id string, body map[string]any) (int, integration
 	return status, out.Integration, raw
 }
 
-// errorMessage is the message of an error answer.
-func errorMessage(t *testing.T, raw []byte) string {
-	t.Helper()
-	var resp struct{ Error struct{ Message string } }
-	if err := json.Unmarshal(raw, &resp); err != nil {
-		t.Fatalf("not an error answer: %s", raw)
-	}
-	return resp.Error.Message
-}
-
 func (e *Env) integrationNow(id string) integrationView {
 	e.t.Helper()
 	status, raw := e.call(http.MethodGet, "/api/v1/integrations/softpro/"+id, e.Token, nil)
@@ -147,7 +136,7 @@ func TestUpdateIntegrationSettings(t *testing.T) {
 		"ingestRateLimit must be positive":                                {"ingestRateLimit": -1},
 	} {
 		status, _, raw := e.patchIntegration(id, req)
-		if status != http.StatusBadRequest || !strings.Contains(errorMessage(t, raw), msg) {
+		if _, got := errCode(raw); status != http.StatusBadRequest || !strings.Contains(got, msg) {
 			t.Errorf("patch %v: %d %s, want 400 naming %q", req, status, raw, msg)
 		}
 	}
