@@ -3,6 +3,8 @@ package tests
 import (
 	"slices"
 	"testing"
+
+	"github.com/roisystems/softprohub/handlers/schedule"
 )
 
 // TestCLIIntegrationsUpdate: `integrations update` changes the settings its
@@ -20,7 +22,7 @@ func TestCLIIntegrationsUpdate(t *testing.T) {
 		got.RateLimit != 300 || got.OrganizationID != before.OrganizationID || !got.WebhookEnabled || !got.Active {
 		t.Fatalf("update printed %+v", got)
 	}
-	e.waitSchedule(id, "the two-hourly schedule", func(s scheduleEntry) bool {
+	e.waitSchedule(id, "the two-hourly schedule", func(s schedule.IntegrationStatus) bool {
 		return s.Scheduled && s.CronExpression == "0 */2 * * *" && s.RateLimit == 300 &&
 			slices.Equal(s.SyncTypes, []string{"contacts", "tasks"})
 	})

@@ -8,23 +8,13 @@ import (
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
+	"github.com/roisystems/softprohub/handlers/schedule"
 )
 
-// scheduleEntry is an integration's line of GET …/sync/status.
-type scheduleEntry struct {
-	IntegrationID  string
-	Scheduled      bool
-	SyncFrequency  int
-	CronExpression string
-	SyncTypes      []string
-	RateLimit      int
-	QuotaRemaining int
-}
-
 // scheduleOf returns id's line of the scheduler status.
-func (e *Env) scheduleOf(id string) scheduleEntry {
+func (e *Env) scheduleOf(id string) schedule.IntegrationStatus {
 	e.t.Helper()
-	var st struct{ Integrations []scheduleEntry }
+	var st struct{ Integrations []schedule.IntegrationStatus }
 	status, raw := e.call(http.MethodGet, "/api/v1/integrations/softpro/sync/status", e.Token, nil)
 	if status != http.StatusOK {
 		e.t.Fatalf("sync status: %d %s", status, raw)
@@ -36,11 +26,11 @@ func (e *Env) scheduleOf(id string) scheduleEntry {
 		}
 	}
 	e.t.Fatalf("sync status lacks %s: %s", id, raw)
-	return scheduleEntry{}
+	return schedule.IntegrationStatus{}
 }
 
 // waitSchedule polls the scheduler status until ok holds for id's line.
-func (e *Env) waitSchedule(id string, what string, ok func(scheduleEntry) bool) scheduleEntry {
+func (e *Env) waitSchedule(id string, what string, ok func(schedule.IntegrationStatus) bool) schedule.IntegrationStatus {
 	e.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -117,7 +107,7 @@ func TestUpdateIntegrationSettings(t *testing.T) {
 		got.IngestRateLimit != before.IngestRateLimit || len(got.Secrets) != len(before.Secrets) || !got.UpdatedAt.After(before.UpdatedAt) {
 		t.Errorf("fields not named changed, or updatedAt did not: before %+v, after %+v", before, got)
 	}
-	e.waitSchedule(id, "the hourly schedule and the new quota", func(s scheduleEntry) bool {
+	e.waitSchedule(id, "the hourly schedule and the new quota", func(s schedule.IntegrationStatus) bool {
 		// The bucket holds a tenth of the limit.
 		return s.Scheduled && s.CronExpression == "0 * * * *" && slices.Equal(s.SyncTypes, []string{"transactions"}) &&
 			s.RateLimit == 600 && s.QuotaRemaining == 60
@@ -168,7 +158,7 @@ func TestUpdateIntegrationSettings(t *testing.T) {
 	if status != http.StatusOK || got.SyncEnabled {
 		t.Fatalf("turn sync off: %d %s", status, raw)
 	}
-	e.waitSchedule(id, "no schedule", func(s scheduleEntry) bool { return !s.Scheduled })
+	e.waitSchedule(id, "no schedule", func(s schedule.IntegrationStatus) bool { return !s.Scheduled })
 
 	if status, _, raw := e.patchIntegration(e.id("missing"), map[string]any{"rateLimit": 5}); status != http.StatusNotFound {
 		t.Errorf("patch of an unknown integration: %d %s, want 404", status, raw)
