@@ -2,7 +2,6 @@ package tests
 
 import (
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -28,34 +27,15 @@ func TestSyncDoesNotHoldItsLockThroughALongRetryAfter(t *testing.T) {
 
 	quota := func() (limit, remaining int, availableIn time.Duration) {
 		t.Helper()
-		var st struct {
-			Integrations []struct {
-				IntegrationID    string
-				RateLimit        int
-				QuotaRemaining   int
-				QuotaAvailableIn string
+		in := e.scheduleOf(id)
+		if in.QuotaAvailableIn != "" {
+			d, err := time.ParseDuration(in.QuotaAvailableIn)
+			if err != nil {
+				t.Fatalf("quotaAvailableIn %q: %v", in.QuotaAvailableIn, err)
 			}
+			availableIn = d
 		}
-		status, raw := e.call(http.MethodGet, "/api/v1/integrations/softpro/sync/status", e.Token, nil)
-		if status != http.StatusOK {
-			t.Fatalf("sync status: %d %s", status, raw)
-		}
-		apiData(t, raw, &st)
-		for _, in := range st.Integrations {
-			if in.IntegrationID != id {
-				continue
-			}
-			if in.QuotaAvailableIn != "" {
-				d, err := time.ParseDuration(in.QuotaAvailableIn)
-				if err != nil {
-					t.Fatalf("quotaAvailableIn %q: %v", in.QuotaAvailableIn, err)
-				}
-				availableIn = d
-			}
-			return in.RateLimit, in.QuotaRemaining, availableIn
-		}
-		t.Fatalf("sync status lacks %s: %s", id, raw)
-		return
+		return in.RateLimit, in.QuotaRemaining, availableIn
 	}
 	// syncIntegration's rateLimit, 100,000 a minute: the bucket holds a tenth.
 	if limit, remaining, in := quota(); limit != 100000 || remaining != 10000 || in != 0 {
