@@ -63,6 +63,17 @@ type Snapshot struct {
 	Checkpoints map[Partition]int64
 	Audit       map[EventKey]AuditRow
 	Entities    map[domain.EntityKey]domain.Entity
+	// LastChanges holds, for rows of Entities, where the event that last
+	// changed the row came from; absent when the store does not tell.
+	LastChanges map[domain.EntityKey]LastChange
+}
+
+// LastChange is the topic of the event that last changed a row and when
+// ingest received it (its audit row's received_at, which precedes its
+// append to the log).
+type LastChange struct {
+	Topic      string
+	ReceivedAt time.Time
 }
 
 // Status is an audit row's lifecycle state, a wire contract of the API.

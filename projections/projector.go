@@ -32,6 +32,9 @@ type Record struct {
 	// StartedAt is when processing of the record first started; zero means
 	// the projector's clock at apply time.
 	StartedAt time.Time
+	// Timestamp is when the record was appended (its timestamp on the
+	// log); zero when unknown.
+	Timestamp time.Time
 }
 
 // Outcome is what applying one record did, a metrics label.
@@ -67,8 +70,8 @@ type Projector struct {
 	// keys, when set, holds every key queried so far in a store that
 	// started empty; Apply looks up only the keys it may hold (builds).
 	keys *KeySet
-	// refold, when set, is handed after each commit the entities that a
-	// retried event reached out of log order (WithRefold).
+	// refold, when set, is handed after each commit the entities that
+	// records reached out of log order (WithRefold).
 	refold func([]domain.EntityKey)
 	// unchecked makes Apply and Fail neither read nor write checkpoints
 	// (withoutCheckpoints).
@@ -90,11 +93,14 @@ func (p *Projector) withoutCheckpoints() *Projector {
 }
 
 // WithRefold returns a copy of p that hands fn, after each commit, the
-// entities a retried event (source retry) reached while they held another
-// event's state. Such an event was first appended before events that have
-// been applied since, so the entity's row may differ from the log's fold
-// (which takes each event at its first position) until it is folded again
-// (Refolder.Add).
+// entities records reached out of log order: a retried event (source
+// retry) reaching an entity that holds another event's state, as it was
+// first appended before events applied since; and a record reaching an
+// entity last changed by an event of another topic received after the
+// record was appended (overtaken). The log's fold (validate, a rebuild)
+// takes each event at its first position in append order, and newest-wins
+// with merged data depends on the order, so the entity's row may differ
+// from it until it is folded again (Refolder.Add).
 func (p *Projector) WithRefold(fn func([]domain.EntityKey)) *Projector {
 	q := *p
 	q.refold = fn
@@ -280,8 +286,8 @@ func firstGap(snap Snapshot, recs []Record) *GapError {
 }
 
 // plan is the pure core of Apply: from what is stored and the records, what
-// to write, what happened to each record, and the entities retried events
-// reached out of log order (see WithRefold).
+// to write, what happened to each record, and the entities records reached
+// out of log order (see WithRefold).
 func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Change, now time.Time) (Writes, []Outcome, []domain.EntityKey) {
 	w := Writes{Audit: make([]AuditRow, 0, len(recs))}
 	outcomes := make([]Outcome, len(recs))
@@ -337,8 +343,8 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 			if !ok {
 				cur = snap.Entities[c.Key]
 			}
-			if r.Envelope.Source == domain.SourceRetry && cur.Exists && cur.LastEventID != c.EventID &&
-				!slices.Contains(outOfOrder, c.Key) {
+			retried := r.Envelope.Source == domain.SourceRetry && cur.Exists && cur.LastEventID != c.EventID
+			if (retried || overtaken(snap, c.Key, r)) && !slices.Contains(outOfOrder, c.Key) {
 				outOfOrder = append(outOfOrder, c.Key)
 			}
 			nextState, eff := domain.Apply(cur, *c)
@@ -414,6 +420,19 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 	}
 	w.Metrics = metrics.list()
 	return w, outcomes, outOfOrder
+}
+
+// overtaken reports whether the stored row of key was last changed by an
+// event of another topic that ingest received after r was appended: the
+// two are projected in the opposite of their append order. Only the sync
+// topic shares entities with another (a kind's webhooks), so this is a
+// sync snapshot projected behind a newer webhook, or the other way round,
+// while one topic's projector lags the other's. An event received before r
+// was appended but appended after it (within the append's latency) is not
+// seen here; validate names such a row and gaps fill folds it again.
+func overtaken(snap Snapshot, key domain.EntityKey, r Record) bool {
+	last, ok := snap.LastChanges[key]
+	return ok && !r.Timestamp.IsZero() && last.Topic != r.Topic && last.ReceivedAt.After(r.Timestamp)
 }
 
 // RecordAttempt notes a failed attempt at rec in the audit: the event shows

@@ -12,11 +12,13 @@ import (
 
 // Refolder folds entities again from the whole log, in the background. A
 // manual retry appends a FAILED event anew, so the live projector applies
-// it after events that followed it on the log; the log's fold (validate, a
-// rebuild) applies it at its first position. Whenever the two can differ
-// (the retried event reaches an entity that holds another event's state)
-// the projector hands the entity here, and its row is folded again from
-// the log with the live rules, each event once at its first position, as a
+// it after events that followed it on the log; and the projectors of two
+// topics sharing an entity (a kind's webhooks and the sync topic) apply
+// its events against append order while one lags the other. The log's
+// fold (validate, a rebuild) applies each event at its first position in
+// append order. Whenever the two can differ (see Projector.WithRefold) the
+// projector hands the entity here, and its row is folded again from the
+// log with the live rules, each event once at its first position, as a
 // rebuild would. Safe for concurrent use.
 type Refolder struct {
 	replayer *Replayer

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -60,6 +61,58 @@ func TestProjectorNamesEntitiesRetriedEventsReachOutOfOrder(t *testing.T) {
 			}
 			if len(got) != len(tt.want) || len(got) > 0 && got[0] != tt.want[0] {
 				t.Fatalf("named %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// The projector names an entity for a refold when a record reaches it
+// after an event of another topic, received after the record was
+// appended, changed it: the two were projected against append order.
+func TestProjectorNamesEntitiesOvertakenAcrossTopics(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
+	txn1 := domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTransaction, ID: "txn_1"}
+	stored := domain.Entity{Key: txn1, Exists: true, CreatedAt: t0, UpdatedAt: t0, LastEventID: "e_webhook",
+		Transaction: domain.TransactionFields{Status: "closing"}}
+	// The row was last changed by a webhook received at t0+10s.
+	lastByWebhook := map[domain.EntityKey]LastChange{txn1: {Topic: domain.TopicTransactions, ReceivedAt: t0.Add(10 * time.Second)}}
+	snapshot := func(syncAppended time.Time, topic string) Record {
+		typ := domain.TransactionSynced
+		if topic == domain.TopicTransactions {
+			typ = domain.TransactionUpdated
+		}
+		return Record{Partition: Partition{Topic: topic}, Offset: 3, Timestamp: syncAppended, Envelope: domain.Envelope{
+			Schema: domain.SchemaV1, EventID: "e_snap", IntegrationID: "int_a", Type: typ, OccurredAt: t0.Add(-time.Hour),
+			ReceivedAt: syncAppended, Source: domain.SourceSync, Payload: json.RawMessage(`{"id":"txn_1","file_number":"F-1"}`)}}
+	}
+	tests := []struct {
+		name  string
+		rec   Record
+		last  map[domain.EntityKey]LastChange
+		named bool
+	}{
+		{name: "sync record appended before the webhook was received", rec: snapshot(t0.Add(5*time.Second), domain.TopicSync), last: lastByWebhook, named: true},
+		{name: "sync record appended after it", rec: snapshot(t0.Add(11*time.Second), domain.TopicSync), last: lastByWebhook},
+		{name: "record of the same topic", rec: snapshot(t0.Add(5*time.Second), domain.TopicTransactions), last: lastByWebhook},
+		{name: "record without a timestamp", rec: snapshot(time.Time{}, domain.TopicSync), last: lastByWebhook},
+		{name: "row whose last change is unknown", rec: snapshot(t0.Add(5*time.Second), domain.TopicSync)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, ok, err := domain.ChangeOf(tt.rec.Envelope)
+			if err != nil || !ok {
+				t.Fatalf("change: %v %v", ok, err)
+			}
+			snap := Snapshot{Checkpoints: map[Partition]int64{}, Audit: map[EventKey]AuditRow{},
+				Entities: map[domain.EntityKey]domain.Entity{txn1: stored}, LastChanges: tt.last}
+			_, outcomes, named := plan("p", snap, []Record{tt.rec}, []*domain.Change{&c}, t0.Add(time.Minute))
+			if outcomes[0] != OutcomeStale {
+				t.Fatalf("outcome %s, want stale", outcomes[0])
+			}
+			if got := len(named) == 1 && named[0] == txn1; got != tt.named || len(named) > 1 {
+				t.Fatalf("named %v, want named %v", named, tt.named)
 			}
 		})
 	}

@@ -68,9 +68,7 @@ type ScanRequest struct {
 // domain.ErrInvalidEnvelope) when its value is not an envelope.
 type ScannedRecord struct {
 	Record
-	// Timestamp is when the record was appended.
-	Timestamp time.Time
-	Err       error
+	Err error
 }
 
 // LogScanner reads the event log directly, partition by partition, without

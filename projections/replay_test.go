@@ -74,8 +74,7 @@ func (f *fakeLog) add(typ domain.EventType, id string, at time.Time, data string
 		Record: Record{Partition: Partition{Topic: typ.Topic()}, Offset: off, Envelope: domain.Envelope{
 			Schema: domain.SchemaV1, EventID: id, IntegrationID: "int_a", Type: typ, OccurredAt: at, ReceivedAt: at,
 			Source: domain.SourceWebhook, Payload: json.RawMessage(fmt.Sprintf(`{"id":%q,"data":%s}`, id, data)),
-		}},
-		Timestamp: at,
+		}, Timestamp: at},
 	})
 }
 

@@ -72,7 +72,7 @@ func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
 		}, []string{"topic"}),
 		refolds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "softprohub_projection_refolds_total",
-			Help: "Entities folded again from the log after a retried event reached them out of log order, by result (ok, error).",
+			Help: "Entities folded again from the log after a retried event, or a record of a lagging topic, reached them out of log order, by result (ok, error).",
 		}, []string{"result"}),
 	}
 	for _, c := range []prometheus.Collector{m.events, m.latency, m.lag, m.retries, m.poisoned, m.batch, m.tx, m.gapRecords, m.refolds} {

@@ -23,6 +23,7 @@ const (
 	metaPartition = "kafka_partition"
 	metaOffset    = "kafka_offset"
 	metaKey       = "kafka_key"
+	metaTimestamp = "kafka_timestamp"
 	metaType      = domain.HeaderType
 )
 
@@ -200,6 +201,9 @@ func recordOf(msg *message.Message) (projections.Record, error) {
 		Partition: projections.Partition{Topic: topic, Partition: int32(partition)},
 		Offset:    offset,
 		Envelope:  env,
+	}
+	if us, terr := strconv.ParseInt(msg.Metadata.Get(metaTimestamp), 10, 64); terr == nil {
+		rec.Timestamp = time.UnixMicro(us).UTC()
 	}
 	if err != nil {
 		return rec, projections.Permanent(fmt.Errorf("record %s/%d@%d: %w", topic, partition, offset, err))

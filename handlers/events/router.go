@@ -260,12 +260,12 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 	r.refolder = projections.NewRefolder(projections.NewReplayer(deps.Store, deps.Log, nil), cfg.Topics, func(res projections.RefoldResult) {
 		if res.Err != nil {
 			m.refolds.WithLabelValues("error").Add(float64(len(res.Entities)))
-			deps.Logger.Error("refolding entities a retried event reached out of log order failed, will retry",
+			deps.Logger.Error("refolding entities reached out of log order failed, will retry",
 				"integrationId", res.IntegrationID, "entities", len(res.Entities), "err", res.Err)
 			return
 		}
 		m.refolds.WithLabelValues("ok").Add(float64(len(res.Entities)))
-		deps.Logger.Info("refolded entities a retried event reached out of log order",
+		deps.Logger.Info("refolded entities reached out of log order",
 			"integrationId", res.IntegrationID, "entities", len(res.Entities), "records", res.Replay.Records, "applied", res.Replay.Applied)
 	})
 

@@ -188,9 +188,8 @@ func (r *ReplayReader) Scan(ctx context.Context, req projections.ScanRequest, fn
 				}
 				if kr, ok := f.record(rec); ok {
 					st.buf = append(st.buf, projections.ScannedRecord{
-						Record:    projections.Record{Partition: st.part, Offset: kr.Offset, Envelope: kr.Envelope},
-						Timestamp: kr.Timestamp,
-						Err:       kr.Err,
+						Record: projections.Record{Partition: st.part, Offset: kr.Offset, Envelope: kr.Envelope, Timestamp: kr.Timestamp},
+						Err:    kr.Err,
 					})
 				}
 			}

@@ -22,6 +22,9 @@ const (
 	// MetadataKey is the record key; the poison publisher keys poison
 	// records by it so an integration's dead letters stay in order.
 	MetadataKey = "kafka_key"
+	// MetadataTimestamp is the record's timestamp (when it was appended),
+	// in Unix microseconds; absent when the record has none.
+	MetadataTimestamp = "kafka_timestamp"
 )
 
 // WatermillConfig configures a watermill-kafka consumer-group subscriber.
@@ -159,6 +162,9 @@ func (u positionUnmarshaler) Unmarshal(m *sarama.ConsumerMessage) (*message.Mess
 	msg.Metadata.Set(MetadataPartition, strconv.Itoa(int(m.Partition)))
 	msg.Metadata.Set(MetadataOffset, strconv.FormatInt(m.Offset, 10))
 	msg.Metadata.Set(MetadataKey, string(m.Key))
+	if !m.Timestamp.IsZero() {
+		msg.Metadata.Set(MetadataTimestamp, strconv.FormatInt(m.Timestamp.UnixMicro(), 10))
+	}
 	return msg, nil
 }
 
