@@ -72,7 +72,7 @@ type Projector struct {
 	keys *KeySet
 	// refold, when set, is handed after each commit the entities that
 	// records reached out of log order (WithRefold).
-	refold func([]domain.EntityKey)
+	refold func([]Refold)
 	// unchecked makes Apply and Fail neither read nor write checkpoints
 	// (withoutCheckpoints).
 	unchecked bool
@@ -101,7 +101,7 @@ func (p *Projector) withoutCheckpoints() *Projector {
 // takes each event at its first position in append order, and newest-wins
 // with merged data depends on the order, so the entity's row may differ
 // from it until it is folded again (Refolder.Add).
-func (p *Projector) WithRefold(fn func([]domain.EntityKey)) *Projector {
+func (p *Projector) WithRefold(fn func([]Refold)) *Projector {
 	q := *p
 	q.refold = fn
 	return &q
@@ -202,7 +202,7 @@ func (p *Projector) Apply(ctx context.Context, recs ...Record) ([]Outcome, error
 
 	var (
 		outcomes   []Outcome
-		outOfOrder []domain.EntityKey
+		outOfOrder []Refold
 	)
 	err := p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
 		snap, err := tx.Load(ctx, q)
@@ -288,7 +288,7 @@ func firstGap(snap Snapshot, recs []Record) *GapError {
 // plan is the pure core of Apply: from what is stored and the records, what
 // to write, what happened to each record, and the entities records reached
 // out of log order (see WithRefold).
-func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Change, now time.Time) (Writes, []Outcome, []domain.EntityKey) {
+func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Change, now time.Time) (Writes, []Outcome, []Refold) {
 	w := Writes{Audit: make([]AuditRow, 0, len(recs))}
 	outcomes := make([]Outcome, len(recs))
 	next := make(map[Partition]int64, 1)
@@ -303,7 +303,7 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 	// last event's data as it came (domain.Effect.DataAsCarried).
 	dirty := make(map[domain.EntityKey]bool)
 	metrics := newMetricsAcc()
-	var outOfOrder []domain.EntityKey
+	var outOfOrder []Refold
 
 	for i, r := range recs {
 		if off, ok := next[r.Partition]; ok && r.Offset < off {
@@ -344,8 +344,8 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 				cur = snap.Entities[c.Key]
 			}
 			retried := r.Envelope.Source == domain.SourceRetry && cur.Exists && cur.LastEventID != c.EventID
-			if (retried || overtaken(snap, c.Key, r)) && !slices.Contains(outOfOrder, c.Key) {
-				outOfOrder = append(outOfOrder, c.Key)
+			if retried || overtaken(snap, c.Key, r) {
+				outOfOrder = refoldOnce(outOfOrder, Refold{Key: c.Key, Created: earliest(cur.CreatedAt, c.At)})
 			}
 			nextState, eff := domain.Apply(cur, *c)
 			applied := eff.Applied
@@ -420,6 +420,28 @@ func plan(projection string, snap Snapshot, recs []Record, changes []*domain.Cha
 	}
 	w.Metrics = metrics.list()
 	return w, outcomes, outOfOrder
+}
+
+// refoldOnce adds r to rs, or moves the creation time of the entry of its
+// entity back to r's.
+func refoldOnce(rs []Refold, r Refold) []Refold {
+	i := slices.IndexFunc(rs, func(x Refold) bool { return x.Key == r.Key })
+	if i < 0 {
+		return append(rs, r)
+	}
+	rs[i].Created = earliest(rs[i].Created, r.Created)
+	return rs
+}
+
+// earliest is the earlier of a and b, zero (unknown) when either is.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.IsZero() {
+		return time.Time{}
+	}
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // overtaken reports whether the stored row of key was last changed by an

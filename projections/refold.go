@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -28,10 +29,27 @@ type Refolder struct {
 	// queued again.
 	retryDelay time.Duration
 
-	mu      sync.Mutex
-	pending map[string]map[domain.EntityKey]bool
+	mu sync.Mutex
+	// pending holds, per integration, the entities queued, each with the
+	// earliest creation time named for it.
+	pending map[string]map[domain.EntityKey]time.Time
 	wake    chan struct{}
 }
+
+// Refold names an entity to fold again: Created is its creation time
+// (SoftPro's earliest change of it, the change at hand included), zero
+// when unknown.
+type Refold struct {
+	Key     domain.EntityKey
+	Created time.Time
+}
+
+// refoldClockMargin is how far before an entity's creation time its
+// refold starts reading the log. An event is appended after it happens, so
+// every event of the entity was appended after its creation time, unless
+// SoftPro's clock (or the time zone its timestamps are read in) runs
+// ahead of ours: by up to this much, the window still holds them.
+const refoldClockMargin = 48 * time.Hour
 
 // RefoldResult is what one refold of an integration's entities did.
 type RefoldResult struct {
@@ -54,20 +72,25 @@ func NewRefolder(replayer *Replayer, topics []string, report func(RefoldResult))
 		report = func(RefoldResult) {}
 	}
 	return &Refolder{replayer: replayer, topics: topics, report: report, retryDelay: refoldRetryDelay,
-		pending: map[string]map[domain.EntityKey]bool{}, wake: make(chan struct{}, 1)}
+		pending: map[string]map[domain.EntityKey]time.Time{}, wake: make(chan struct{}, 1)}
 }
 
-// Add queues keys for a refold; it never blocks.
-func (f *Refolder) Add(keys []domain.EntityKey) {
-	if len(keys) == 0 {
+// Add queues entities for a refold; it never blocks.
+func (f *Refolder) Add(refolds []Refold) {
+	if len(refolds) == 0 {
 		return
 	}
 	f.mu.Lock()
-	for _, k := range keys {
-		if f.pending[k.IntegrationID] == nil {
-			f.pending[k.IntegrationID] = map[domain.EntityKey]bool{}
+	for _, r := range refolds {
+		id := r.Key.IntegrationID
+		if f.pending[id] == nil {
+			f.pending[id] = map[domain.EntityKey]time.Time{}
 		}
-		f.pending[k.IntegrationID][k] = true
+		created := r.Created
+		if at, ok := f.pending[id][r.Key]; ok {
+			created = earliest(at, created)
+		}
+		f.pending[id][r.Key] = created
 	}
 	f.mu.Unlock()
 	select {
@@ -76,10 +99,12 @@ func (f *Refolder) Add(keys []domain.EntityKey) {
 	}
 }
 
-// Run refolds queued entities until ctx ends, one integration at a time
-// (each refold reads that integration's whole log). Entities whose refold
-// failed are queued again after a pause. Entities still queued when ctx
-// ends are left to `gaps fill`, which finds them as differing rows.
+// Run refolds queued entities until ctx ends, one integration at a time.
+// Each refold reads the integration's log from refoldClockMargin before
+// the earliest creation time of its entities (the whole log when one is
+// unknown). Entities whose refold failed are queued again after a pause.
+// Entities still queued when ctx ends are left to `gaps fill`, which finds
+// them as differing rows.
 func (f *Refolder) Run(ctx context.Context) {
 	for {
 		select {
@@ -88,11 +113,20 @@ func (f *Refolder) Run(ctx context.Context) {
 		case <-f.wake:
 		}
 		for {
-			id, keys := f.take()
+			id, refolds := f.take()
 			if id == "" {
 				break
 			}
-			rep, err := f.replayer.Replay(ctx, ReplayRequest{IntegrationID: id, Topics: f.topics, Refold: keys})
+			keys := make([]domain.EntityKey, len(refolds))
+			from := refolds[0].Created
+			for i, r := range refolds {
+				keys[i] = r.Key
+				from = earliest(from, r.Created)
+			}
+			if !from.IsZero() {
+				from = from.Add(-refoldClockMargin)
+			}
+			rep, err := f.replayer.Refold(ctx, id, f.topics, keys, from)
 			if ctx.Err() != nil {
 				return
 			}
@@ -102,7 +136,7 @@ func (f *Refolder) Run(ctx context.Context) {
 					select {
 					case <-ctx.Done():
 					case <-time.After(f.retryDelay):
-						f.Add(keys)
+						f.Add(refolds)
 					}
 				}()
 			}
@@ -112,13 +146,85 @@ func (f *Refolder) Run(ctx context.Context) {
 
 // take removes and returns one integration's queued entities, in key
 // order; id is empty when none are queued.
-func (f *Refolder) take() (id string, keys []domain.EntityKey) {
+func (f *Refolder) take() (id string, refolds []Refold) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for i, ks := range f.pending {
+	for i, rs := range f.pending {
 		delete(f.pending, i)
-		keys = slices.SortedFunc(maps.Keys(ks), compareEntityKeys)
-		return i, keys
+		for _, k := range slices.SortedFunc(maps.Keys(rs), compareEntityKeys) {
+			refolds = append(refolds, Refold{Key: k, Created: rs[k]})
+		}
+		return i, refolds
 	}
 	return "", nil
+}
+
+// Refold folds keys, entities of one integration, again from nothing with
+// the live rules, from the integration's records appended at or after from
+// (zero: the log start), each event once at its first position in append
+// order, and writes their rows (and transactions' status histories) as
+// Replay does for ReplayRequest.Refold. Unlike Replay it writes nothing for
+// other records: it reads the log and folds in memory, then writes once.
+// from must precede every event of keys (see refoldClockMargin); a time
+// still to come reads the whole log.
+func (r *Replayer) Refold(ctx context.Context, integrationID string, topics []string, keys []domain.EntityKey, from time.Time) (ReplayReport, error) {
+	started := r.now()
+	if len(topics) == 0 {
+		topics = domain.EventTopics
+	}
+	if from.After(started) {
+		from = time.Time{}
+	}
+	rep := ReplayReport{IntegrationID: integrationID}
+	if !from.IsZero() {
+		f := from.UTC()
+		rep.From = &f
+	}
+	bounds, err := r.log.Bounds(ctx, topics, from, time.Time{})
+	if err != nil {
+		return rep, fmt.Errorf("refold: %w", err)
+	}
+	bounds = onlyIntegration(bounds, r.log, integrationID)
+	st := newRepairState()
+	for _, k := range keys {
+		st.refold[k] = true
+	}
+	err = r.log.Scan(ctx, ScanRequest{Bounds: bounds, IntegrationID: integrationID, BatchSize: 2000},
+		func(recs []ScannedRecord) error {
+			for _, rec := range recs {
+				rep.Records++
+				if rec.Err != nil {
+					continue
+				}
+				c, ok, err := domain.ChangeOf(rec.Envelope)
+				key := keyOf(rec.Envelope)
+				if err != nil || !ok || !st.refold[c.Key] || st.seen[key] {
+					continue
+				}
+				st.seen[key] = true
+				next, eff := domain.Apply(st.state[c.Key], c)
+				if !eff.Applied && !eff.Earlier {
+					rep.Unchanged++
+					continue
+				}
+				st.state[c.Key] = next
+				if eff.StatusChange != nil {
+					st.history[c.Key] = append(st.history[c.Key], *eff.StatusChange)
+				}
+				if eff.Applied {
+					rep.Applied++
+				} else {
+					rep.Unchanged++
+				}
+			}
+			return nil
+		})
+	if err == nil {
+		err = r.settle(ctx, ReplayRequest{IntegrationID: integrationID}, topics, bounds, st)
+	}
+	rep.Elapsed = r.now().Sub(started)
+	if err != nil {
+		return rep, fmt.Errorf("refold: %w", err)
+	}
+	return rep, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -53,7 +54,11 @@ func TestProjectorNamesEntitiesRetriedEventsReachOutOfOrder(t *testing.T) {
 				}
 			}
 			var got []domain.EntityKey
-			p := live.WithRefold(func(keys []domain.EntityKey) { got = append(got, keys...) })
+			p := live.WithRefold(func(rs []Refold) {
+				for _, r := range rs {
+					got = append(got, r.Key)
+				}
+			})
 			// A claimed retry's audit row is RECEIVED again.
 			m.audit[keyOf(tt.rec.Envelope)] = AuditRow{IntegrationID: "int_a", EventID: tt.rec.Envelope.EventID, Status: StatusReceived}
 			if _, err := p.Apply(context.Background(), tt.rec); err != nil {
@@ -111,8 +116,12 @@ func TestProjectorNamesEntitiesOvertakenAcrossTopics(t *testing.T) {
 			if outcomes[0] != OutcomeStale {
 				t.Fatalf("outcome %s, want stale", outcomes[0])
 			}
-			if got := len(named) == 1 && named[0] == txn1; got != tt.named || len(named) > 1 {
+			if got := len(named) == 1 && named[0].Key == txn1; got != tt.named || len(named) > 1 {
 				t.Fatalf("named %v, want named %v", named, tt.named)
+			}
+			// From the snapshot's time, older than the row's creation.
+			if tt.named && !named[0].Created.Equal(t0.Add(-time.Hour)) {
+				t.Fatalf("named with creation time %s, want %s", named[0].Created, t0.Add(-time.Hour))
 			}
 		})
 	}
@@ -170,7 +179,7 @@ func TestRefolderFoldsQueuedEntitiesAgainAndRetries(t *testing.T) {
 		defer close(done)
 		f.Run(ctx)
 	}()
-	f.Add([]domain.EntityKey{txn1, txn1})
+	f.Add([]Refold{{Key: txn1, Created: t0.Add(time.Hour)}, {Key: txn1, Created: t0}})
 
 	next := func() RefoldResult {
 		t.Helper()
@@ -189,6 +198,10 @@ func TestRefolderFoldsQueuedEntitiesAgainAndRetries(t *testing.T) {
 	second := next()
 	if second.Err != nil || len(second.Entities) != 1 || second.Entities[0] != txn1 || second.Replay.Records != 2 {
 		t.Fatalf("second refold %+v, want txn_1 folded from 2 records", second)
+	}
+	// From the earliest creation time named, less the clock margin.
+	if from := second.Replay.From; from == nil || !from.Equal(t0.Add(-refoldClockMargin)) {
+		t.Fatalf("second refold read from %v, want %s", from, t0.Add(-refoldClockMargin))
 	}
 	got := m.entities[txn1]
 	if got.Transaction.Status != "closing" || got.Transaction.FileNumber != "F-1" || got.LastEventID != "e_status" {
@@ -213,32 +226,93 @@ func TestRefolderFoldsQueuedEntitiesAgainAndRetries(t *testing.T) {
 func TestRefoldKeepsEventsAppliedLiveDuringItsScan(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
-	log, txn1 := createdThenClosing(t0)
-	m := newMemStore()
-	live := NewProjector("p", m, nil)
-	for _, r := range log.recs {
-		if _, err := live.Apply(context.Background(), r.Record); err != nil {
-			t.Fatal(err)
-		}
+	refolds := map[string]func(*Replayer, domain.EntityKey) error{
+		"replay": func(r *Replayer, k domain.EntityKey) error {
+			_, err := r.Replay(context.Background(), ReplayRequest{IntegrationID: "int_a", Refold: []domain.EntityKey{k}})
+			return err
+		},
+		"refold": func(r *Replayer, k domain.EntityKey) error {
+			_, err := r.Refold(context.Background(), "int_a", nil, []domain.EntityKey{k}, t0.Add(-refoldClockMargin))
+			return err
+		},
 	}
-	// The row edited behind the system's back, then refolded; after the
-	// refold listed the log's end, and before it reads the entity's
-	// records, an update of the same second is appended and projected live.
-	edited := m.entities[txn1]
-	edited.Transaction.FileNumber = "tampered"
-	m.entities[txn1] = edited
-	log.beforeScan = func() {
-		log.add(domain.TransactionUpdated, "e_updated", t0, `{"id":"txn_1","property_address":"1 Main St"}`)
-		if _, err := live.Apply(context.Background(), log.recs[2].Record); err != nil {
-			t.Error(err)
-		}
+	for name, refold := range refolds {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			log, txn1 := createdThenClosing(t0)
+			m := newMemStore()
+			live := NewProjector("p", m, nil)
+			for _, r := range log.recs {
+				if _, err := live.Apply(context.Background(), r.Record); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The row edited behind the system's back, then refolded; after
+			// the refold listed the log's end, and before it reads the
+			// entity's records, an update of the same second is appended
+			// and projected live.
+			edited := m.entities[txn1]
+			edited.Transaction.FileNumber = "tampered"
+			m.entities[txn1] = edited
+			log.beforeScan = func() {
+				log.add(domain.TransactionUpdated, "e_updated", t0, `{"id":"txn_1","property_address":"1 Main St"}`)
+				if _, err := live.Apply(context.Background(), log.recs[2].Record); err != nil {
+					t.Error(err)
+				}
+			}
+			if err := refold(NewReplayer(m, log, nil), txn1); err != nil {
+				t.Fatal(err)
+			}
+			got := m.entities[txn1].Transaction
+			if got.FileNumber != "F-1" || got.Status != "closing" || got.PropertyAddress != "1 Main St" || m.entities[txn1].LastEventID != "e_updated" {
+				t.Fatalf("after the refold: %+v, last event %s; want F-1, closing, 1 Main St, e_updated", got, m.entities[txn1].LastEventID)
+			}
+		})
 	}
-	if _, err := NewReplayer(m, log, nil).Replay(context.Background(), ReplayRequest{IntegrationID: "int_a", Refold: []domain.EntityKey{txn1}}); err != nil {
-		t.Fatal(err)
+}
+
+// A refold from a time reads only the records appended since, writes
+// nothing for the other entities it reads, and folds its entities as a
+// fold of the whole log does; a time still to come reads the whole log.
+func TestRefoldFromATimeReadsTheLogSinceThen(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
+	log := &fakeLog{}
+	for i := range 5 {
+		at := t0.Add(-time.Duration(30-i) * 24 * time.Hour)
+		log.add(domain.TransactionCreated, fmt.Sprintf("e_old_%d", i), at, fmt.Sprintf(`{"id":"txn_old_%d","status":"open"}`, i))
 	}
-	got := m.entities[txn1].Transaction
-	if got.FileNumber != "F-1" || got.Status != "closing" || got.PropertyAddress != "1 Main St" || m.entities[txn1].LastEventID != "e_updated" {
-		t.Fatalf("after the refold: %+v, last event %s; want F-1, closing, 1 Main St, e_updated", got, m.entities[txn1].LastEventID)
+	log.add(domain.TransactionCreated, "e_created", t0, `{"id":"txn_1","status":"open","file_number":"F-1"}`)
+	log.add(domain.TransactionCreated, "e_other", t0, `{"id":"txn_2","status":"open"}`)
+	log.add(domain.TransactionStatusChanged, "e_status", t0.Add(time.Minute), `{"id":"txn_1","status":"closing"}`)
+	txn1 := domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTransaction, ID: "txn_1"}
+	for _, tt := range []struct {
+		name    string
+		from    time.Time
+		records int64
+	}{
+		{name: "from before the creation", from: t0.Add(-refoldClockMargin), records: 3},
+		{name: "from the log start", records: 8},
+		{name: "from a time to come", from: time.Now().Add(time.Hour), records: 8},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := newMemStore()
+			rep, err := NewReplayer(m, log, nil).Refold(context.Background(), "int_a", []string{domain.TopicTransactions}, []domain.EntityKey{txn1}, tt.from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Records != tt.records || rep.Applied != 2 {
+				t.Fatalf("read %d records, applied %d; want %d and 2", rep.Records, rep.Applied, tt.records)
+			}
+			got := m.entities[txn1]
+			if len(m.entities) != 1 || got.Transaction.Status != "closing" || got.Transaction.FileNumber != "F-1" || !got.CreatedAt.Equal(t0) {
+				t.Fatalf("entities %+v, want txn_1 alone, closing, F-1, created %s", m.entities, t0)
+			}
+			if h := historyOf(m); h != "open>closing:e_status" {
+				t.Fatalf("status history %s", h)
+			}
+		})
 	}
 }
 

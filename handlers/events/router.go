@@ -266,7 +266,8 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 		}
 		m.refolds.WithLabelValues("ok").Add(float64(len(res.Entities)))
 		deps.Logger.Info("refolded entities reached out of log order",
-			"integrationId", res.IntegrationID, "entities", len(res.Entities), "records", res.Replay.Records, "applied", res.Replay.Applied)
+			"integrationId", res.IntegrationID, "entities", len(res.Entities), "from", res.Replay.From,
+			"records", res.Replay.Records, "applied", res.Replay.Applied)
 	})
 
 	for _, topic := range cfg.Topics {
