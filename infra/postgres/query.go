@@ -116,8 +116,10 @@ func eventConds(f projections.EventFilter, a *args) []string {
 func (s *QueryStore) Events(ctx context.Context, f projections.EventFilter) (projections.EventPage, error) {
 	var a args
 	conds := eventConds(f, &a)
+	// Ordered by the table's uuid id, not the text the list selects, so
+	// the index on (received_at, id) gives the order without a sort.
 	q := "SELECT " + eventListColumns + " FROM webhook_events" + joinWhere(conds) +
-		" ORDER BY received_at DESC, id DESC LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(int64(max(f.Page-1, 0))*int64(f.Limit))
+		" ORDER BY received_at DESC, webhook_events.id DESC LIMIT " + a.add(f.Limit) + " OFFSET " + a.add(int64(max(f.Page-1, 0))*int64(f.Limit))
 	rows, err := s.pool.Query(ctx, q, a...)
 	if err != nil {
 		return projections.EventPage{}, classifyQuery("list events", err)
@@ -731,8 +733,10 @@ func (s *QueryStore) StatusHistory(ctx context.Context, f projections.HistoryFil
 		}
 		conds = append(conds, "(changed_at, id) > ("+a.add(at)+"::timestamptz, "+a.add(id)+"::bigint)")
 	}
+	// The id is selected as text: the order names the table's column, a
+	// number, as the cursor compares it (ORDER BY id would sort the text).
 	q := "SELECT id::text, from_status, to_status, changed_at, event_id FROM transaction_status_changes" + joinWhere(conds) +
-		" ORDER BY changed_at, id LIMIT " + a.add(f.Limit+1)
+		" ORDER BY changed_at, transaction_status_changes.id LIMIT " + a.add(f.Limit+1)
 	b := &pgx.Batch{}
 	var page projections.HistoryPage
 	var ids []string

@@ -129,3 +129,47 @@ func TestQueryRowItCannotDecodeIsNotAnOutage(t *testing.T) {
 		t.Fatalf("listing a row it cannot decode: %v, want an error that is not ErrUnavailable", err)
 	}
 }
+
+// TestStatusHistoryWalkOrdersIdsAsNumbers: changes of one second are
+// ordered by id, a number, as the cursor compares them: a walk one change
+// at a time across ids 9 and 10 returns each once, in order.
+func TestStatusHistoryWalkOrdersIdsAsNumbers(t *testing.T) {
+	t.Parallel()
+	pool := migratedTestSchema(t, nil)
+	ctx := testContext(t)
+	t0 := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+	if _, err := pool.Exec(ctx, `ALTER TABLE transaction_status_changes ALTER COLUMN id RESTART WITH 8`); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i, to := range []string{"open", "pending", "closing", "closed"} {
+		from := ""
+		if i > 0 {
+			from = want[i-1]
+		}
+		if _, err := pool.Exec(ctx, `INSERT INTO transaction_status_changes (integration_id, transaction_id, from_status, to_status, changed_at, event_id)
+ VALUES ('int_1', 'txn_1', $1, $2, $3, $4)`, from, to, t0, "e_"+to); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, to)
+	}
+	s := NewQueryStore(pool)
+	f := projections.HistoryFilter{IntegrationID: "int_1", TransactionID: "txn_1", Limit: 1}
+	var got []string
+	for range 6 {
+		page, err := s.StatusHistory(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page.Changes {
+			got = append(got, c.To)
+		}
+		if page.Next == nil {
+			break
+		}
+		f.After = page.Next
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("walk returned %v, want %v (ids 8 to 11)", got, want)
+	}
+}
