@@ -135,38 +135,45 @@ func (s *QueryStore) Events(ctx context.Context, f projections.EventFilter) (pro
 	return projections.EventPage{Events: events, Total: total}, nil
 }
 
-// countEvents counts the rows matching f. RECEIVED and PROCESSING are one
-// figure in the hourly metrics, so filtering on either counts the audit.
+// countEvents counts the rows matching f: whole hours from the hourly
+// metrics (one column of them), the partial hours at either end from the
+// audit. RECEIVED and PROCESSING are one figure in the hourly metrics, so
+// filtering on either counts the audit.
 func (s *QueryStore) countEvents(ctx context.Context, f projections.EventFilter) (int64, error) {
-	if f.Status == projections.StatusReceived || f.Status == projections.StatusProcessing {
-		var a args
-		var n int64
-		err := s.pool.QueryRow(ctx, "SELECT count(*) FROM webhook_events"+joinWhere(eventConds(f, &a)), a...).Scan(&n)
-		if err != nil {
-			return 0, classifyQuery("count events", err)
-		}
-		return n, nil
+	column, ok := map[projections.Status]string{"": "received", projections.StatusCompleted: "completed",
+		projections.StatusFailed: "failed", projections.StatusSkipped: "skipped"}[f.Status]
+	lo, hi := f.Start, f.End
+	if !hi.IsZero() {
+		hi = hi.Add(time.Microsecond) // inclusive, at Postgres' resolution
 	}
-	end := f.End
-	if !end.IsZero() {
-		end = end.Add(time.Microsecond) // inclusive, at Postgres' resolution
-	}
-	counts, err := s.counts(ctx, f.IntegrationID, f.EventType, f.Start, end)
-	if err != nil {
-		return 0, classifyQuery("count events", err)
+	hrs, whole, partial := splitHours(lo, hi)
+	if !ok {
+		whole, partial = false, [][2]time.Time{{lo, hi}}
 	}
 	var n int64
-	for _, c := range counts {
-		switch f.Status {
-		case "":
-			n += c.Received
-		case projections.StatusCompleted:
-			n += c.Completed
-		case projections.StatusFailed:
-			n += c.Failed
-		case projections.StatusSkipped:
-			n += c.Skipped
+	add := func(row pgx.Row) error {
+		var v int64
+		err := row.Scan(&v)
+		n += v
+		return err
+	}
+	b := &pgx.Batch{}
+	if whole {
+		var a args
+		table, conds := metricsWhere(f.IntegrationID, f.EventType, hrs, &a)
+		b.Queue("SELECT coalesce(sum("+column+"), 0)::bigint FROM "+table+joinWhere(conds), a...).QueryRow(add)
+	}
+	for _, p := range partial {
+		var a args
+		part := f
+		part.Start, part.End = p[0], p[1]
+		if !p[1].IsZero() {
+			part.End = p[1].Add(-time.Microsecond)
 		}
+		b.Queue("SELECT count(*) FROM webhook_events"+joinWhere(eventConds(part, &a)), a...).QueryRow(add)
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return 0, classifyQuery("count events", err)
 	}
 	return n, nil
 }
@@ -217,6 +224,28 @@ func splitHours(lo, hi time.Time) (hours hourRange, whole bool, partial [][2]tim
 	return hours, true, partial
 }
 
+// metricsWhere is where the hourly metrics of hrs are summed from: one
+// integration's rows, or the totals over every integration (integrationID
+// empty); and the conditions selecting typ (every type when empty) and the
+// hours.
+func metricsWhere(integrationID string, typ domain.EventType, hrs hourRange, a *args) (table string, conds []string) {
+	table = "metrics_hourly_totals"
+	if integrationID != "" {
+		table = "integration_metrics_hourly"
+		conds = append(conds, "integration_id = "+a.add(integrationID))
+	}
+	if typ != "" {
+		conds = append(conds, "event_type = "+a.add(string(typ)))
+	}
+	if hrs.lo != nil {
+		conds = append(conds, "hour >= "+a.add(*hrs.lo))
+	}
+	if hrs.hi != nil {
+		conds = append(conds, "hour < "+a.add(*hrs.hi))
+	}
+	return table, conds
+}
+
 // counts adds the hourly metrics of the whole hours in [lo, hi) to the
 // audit rows of the partial hours, per event type.
 func (s *QueryStore) counts(ctx context.Context, integrationID string, typ domain.EventType, lo, hi time.Time) ([]projections.Counts, error) {
@@ -246,36 +275,15 @@ func (s *QueryStore) counts(ctx context.Context, integrationID string, typ domai
 		}
 		return rows.Err()
 	}
-	common := func(a *args) []string {
-		var conds []string
-		if integrationID != "" {
-			conds = append(conds, "integration_id = "+a.add(integrationID))
-		}
-		if typ != "" {
-			conds = append(conds, "event_type = "+a.add(string(typ)))
-		}
-		return conds
-	}
 	if hours {
 		var a args
-		conds := common(&a)
-		table := "integration_metrics_hourly"
-		if integrationID == "" {
-			table = "metrics_hourly_totals"
-		}
-		if hrs.lo != nil {
-			conds = append(conds, "hour >= "+a.add(*hrs.lo))
-		}
-		if hrs.hi != nil {
-			conds = append(conds, "hour < "+a.add(*hrs.hi))
-		}
+		table, conds := metricsWhere(integrationID, typ, hrs, &a)
 		b.Queue(`SELECT event_type, sum(received)::bigint, sum(completed)::bigint, sum(failed)::bigint, sum(skipped)::bigint,
  sum(total_processing_ms)::bigint FROM `+table+joinWhere(conds)+` GROUP BY event_type`, a...).Query(collect)
 	}
 	for _, p := range partial {
 		var a args
-		conds := common(&a)
-		conds = append(conds, "received_at >= "+a.add(p[0]), "received_at < "+a.add(p[1]))
+		conds := eventConds(projections.EventFilter{IntegrationID: integrationID, EventType: typ, Start: p[0], End: p[1].Add(-time.Microsecond)}, &a)
 		b.Queue(`SELECT event_type, count(*), count(*) FILTER (WHERE status = 'COMPLETED'),
  count(*) FILTER (WHERE status = 'FAILED'), count(*) FILTER (WHERE status = 'SKIPPED'),
  coalesce(sum(processing_time_ms) FILTER (WHERE status = 'COMPLETED'), 0)::bigint
