@@ -189,31 +189,22 @@ func (r *Replayer) Refold(ctx context.Context, integrationID string, topics []st
 	for _, k := range keys {
 		st.refold[k] = true
 	}
+	first := func(k EventKey) bool {
+		if st.seen[k] {
+			return false
+		}
+		st.seen[k] = true
+		return true
+	}
 	err = r.log.Scan(ctx, ScanRequest{Bounds: bounds, IntegrationID: integrationID, BatchSize: 2000},
 		func(recs []ScannedRecord) error {
 			for _, rec := range recs {
 				rep.Records++
-				if rec.Err != nil {
-					continue
-				}
-				c, ok, err := domain.ChangeOf(rec.Envelope)
-				key := keyOf(rec.Envelope)
-				if err != nil || !ok || !st.refold[c.Key] || st.seen[key] {
-					continue
-				}
-				st.seen[key] = true
-				next, eff := domain.Apply(st.state[c.Key], c)
-				if !eff.Applied && !eff.Earlier {
-					rep.Unchanged++
-					continue
-				}
-				st.state[c.Key] = next
-				if eff.StatusChange != nil {
-					st.history[c.Key] = append(st.history[c.Key], *eff.StatusChange)
-				}
-				if eff.Applied {
+				switch eff, folded := foldRefold(rec, st.refold, first, st.state, st.history); {
+				case !folded:
+				case eff.Applied:
 					rep.Applied++
-				} else {
+				default:
 					rep.Unchanged++
 				}
 			}

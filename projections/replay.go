@@ -514,23 +514,15 @@ func (r *Replayer) settle(ctx context.Context, req ReplayRequest, topics []strin
 			var w Writes
 			err = r.log.Scan(ctx, ScanRequest{Bounds: since, IntegrationID: req.IntegrationID, Types: req.Types, BatchSize: 2000},
 				func(recs []ScannedRecord) error {
+					first := func(k EventKey) bool {
+						if st.seen[k] || folded[k] {
+							return false
+						}
+						folded[k] = true
+						return true
+					}
 					for _, rec := range recs {
-						if rec.Err != nil {
-							continue
-						}
-						c, ok, err := domain.ChangeOf(rec.Envelope)
-						key := keyOf(rec.Envelope)
-						if err != nil || !ok || !st.refold[c.Key] || st.seen[key] || folded[key] {
-							continue
-						}
-						folded[key] = true
-						next, eff := domain.Apply(state[c.Key], c)
-						if eff.Applied || eff.Earlier {
-							state[c.Key] = next
-							if eff.StatusChange != nil {
-								history[c.Key] = append(history[c.Key], *eff.StatusChange)
-							}
-						}
+						foldRefold(rec, st.refold, first, state, history)
 					}
 					return nil
 				})
@@ -560,6 +552,28 @@ func (r *Replayer) settle(ctx context.Context, req ReplayRequest, topics []strin
 			return tx.Save(ctx, w)
 		})
 	})
+}
+
+// foldRefold folds rec into state and history when it changes an entity
+// refold names and first reports its event not folded yet (marking it);
+// folded is false otherwise.
+func foldRefold(rec ScannedRecord, refold map[domain.EntityKey]bool, first func(EventKey) bool,
+	state map[domain.EntityKey]domain.Entity, history map[domain.EntityKey][]domain.StatusChange) (eff domain.Effect, folded bool) {
+	if rec.Err != nil {
+		return eff, false
+	}
+	c, ok, err := domain.ChangeOf(rec.Envelope)
+	if err != nil || !ok || !refold[c.Key] || !first(keyOf(rec.Envelope)) {
+		return eff, false
+	}
+	next, eff := domain.Apply(state[c.Key], c)
+	if eff.Applied || eff.Earlier {
+		state[c.Key] = next
+		if eff.StatusChange != nil {
+			history[c.Key] = append(history[c.Key], *eff.StatusChange)
+		}
+	}
+	return eff, true
 }
 
 // retryTransient runs fn until it succeeds, fails for a reason that is not

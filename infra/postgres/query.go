@@ -140,16 +140,6 @@ func (s *QueryStore) Events(ctx context.Context, f projections.EventFilter) (pro
 // audit. RECEIVED and PROCESSING are one figure in the hourly metrics, so
 // filtering on either counts the audit.
 func (s *QueryStore) countEvents(ctx context.Context, f projections.EventFilter) (int64, error) {
-	column, ok := map[projections.Status]string{"": "received", projections.StatusCompleted: "completed",
-		projections.StatusFailed: "failed", projections.StatusSkipped: "skipped"}[f.Status]
-	lo, hi := f.Start, f.End
-	if !hi.IsZero() {
-		hi = hi.Add(time.Microsecond) // inclusive, at Postgres' resolution
-	}
-	hrs, whole, partial := splitHours(lo, hi)
-	if !ok {
-		whole, partial = false, [][2]time.Time{{lo, hi}}
-	}
 	var n int64
 	add := func(row pgx.Row) error {
 		var v int64
@@ -158,19 +148,28 @@ func (s *QueryStore) countEvents(ctx context.Context, f projections.EventFilter)
 		return err
 	}
 	b := &pgx.Batch{}
-	if whole {
+	column, ok := map[projections.Status]string{"": "received", projections.StatusCompleted: "completed",
+		projections.StatusFailed: "failed", projections.StatusSkipped: "skipped"}[f.Status]
+	if !ok {
 		var a args
-		table, conds := metricsWhere(f.IntegrationID, f.EventType, hrs, &a)
-		b.Queue("SELECT coalesce(sum("+column+"), 0)::bigint FROM "+table+joinWhere(conds), a...).QueryRow(add)
-	}
-	for _, p := range partial {
-		var a args
-		part := f
-		part.Start, part.End = p[0], p[1]
-		if !p[1].IsZero() {
-			part.End = p[1].Add(-time.Microsecond)
+		b.Queue("SELECT count(*) FROM webhook_events"+joinWhere(eventConds(f, &a)), a...).QueryRow(add)
+	} else {
+		hi := f.End
+		if !hi.IsZero() {
+			hi = hi.Add(time.Microsecond) // inclusive, at Postgres' resolution
 		}
-		b.Queue("SELECT count(*) FROM webhook_events"+joinWhere(eventConds(part, &a)), a...).QueryRow(add)
+		hrs, whole, partial := splitHours(f.Start, hi)
+		if whole {
+			var a args
+			table, conds := metricsWhere(f.IntegrationID, f.EventType, hrs, &a)
+			b.Queue("SELECT coalesce(sum("+column+"), 0)::bigint FROM "+table+joinWhere(conds), a...).QueryRow(add)
+		}
+		for _, p := range partial {
+			var a args
+			part := f
+			part.Start, part.End = p[0], p[1].Add(-time.Microsecond)
+			b.Queue("SELECT count(*) FROM webhook_events"+joinWhere(eventConds(part, &a)), a...).QueryRow(add)
+		}
 	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return 0, classifyQuery("count events", err)
