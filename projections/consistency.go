@@ -151,7 +151,10 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 		return rep, fmt.Errorf("validate %s: %w", integrationID, err)
 	}
 	bounds = onlyIntegration(bounds, log, integrationID)
-	var changes []domain.Change
+	// want folds each entity's changes in the scan's order (append order,
+	// as a rebuild applies them) while the log is read: memory holds the
+	// entities, not the events' data.
+	want := map[domain.EntityKey]domain.Entity{}
 	// firsts holds each event's first record as its audit row should have
 	// it.
 	firsts := map[string]AuditRef{}
@@ -175,22 +178,17 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 				continue
 			}
 			rep.Events++
-			if ok {
-				changes = append(changes, c)
+			if !ok {
+				continue
+			}
+			if next, eff := domain.Apply(want[c.Key], c); eff.Applied || eff.Earlier {
+				want[c.Key] = next
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		return rep, fmt.Errorf("validate %s: %w", integrationID, err)
-	}
-	// In the scan's order: append order, as a rebuild applies them.
-	want := map[domain.EntityKey]domain.Entity{}
-	for _, c := range changes {
-		next, eff := domain.Apply(want[c.Key], c)
-		if eff.Applied || eff.Earlier {
-			want[c.Key] = next
-		}
 	}
 	// The read models as of one moment, without what was projected from
 	// records appended after the log read ended: those are compared by
