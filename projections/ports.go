@@ -68,11 +68,13 @@ type Snapshot struct {
 	LastChanges map[domain.EntityKey]LastChange
 }
 
-// LastChange is the topic of the event that last changed a row and when
-// ingest received it (its audit row's received_at, which precedes its
-// append to the log).
+// LastChange is the topic of the event that last changed a row, when its
+// first record was appended to the log (zero when the store does not know)
+// and when ingest received it (its audit row's received_at, which precedes
+// the append).
 type LastChange struct {
 	Topic      string
+	AppendedAt time.Time
 	ReceivedAt time.Time
 }
 
@@ -115,6 +117,9 @@ type AuditRow struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+	// AppendedAt is the record's log timestamp (nil when unknown); an
+	// event's audit row keeps its first record's.
+	AppendedAt *time.Time
 	// New is set when the writer's transaction found no stored row for the
 	// event (and so counts it as received): the store inserts it without a
 	// conflict check, and a row another writer inserted meanwhile fails the

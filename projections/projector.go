@@ -96,8 +96,8 @@ func (p *Projector) withoutCheckpoints() *Projector {
 // entities records reached out of log order: a retried event (source
 // retry) reaching an entity that holds another event's state, as it was
 // first appended before events applied since; and a record reaching an
-// entity last changed by an event of another topic received after the
-// record was appended (overtaken). The log's fold (validate, a rebuild)
+// entity last changed by an event of another topic appended after it
+// (overtaken). The log's fold (validate, a rebuild)
 // takes each event at its first position in append order, and newest-wins
 // with merged data depends on the order, so the entity's row may differ
 // from it until it is folded again (Refolder.Add).
@@ -445,16 +445,26 @@ func earliest(a, b time.Time) time.Time {
 }
 
 // overtaken reports whether the stored row of key was last changed by an
-// event of another topic that ingest received after r was appended: the
-// two are projected in the opposite of their append order. Only the sync
-// topic shares entities with another (a kind's webhooks), so this is a
-// sync snapshot projected behind a newer webhook, or the other way round,
-// while one topic's projector lags the other's. An event received before r
-// was appended but appended after it (within the append's latency) is not
-// seen here; validate names such a row and gaps fill folds it again.
+// event of another topic whose first record comes after r in the order a
+// rebuild merges topics in (append time, then topic name): the two are
+// projected in the opposite of their append order. Only the sync topic
+// shares entities with another (a kind's webhooks), so this is a sync
+// snapshot projected behind a newer webhook, or the other way round, while
+// one topic's projector lags the other's. For audit rows without an append
+// time (written before it was kept) the time of receipt stands in, which
+// misses an event received before r was appended but appended after it;
+// validate names such a row and gaps fill folds it again.
 func overtaken(snap Snapshot, key domain.EntityKey, r Record) bool {
 	last, ok := snap.LastChanges[key]
-	return ok && !r.Timestamp.IsZero() && last.Topic != r.Topic && last.ReceivedAt.After(r.Timestamp)
+	if !ok || r.Timestamp.IsZero() || last.Topic == r.Topic {
+		return false
+	}
+	if last.AppendedAt.IsZero() {
+		// Received after r was appended: appended after it, too.
+		return last.ReceivedAt.After(r.Timestamp)
+	}
+	// The order a rebuild merges topics in: append time, then topic name.
+	return last.AppendedAt.After(r.Timestamp) || last.AppendedAt.Equal(r.Timestamp) && last.Topic > r.Topic
 }
 
 // RecordAttempt notes a failed attempt at rec in the audit: the event shows
@@ -639,7 +649,17 @@ func auditRow(r Record, now time.Time) AuditRow {
 		Topic:               r.Topic,
 		Partition:           r.Partition.Partition,
 		Offset:              r.Offset,
+		AppendedAt:          appendedAt(r),
 	}
+}
+
+// appendedAt is r's log timestamp, nil when unknown.
+func appendedAt(r Record) *time.Time {
+	if r.Timestamp.IsZero() {
+		return nil
+	}
+	t := r.Timestamp.UTC()
+	return &t
 }
 
 type metricsKey struct {

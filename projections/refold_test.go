@@ -72,8 +72,9 @@ func TestProjectorNamesEntitiesRetriedEventsReachOutOfOrder(t *testing.T) {
 }
 
 // The projector names an entity for a refold when a record reaches it
-// after an event of another topic, received after the record was
-// appended, changed it: the two were projected against append order.
+// after an event of another topic, appended after the record, changed it:
+// the two were projected against append order. Where the audit row has no
+// append time, a receipt after the record's append tells the same.
 func TestProjectorNamesEntitiesOvertakenAcrossTopics(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
@@ -82,6 +83,9 @@ func TestProjectorNamesEntitiesOvertakenAcrossTopics(t *testing.T) {
 		Transaction: domain.TransactionFields{Status: "closing"}}
 	// The row was last changed by a webhook received at t0+10s.
 	lastByWebhook := map[domain.EntityKey]LastChange{txn1: {Topic: domain.TopicTransactions, ReceivedAt: t0.Add(10 * time.Second)}}
+	lastAppended := func(at time.Time) map[domain.EntityKey]LastChange {
+		return map[domain.EntityKey]LastChange{txn1: {Topic: domain.TopicTransactions, AppendedAt: at, ReceivedAt: t0.Add(10 * time.Second)}}
+	}
 	snapshot := func(syncAppended time.Time, topic string) Record {
 		typ := domain.TransactionSynced
 		if topic == domain.TopicTransactions {
@@ -102,6 +106,15 @@ func TestProjectorNamesEntitiesOvertakenAcrossTopics(t *testing.T) {
 		{name: "record of the same topic", rec: snapshot(t0.Add(5*time.Second), domain.TopicTransactions), last: lastByWebhook},
 		{name: "record without a timestamp", rec: snapshot(time.Time{}, domain.TopicSync), last: lastByWebhook},
 		{name: "row whose last change is unknown", rec: snapshot(t0.Add(5*time.Second), domain.TopicSync)},
+		// The webhook was received at t0+10s and appended at t0+10.004s.
+		{name: "sync record appended between the webhook's receipt and its append", rec: snapshot(t0.Add(10*time.Second+2*time.Millisecond), domain.TopicSync),
+			last: lastAppended(t0.Add(10*time.Second + 4*time.Millisecond)), named: true},
+		{name: "sync record appended after the webhook's append", rec: snapshot(t0.Add(10*time.Second+5*time.Millisecond), domain.TopicSync),
+			last: lastAppended(t0.Add(10*time.Second + 4*time.Millisecond))},
+		// Same millisecond: the merge puts "softpro.sync" before
+		// "softpro.transactions", so the sync record came first.
+		{name: "sync record appended in the webhook's millisecond", rec: snapshot(t0.Add(10*time.Second+4*time.Millisecond), domain.TopicSync),
+			last: lastAppended(t0.Add(10*time.Second + 4*time.Millisecond)), named: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

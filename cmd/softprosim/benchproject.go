@@ -537,7 +537,7 @@ func benchCopyCeiling(ctx context.Context, base, schema string, envs []domain.En
 				return 0, cpuUse{}, err
 			}
 			sh.audit = append(sh.audit, []any{e.IntegrationID, e.EventID, string(e.Type), string(e.Payload), "COMPLETED", e.ReceivedAt,
-				e.ReceivedAt, time.Now(), int32(1), e.OccurredAt, true, string(e.Source), e.Type.Topic(), int32(0), int64(0)})
+				e.ReceivedAt, time.Now(), int32(1), e.OccurredAt, true, string(e.Source), e.Type.Topic(), int32(0), int64(0), e.ReceivedAt})
 			if ok {
 				t := tables[c.Key.Kind]
 				sh.entities[t] = append(sh.entities[t], []any{e.IntegrationID, c.Key.ID, c.At, c.At, e.EventID, string(c.Raw)})
@@ -561,7 +561,7 @@ func benchCopyCeiling(ctx context.Context, base, schema string, envs []domain.En
 			conn := held[k]
 			if _, err := conn.CopyFrom(ctx, pgx.Identifier{"webhook_events"},
 				[]string{"integration_id", "event_id", "event_type", "payload", "status", "received_at", "processing_started_at", "processed_at",
-					"processing_time_ms", "occurred_at", "applied", "source", "topic", "partition", "offset"},
+					"processing_time_ms", "occurred_at", "applied", "source", "topic", "partition", "offset", "appended_at"},
 				pgx.CopyFromRows(sh.audit)); err != nil {
 				errs <- fmt.Errorf("copy audit: %w", err)
 				return

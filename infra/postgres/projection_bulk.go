@@ -26,11 +26,11 @@ import (
 
 var auditColumns = []string{"integration_id", "event_id", "event_type", "payload", "headers", "status",
 	"received_at", "processing_started_at", "processed_at", "failed_at", "processing_time_ms", "retry_count",
-	"last_retry_at", "error", "occurred_at", "applied", "source", "topic", "partition", "offset"}
+	"last_retry_at", "error", "occurred_at", "applied", "source", "topic", "partition", "offset", "appended_at"}
 
 var auditTypes = []string{"text", "text", "text", "text", "text", "text",
 	"timestamptz", "timestamptz", "timestamptz", "timestamptz", "bigint", "int",
-	"timestamptz", "text", "timestamptz", "bool", "text", "text", "int", "bigint"}
+	"timestamptz", "text", "timestamptz", "bool", "text", "text", "int", "bigint", "timestamptz"}
 
 // unnestSelect renders SELECT <exprs> FROM unnest($first::t[], …) AS u(c1, …).
 func unnestSelect(types []string, first int, cast map[int]string) string {
@@ -67,6 +67,11 @@ var auditBulkSQL = func() string {
 	var set []string
 	for _, c := range auditColumns[2:] {
 		q := pgx.Identifier{c}.Sanitize()
+		if c == "appended_at" {
+			// The event's first record keeps its place in append order.
+			set = append(set, q+" = coalesce(w."+q+", EXCLUDED."+q+")")
+			continue
+		}
 		set = append(set, q+" = EXCLUDED."+q)
 	}
 	return "INSERT INTO webhook_events AS w (" + strings.Join(quoteAll(auditColumns), ", ") + ") " +
@@ -118,6 +123,7 @@ func queueAuditRows(b *pgx.Batch, sql string, rows []projections.AuditRow) {
 		applied                                       = make([]*bool, n)
 		sources, topics                               = make([]string, n), make([]string, n)
 		offsets                                       = make([]int64, n)
+		appended                                      = make([]*time.Time, n)
 	)
 	for i, r := range rows {
 		ints[i], ids[i], types[i] = r.IntegrationID, r.EventID, string(r.EventType)
@@ -133,9 +139,10 @@ func queueAuditRows(b *pgx.Batch, sql string, rows []projections.AuditRow) {
 			occurred[i] = &o
 		}
 		applied[i], sources[i], topics[i], parts[i], offsets[i] = r.Applied, string(r.Source), r.Topic, r.Partition, r.Offset
+		appended[i] = r.AppendedAt
 	}
 	b.Queue(sql, ints, ids, types, payloads, headers, statuses, received, started, processed, failed,
-		procMs, retries, lastRetry, errs, occurred, applied, sources, topics, parts, offsets)
+		procMs, retries, lastRetry, errs, occurred, applied, sources, topics, parts, offsets, appended)
 }
 
 // jsonOr is b, or empty when b is.
@@ -563,6 +570,7 @@ func (t *projectionTx) copyAudit(ctx context.Context) error {
 		w.text(r.Topic)
 		w.int4(r.Partition)
 		w.int8(r.Offset)
+		w.timestamptzOrNull(r.AppendedAt)
 	}
 	data := w.bytes()
 	*buf = data

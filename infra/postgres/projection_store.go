@@ -253,12 +253,12 @@ var entityTables = map[domain.Kind]entityTable{
 // plan cached while the table was small can otherwise keep answering with a
 // scan of the whole key index as the table grows. Rows are locked in the
 // order of the keys, which Load sorts, so concurrent batches touching the
-// same rows queue rather than deadlock. Each row ends with the topic and
-// time of receipt of the event that last changed it, from its audit row
-// (projections.Snapshot.LastChanges).
+// same rows queue rather than deadlock. Each row ends with the topic, append
+// time and time of receipt of the event that last changed it, from its
+// audit row (projections.Snapshot.LastChanges).
 func (t entityTable) selectSQL(lock string) string {
 	cols := t.columnNames()
-	return "SELECT r." + strings.Join(cols, ", r.") + ", w.topic, w.received_at FROM unnest($1::text[], $2::text[]) AS k(i, d)" +
+	return "SELECT r." + strings.Join(cols, ", r.") + ", w.topic, w.appended_at, w.received_at FROM unnest($1::text[], $2::text[]) AS k(i, d)" +
 		" CROSS JOIN LATERAL (SELECT " + strings.Join(cols, ", ") + " FROM " + t.name +
 		" WHERE integration_id = k.i AND id = k.d" + lock + ") AS r" +
 		" LEFT JOIN webhook_events w ON w.integration_id = r.integration_id AND w.event_id = r.last_event_id"
@@ -270,7 +270,7 @@ func (t entityTable) selectSQL(lock string) string {
 // locked in key order. Rebuilds and replays fold in append order and read
 // no last change, so it ends each row with nulls.
 func (t entityTable) selectManySQL(lock string) string {
-	return "SELECT " + commonColumns + ", " + strings.Join(t.columns, ", ") + ", NULL::text, NULL::timestamptz FROM " + t.name +
+	return "SELECT " + commonColumns + ", " + strings.Join(t.columns, ", ") + ", NULL::text, NULL::timestamptz, NULL::timestamptz FROM " + t.name +
 		" WHERE (integration_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))" +
 		" ORDER BY integration_id, id" + lock
 }
@@ -420,16 +420,20 @@ func (t *projectionTx) Load(ctx context.Context, q projections.Query) (projectio
 				e := domain.Entity{Exists: true}
 				var payload []byte
 				var topic *string
-				var received *time.Time
+				var appended, received *time.Time
 				dest := []any{&e.Key.IntegrationID, &e.Key.ID, &e.CreatedAt, &e.UpdatedAt, &e.LastEventID, &e.Deleted, &e.DeletedAt, &payload}
-				if err := rows.Scan(append(append(dest, table.scan(&e)...), &topic, &received)...); err != nil {
+				if err := rows.Scan(append(append(dest, table.scan(&e)...), &topic, &appended, &received)...); err != nil {
 					return err
 				}
 				e.Key.Kind = kind
 				e.Data = payload
 				snap.Entities[e.Key] = e
 				if topic != nil && received != nil {
-					snap.LastChanges[e.Key] = projections.LastChange{Topic: *topic, ReceivedAt: *received}
+					last := projections.LastChange{Topic: *topic, ReceivedAt: *received}
+					if appended != nil {
+						last.AppendedAt = *appended
+					}
+					snap.LastChanges[e.Key] = last
 				}
 			}
 			return rows.Err()
