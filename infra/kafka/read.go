@@ -13,8 +13,8 @@ import (
 )
 
 // LogReader reads single records back from the log by position, for manual
-// retries, and reports consumer-group lag. It keeps no connection between
-// calls, so it is safe for concurrent use.
+// retries. It keeps no connection between calls, so it is safe for
+// concurrent use.
 type LogReader struct {
 	brokers []string
 }
@@ -127,65 +127,4 @@ func (r *LogReader) ReadEnvelopes(ctx context.Context, at []projections.LogPosit
 		}
 	}
 	return out, nil
-}
-
-// Lag returns, per topic, the records its consumer group has not yet
-// committed (groups maps each topic to its group). A topic the group has
-// never committed on counts every record on it.
-func (r *LogReader) Lag(ctx context.Context, groups map[string]string) (map[string]int64, error) {
-	adm, err := newAdmin(r.brokers)
-	if err != nil {
-		return nil, fmt.Errorf("consumer lag: %w", err)
-	}
-	defer adm.Close()
-	names := make([]string, 0, len(groups))
-	topics := make([]string, 0, len(groups))
-	for t, g := range groups {
-		names = append(names, g)
-		topics = append(topics, t)
-	}
-	lags, err := adm.Lag(ctx, uniqStrings(names)...)
-	if err != nil {
-		return nil, fmt.Errorf("consumer lag: %w", err)
-	}
-	starts, err := adm.ListStartOffsets(ctx, topics...)
-	if err != nil {
-		return nil, fmt.Errorf("consumer lag: %w", err)
-	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		return nil, fmt.Errorf("consumer lag: %w", err)
-	}
-	out := make(map[string]int64, len(groups))
-	for t, g := range groups {
-		gl, ok := lags[g]
-		if ok && gl.Error() == nil {
-			if tl, has := gl.Lag.TotalByTopic()[t]; has {
-				out[t] = tl.Lag
-				continue
-			}
-		}
-		var n int64
-		for p, e := range ends[t] {
-			if e.Err != nil {
-				continue
-			}
-			s := starts[t][p]
-			n += e.Offset - max(s.Offset, 0)
-		}
-		out[t] = n
-	}
-	return out, nil
-}
-
-func uniqStrings(xs []string) []string {
-	seen := make(map[string]bool, len(xs))
-	out := make([]string, 0, len(xs))
-	for _, x := range xs {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
 }

@@ -97,6 +97,10 @@ func EndOffsets(ctx context.Context, brokers []string, topics ...string) (Offset
 		return nil, fmt.Errorf("end offsets: %w", err)
 	}
 	defer adm.Close()
+	return endOffsets(ctx, adm, topics)
+}
+
+func endOffsets(ctx context.Context, adm *kadm.Client, topics []string) (Offsets, error) {
 	listed, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
 		return nil, fmt.Errorf("end offsets: %w", err)

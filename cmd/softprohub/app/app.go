@@ -81,6 +81,7 @@ type App struct {
 	pool      *pgxpool.Pool
 	rdb       *goredis.Client
 	producer  *kafka.Producer
+	admin     *kafka.Admin
 	store     *postgres.IntegrationStore
 	cache     *ingest.Cache
 	receiver  *ingest.Receiver
@@ -172,6 +173,10 @@ func New(ctx context.Context, cfg Config, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	a.closers.add(a.producer.Close)
+	if a.admin, err = kafka.NewAdmin(brokers); err != nil {
+		return nil, err
+	}
+	a.closers.add(a.admin.Close)
 
 	if opts.Roles.Project {
 		if err := a.startProjections(); err != nil {
@@ -372,8 +377,7 @@ func (a *App) Close() { a.closers.closeAll() }
 // on the log, consumer lag of its projection, the live projector's messages
 // in flight and in retry backoff, and whether a rebuild holds it paused.
 func (a *App) topicReporter() topicReporter {
-	r := topicReporter{brokers: a.Brokers(), lag: groupLag{reader: kafka.NewLogReader(a.Brokers()), groups: projectionGroups()},
-		pauses: a.pauses}
+	r := topicReporter{admin: a.admin, lag: groupLag{admin: a.admin, groups: projectionGroups()}, pauses: a.pauses}
 	if a.router != nil {
 		r.gauges = a.router
 	}
@@ -381,14 +385,14 @@ func (a *App) topicReporter() topicReporter {
 }
 
 type topicReporter struct {
-	brokers []string
-	lag     groupLag
-	gauges  httpapi.QueueGauges
-	pauses  httpapi.QueuePauses
+	admin  *kafka.Admin
+	lag    groupLag
+	gauges httpapi.QueueGauges
+	pauses httpapi.QueuePauses
 }
 
 func (t topicReporter) Queues(ctx context.Context) ([]httpapi.QueueStat, error) {
-	offs, err := kafka.EndOffsets(ctx, t.brokers, domain.AllTopics...)
+	offs, err := t.admin.EndOffsets(ctx, domain.AllTopics...)
 	if err != nil {
 		return nil, err
 	}

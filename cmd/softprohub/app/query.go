@@ -25,7 +25,7 @@ func (a *App) queryMounts() []func(chi.Router) {
 		Stats:        store,
 		Retrier:      projections.NewRetrier(store, reader, topicAppender{a.producer}, nil),
 		Integrations: a.store,
-		Lag:          groupLag{reader: reader, groups: projectionGroups()},
+		Lag:          groupLag{admin: a.admin, groups: projectionGroups()},
 		Pauses:       a.pauses,
 	}
 	if a.router != nil {
@@ -47,12 +47,12 @@ func projectionGroups() map[string]string {
 }
 
 type groupLag struct {
-	reader *kafka.LogReader
+	admin  *kafka.Admin
 	groups map[string]string
 }
 
 func (g groupLag) Lag(ctx context.Context) (map[string]int64, error) {
-	return g.reader.Lag(ctx, g.groups)
+	return g.admin.Lag(ctx, g.groups)
 }
 
 // topicAppender adapts the producer to projections.TopicAppender: an
