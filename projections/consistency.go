@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -27,8 +26,8 @@ type ConsistencyStore interface {
 	// MetricsCounts returns the counts of the integration's hourly metrics
 	// rows.
 	MetricsCounts(ctx context.Context, integrationID string) (map[AuditBucket]StatusCounts, error)
-	// AuditRowsIn returns the integration's audit rows counted in buckets.
-	AuditRowsIn(ctx context.Context, integrationID string, buckets []AuditBucket) ([]AuditRef, error)
+	// AuditRows returns every audit row of the integration.
+	AuditRows(ctx context.Context, integrationID string) ([]AuditRef, error)
 	// RefileAudit sets each named audit row's type and time of receipt to
 	// the ones given, and returns how many rows it changed.
 	RefileAudit(ctx context.Context, integrationID string, refs []AuditRef) (int, error)
@@ -287,7 +286,7 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 	// another type or hour is the detail of two audit-count issues above;
 	// one edited within its hour changes no count, and its bucket is
 	// counted as disagreeing here.
-	refs, err := store.AuditRowsIn(ctx, integrationID, slices.Collect(maps.Keys(audit)))
+	refs, err := store.AuditRows(ctx, integrationID)
 	if err != nil {
 		return rep, fmt.Errorf("validate %s: %w", integrationID, err)
 	}

@@ -72,7 +72,7 @@ func (emptyConsistencyStore) AuditCounts(context.Context, string) (map[AuditBuck
 func (emptyConsistencyStore) MetricsCounts(context.Context, string) (map[AuditBucket]StatusCounts, error) {
 	return nil, nil
 }
-func (emptyConsistencyStore) AuditRowsIn(context.Context, string, []AuditBucket) ([]AuditRef, error) {
+func (emptyConsistencyStore) AuditRows(context.Context, string) ([]AuditRef, error) {
 	return nil, nil
 }
 func (emptyConsistencyStore) RefileAudit(context.Context, string, []AuditRef) (int, error) {

@@ -64,7 +64,7 @@ func (f fakeConsistency) AheadOf(context.Context, string, map[Partition]int64) (
 	return nil, nil, nil
 }
 
-func (f fakeConsistency) AuditRowsIn(context.Context, string, []AuditBucket) ([]AuditRef, error) {
+func (f fakeConsistency) AuditRows(context.Context, string) ([]AuditRef, error) {
 	return nil, nil
 }
 

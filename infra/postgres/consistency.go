@@ -114,16 +114,9 @@ func (s *ConsistencyStore) MetricsCounts(ctx context.Context, integrationID stri
 FROM integration_metrics_hourly WHERE integration_id = $1`, integrationID)
 }
 
-// AuditRowsIn implements projections.ConsistencyStore.
-func (s *ConsistencyStore) AuditRowsIn(ctx context.Context, integrationID string, buckets []projections.AuditBucket) ([]projections.AuditRef, error) {
-	types, hours := make([]string, len(buckets)), make([]time.Time, len(buckets))
-	for i, b := range buckets {
-		types[i], hours[i] = string(b.Type), b.Hour.UTC()
-	}
-	rows, err := s.q.Query(ctx, `SELECT w.event_id, w.event_type, w.received_at
-FROM unnest($2::text[], $3::timestamptz[]) AS b(t, h)
-JOIN webhook_events w ON w.integration_id = $1 AND w.event_type = b.t AND w.received_at >= b.h AND w.received_at < b.h + interval '1 hour'`,
-		integrationID, types, hours)
+// AuditRows implements projections.ConsistencyStore.
+func (s *ConsistencyStore) AuditRows(ctx context.Context, integrationID string) ([]projections.AuditRef, error) {
+	rows, err := s.q.Query(ctx, `SELECT event_id, event_type, received_at FROM webhook_events WHERE integration_id = $1`, integrationID)
 	if err != nil {
 		return nil, fmt.Errorf("audit rows of %s: %w", integrationID, err)
 	}
