@@ -521,6 +521,9 @@ type Failure struct {
 	Origin Partition
 	// OriginOffset is the failed event's offset.
 	OriginOffset int64
+	// OriginAppendedAt is the failed event's log timestamp; zero when the
+	// poison record does not carry it.
+	OriginAppendedAt time.Time
 	// Reason is the last error.
 	Reason string
 	// Attempts is how many times projecting it was tried.
@@ -567,6 +570,11 @@ func (p *Projector) Fail(ctx context.Context, f Failure) error {
 			now := p.now().UTC()
 			row := auditRow(r, now)
 			row.Topic, row.Partition, row.Offset = f.Origin.Topic, f.Origin.Partition, f.OriginOffset
+			row.AppendedAt = nil
+			if !f.OriginAppendedAt.IsZero() {
+				at := f.OriginAppendedAt.UTC()
+				row.AppendedAt = &at
+			}
 			row.Status = StatusFailed
 			row.FailedAt = &now
 			row.Error = f.Reason

@@ -102,13 +102,15 @@ func TestPoisonRecordCarriesItsOriginAndAttempts(t *testing.T) {
 	var orig *struct {
 		partition int32
 		offset    int64
+		appended  time.Time
 	}
 	for _, r := range e.records(domain.TopicTasks) {
 		if r.Envelope.EventID == "evt_bad" {
 			orig = &struct {
 				partition int32
 				offset    int64
-			}{r.Partition, r.Offset}
+				appended  time.Time
+			}{r.Partition, r.Offset, r.Timestamp}
 		}
 	}
 	if orig == nil {
@@ -123,12 +125,17 @@ func TestPoisonRecordCarriesItsOriginAndAttempts(t *testing.T) {
 		events.PoisonTopic:     domain.TopicTasks,
 		events.PoisonPartition: strconv.Itoa(int(orig.partition)),
 		events.PoisonOffset:    strconv.FormatInt(orig.offset, 10),
+		events.PoisonTimestamp: strconv.FormatInt(orig.appended.UnixMicro(), 10),
 		events.PoisonAttempts:  "1",
 	}
 	for k, v := range want {
 		if got, ok := header(p, k); !ok || got != v {
 			t.Errorf("poison header %s = %q (present %v), want %q", k, got, ok, v)
 		}
+	}
+	// The FAILED audit row keeps the original record's place on the log.
+	if got := queryString(t, db, `SELECT appended_at FROM webhook_events WHERE integration_id=$1 AND event_id='evt_bad'`, id); got != queryString(t, db, `SELECT $1::timestamptz`, orig.appended) {
+		t.Errorf("FAILED audit row appended_at = %s, want the original record's %s", got, orig.appended)
 	}
 	if reason, ok := header(p, events.PoisonReason); !ok || !strings.Contains(reason, "id") {
 		t.Errorf("poison header %s = %q (present %v), want the reason naming the missing id", events.PoisonReason, reason, ok)

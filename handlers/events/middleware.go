@@ -30,10 +30,13 @@ const (
 // Metadata keys of a poison record, a wire contract of softpro.poison.v1:
 // why it was poisoned, where the original lives, and how often it was tried.
 const (
-	PoisonReason        = "poison_reason"
-	PoisonTopic         = "poison_topic"
-	PoisonPartition     = "poison_partition"
-	PoisonOffset        = "poison_offset"
+	PoisonReason    = "poison_reason"
+	PoisonTopic     = "poison_topic"
+	PoisonPartition = "poison_partition"
+	PoisonOffset    = "poison_offset"
+	// PoisonTimestamp is the original record's log timestamp, in
+	// microseconds since the epoch.
+	PoisonTimestamp     = "poison_timestamp"
 	PoisonAttempts      = "poison_attempts"
 	PoisonProjectionKey = "poison_projection"
 )
@@ -99,6 +102,7 @@ func (r *Router) poison(projection string) message.HandlerMiddleware {
 			pm.Metadata.Set(PoisonTopic, topic)
 			pm.Metadata.Set(PoisonPartition, msg.Metadata.Get(metaPartition))
 			pm.Metadata.Set(PoisonOffset, msg.Metadata.Get(metaOffset))
+			pm.Metadata.Set(PoisonTimestamp, msg.Metadata.Get(metaTimestamp))
 			pm.Metadata.Set(PoisonAttempts, strconv.Itoa(max(d.attempts, 1)))
 			pm.Metadata.Set(PoisonProjectionKey, projection)
 			if perr := r.pub.Publish(r.cfg.PoisonTopic, pm); perr != nil {
@@ -252,13 +256,17 @@ func (r *Router) markFailed(p *projections.Projector) message.NoPublishHandlerFu
 		originPartition, _ := strconv.ParseInt(msg.Metadata.Get(PoisonPartition), 10, 32)
 		originOffset, _ := strconv.ParseInt(msg.Metadata.Get(PoisonOffset), 10, 64)
 		attempts, _ := strconv.Atoi(msg.Metadata.Get(PoisonAttempts))
-		return p.Fail(msg.Context(), projections.Failure{
+		f := projections.Failure{
 			Record:       rec,
 			Origin:       projections.Partition{Topic: msg.Metadata.Get(PoisonTopic), Partition: int32(originPartition)},
 			OriginOffset: originOffset,
 			Reason:       msg.Metadata.Get(PoisonReason),
 			Attempts:     attempts,
-		})
+		}
+		if us, err := strconv.ParseInt(msg.Metadata.Get(PoisonTimestamp), 10, 64); err == nil {
+			f.OriginAppendedAt = time.UnixMicro(us).UTC()
+		}
+		return p.Fail(msg.Context(), f)
 	}
 }
 
