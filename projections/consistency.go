@@ -414,7 +414,6 @@ func sameJSON(a, b json.RawMessage) bool {
 // loose), leaving out events the log read did not cover (ahead, or not on
 // the log).
 func misfiledAudit(rows []AuditRef, firsts map[string]AuditRef, loose, ahead map[string]bool) []Issue {
-	slices.SortFunc(rows, func(a, b AuditRef) int { return strings.Compare(a.EventID, b.EventID) })
 	var out []Issue
 	for _, row := range rows {
 		want, ok := firsts[row.EventID]
@@ -428,5 +427,6 @@ func misfiledAudit(rows []AuditRef, firsts map[string]AuditRef, loose, ahead map
 		out = append(out, Issue{Kind: IssueAuditMisfiled, EventID: row.EventID, EventType: want.Type, Hour: &h,
 			Expected: want.String(), Actual: row.String(), refile: &want})
 	}
+	slices.SortFunc(out, func(a, b Issue) int { return strings.Compare(a.EventID, b.EventID) })
 	return out
 }
