@@ -136,15 +136,19 @@ var ErrEmptyWindow = errors.New("empty window")
 
 // ReplayReport says what a replay did.
 type ReplayReport struct {
-	IntegrationID string        `json:"integrationId,omitempty"`
-	From          *time.Time    `json:"from,omitempty"`
-	To            *time.Time    `json:"to,omitempty"`
-	Records       int64         `json:"records"`
-	Applied       int64         `json:"applied"`
-	Unchanged     int64         `json:"unchanged"`
-	AuditRestored int64         `json:"auditRestored"`
-	Unprojectable int64         `json:"unprojectable"`
-	Elapsed       time.Duration `json:"elapsedNs"`
+	IntegrationID string     `json:"integrationId,omitempty"`
+	From          *time.Time `json:"from,omitempty"`
+	To            *time.Time `json:"to,omitempty"`
+	Records       int64      `json:"records"`
+	Applied       int64      `json:"applied"`
+	Unchanged     int64      `json:"unchanged"`
+	AuditRestored int64      `json:"auditRestored"`
+	Unprojectable int64      `json:"unprojectable"`
+	// UnknownTypes are the requested types this release does not know: a
+	// misspelling, or a type SoftPro added since (its events are SKIPPED).
+	// The replay still reads them.
+	UnknownTypes []domain.EventType `json:"unknownTypes,omitempty"`
+	Elapsed      time.Duration      `json:"elapsedNs"`
 }
 
 // Replayer applies windows of the log again to the live read models, for
@@ -200,6 +204,11 @@ func (r *Replayer) Replay(ctx context.Context, req ReplayRequest) (ReplayReport,
 			req.From.Format(time.RFC3339), started.UTC().Format(time.RFC3339), ErrEmptyWindow)
 	}
 	rep := ReplayReport{IntegrationID: req.IntegrationID}
+	for _, t := range req.Types {
+		if !t.Known() {
+			rep.UnknownTypes = append(rep.UnknownTypes, t)
+		}
+	}
 	if !req.From.IsZero() {
 		f := req.From.UTC()
 		rep.From = &f

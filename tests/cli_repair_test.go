@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os/exec"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -171,8 +172,13 @@ func TestCLIReplayRestoresAWindowOnceAndRefusesBadWindows(t *testing.T) {
 	}
 	// Only the named types are read.
 	rep = cliJSON[projections.ReplayReport](e, "replay", "--integration", id, "--types", "contact.created,contact.updated")
-	if rep.Records != 2 {
-		t.Fatalf("replay of the contact events: %+v, want 2 records", rep)
+	if rep.Records != 2 || len(rep.UnknownTypes) != 0 {
+		t.Fatalf("replay of the contact events: %+v, want 2 records and no unknown type", rep)
+	}
+	// A misspelt type reads nothing, and the report says which it did not know.
+	rep = cliJSON[projections.ReplayReport](e, "replay", "--integration", id, "--types", "contact.created,contact.updatd")
+	if rep.Records != 1 || !slices.Equal(rep.UnknownTypes, []domain.EventType{"contact.updatd"}) {
+		t.Fatalf("replay with a misspelt type: %+v, want 1 record and unknownTypes [contact.updatd]", rep)
 	}
 	if got := readModelDump(t, db, id); got != want {
 		t.Fatalf("after replaying again:\n got %s\nwant %s", got, want)

@@ -374,9 +374,12 @@ func TestReplayOfOneTypeLeavesOtherTypesAlone(t *testing.T) {
 	}
 	tamper(t, db, id, `DELETE FROM tasks WHERE integration_id=$1 AND id='tsk_1'`)
 	want := readModelDump(t, db, id)
-	rep := e.replay(id, map[string]any{"types": []string{string(domain.ContactCreated)}})
+	rep := e.replay(id, map[string]any{"types": []string{string(domain.ContactCreated), "contact.craeted"}})
 	if rep.Records != int64(contacts) || rep.Applied != 0 {
 		t.Fatalf("replay of contact.created: %+v, want %d records and nothing applied", rep, contacts)
+	}
+	if len(rep.UnknownTypes) != 1 || rep.UnknownTypes[0] != "contact.craeted" {
+		t.Fatalf("replay's unknown types = %v, want [contact.craeted]", rep.UnknownTypes)
 	}
 	if got := readModelDump(t, db, id); got != want {
 		t.Fatalf("replay of contact.created changed the read models:\n got %s\nwant %s", got, want)
