@@ -570,11 +570,7 @@ func (p *Projector) Fail(ctx context.Context, f Failure) error {
 			now := p.now().UTC()
 			row := auditRow(r, now)
 			row.Topic, row.Partition, row.Offset = f.Origin.Topic, f.Origin.Partition, f.OriginOffset
-			row.AppendedAt = nil
-			if !f.OriginAppendedAt.IsZero() {
-				at := f.OriginAppendedAt.UTC()
-				row.AppendedAt = &at
-			}
+			row.AppendedAt = timeOrNil(f.OriginAppendedAt)
 			row.Status = StatusFailed
 			row.FailedAt = &now
 			row.Error = f.Reason
@@ -657,16 +653,16 @@ func auditRow(r Record, now time.Time) AuditRow {
 		Topic:               r.Topic,
 		Partition:           r.Partition.Partition,
 		Offset:              r.Offset,
-		AppendedAt:          appendedAt(r),
+		AppendedAt:          timeOrNil(r.Timestamp),
 	}
 }
 
-// appendedAt is r's log timestamp, nil when unknown.
-func appendedAt(r Record) *time.Time {
-	if r.Timestamp.IsZero() {
+// timeOrNil is t in UTC, nil when zero (unknown).
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
 		return nil
 	}
-	t := r.Timestamp.UTC()
+	t = t.UTC()
 	return &t
 }
 

@@ -206,9 +206,7 @@ func recordOf(msg *message.Message) (projections.Record, error) {
 		Offset:    offset,
 		Envelope:  env,
 	}
-	if us, terr := strconv.ParseInt(msg.Metadata.Get(metaTimestamp), 10, 64); terr == nil {
-		rec.Timestamp = time.UnixMicro(us).UTC()
-	}
+	rec.Timestamp = unixMicros(msg.Metadata.Get(metaTimestamp))
 	if err != nil {
 		return rec, projections.Permanent(fmt.Errorf("record %s/%d@%d: %w", topic, partition, offset, err))
 	}
@@ -245,6 +243,16 @@ func (r *Router) project(p *projections.Projector, c *committer) message.NoPubli
 	}
 }
 
+// unixMicros reads a timestamp metadata value (Unix microseconds); zero
+// when absent or malformed.
+func unixMicros(v string) time.Time {
+	us, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
 // markFailed is the poison consumer's handler: it marks the poisoned event
 // FAILED with its reason.
 func (r *Router) markFailed(p *projections.Projector) message.NoPublishHandlerFunc {
@@ -256,17 +264,14 @@ func (r *Router) markFailed(p *projections.Projector) message.NoPublishHandlerFu
 		originPartition, _ := strconv.ParseInt(msg.Metadata.Get(PoisonPartition), 10, 32)
 		originOffset, _ := strconv.ParseInt(msg.Metadata.Get(PoisonOffset), 10, 64)
 		attempts, _ := strconv.Atoi(msg.Metadata.Get(PoisonAttempts))
-		f := projections.Failure{
-			Record:       rec,
-			Origin:       projections.Partition{Topic: msg.Metadata.Get(PoisonTopic), Partition: int32(originPartition)},
-			OriginOffset: originOffset,
-			Reason:       msg.Metadata.Get(PoisonReason),
-			Attempts:     attempts,
-		}
-		if us, err := strconv.ParseInt(msg.Metadata.Get(PoisonTimestamp), 10, 64); err == nil {
-			f.OriginAppendedAt = time.UnixMicro(us).UTC()
-		}
-		return p.Fail(msg.Context(), f)
+		return p.Fail(msg.Context(), projections.Failure{
+			Record:           rec,
+			Origin:           projections.Partition{Topic: msg.Metadata.Get(PoisonTopic), Partition: int32(originPartition)},
+			OriginOffset:     originOffset,
+			OriginAppendedAt: unixMicros(msg.Metadata.Get(PoisonTimestamp)),
+			Reason:           msg.Metadata.Get(PoisonReason),
+			Attempts:         attempts,
+		})
 	}
 }
 
