@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"reflect"
 	"slices"
 	"strings"
@@ -26,8 +27,9 @@ type ConsistencyStore interface {
 	// MetricsCounts returns the counts of the integration's hourly metrics
 	// rows.
 	MetricsCounts(ctx context.Context, integrationID string) (map[AuditBucket]StatusCounts, error)
-	// AuditRows returns every audit row of the integration.
-	AuditRows(ctx context.Context, integrationID string) ([]AuditRef, error)
+	// AuditRows calls fn with every audit row of the integration, one at a
+	// time, so that none need be held.
+	AuditRows(ctx context.Context, integrationID string, fn func(AuditRef) error) error
 	// RefileAudit sets each named audit row's type and time of receipt to
 	// the ones given, and returns how many rows it changed.
 	RefileAudit(ctx context.Context, integrationID string, refs []AuditRef) (int, error)
@@ -156,26 +158,19 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 	// entities, not the events' data.
 	want := map[domain.EntityKey]domain.Entity{}
 	// firsts holds each event's first record as its audit row should have
-	// it.
-	firsts := map[string]AuditRef{}
-	// loose names the events whose record had no time of receipt: their
-	// audit rows took the time processing started, so only the hour is
-	// compared.
-	loose := map[string]bool{}
+	// it, a few dozen bytes an event.
+	firsts := newFirstRecords()
 	logCounts := map[AuditBucket]int64{}
 	err = log.Scan(ctx, ScanRequest{Bounds: bounds, IntegrationID: integrationID, BatchSize: 2000}, func(recs []ScannedRecord) error {
 		for _, r := range recs {
-			if _, seen := firsts[r.Envelope.EventID]; r.Err != nil || seen {
+			if r.Err != nil {
+				continue
+			}
+			first, isFirst := firsts.add(r.Envelope, r.Timestamp)
+			if !isFirst {
 				continue
 			}
 			c, ok, err := domain.ChangeOf(r.Envelope)
-			received := r.Envelope.ReceivedAt
-			if received.IsZero() {
-				received = r.Timestamp
-				loose[r.Envelope.EventID] = true
-			}
-			first := AuditRef{EventID: r.Envelope.EventID, Type: r.Envelope.Type, ReceivedAt: received.UTC().Truncate(time.Microsecond)}
-			firsts[first.EventID] = first
 			logCounts[first.bucket()]++
 			if err != nil {
 				// Poisoned: its audit row says FAILED; a later copy (a
@@ -286,11 +281,17 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 	// another type or hour is the detail of two audit-count issues above;
 	// one edited within its hour changes no count, and its bucket is
 	// counted as disagreeing here.
-	refs, err := store.AuditRows(ctx, integrationID)
+	var misfiled []Issue
+	err = store.AuditRows(ctx, integrationID, func(row AuditRef) error {
+		if is, ok := misfiledAudit(row, firsts, ahead); ok {
+			misfiled = append(misfiled, is)
+		}
+		return nil
+	})
 	if err != nil {
 		return rep, fmt.Errorf("validate %s: %w", integrationID, err)
 	}
-	misfiled := misfiledAudit(refs, firsts, loose, ahead)
+	slices.SortFunc(misfiled, func(a, b Issue) int { return strings.Compare(a.EventID, b.EventID) })
 	for _, is := range misfiled {
 		b := is.refile.bucket()
 		if !counted[b] {
@@ -409,24 +410,84 @@ func sameJSON(a, b json.RawMessage) bool {
 	return reflect.DeepEqual(x, y)
 }
 
-// misfiledAudit names the audit rows whose type or time of receipt differs
-// from their event's first record on the log (only the hour for events in
-// loose), leaving out events the log read did not cover (ahead, or not on
-// the log).
-func misfiledAudit(rows []AuditRef, firsts map[string]AuditRef, loose, ahead map[string]bool) []Issue {
-	var out []Issue
-	for _, row := range rows {
-		want, ok := firsts[row.EventID]
-		if !ok || ahead[row.EventID] {
-			continue
-		}
-		if want.Type == row.Type && (want.ReceivedAt.Equal(row.ReceivedAt) || loose[row.EventID] && want.bucket() == row.bucket()) {
-			continue
-		}
-		h := want.bucket().Hour
-		out = append(out, Issue{Kind: IssueAuditMisfiled, EventID: row.EventID, EventType: want.Type, Hour: &h,
-			Expected: want.String(), Actual: row.String(), refile: &want})
+// misfiledAudit says whether the audit row differs in type or time of
+// receipt from its event's first record on the log (only in the hour for
+// a record without a time of receipt), and names it. Events the log read
+// did not cover (ahead, or not on the log) are left out.
+func misfiledAudit(row AuditRef, firsts *firstRecords, ahead map[string]bool) (Issue, bool) {
+	want, loose, ok := firsts.get(row.EventID)
+	if !ok || ahead[row.EventID] {
+		return Issue{}, false
 	}
-	slices.SortFunc(out, func(a, b Issue) int { return strings.Compare(a.EventID, b.EventID) })
-	return out
+	if want.Type == row.Type && (want.ReceivedAt.Equal(row.ReceivedAt) || loose && want.bucket() == row.bucket()) {
+		return Issue{}, false
+	}
+	h := want.bucket().Hour
+	return Issue{Kind: IssueAuditMisfiled, EventID: row.EventID, EventType: want.Type, Hour: &h,
+		Expected: want.String(), Actual: row.String(), refile: &want}, true
+}
+
+// firstRecords holds, for each event of a log read, its first record's
+// type and time of receipt, keyed by a 128-bit hash of the event id: about
+// 40 bytes an event where the ids themselves would take several times that
+// (two distinct ids share a key with a chance of about n²/2¹²⁹).
+type firstRecords struct {
+	seeds [2]maphash.Seed
+	byKey map[[2]uint64]firstRecord
+	// types interns the event types (index in firstRecord.typ).
+	types   []domain.EventType
+	typeIdx map[domain.EventType]uint16
+}
+
+type firstRecord struct {
+	receivedAt int64 // µs since the epoch, UTC
+	typ        uint16
+	// loose: the record had no time of receipt; its audit row took the
+	// time processing started, so only the hour is compared.
+	loose bool
+}
+
+func newFirstRecords() *firstRecords {
+	return &firstRecords{
+		seeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		byKey:   map[[2]uint64]firstRecord{},
+		typeIdx: map[domain.EventType]uint16{},
+	}
+}
+
+func (f *firstRecords) key(eventID string) [2]uint64 {
+	return [2]uint64{maphash.String(f.seeds[0], eventID), maphash.String(f.seeds[1], eventID)}
+}
+
+// add keeps env as its event's first record unless an earlier one was
+// kept, and returns the record as its audit row should have it. A record
+// without a time of receipt stands in with its log timestamp (ts).
+func (f *firstRecords) add(env domain.Envelope, ts time.Time) (AuditRef, bool) {
+	k := f.key(env.EventID)
+	if _, seen := f.byKey[k]; seen {
+		return AuditRef{}, false
+	}
+	received, loose := env.ReceivedAt, false
+	if received.IsZero() {
+		received, loose = ts, true
+	}
+	typ, ok := f.typeIdx[env.Type]
+	if !ok {
+		typ = uint16(len(f.types))
+		f.types = append(f.types, env.Type)
+		f.typeIdx[env.Type] = typ
+	}
+	ref := AuditRef{EventID: env.EventID, Type: env.Type, ReceivedAt: received.UTC().Truncate(time.Microsecond)}
+	f.byKey[k] = firstRecord{receivedAt: ref.ReceivedAt.UnixMicro(), typ: typ, loose: loose}
+	return ref, true
+}
+
+// get returns the event's first record, and whether it had no time of
+// receipt.
+func (f *firstRecords) get(eventID string) (ref AuditRef, loose, ok bool) {
+	r, ok := f.byKey[f.key(eventID)]
+	if !ok {
+		return AuditRef{}, false, false
+	}
+	return AuditRef{EventID: eventID, Type: f.types[r.typ], ReceivedAt: time.UnixMicro(r.receivedAt).UTC()}, r.loose, true
 }

@@ -64,8 +64,8 @@ func (f fakeConsistency) AheadOf(context.Context, string, map[Partition]int64) (
 	return nil, nil, nil
 }
 
-func (f fakeConsistency) AuditRows(context.Context, string) ([]AuditRef, error) {
-	return nil, nil
+func (f fakeConsistency) AuditRows(context.Context, string, func(AuditRef) error) error {
+	return nil
 }
 
 func (f fakeConsistency) RefileAudit(context.Context, string, []AuditRef) (int, error) {

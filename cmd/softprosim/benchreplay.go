@@ -206,28 +206,8 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 		return err
 	}
 	defer pool.Close()
-	runtime.GC()
-	var peakHeap, heapAtHalf atomic.Uint64
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	heapBefore := ms.HeapAlloc
-	sampling, stopSampling := context.WithCancel(ctx)
-	go func() {
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-sampling.Done():
-				return
-			case <-t.C:
-				var m runtime.MemStats
-				runtime.ReadMemStats(&m)
-				if m.HeapAlloc > peakHeap.Load() {
-					peakHeap.Store(m.HeapAlloc)
-				}
-			}
-		}
-	}()
+	var heapAtHalf atomic.Uint64
+	heapBefore, peakHeap, stopSampling := sampleHeap(ctx)
 	lastLine := time.Time{}
 	var lastState projections.RebuildState
 	tools, err := app.NewRecoveryTools(ctx, pool, brokers, prod, app.RecoveryOptions{
@@ -283,8 +263,7 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 	if rows != int64(cfg.events) {
 		return fmt.Errorf("rebuilt audit holds %d events, want %d", rows, cfg.events)
 	}
-	peakMB := float64(peakHeap.Load()-min(heapBefore, peakHeap.Load())) / (1 << 20)
-	halfMB := float64(heapAtHalf.Load()-min(heapBefore, heapAtHalf.Load())) / (1 << 20)
+	peakMB, halfMB := mibOver(heapBefore, peakHeap.Load()), mibOver(heapBefore, heapAtHalf.Load())
 	logf("rebuild: %d events in %v: %.0f events/s (goal >= 25000); live paused %v; peak heap over baseline %.0f MiB (%.0f MiB by half-way)",
 		run.Progress.Applied, took.Round(time.Millisecond), rebuildRate, run.Paused.Round(time.Millisecond), peakMB, halfMB)
 	logf("rebuild / live = %.1fx (goal >= 8x)", rebuildRate/liveRate)
@@ -294,7 +273,26 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 		logf("rebuild: %s", rebuildCPU.perEvent(run.Progress.Applied))
 	}
 
-	// 4. Ceiling: the same kind of rows through COPY.
+	// 4. Validate one integration against the rebuilt read models: it
+	// must agree with the log everywhere (score 100). Its time and heap
+	// are those of folding that integration's share of the log.
+	integration := benchIntegration(cfg.seed, 0)
+	heapBefore, peakHeap, stopSampling = sampleHeap(ctx)
+	start = time.Now()
+	rep, err := tools.Recovery.Validate(ctx, integration)
+	validateTook := time.Since(start)
+	stopSampling()
+	if err != nil {
+		return err
+	}
+	if rep.Score != 100 {
+		return fmt.Errorf("validate %s after the rebuild: score %d, %d issues, first %+v", integration, rep.Score, len(rep.Issues), rep.Issues[0])
+	}
+	validateRate := float64(rep.Events) / validateTook.Seconds()
+	logf("validate %s: %d events, %d entities, %d audit buckets in %v: %.0f events/s, score %d; peak heap over baseline %.0f MiB",
+		integration, rep.Events, rep.Entities, rep.AuditBuckets, validateTook.Round(time.Millisecond), validateRate, rep.Score, mibOver(heapBefore, peakHeap.Load()))
+
+	// 5. Ceiling: the same kind of rows through COPY.
 	envs, err := benchEnvelopes(cfg.copyEvents, cfg.integrations, cfg.seed+1, "cp"+nonce)
 	if err != nil {
 		return err
@@ -320,7 +318,7 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 		logf("COPY on %d connections: %s", conns, wideCPU.perEvent(int64(cfg.copyEvents)))
 	}
 
-	// 5. Floor: reading the whole log, with nothing else.
+	// 6. Floor: reading the whole log, with nothing else.
 	read, readCPU, err := benchLogRead(ctx, brokers, cfg.batch)
 	if err != nil {
 		return err
@@ -342,11 +340,44 @@ func runBenchReplay(ctx context.Context, cfg benchReplayConfig, out io.Writer) e
 			reading, storing, floor, cores*1e6/floor, cores, cores*1e6/floor/liveRate)
 	}
 	logf("total time %v", time.Since(total).Round(time.Second))
-	logf(`BENCH {"rebuildEventsPerSec":%.0f,"liveEventsPerSec":%.0f,"copyEventsPerSec":%.0f,"rebuildOverLive":%.2f,"rebuildOverCopy":%.4f,"peakHeapMiB":%.0f,"rebuildSeconds":%.1f,"pausedMs":%d,"rebuildCPUMicrosPerEvent":%.0f,"rebuildStolenPct":%.0f,"liveCPUMicrosPerEvent":%.0f,"copyCPUMicrosPerEvent":%.0f,"logReadEventsPerSec":%.0f,"logReadCPUMicrosPerEvent":%.1f,"copyWideEventsPerSec":%.0f,"copyWideOverLive":%.2f}`,
+	logf(`BENCH {"rebuildEventsPerSec":%.0f,"liveEventsPerSec":%.0f,"copyEventsPerSec":%.0f,"rebuildOverLive":%.2f,"rebuildOverCopy":%.4f,"peakHeapMiB":%.0f,"rebuildSeconds":%.1f,"pausedMs":%d,"rebuildCPUMicrosPerEvent":%.0f,"rebuildStolenPct":%.0f,"liveCPUMicrosPerEvent":%.0f,"copyCPUMicrosPerEvent":%.0f,"logReadEventsPerSec":%.0f,"logReadCPUMicrosPerEvent":%.1f,"copyWideEventsPerSec":%.0f,"copyWideOverLive":%.2f,"validateSeconds":%.2f,"validateEventsPerSec":%.0f}`,
 		rebuildRate, liveRate, copyRate, rebuildRate/liveRate, rebuildRate/copyRate, peakMB, took.Seconds(), run.Paused.Milliseconds(),
 		rebuildCPU.micros(run.Progress.Applied), 100*rebuildCPU.stolen, liveCPU.micros(int64(cfg.liveEvents)), copyCPU.micros(int64(cfg.copyEvents)),
-		readRate, readCPU.micros(read.events), wideRate, wideRate/liveRate)
+		readRate, readCPU.micros(read.events), wideRate, wideRate/liveRate, validateTook.Seconds(), validateRate)
 	return nil
+}
+
+// sampleHeap garbage-collects, then records the largest Go heap seen every
+// 100 ms until stop is called. It returns the heap it started from.
+func sampleHeap(ctx context.Context) (before uint64, peak *atomic.Uint64, stop func()) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	peak = new(atomic.Uint64)
+	peak.Store(ms.HeapAlloc)
+	sampling, stop := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-sampling.Done():
+				return
+			case <-t.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				if m.HeapAlloc > peak.Load() {
+					peak.Store(m.HeapAlloc)
+				}
+			}
+		}
+	}()
+	return ms.HeapAlloc, peak, stop
+}
+
+// mibOver is the heap peak over before, in MiB.
+func mibOver(before, peak uint64) float64 {
+	return float64(peak-min(before, peak)) / (1 << 20)
 }
 
 type logRead struct {

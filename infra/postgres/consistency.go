@@ -115,21 +115,20 @@ FROM integration_metrics_hourly WHERE integration_id = $1`, integrationID)
 }
 
 // AuditRows implements projections.ConsistencyStore.
-func (s *ConsistencyStore) AuditRows(ctx context.Context, integrationID string) ([]projections.AuditRef, error) {
+func (s *ConsistencyStore) AuditRows(ctx context.Context, integrationID string, fn func(projections.AuditRef) error) error {
 	rows, err := s.q.Query(ctx, `SELECT event_id, event_type, received_at FROM webhook_events WHERE integration_id = $1`, integrationID)
 	if err != nil {
-		return nil, fmt.Errorf("audit rows of %s: %w", integrationID, err)
+		return fmt.Errorf("audit rows of %s: %w", integrationID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (projections.AuditRef, error) {
-		var a projections.AuditRef
-		err := r.Scan(&a.EventID, &a.Type, &a.ReceivedAt)
+	var a projections.AuditRef
+	_, err = pgx.ForEachRow(rows, []any{&a.EventID, &a.Type, &a.ReceivedAt}, func() error {
 		a.ReceivedAt = a.ReceivedAt.UTC()
-		return a, err
+		return fn(a)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("audit rows of %s: %w", integrationID, err)
+		return fmt.Errorf("audit rows of %s: %w", integrationID, err)
 	}
-	return out, nil
+	return nil
 }
 
 // RefileAudit implements projections.ConsistencyStore.
