@@ -583,6 +583,7 @@ func (p *Projector) Fail(ctx context.Context, f Failure) error {
 				row.ReceivedAt = prev.ReceivedAt
 				row.ProcessingStartedAt = prev.ProcessingStartedAt
 				row.RetryCount = max(row.RetryCount, prev.RetryCount)
+				row.LastRetryAt = later(row.LastRetryAt, prev.LastRetryAt)
 			} else {
 				row.New = true
 				m.get(key.IntegrationID, r.Envelope.Type, row.ReceivedAt).Received++
@@ -664,6 +665,14 @@ func timeOrNil(t time.Time) *time.Time {
 	}
 	t = t.UTC()
 	return &t
+}
+
+// later returns the later of two optional times.
+func later(a, b *time.Time) *time.Time {
+	if a == nil || b != nil && b.After(*a) {
+		return b
+	}
+	return a
 }
 
 type metricsKey struct {

@@ -203,6 +203,7 @@ func TestEventsListFiltersAndPages(t *testing.T) {
 type eventDetail struct {
 	ID, RowID, IntegrationID, EventType, Status string
 	RetryCount                                  int
+	LastRetryAt                                 *time.Time
 	Payload                                     map[string]any
 	Log                                         struct {
 		Topic     string
@@ -417,8 +418,9 @@ func TestRetryBatchCounts(t *testing.T) {
 	if d := e.eventDetail("evt_bad0?integrationId=" + b); d.RetryCount != 0 {
 		t.Fatalf("the other integration's event was retried: %+v", d)
 	}
-	if d := e.eventDetail("evt_bad0?integrationId=" + a); d.RetryCount != 2 {
-		t.Fatalf("evt_bad0 retry count %d, want 2", d.RetryCount)
+	// A retry that failed again keeps the time it was retried.
+	if d := e.eventDetail("evt_bad0?integrationId=" + a); d.RetryCount != 2 || d.LastRetryAt == nil || d.LastRetryAt.Before(now) {
+		t.Fatalf("evt_bad0 retry count %d, last retried %v; want 2, after %v", d.RetryCount, d.LastRetryAt, now)
 	}
 	var retries int
 	for _, r := range e.records(domain.TopicDocuments) {
