@@ -256,6 +256,22 @@ func TestEventDetail(t *testing.T) {
 	if d := e.eventDetail("evt_shared?integrationId=" + b); d.IntegrationID != b {
 		t.Fatalf("disambiguated: %+v", d)
 	}
+	// integrationId is read as the lists read it: trimmed, and 400 when it
+	// is text Postgres cannot hold; the retry of one event alike.
+	if d := e.eventDetail("evt_shared?integrationId=%20" + b + "%20"); d.IntegrationID != b {
+		t.Fatalf("disambiguated with spaces: %+v", d)
+	}
+	for _, bad := range []string{"%00", "%ff"} {
+		for _, call := range []struct{ method, path string }{
+			{http.MethodGet, "/api/v1/integrations/softpro/webhooks/events/evt_shared?integrationId=" + bad},
+			{http.MethodPost, "/api/v1/integrations/softpro/webhooks/retry/evt_shared?integrationId=" + bad},
+		} {
+			status, raw := e.call(call.method, call.path, e.Token, nil)
+			if code, _ := errCode(raw); status != http.StatusBadRequest || code != "BAD_REQUEST" {
+				t.Errorf("%s %s: %d %s", call.method, call.path, status, raw)
+			}
+		}
+	}
 	for _, ref := range []string{"evt_nope", "00000000-0000-0000-0000-000000000000", "evt_one?integrationId=" + b} {
 		if status, raw := e.call(http.MethodGet, "/api/v1/integrations/softpro/webhooks/events/"+ref, e.Token, nil); status != http.StatusNotFound {
 			t.Errorf("%s: %d %s", ref, status, raw)

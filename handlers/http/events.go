@@ -137,7 +137,12 @@ func (q *queryAPI) listEvents(w http.ResponseWriter, r *http.Request) {
 // getEvent is GET …/webhooks/events/{eventId}: by SoftPro's event id
 // (integrationId disambiguates) or by row id.
 func (q *queryAPI) getEvent(w http.ResponseWriter, r *http.Request) {
-	ref := projections.EventRef{ID: pathParam(r, "eventId"), IntegrationID: r.URL.Query().Get("integrationId")}
+	p := newParams(r)
+	ref := projections.EventRef{ID: pathParam(r, "eventId"), IntegrationID: p.str("integrationId")}
+	if p.err != nil {
+		writeQueryError(w, p.err)
+		return
+	}
 	ev, err := q.Events.Event(r.Context(), ref)
 	if err != nil {
 		writeQueryError(w, err)

@@ -12,7 +12,12 @@ import (
 // retry is POST …/webhooks/retry/{eventId}: re-append one FAILED event.
 // 409 when it is not FAILED (or another retry has just taken it).
 func (q *queryAPI) retry(w http.ResponseWriter, r *http.Request) {
-	ref := projections.EventRef{ID: pathParam(r, "eventId"), IntegrationID: r.URL.Query().Get("integrationId")}
+	p := newParams(r)
+	ref := projections.EventRef{ID: pathParam(r, "eventId"), IntegrationID: p.str("integrationId")}
+	if p.err != nil {
+		writeQueryError(w, p.err)
+		return
+	}
 	c, err := q.Retrier.Retry(r.Context(), ref, middleware.GetReqID(r.Context()))
 	if err != nil {
 		writeQueryError(w, err)
