@@ -15,7 +15,7 @@ import (
 )
 
 // POST …/sync naming a type that does not exist is refused with 400 naming
-// it, and starts no run.
+// it, and starts no run; so is one whose wait is not a boolean.
 func TestSyncOfAnUnknownTypeIsRefusedNamingIt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -30,8 +30,17 @@ func TestSyncOfAnUnknownTypeIsRefusedNamingIt(t *testing.T) {
 	if n := s.Stats(id).Requests; n != 0 {
 		t.Fatalf("the refused sync sent %d requests", n)
 	}
+	// A wait that is not a boolean is refused too, not taken as false
+	// (which would start a run in the background).
+	status, body = e.call(http.MethodPost, "/api/v1/integrations/softpro/"+id+"/sync?wait=yes", e.Token, nil)
+	if code, _ := errCode(body); status != http.StatusBadRequest || code != "BAD_REQUEST" || !strings.Contains(string(body), "wait") {
+		t.Fatalf("sync?wait=yes: %d %s, want 400 naming wait", status, body)
+	}
+	if n := s.Stats(id).Requests; n != 0 {
+		t.Fatalf("the refused syncs sent %d requests", n)
+	}
 	if got := queryString(t, e.db(), `SELECT count(*) FROM sync_runs WHERE integration_id = $1`, id); got != "0" {
-		t.Fatalf("the refused sync recorded %s runs", got)
+		t.Fatalf("the refused syncs recorded %s runs", got)
 	}
 }
 

@@ -116,6 +116,12 @@ func (a *syncAPI) writeSyncError(w http.ResponseWriter, r *http.Request, err err
 // optional; ?wait=true answers when the run has finished (200), otherwise
 // as soon as it holds the lock (202).
 func (a *syncAPI) run(w http.ResponseWriter, r *http.Request) {
+	p := newParams(r)
+	wait := p.boolean("wait")
+	if p.err != nil {
+		writeQueryError(w, p.err)
+		return
+	}
 	var body struct {
 		Types []string `json:"types"`
 	}
@@ -142,7 +148,7 @@ func (a *syncAPI) run(w http.ResponseWriter, r *http.Request) {
 		}
 		finished <- run
 	})
-	if wait, _ := strconv.ParseBool(r.URL.Query().Get("wait")); wait {
+	if wait {
 		select {
 		case run := <-finished:
 			writeData(w, http.StatusOK, map[string]any{"run": run})
