@@ -19,6 +19,8 @@ type pendingGate struct {
 	after     Admission
 	tickets   []Ticket
 	confirmed []string
+	// confirmErr fails every Confirm.
+	confirmErr error
 }
 
 func (g *pendingGate) Admit(_ context.Context, t Ticket) (Admission, error) {
@@ -37,6 +39,9 @@ func (g *pendingGate) Release(context.Context, string, string) error { return ni
 func (g *pendingGate) Confirm(_ context.Context, t Ticket) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.confirmErr != nil {
+		return g.confirmErr
+	}
 	g.confirmed = append(g.confirmed, t.EventID)
 	return nil
 }
@@ -140,5 +145,21 @@ func TestReceiverDoesNotAppendWithoutTheGateWhenTheSenderHangsUp(t *testing.T) {
 	res, err := receiveOne(ctx, r, body("evt_1", "task.created", now))
 	if err == nil || len(log.envs) != 0 {
 		t.Fatalf("Receive = %+v, %v; appended %d, want a refusal and nothing appended", res, err, len(log.envs))
+	}
+}
+
+// A fingerprint that cannot be confirmed after the append does not undo
+// it, and is not taken for Redis being unreachable: rate limit and dedup
+// ran.
+func TestReceiverReportsAnUnconfirmedFingerprintApart(t *testing.T) {
+	t.Parallel()
+	g := &pendingGate{after: Admission{Allowed: true}, confirmErr: errors.New("i/o timeout")}
+	log := &fakeLog{}
+	res, err := receiveOne(context.Background(), newPendingReceiver(t, g, log), body("evt_1", "task.created", now))
+	if err != nil || len(log.envs) != 1 || res.Duplicate {
+		t.Fatalf("Receive = %+v, %v; appended %d", res, err, len(log.envs))
+	}
+	if res.Unconfirmed == nil || res.Degraded != nil {
+		t.Fatalf("Unconfirmed %v, Degraded %v: want the confirmation's error as Unconfirmed only", res.Unconfirmed, res.Degraded)
 	}
 }

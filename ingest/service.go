@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"io"
 	"mime"
 	"strings"
@@ -25,6 +26,7 @@ const (
 	CodeIntegrationNotFound  Code = "INTEGRATION_NOT_FOUND"
 	CodeIntegrationDisabled  Code = "INTEGRATION_DISABLED"
 	CodePayloadTooLarge      Code = "PAYLOAD_TOO_LARGE"
+	CodeRequestTimeout       Code = "REQUEST_TIMEOUT"
 	CodeUnsupportedMediaType Code = "UNSUPPORTED_MEDIA_TYPE"
 	CodeSignatureMissing     Code = "SIGNATURE_MISSING"
 	CodeSignatureInvalid     Code = "SIGNATURE_INVALID"
@@ -163,6 +165,11 @@ type Result struct {
 	// Degraded holds the gate's error when Redis could not be reached: the
 	// event was appended without rate limiting or dedup.
 	Degraded error
+	// Unconfirmed holds the error of confirming the dedup fingerprint after
+	// the append (rate limit and dedup did run): the event is on the log,
+	// and a copy sent after the pending fingerprint expires is appended
+	// again (the projections apply each event id once).
+	Unconfirmed error
 }
 
 // Receive runs the checks of a webhook in the contract's order, then
@@ -189,6 +196,9 @@ func (r *Receiver) Receive(ctx context.Context, req Request) (Result, error) {
 	*bp = body[:0]
 	if errors.Is(err, errTooLarge) {
 		return Result{}, reject(CodePayloadTooLarge, fmt.Sprintf("body exceeds %d bytes", r.cfg.MaxBody), nil)
+	}
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		return Result{}, reject(CodeRequestTimeout, "the body did not arrive within the server's read timeout", err)
 	}
 	if err != nil {
 		return Result{}, reject(CodeInvalidPayload, "could not read body", err)
@@ -303,7 +313,7 @@ func (r *Receiver) Receive(ctx context.Context, req Request) (Result, error) {
 		if cerr := confirmer.Confirm(cctx, ticket); cerr != nil {
 			// The event is on the log; only the dedup of later copies is lost
 			// once the pending fingerprint expires.
-			res.Degraded = fmt.Errorf("confirm dedup fingerprint: %w", cerr)
+			res.Unconfirmed = fmt.Errorf("confirm dedup fingerprint: %w", cerr)
 		}
 		ccancel()
 	}

@@ -17,8 +17,10 @@ type Metrics struct {
 	appendDuration *prometheus.HistogramVec
 	dedupHits      prometheus.Counter
 	redisDegraded  prometheus.Counter
-	apiRequests    *prometheus.CounterVec
-	apiDuration    *prometheus.HistogramVec
+	// dedupUnconfirmed counts appends whose fingerprint stayed pending.
+	dedupUnconfirmed prometheus.Counter
+	apiRequests      *prometheus.CounterVec
+	apiDuration      *prometheus.HistogramVec
 }
 
 // NewMetrics registers the edge's collectors with reg.
@@ -43,6 +45,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		redisDegraded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "softprohub_ingest_redis_degraded_total", Help: "Webhooks appended without rate limit or dedup because Redis was unreachable.",
 		}),
+		dedupUnconfirmed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "softprohub_ingest_dedup_unconfirmed_total",
+			Help: "Webhooks appended whose dedup fingerprint could not be confirmed afterwards (a copy sent once it expires is appended again).",
+		}),
 		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "softprohub_api_requests_total", Help: "Management API requests by route and status.",
 		}, []string{"route", "status"}),
@@ -51,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: latency,
 		}, []string{"route"}),
 	}
-	reg.MustRegister(m.ingestRequests, m.ingestDuration, m.appendDuration, m.dedupHits, m.redisDegraded, m.apiRequests, m.apiDuration)
+	reg.MustRegister(m.ingestRequests, m.ingestDuration, m.appendDuration, m.dedupHits, m.redisDegraded, m.dedupUnconfirmed, m.apiRequests, m.apiDuration)
 	return m
 }
 

@@ -63,6 +63,7 @@ var ingestStatus = map[ingest.Code]int{
 	ingest.CodeIntegrationNotFound:  http.StatusNotFound,
 	ingest.CodeIntegrationDisabled:  http.StatusForbidden,
 	ingest.CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
+	ingest.CodeRequestTimeout:       http.StatusRequestTimeout,
 	ingest.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	ingest.CodeSignatureMissing:     http.StatusUnauthorized,
 	ingest.CodeSignatureInvalid:     http.StatusUnauthorized,

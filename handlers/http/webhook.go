@@ -49,6 +49,11 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "webhook appended without dedup or rate limit: redis unreachable",
 				slog.String("integrationId", res.IntegrationID), slog.String("eventId", res.EventID), slog.Any("err", res.Degraded))
 		}
+		if res.Unconfirmed != nil {
+			s.metrics.dedupUnconfirmed.Inc()
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "webhook appended; its dedup fingerprint was not confirmed",
+				slog.String("integrationId", res.IntegrationID), slog.String("eventId", res.EventID), slog.Any("err", res.Unconfirmed))
+		}
 		if res.Duplicate {
 			code = "DUPLICATE"
 			s.metrics.dedupHits.Inc()

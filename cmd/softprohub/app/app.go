@@ -343,7 +343,10 @@ func (a *App) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+	// A request, body included, must arrive within HTTP_READ_TIMEOUT: a
+	// sender trickling its body does not hold a handler for longer.
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: min(10*time.Second, a.cfg.HTTPReadTimeout),
+		ReadTimeout: a.cfg.HTTPReadTimeout, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -44,6 +44,7 @@ type Config struct {
 	KafkaEmbeddedPort  int           `env:"KAFKA_EMBEDDED_PORT" envDefault:"9092"`
 	KafkaAppendTimeout time.Duration `env:"KAFKA_APPEND_TIMEOUT" envDefault:"10s"`
 	HTTPAddr           string        `env:"HTTP_ADDR" envDefault:":8080"`
+	HTTPReadTimeout    time.Duration `env:"HTTP_READ_TIMEOUT" envDefault:"30s"`
 	DataDir            string        `env:"DATA_DIR" envDefault:"./data"`
 	JWTSecret          string        `env:"JWT_SECRET"`
 	SecretsKey         string        `env:"SECRETS_KEY"`
@@ -113,6 +114,9 @@ func (c Config) Validate() error {
 	}
 	if c.KafkaAppendTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("KAFKA_APPEND_TIMEOUT must be positive"))
+	}
+	if c.HTTPReadTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("HTTP_READ_TIMEOUT must be positive"))
 	}
 	if c.WebhookSecretGrace < 0 {
 		errs = append(errs, fmt.Errorf("WEBHOOK_SECRET_GRACE must not be negative"))
