@@ -469,7 +469,7 @@ func (r *StartedSync) pull(ctx context.Context, run *SyncRun) error {
 // large for the log to skipped.
 func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]string) error {
 	s := r.s
-	q := QuotaOf(r.in, s.cfg.DefaultRateLimit, s.cfg.RateWindow)
+	var q Quota
 	for _, typ := range run.Types {
 		evType, _ := domain.SyncEventType(typ)
 		mark, err := s.d.Watermarks.Watermark(ctx, run.IntegrationID, typ)
@@ -482,9 +482,12 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 		}
 		var cursors CursorProgress
 		for {
-			if err := r.stillWanted(ctx); err != nil {
+			in, err := r.stillWanted(ctx)
+			if err != nil {
 				return fmt.Errorf("%s: %w", typ, err)
 			}
+			// A rateLimit changed during the run applies from its next page.
+			q = QuotaOf(in, s.cfg.DefaultRateLimit, s.cfg.RateWindow)
 			asked := s.cfg.Now()
 			page, err := r.fetch(ctx, run, q, req)
 			if err != nil {
@@ -511,7 +514,7 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 					// An integration deleted while the page was asked for
 					// has no watermark to save: say so, as the next page's
 					// check would.
-					if werr := r.stillWanted(ctx); errors.Is(werr, ErrSyncDisabled) {
+					if _, werr := r.stillWanted(ctx); errors.Is(werr, ErrSyncDisabled) {
 						return fmt.Errorf("%s: %w", typ, werr)
 					}
 					return fmt.Errorf("%s: save watermark: %w", typ, err)
@@ -533,19 +536,20 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 
 // stillWanted re-reads the integration before each page, so a run stops
 // once its integration is deactivated or deleted (or, for a scheduled run,
-// has sync turned off) rather than syncing it to the end.
-func (r *StartedSync) stillWanted(ctx context.Context) error {
+// has sync turned off) rather than syncing it to the end, and follows its
+// rate limit; it returns the integration as read.
+func (r *StartedSync) stillWanted(ctx context.Context) (domain.Integration, error) {
 	in, err := r.s.d.Integrations.Integration(ctx, r.run.IntegrationID)
 	if errors.Is(err, domain.ErrNotFound) {
-		return fmt.Errorf("%w: integration deleted", ErrSyncDisabled)
+		return in, fmt.Errorf("%w: integration deleted", ErrSyncDisabled)
 	}
 	if err != nil {
-		return fmt.Errorf("integration: %w", err)
+		return in, fmt.Errorf("integration: %w", err)
 	}
 	if !syncAllowed(in, r.run.Trigger) {
-		return fmt.Errorf("%w: switched off during the run", ErrSyncDisabled)
+		return in, fmt.Errorf("%w: switched off during the run", ErrSyncDisabled)
 	}
-	return nil
+	return in, nil
 }
 
 // syncAllowed reports whether a run of trigger may sync in: an inactive
