@@ -14,8 +14,8 @@ type fakeStatus struct{ cps []CheckpointRow }
 func (f fakeStatus) ProjectionCheckpoints(context.Context) ([]CheckpointRow, error) {
 	return f.cps, nil
 }
-func (f fakeStatus) LastErrors(context.Context) (map[string]LastError, error) { return nil, nil }
-func (f fakeStatus) Latest(context.Context, int) ([]RebuildRun, error)        { return nil, nil }
+func (f fakeStatus) LastErrors(context.Context) (map[string]LastError, error)       { return nil, nil }
+func (f fakeStatus) Latest(context.Context, RebuildKind, int) ([]RebuildRun, error) { return nil, nil }
 
 type fakeConsistency struct{ m *memStore }
 

@@ -27,7 +27,9 @@ type LastError struct {
 type StatusSource interface {
 	ProjectionCheckpoints(ctx context.Context) ([]CheckpointRow, error)
 	LastErrors(ctx context.Context) (map[string]LastError, error)
-	Latest(ctx context.Context, limit int) ([]RebuildRun, error)
+	// Latest returns the newest runs of kind ("" for every kind), newest
+	// first.
+	Latest(ctx context.Context, kind RebuildKind, limit int) ([]RebuildRun, error)
 }
 
 // Projection states of the status API, a wire contract.
@@ -85,16 +87,16 @@ func ProjectionsStatus(ctx context.Context, src StatusSource, log LogScanner, na
 	if err != nil {
 		return StatusReport{}, fmt.Errorf("projections status: %w", err)
 	}
-	runs, err := src.Latest(ctx, 5)
+	// The newest full rebuild decides the state; as-of builds, which may
+	// run beside it, never do.
+	runs, err := src.Latest(ctx, KindRebuild, 1)
 	if err != nil {
 		return StatusReport{}, fmt.Errorf("projections status: %w", err)
 	}
 	var rep StatusReport
 	state := ProjectionLive
-	for i, r := range runs {
-		if r.Kind != KindRebuild {
-			continue
-		}
+	if len(runs) > 0 {
+		r := runs[0]
 		if r.State.Active() {
 			if r.State == StatePaused {
 				state = ProjectionPaused
@@ -102,8 +104,7 @@ func ProjectionsStatus(ctx context.Context, src StatusSource, log LogScanner, na
 				state = ProjectionRebuilding
 			}
 		}
-		rep.Rebuild = &runs[i]
-		break
+		rep.Rebuild = &r
 	}
 	byKey := map[string]map[Partition]CheckpointRow{}
 	for _, c := range cps {

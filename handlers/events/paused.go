@@ -9,10 +9,10 @@ import (
 	"github.com/roisystems/softprohub/projections"
 )
 
-// RebuildRuns lists the newest rebuild runs, newest first, as the run
-// store records them (infra/postgres.RebuildRuns).
+// RebuildRuns lists the newest rebuild runs of a kind ("" for every kind),
+// newest first, as the run store records them (infra/postgres.RebuildRuns).
 type RebuildRuns interface {
-	Latest(ctx context.Context, limit int) ([]projections.RebuildRun, error)
+	Latest(ctx context.Context, kind projections.RebuildKind, limit int) ([]projections.RebuildRun, error)
 }
 
 // Pauses tells which topics' live projections are paused. The only pause is

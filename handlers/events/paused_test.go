@@ -18,13 +18,15 @@ type memRuns struct {
 	err  error
 }
 
-func (m memRuns) Latest(_ context.Context, limit int) ([]projections.RebuildRun, error) {
+func (m memRuns) Latest(_ context.Context, kind projections.RebuildKind, limit int) ([]projections.RebuildRun, error) {
 	if m.err != nil {
 		return nil, m.err
 	}
 	var out []projections.RebuildRun
 	for i := len(m.runs) - 1; i >= 0 && len(out) < limit; i-- {
-		out = append(out, m.runs[i])
+		if kind == "" || m.runs[i].Kind == kind {
+			out = append(out, m.runs[i])
+		}
 	}
 	return out, nil
 }
@@ -54,6 +56,9 @@ func TestPausedWhileTheNewestRebuildHoldsTheSwap(t *testing.T) {
 		{name: "a newer rebuild decides", runs: []projections.RebuildRun{rebuild(projections.StatePaused), rebuild(projections.StateBuilding)}, want: nil},
 		{name: "as-of builds never pause", runs: []projections.RebuildRun{asOf(projections.StatePaused)}, want: nil},
 		{name: "an as-of build beside a paused rebuild", runs: []projections.RebuildRun{rebuild(projections.StatePaused), asOf(projections.StateBuilding)},
+			want: []string{"softpro.poison.v1", "softpro.tasks.v1", "softpro.transactions.v1"}},
+		{name: "many as-of builds after a paused rebuild", runs: append([]projections.RebuildRun{rebuild(projections.StatePaused)},
+			slices.Repeat([]projections.RebuildRun{asOf(projections.StateDone)}, 8)...),
 			want: []string{"softpro.poison.v1", "softpro.tasks.v1", "softpro.transactions.v1"}},
 	}
 	for _, tt := range tests {

@@ -468,11 +468,12 @@ WHERE id = $1`, r.ID, r.Schema, string(r.State), r.End, r.Progress.Applied, r.Pr
 	return nil
 }
 
-// Latest returns the newest runs, newest first.
-func (s *RebuildRuns) Latest(ctx context.Context, limit int) ([]projections.RebuildRun, error) {
+// Latest returns the newest runs of a kind ("" for every kind), newest
+// first.
+func (s *RebuildRuns) Latest(ctx context.Context, of projections.RebuildKind, limit int) ([]projections.RebuildRun, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, kind, schema_name, as_of, state, offsets_at_start, applied, offsets_left,
 events_per_second, eta_ms, paused_ms, started_at, updated_at, finished_at, coalesce(error, '')
-FROM rebuild_runs ORDER BY id DESC LIMIT $1`, limit)
+FROM rebuild_runs WHERE $2 = '' OR kind = $2 ORDER BY id DESC LIMIT $1`, limit, string(of))
 	if err != nil {
 		return nil, fmt.Errorf("rebuild runs: %w", err)
 	}
