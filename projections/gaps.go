@@ -653,14 +653,22 @@ type ResyncReport struct {
 	IntegrationID string       `json:"integrationId"`
 	Synced        int          `json:"synced"`
 	Replay        ReplayReport `json:"replay"`
+	// AuditRefiled counts the audit rows filed back under the event type
+	// and time of receipt the log gives them; Recounted, the hourly metrics
+	// rows counted again from the audit.
+	AuditRefiled int `json:"auditRefiled"`
+	Recounted    int `json:"recounted"`
 	// Consistency is the integration's report after the resync.
 	Consistency ConsistencyReport `json:"consistency"`
 }
 
 // Resync is the emergency path: pull every record of the integration from
-// the SoftPro API into the log (source sync), then apply the integration's
-// whole log again to its read models, refolding every entity that
-// disagrees with it, and validate.
+// the SoftPro API into the log (source sync), then bring its read models
+// back to what its whole log says, as gaps fill does for the read-model
+// side: audit rows filed back, the log applied again with every entity
+// that disagrees with it folded again (missing audit rows restored), the
+// hourly metrics rows that disagree with the audit counted again; and
+// validate.
 func (r *Recovery) Resync(ctx context.Context, integrationID string) (ResyncReport, error) {
 	rep := ResyncReport{IntegrationID: integrationID}
 	if r.syncer == nil {
@@ -676,14 +684,29 @@ func (r *Recovery) Resync(ctx context.Context, integrationID string) (ResyncRepo
 		return rep, fmt.Errorf("resync %s: %w", integrationID, err)
 	}
 	var keys []domain.EntityKey
+	var metrics []MetricsRow
 	for _, is := range before.Issues {
-		if is.Kind == IssueMissing || is.Kind == IssueDiffers {
+		switch is.Kind {
+		case IssueMissing, IssueDiffers:
 			keys = append(keys, is.Key(integrationID))
+		case IssueMetrics:
+			metrics = append(metrics, MetricsRow{IntegrationID: integrationID, EventType: is.EventType, Hour: *is.Hour})
 		}
+	}
+	if rep.AuditRefiled, err = r.refile(ctx, integrationID, before.Issues); err != nil {
+		return rep, fmt.Errorf("resync %s: %w", integrationID, err)
 	}
 	rep.Replay, err = r.replayer.Replay(ctx, ReplayRequest{IntegrationID: integrationID, Topics: r.cfg.Topics, Refold: keys})
 	if err != nil {
 		return rep, fmt.Errorf("resync %s: %w", integrationID, err)
+	}
+	// Rows of hours whose audit agreed with the log: the replay above
+	// counts the audit rows it restores itself.
+	if len(metrics) > 0 {
+		if err := r.replayer.Recount(ctx, metrics); err != nil {
+			return rep, fmt.Errorf("resync %s: %w", integrationID, err)
+		}
+		rep.Recounted = len(metrics)
 	}
 	rep.Consistency, err = r.Validate(ctx, integrationID)
 	if err != nil {

@@ -213,7 +213,7 @@ func TestReplayGapsNameADeletedRowAndFillRestoresIt(t *testing.T) {
 
 // A row whose status was edited behind the system's back is restored by a
 // resync, which then reports a consistency score of 100.
-func TestReplayResyncRestoresAStatusEditedBehindTheBack(t *testing.T) {
+func TestReplayResyncRestoresReadModelsEditedBehindTheBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
@@ -231,6 +231,15 @@ func TestReplayResyncRestoresAStatusEditedBehindTheBack(t *testing.T) {
 	status := queryString(t, db, `SELECT status FROM transactions WHERE integration_id=$1 AND id=$2`, id, txn)
 	forged := status + "_forged"
 	tamper(t, db, id, `UPDATE transactions SET status='`+forged+`' WHERE integration_id=$1 AND id='`+txn+`'`)
+	// And the other read models: every hourly metrics row, one audit row's
+	// time of receipt.
+	audit := `SELECT event_id, received_at FROM webhook_events WHERE integration_id=$1 ORDER BY event_id`
+	wantAudit := queryString(t, db, audit, id)
+	metrics := `SELECT event_type, hour, received, completed FROM integration_metrics_hourly WHERE integration_id=$1 ORDER BY 1, 2`
+	wantMetrics := queryString(t, db, metrics, id)
+	tamper(t, db, id, `UPDATE integration_metrics_hourly SET received = received + 7 WHERE integration_id=$1`)
+	tamper(t, db, id, `UPDATE webhook_events SET received_at = received_at + interval '1 second'
+ WHERE id = (SELECT id FROM webhook_events WHERE integration_id=$1 ORDER BY event_id LIMIT 1)`)
 	if rep := e.consistency(id); rep.Score == 100 {
 		t.Fatalf("consistency after editing a status: %+v", rep)
 	}
@@ -246,6 +255,12 @@ func TestReplayResyncRestoresAStatusEditedBehindTheBack(t *testing.T) {
 	}
 	if got := queryString(t, db, row, id); got != want {
 		t.Fatalf("after resync:\n got %s\nwant %s", got, want)
+	}
+	if got := queryString(t, db, audit, id); got != wantAudit || rep.AuditRefiled != 1 {
+		t.Fatalf("audit after resync (%d refiled, want 1):\n got %s\nwant %s", rep.AuditRefiled, got, wantAudit)
+	}
+	if got := queryString(t, db, metrics, id); got != wantMetrics || rep.Recounted == 0 {
+		t.Fatalf("metrics after resync (%d recounted):\n got %s\nwant %s", rep.Recounted, got, wantMetrics)
 	}
 	if c := e.consistency(id); c.Score != 100 {
 		t.Fatalf("consistency after resync: %d %+v", c.Score, c.Issues)
