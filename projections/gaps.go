@@ -555,8 +555,9 @@ type FillReport struct {
 
 // Fill finds the integration's gaps and fills each: log-side ones by
 // replaying their window, poisoned events by appending them again,
-// schedule-side ones by a sync now, and read-model ones by folding the
-// named entities again from the whole log. A gap that cannot be filled is
+// schedule- and data-side ones by a sync now whose records it then
+// replays, and read-model ones by folding the named entities again from
+// the whole log. A gap that cannot be filled is
 // reported in Errors; the others are still filled.
 func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string) (FillReport, error) {
 	rep := FillReport{IntegrationID: integrationID, Replayed: []ReplayReport{}, NotChecked: r.NotChecked()}
@@ -595,9 +596,18 @@ func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string
 				break
 			}
 			synced = true
+			// The sync's records are applied here, not left to the live
+			// projectors, which may not run (or may be the gap).
+			started := time.Now().Add(-time.Second)
 			var n int
 			n, err = r.syncer.SyncNow(ctx, integrationID, since, false)
 			rep.Synced += n
+			if err != nil || n == 0 {
+				break
+			}
+			var rr ReplayReport
+			rr, err = r.replayer.Replay(ctx, ReplayRequest{IntegrationID: integrationID, Topics: []string{domain.TopicSync}, From: started})
+			rep.Replayed = append(rep.Replayed, rr)
 		case FillRefold:
 			var n int
 			n, err = r.refile(ctx, integrationID, g.Issues)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roisystems/softprohub/cmd/softprohub/app"
 	"github.com/roisystems/softprohub/cmd/softprosim/sim"
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/projections"
@@ -67,6 +68,10 @@ func TestReplayDataSideGapsAreFoundAndFilledByATargetedSync(t *testing.T) {
 	e.connect(s, srv, id, false)
 	e.syncNow(id)
 	e.matchesSimulator(s, id, 60*time.Second)
+	// From here no live projector runs: the fill must apply what it syncs.
+	e.shutdown()
+	e.roles = app.Roles{Ingest: true, API: true}
+	e.launch()
 
 	// SoftPro changes records; no webhook and no sync brings them.
 	changed := 0
@@ -101,7 +106,14 @@ func TestReplayDataSideGapsAreFoundAndFilledByATargetedSync(t *testing.T) {
 	if rep.Synced < int(missing) || len(rep.Errors) != 0 {
 		t.Fatalf("fill: %+v", rep)
 	}
-	e.matchesSimulator(s, id, 60*time.Second)
+	var replayed int64
+	for _, rr := range rep.Replayed {
+		replayed += rr.Records
+	}
+	if replayed < int64(rep.Synced) {
+		t.Fatalf("fill replayed %d records after syncing %d: %+v", replayed, rep.Synced, rep)
+	}
+	e.matchesSimulator(s, id, 5*time.Second)
 }
 
 // Gap filling and resync pull every type, not only the integration's
