@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,29 +18,8 @@ func TestFillLogBehindGapAppliesItsLastRecord(t *testing.T) {
 	t.Parallel()
 	now := time.Now().UTC()
 	old := now.Add(-time.Hour)
-	log := &fakeLog{}
-	log.add(domain.TransactionCreated, "e1", old, `{"id":"txn_1","status":"open"}`)
-	log.add(domain.ContactCreated, "e2", old.Add(time.Minute), `{"id":"con_1","transaction_id":"txn_1","first_name":"Ada"}`)
-	log.add(domain.TransactionUpdated, "e3", old.Add(2*time.Minute), `{"id":"txn_1","status":"in_progress"}`)
-	log.add(domain.TransactionStatusChanged, "e4", old.Add(3*time.Minute), `{"id":"txn_1","status":"closed"}`)
-	log.add(domain.TransactionUpdated, "e5", now, `{"id":"txn_1","property_address":"1 Main St"}`)
+	rec, m := behindRecovery(t, now, 0)
 	topic := domain.TopicTransactions
-	names := map[string]string{topic: "transactions", domain.TopicContacts: "contacts"}
-
-	// The transactions projection applied e1 only; contacts is up to date.
-	m := newMemStore()
-	applied := &fakeLog{recs: []ScannedRecord{log.recs[0], log.recs[1]}}
-	if _, err := NewReplayer(m, applied, nil).Replay(context.Background(), ReplayRequest{}); err != nil {
-		t.Fatal(err)
-	}
-	cps := []CheckpointRow{
-		{Projection: "transactions", Partition: Partition{Topic: topic}, Next: 1},
-		{Projection: "contacts", Partition: Partition{Topic: domain.TopicContacts}, Next: 1},
-	}
-	fc := fakeConsistency{m}
-	rec := NewRecovery(GapConfig{Topics: []string{topic, domain.TopicContacts}, Names: names},
-		RecoveryDeps{Log: log, Status: fakeStatus{cps}, Store: fc, Failed: fc, Retrier: fc, Settled: fc, Replayer: NewReplayer(m, log, nil)})
-
 	gaps, err := rec.Gaps(context.Background(), "int_a")
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +67,69 @@ func TestFillLogBehindGapAppliesItsLastRecord(t *testing.T) {
 	}
 	if !m.changes["e4"] {
 		t.Errorf("the status change of e4 was not recorded by the fill")
+	}
+}
+
+// behindRecovery is a log of five records (e1 to e4 an hour before now,
+// e5 at now) whose transactions projection applied e1 only (contacts is up
+// to date), and a recovery over it reading scanLimit offsets per
+// partition (0: the default).
+func behindRecovery(t *testing.T, now time.Time, scanLimit int64) (*Recovery, *memStore) {
+	t.Helper()
+	old := now.Add(-time.Hour)
+	log := &fakeLog{}
+	log.add(domain.TransactionCreated, "e1", old, `{"id":"txn_1","status":"open"}`)
+	log.add(domain.ContactCreated, "e2", old.Add(time.Minute), `{"id":"con_1","transaction_id":"txn_1","first_name":"Ada"}`)
+	log.add(domain.TransactionUpdated, "e3", old.Add(2*time.Minute), `{"id":"txn_1","status":"in_progress"}`)
+	log.add(domain.TransactionStatusChanged, "e4", old.Add(3*time.Minute), `{"id":"txn_1","status":"closed"}`)
+	log.add(domain.TransactionUpdated, "e5", now, `{"id":"txn_1","property_address":"1 Main St"}`)
+	topic := domain.TopicTransactions
+	names := map[string]string{topic: "transactions", domain.TopicContacts: "contacts"}
+	m := newMemStore()
+	applied := &fakeLog{recs: []ScannedRecord{log.recs[0], log.recs[1]}}
+	if _, err := NewReplayer(m, applied, nil).Replay(context.Background(), ReplayRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	cps := []CheckpointRow{
+		{Projection: "transactions", Partition: Partition{Topic: topic}, Next: 1},
+		{Projection: "contacts", Partition: Partition{Topic: domain.TopicContacts}, Next: 1},
+	}
+	fc := fakeConsistency{m}
+	return NewRecovery(GapConfig{Topics: []string{topic, domain.TopicContacts}, Names: names, ScanLimit: scanLimit},
+		RecoveryDeps{Log: log, Status: fakeStatus{cps}, Store: fc, Failed: fc, Retrier: fc, Settled: fc, Replayer: NewReplayer(m, log, nil)}), m
+}
+
+// When the scan for unapplied records stops short of a partition's
+// checkpoint, the log-behind gap says its count is a floor and names no
+// start, and the fill replays it from the log's start: e3, before the two
+// offsets read, is applied too.
+func TestTruncatedLogBehindGapIsFilledFromTheStart(t *testing.T) {
+	t.Parallel()
+	rec, m := behindRecovery(t, time.Now().UTC(), 2)
+	gaps, err := rec.Gaps(context.Background(), "int_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var behind []Gap
+	for _, g := range gaps {
+		if g.Kind == GapLogBehind {
+			behind = append(behind, g)
+		}
+	}
+	if len(behind) != 1 || behind[0].Records != 1 || behind[0].From != nil || !strings.Contains(behind[0].Missing, "at least 1 record") {
+		t.Fatalf("log-behind gaps %+v, want one of at least 1 record (e4) and no start", behind)
+	}
+	rep, err := rec.Fill(context.Background(), "int_a", "corr")
+	if err != nil || len(rep.Errors) != 0 || len(rep.Replayed) == 0 {
+		t.Fatalf("fill %+v (%v)", rep, err)
+	}
+	if rr := rep.Replayed[0]; rr.From != nil || rr.Applied < 2 {
+		t.Fatalf("first replay %+v, want one from the log's start applying e3 and e4", rr)
+	}
+	for _, id := range []string{"e3", "e4"} {
+		if _, ok := m.audit[EventKey{"int_a", id}]; !ok {
+			t.Errorf("%s has no audit row after the fill", id)
+		}
 	}
 }
 

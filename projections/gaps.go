@@ -420,7 +420,7 @@ func (r *Recovery) logGaps(ctx context.Context, integrationID string) ([]Gap, er
 		n        int64
 		from, to time.Time
 	}
-	recs, _, err := r.Pending(ctx, integrationID, r.cfg.ScanLimit)
+	recs, truncated, err := r.Pending(ctx, integrationID, r.cfg.ScanLimit)
 	if err != nil {
 		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
 	}
@@ -441,9 +441,17 @@ func (r *Recovery) logGaps(ctx context.Context, integrationID string) ([]Gap, er
 	for p, s := range spans {
 		part := p.Partition
 		from, to := s.from.UTC(), s.to.UTC()
-		out = append(out, Gap{Kind: GapLogBehind, IntegrationID: integrationID, Topic: p.Topic, Partition: &part,
+		g := Gap{Kind: GapLogBehind, IntegrationID: integrationID, Topic: p.Topic, Partition: &part,
 			From: &from, To: &to, Records: s.n, Fill: FillReplay,
-			Missing: fmt.Sprintf("%d records of %s not projected by %s for over %v", s.n, p.Topic, r.cfg.Names[p.Topic], r.cfg.Behind)})
+			Missing: fmt.Sprintf("%d records of %s not projected by %s for over %v", s.n, p.Topic, r.cfg.Names[p.Topic], r.cfg.Behind)}
+		if truncated {
+			// Records before the offsets read may be unapplied too: the
+			// count is a floor, and the fill replays from the log's start.
+			g.From = nil
+			g.Missing = fmt.Sprintf("at least %s; only the last %d offsets of each partition were read, so the fill replays from the log's start",
+				g.Missing, r.cfg.ScanLimit)
+		}
+		out = append(out, g)
 	}
 	return out, nil
 }
@@ -580,8 +588,12 @@ func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string
 		switch g.Fill {
 		case FillReplay:
 			var rr ReplayReport
+			var from time.Time // the log's start when the gap names none
+			if g.From != nil {
+				from = *g.From
+			}
 			rr, err = r.replayer.Replay(ctx, ReplayRequest{IntegrationID: integrationID, Topics: []string{g.Topic},
-				From: *g.From, To: g.To.Add(time.Millisecond)})
+				From: from, To: g.To.Add(time.Millisecond)})
 			rep.Replayed = append(rep.Replayed, rr)
 		case FillRetry:
 			var n int

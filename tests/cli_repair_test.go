@@ -107,6 +107,10 @@ func TestCLIValidateGapsAndFillRestoreRowsChangedBehindTheBack(t *testing.T) {
 	if g := cliJSON[gapsReport](e, "gaps", id); g.IntegrationID != id || g.Gaps == nil || len(g.Gaps) != 0 {
 		t.Fatalf("gaps of intact read models: %+v", g)
 	}
+	for _, behind := range []string{"0", "-1m"} {
+		e.cliRefused("--behind must be positive", "gaps", id, "--behind", behind)
+		e.cliRefused("--behind must be positive", "gaps", "fill", id, "--behind", behind)
+	}
 
 	tamper(t, db, id,
 		`DELETE FROM transactions WHERE integration_id=$1 AND id='txn_1'`,

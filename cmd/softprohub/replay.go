@@ -207,6 +207,9 @@ ones, which are not touched.`,
 		Short: "List an integration's gaps: log, schedule and data side, and read-model rows that disagree with the log",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := positiveBehind(behind); err != nil {
+				return err
+			}
 			t, err := o.openFor(cmd, app.RecoveryOptions{Behind: behind}, args[0])
 			if err != nil {
 				return err
@@ -230,6 +233,9 @@ ones, which are not touched.`,
 		Short: "Fill an integration's gaps: replay, retry poisoned events, sync, refold rows",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := positiveBehind(behind); err != nil {
+				return err
+			}
 			t, err := o.openFor(cmd, app.RecoveryOptions{Behind: behind}, args[0])
 			if err != nil {
 				return err
@@ -310,4 +316,13 @@ ones, which are not touched.`,
 		c.PersistentFlags().BoolVar(&o.dev, "dev", false, "use the secrets serve --dev generated")
 	}
 	return cmds
+}
+
+// positiveBehind refuses a --behind that is not positive: a record is a
+// gap once it has waited that long, and 0 would mean the default.
+func positiveBehind(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("--behind must be positive (1s counts every record not yet projected), not %v", d)
+	}
+	return nil
 }
