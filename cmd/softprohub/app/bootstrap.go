@@ -29,8 +29,8 @@ func (a *App) BootstrapDev(ctx context.Context, out io.Writer) error {
 			"The database's integrations were sealed with another SECRETS_KEY than the one in %s "+
 			"(another checkout, or a data folder made anew). Start with that checkout's DATA_DIR or "+
 			"SECRETS_KEY, or, for a fresh dev setup, remove them: "+
-			"psql -h 127.0.0.1 -U postgres -d softprohub -c 'TRUNCATE softpro_integrations CASCADE'",
-			err, DevSecretsPath(a.cfg.DataDir))
+			"psql '%s' -c 'TRUNCATE softpro_integrations CASCADE'",
+			err, DevSecretsPath(a.cfg.DataDir), a.cfg.DatabaseURL)
 	}
 	if err != nil {
 		return fmt.Errorf("dev bootstrap: %w", err)
