@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
@@ -30,7 +31,7 @@ func (a *App) BootstrapDev(ctx context.Context, out io.Writer) error {
 			"(another checkout, or a data folder made anew). Start with that checkout's DATA_DIR or "+
 			"SECRETS_KEY, or, for a fresh dev setup, remove them: "+
 			"psql '%s' -c 'TRUNCATE softpro_integrations CASCADE'",
-			err, DevSecretsPath(a.cfg.DataDir), a.cfg.DatabaseURL)
+			err, DevSecretsPath(a.cfg.DataDir), withoutPassword(a.cfg.DatabaseURL))
 	}
 	if err != nil {
 		return fmt.Errorf("dev bootstrap: %w", err)
@@ -53,4 +54,15 @@ func (a *App) BootstrapDev(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "  demo integration:  %s\n  demo secret:       %s   (shown once; rotate with PUT /api/v1/integrations/softpro/webhooks/config)\n\n",
 		DemoIntegrationID, secret)
 	return nil
+}
+
+// withoutPassword is a database URL as it may be shown: its password left
+// out (psql asks for it).
+func withoutPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = url.User(u.User.Username())
+	return u.String()
 }
