@@ -184,14 +184,28 @@ type RunRecorder interface {
 	FinishRun(ctx context.Context, r SyncRun) error
 }
 
-// Watermarks keep, per integration and sync type, the newest updated_at up
-// to which every record has been appended: the last good point a run
-// resumes from. SetWatermark stores at as it is, earlier than the stored
-// one too (so a gap fill can move it back); the sync job itself only
-// moves it forward.
+// Watermarks keep, per integration and sync type, where syncing stands
+// (a SyncMark): the last good point a run resumes from. Watermark returns
+// the zero SyncMark when none is stored. SetWatermark stores m as it is,
+// earlier than the stored one too (so a gap fill can move it back); the
+// sync job itself only moves it forward.
 type Watermarks interface {
-	Watermark(ctx context.Context, integrationID, syncType string) (time.Time, error)
-	SetWatermark(ctx context.Context, integrationID, syncType string, at time.Time) error
+	Watermark(ctx context.Context, integrationID, syncType string) (SyncMark, error)
+	SetWatermark(ctx context.Context, integrationID, syncType string, m SyncMark) error
+}
+
+// SyncMark is where the sync of one type of an integration stands.
+type SyncMark struct {
+	// At is the newest updated_at up to which every record has been
+	// appended; zero when none has been.
+	At time.Time
+	// Recent holds the event ids, with their updated_at, of the records
+	// appended whose updated_at is at or after At less the overlap: a run
+	// asks for changes from there, and passes over the records it finds
+	// here instead of appending them again. A record changed since has a
+	// new event id. Nil or partial only costs records appended twice
+	// (the projections apply each event id once).
+	Recent map[string]time.Time
 }
 
 // Trigger says why a sync ran.

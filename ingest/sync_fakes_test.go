@@ -133,22 +133,22 @@ func (memRuns) FinishRun(context.Context, SyncRun) error         { return nil }
 
 type memWatermarks struct {
 	mu    sync.Mutex
-	marks map[string]time.Time
+	marks map[string]SyncMark
 }
 
-func (w *memWatermarks) Watermark(_ context.Context, _, t string) (time.Time, error) {
+func (w *memWatermarks) Watermark(_ context.Context, _, t string) (SyncMark, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.marks[t], nil
 }
 
-func (w *memWatermarks) SetWatermark(_ context.Context, _, t string, at time.Time) error {
+func (w *memWatermarks) SetWatermark(_ context.Context, _, t string, m SyncMark) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.marks == nil {
-		w.marks = map[string]time.Time{}
+		w.marks = map[string]SyncMark{}
 	}
-	w.marks[t] = at
+	w.marks[t] = m
 	return nil
 }
 

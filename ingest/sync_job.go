@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -19,8 +20,10 @@ type SyncConfig struct {
 	// PageSize is the page size asked of the API; default 500.
 	PageSize int
 	// Overlap is subtracted from the watermark when asking for changes, so
-	// records whose updated_at ties or trails the last page are not missed;
-	// they come again and dedupe by event id. Default 1 minute.
+	// records whose updated_at ties or trails the last page are not missed
+	// (a late commit). Those that come again unchanged are passed over: the
+	// watermark keeps the event ids appended within the overlap
+	// (SyncMark.Recent). Default 1 minute.
 	Overlap time.Duration
 	// LockTTL is the sync lock's time to live, extended every third of it
 	// while the run lasts; default 10 minutes.
@@ -277,12 +280,14 @@ func (s *Syncer) rewind(ctx context.Context, id string, types []string, req Sync
 			if err != nil {
 				return fmt.Errorf("rewind: %w", err)
 			}
-			if mark.IsZero() || !mark.After(req.Since) {
+			if mark.At.IsZero() || !mark.At.After(req.Since) {
 				continue
 			}
 			to = req.Since
 		}
-		if err := s.d.Watermarks.SetWatermark(ctx, id, typ, to); err != nil {
+		// A rewound type forgets the records it appended last: the run
+		// appends again everything it pulls from there.
+		if err := s.d.Watermarks.SetWatermark(ctx, id, typ, SyncMark{At: to}); err != nil {
 			return fmt.Errorf("rewind: %w", err)
 		}
 	}
@@ -477,8 +482,8 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 			return fmt.Errorf("%s: watermark: %w", typ, err)
 		}
 		req := PageRequest{Type: typ, Limit: s.cfg.PageSize}
-		if !mark.IsZero() {
-			req.ModifiedSince = mark.Add(-s.cfg.Overlap)
+		if !mark.At.IsZero() {
+			req.ModifiedSince = mark.At.Add(-s.cfg.Overlap)
 		}
 		var cursors CursorProgress
 		for {
@@ -493,24 +498,44 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 			if err != nil {
 				return fmt.Errorf("%s: %w", typ, err)
 			}
-			tooLarge, err := r.appendPage(ctx, run, evType, page.Records)
+			// Records appended already (the overlap brings them again)
+			// are passed over.
+			fresh := make([]Record, 0, len(page.Records))
+			for _, rec := range page.Records {
+				if _, done := mark.Recent[domain.SyncEventID(evType, rec.ID, rec.UpdatedAt)]; !done {
+					fresh = append(fresh, rec)
+				}
+			}
+			tooLarge, err := r.appendPage(ctx, run, evType, fresh)
 			if err != nil {
 				return fmt.Errorf("%s: %w", typ, err)
 			}
 			for _, id := range tooLarge {
 				*skipped = append(*skipped, typ+" "+id)
 			}
-			run.Records[typ] += len(page.Records) - len(tooLarge)
+			appended := make(map[string]time.Time, len(fresh))
+			for _, rec := range fresh {
+				if _, large := slices.BinarySearch(tooLarge, rec.ID); !large {
+					appended[domain.SyncEventID(evType, rec.ID, rec.UpdatedAt)] = rec.UpdatedAt.UTC()
+				}
+			}
+			run.Records[typ] += len(appended)
 			// A record stamped after the page was asked for comes from a
 			// SoftPro clock running ahead: a watermark there would hide the
 			// changes other clocks stamp meanwhile, so it goes no further
-			// than this side's clock (those records come again and dedupe).
+			// than this side's clock (those records come again and are
+			// passed over).
 			newest := newestOf(page.Records)
 			if newest.After(asked) {
 				newest = asked.UTC()
 			}
-			if newest.After(mark) {
-				if err := s.d.Watermarks.SetWatermark(ctx, run.IntegrationID, typ, newest); err != nil {
+			if newest.After(mark.At) || len(appended) > 0 {
+				at := mark.At
+				if newest.After(at) {
+					at = newest
+				}
+				next := mark.advance(at, appended, s.cfg.Overlap)
+				if err := s.d.Watermarks.SetWatermark(ctx, run.IntegrationID, typ, next); err != nil {
 					// An integration deleted while the page was asked for
 					// has no watermark to save: say so, as the next page's
 					// check would.
@@ -519,7 +544,7 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 					}
 					return fmt.Errorf("%s: save watermark: %w", typ, err)
 				}
-				mark = newest
+				mark = next
 			}
 			if page.NextCursor == "" {
 				break
@@ -587,6 +612,33 @@ func (p *CursorProgress) Next(cursor, next string) error {
 		return fmt.Errorf("%w: %d pages in a row sent back a cursor already asked for", ErrNoProgress, p.stalled)
 	}
 	return nil
+}
+
+// maxRecent bounds SyncMark.Recent: past it, the records of the oldest
+// updated_at are forgotten, and appended again should they come again.
+const maxRecent = 10_000
+
+// advance returns the mark at at, remembering m's records and appended
+// (event id → updated_at) that a run asking from at less overlap gets
+// again.
+func (m SyncMark) advance(at time.Time, appended map[string]time.Time, overlap time.Duration) SyncMark {
+	from := at.Add(-overlap)
+	recent := make(map[string]time.Time, len(m.Recent)+len(appended))
+	for _, src := range []map[string]time.Time{m.Recent, appended} {
+		for id, u := range src {
+			if !u.Before(from) {
+				recent[id] = u
+			}
+		}
+	}
+	if len(recent) > maxRecent {
+		ids := slices.Collect(maps.Keys(recent))
+		slices.SortFunc(ids, func(a, b string) int { return recent[b].Compare(recent[a]) })
+		for _, id := range ids[maxRecent:] {
+			delete(recent, id)
+		}
+	}
+	return SyncMark{At: at, Recent: recent}
 }
 
 // DefaultMaxRateLimitWait is SyncConfig.MaxRateLimitWait's default.

@@ -109,29 +109,44 @@ func (s *SyncStore) Connection(ctx context.Context, id string) (domain.SoftProCo
 	return c, nil
 }
 
-// Watermark returns the stored watermark, zero when there is none.
-func (s *SyncStore) Watermark(ctx context.Context, id, syncType string) (time.Time, error) {
-	var t time.Time
-	err := s.pool.QueryRow(ctx, `SELECT watermark FROM sync_watermarks WHERE integration_id = $1 AND sync_type = $2`,
-		id, syncType).Scan(&t)
+// Watermark returns the stored mark, the zero SyncMark when there is none.
+func (s *SyncStore) Watermark(ctx context.Context, id, syncType string) (ingest.SyncMark, error) {
+	var (
+		m      ingest.SyncMark
+		recent []byte
+	)
+	err := s.pool.QueryRow(ctx, `SELECT watermark, recent FROM sync_watermarks WHERE integration_id = $1 AND sync_type = $2`,
+		id, syncType).Scan(&m.At, &recent)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, nil
+		return ingest.SyncMark{}, nil
 	}
 	if err != nil {
-		return t, fmt.Errorf("watermark %s/%s: %w", id, syncType, err)
+		return m, fmt.Errorf("watermark %s/%s: %w", id, syncType, err)
 	}
-	return t.UTC(), nil
+	m.At = m.At.UTC()
+	if err := json.Unmarshal(recent, &m.Recent); err != nil {
+		return m, fmt.Errorf("watermark %s/%s: recent: %w", id, syncType, err)
+	}
+	return m, nil
 }
 
-// SetWatermark sets the watermark to at, later or earlier than the stored
+// SetWatermark stores m, its watermark later or earlier than the stored
 // one: a sync moves it forward page by page, and moving it back makes the
-// next run pull again every record changed since at (a gap fill from the
+// next run pull again every record changed since then (a gap fill from the
 // gap's start). An earlier watermark only costs records pulled twice,
 // which dedupe by event id.
-func (s *SyncStore) SetWatermark(ctx context.Context, id, syncType string, at time.Time) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO sync_watermarks (integration_id, sync_type, watermark) VALUES ($1, $2, $3)
+func (s *SyncStore) SetWatermark(ctx context.Context, id, syncType string, m ingest.SyncMark) error {
+	recent := m.Recent
+	if recent == nil {
+		recent = map[string]time.Time{}
+	}
+	doc, err := json.Marshal(recent)
+	if err != nil {
+		return fmt.Errorf("set watermark %s/%s: %w", id, syncType, err)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO sync_watermarks (integration_id, sync_type, watermark, recent) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (integration_id, sync_type) DO UPDATE
-		SET watermark = EXCLUDED.watermark, updated_at = now()`, id, syncType, at)
+		SET watermark = EXCLUDED.watermark, recent = EXCLUDED.recent, updated_at = now()`, id, syncType, m.At, doc)
 	if err != nil {
 		return fmt.Errorf("set watermark %s/%s: %w", id, syncType, err)
 	}
