@@ -268,9 +268,10 @@ func TestSyncLockOfKilledProcessExpiresAndLongRunKeepsItsLock(t *testing.T) {
 func TestSyncCatchUpAfterDowntimeAndScheduleChanges(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	// Frequencies that divide neither an hour nor a day run "@every", from
-	// each scheduler's start: no slot falls within the test, whatever the
-	// time of day (the service's own scheduler runs too).
+	// Frequencies that divide neither an hour nor a day run "@every", an
+	// interval after the last scheduled sync (or the creation): no slot
+	// falls within the test, whatever the time of day (the service's own
+	// scheduler runs too).
 	overdue, _ := e.syncIntegration("overdue", map[string]any{"syncEnabled": true, "syncFrequency": 45})
 	recent, _ := e.syncIntegration("recent", map[string]any{"syncEnabled": true, "syncFrequency": 90})
 	off, _ := e.syncIntegration("off", map[string]any{"syncEnabled": false})

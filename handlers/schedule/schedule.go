@@ -26,8 +26,8 @@ import (
 // original system did (5 → "*/5 * * * *", 60 → "0 * * * *", 120 →
 // "0 */2 * * *"), never more often than minInterval. Any other frequency,
 // neither a divisor of an hour nor a whole number of hours dividing a day
-// (45, 90), runs every so many minutes from the scheduler's start
-// ("@every 45m").
+// (45, 90), runs every so many minutes ("@every 45m") counted from the
+// integration's last scheduled sync (see ScheduleOf).
 func CronSpec(frequency, minInterval int) string {
 	f := max(frequency, minInterval, 1)
 	switch {
@@ -42,6 +42,52 @@ func CronSpec(frequency, minInterval int) string {
 	default:
 		return fmt.Sprintf("@every %dm", f)
 	}
+}
+
+// ScheduleOf is when in's scheduled syncs fall: its CronSpec, or for an
+// "@every" spec the interval counted from in's last scheduled sync (its
+// creation when it has none), so that every scheduler, started whenever,
+// and the status fall on the same times.
+func ScheduleOf(in domain.Integration, minInterval int) (spec string, sched cron.Schedule, err error) {
+	spec = CronSpec(in.SyncFrequency, minInterval)
+	sched, err = cron.ParseStandard(spec)
+	if err != nil {
+		return spec, nil, err
+	}
+	if _, constant := sched.(cron.ConstantDelaySchedule); constant {
+		sched = anchoredEvery{every: Interval(in.SyncFrequency, minInterval), from: anchorOf(in)}
+	}
+	return spec, sched, nil
+}
+
+// anchorOf is what in's "@every" schedule counts from.
+func anchorOf(in domain.Integration) time.Time {
+	if in.LastScheduledSyncAt != nil {
+		return in.LastScheduledSyncAt.UTC()
+	}
+	return in.CreatedAt.UTC()
+}
+
+// anchoredEvery falls every so often counted from a fixed time: from +
+// every, from + 2 × every, … robfig/cron's "@every" counts from when the
+// entry was added instead, so a scheduler started (or an entry re-added)
+// after a slot waited up to a whole interval more.
+type anchoredEvery struct {
+	every time.Duration
+	from  time.Time
+}
+
+// Next is the first time after t (at least from + every); without an
+// anchor, t + every.
+func (a anchoredEvery) Next(t time.Time) time.Time {
+	if a.from.IsZero() {
+		return t.Add(a.every)
+	}
+	k := int64(1)
+	if t.After(a.from) {
+		k = int64(t.Sub(a.from)/a.every) + 1
+	}
+	return a.from.Add(time.Duration(k) * a.every)
 }
 
 // Interval is the effective time between scheduled syncs.
@@ -124,6 +170,8 @@ type deferral struct {
 type entry struct {
 	id   cron.EntryID
 	spec string
+	// anchor is what an "@every" schedule counts from; zero for others.
+	anchor time.Time
 }
 
 type job struct {
@@ -419,14 +467,28 @@ func (s *Scheduler) reload(ctx context.Context, id string) error {
 
 // apply makes the cron entry of id match in (exists false: none).
 func (s *Scheduler) apply(id string, in domain.Integration, exists bool) {
-	want := ""
+	var (
+		want   string
+		sched  cron.Schedule
+		anchor time.Time
+		err    error
+	)
 	if exists && Scheduled(in) {
-		want = CronSpec(in.SyncFrequency, s.cfg.MinInterval)
+		want, sched, err = ScheduleOf(in, s.cfg.MinInterval)
+		if err != nil {
+			s.log.Error("bad cron spec", "integration", id, "spec", want, "err", err)
+			want = ""
+		}
+		if every, ok := sched.(anchoredEvery); ok {
+			// A scheduled run that started moves the anchor: the entry
+			// is added again, to fall an interval after it.
+			anchor = every.from
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, has := s.entries[id]
-	if has && cur.spec == want {
+	if has && cur.spec == want && cur.anchor.Equal(anchor) {
 		return
 	}
 	if has {
@@ -439,14 +501,10 @@ func (s *Scheduler) apply(id string, in domain.Integration, exists bool) {
 	// Every scheduler fires at the slot's minute (cron's resolution), so
 	// that minute names the slot across processes: the first run started
 	// for it makes the others' skip.
-	eid, err := s.cron.AddFunc(want, func() {
+	eid := s.cron.Schedule(sched, cron.FuncJob(func() {
 		s.enqueue(id, ingest.TriggerScheduled, s.cfg.Now().UTC().Truncate(time.Minute))
-	})
-	if err != nil {
-		s.log.Error("bad cron spec", "integration", id, "spec", want, "err", err)
-		return
-	}
-	s.entries[id] = entry{id: eid, spec: want}
+	}))
+	s.entries[id] = entry{id: eid, spec: want, anchor: anchor}
 }
 
 // catchUp queues a run for every scheduled integration that missed a slot

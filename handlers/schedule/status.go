@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/roisystems/softprohub/ingest"
 )
 
@@ -91,9 +89,13 @@ func (r StatusReader) Status(ctx context.Context) ([]IntegrationStatus, error) {
 			st.LastRun = &run
 		}
 		if st.Scheduled {
-			st.CronExpression = CronSpec(in.SyncFrequency, r.MinInterval)
-			next := nextRun(st.CronExpression, in.LastScheduledSyncAt, Interval(in.SyncFrequency, r.MinInterval), now)
-			st.NextRun = &next
+			spec, sched, err := ScheduleOf(in, r.MinInterval)
+			st.CronExpression = spec
+			if err == nil {
+				// The time the scheduler's entry falls on (ScheduleOf).
+				next := sched.Next(now.UTC()).UTC()
+				st.NextRun = &next
+			}
 		}
 		holder, ttl, err := r.Locks.Holder(ctx, ingest.SyncLockKey(in.ID))
 		if err != nil {
@@ -114,18 +116,4 @@ func (r StatusReader) Status(ctx context.Context) ([]IntegrationStatus, error) {
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-// nextRun is the next time the cron spec fires; "@every" specs count from
-// the last scheduled sync.
-func nextRun(spec string, last *time.Time, every time.Duration, now time.Time) time.Time {
-	if sched, err := cron.ParseStandard(spec); err == nil {
-		if _, constant := sched.(cron.ConstantDelaySchedule); !constant {
-			return sched.Next(now.UTC())
-		}
-	}
-	if last == nil || last.Add(every).Before(now) {
-		return now.UTC()
-	}
-	return last.Add(every).UTC()
 }
