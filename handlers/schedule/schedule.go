@@ -127,7 +127,9 @@ type Config struct {
 	// NoCatchUp turns off the start-up catch-up of overdue integrations.
 	NoCatchUp bool
 	// RetryEvery is how often a schedule reload or the catch-up that
-	// failed (the database unreachable) is tried again; default 5 s.
+	// failed (the database unreachable) is tried again, and how long after
+	// a run that could not start (Redis or the database unreachable) it is
+	// first tried again, doubling up to MaxStartRetry; default 5 s.
 	RetryEvery time.Duration
 	Now        func() time.Time
 }
@@ -178,6 +180,22 @@ type job struct {
 	id      string
 	trigger ingest.Trigger
 	due     time.Time
+	// failed counts the tries that could not start the run.
+	failed int
+}
+
+// MaxStartRetry caps the wait before a run that could not start is tried
+// again.
+const MaxStartRetry = 5 * time.Minute
+
+// startRetry is the wait before the try after the failed-th that could
+// not start a run: RetryEvery, doubling, at most MaxStartRetry.
+func (s *Scheduler) startRetry(failed int) time.Duration {
+	d := s.cfg.RetryEvery
+	for i := 1; i < failed && d < MaxStartRetry; i++ {
+		d *= 2
+	}
+	return min(d, MaxStartRetry)
 }
 
 // New returns a scheduler; every collaborator is required except log.
@@ -291,16 +309,20 @@ func (s *Scheduler) Entries() map[string]string {
 
 // enqueue queues a run unless one for the integration is queued already.
 func (s *Scheduler) enqueue(id string, t ingest.Trigger, due time.Time) {
+	s.enqueueJob(job{id: id, trigger: t, due: due})
+}
+
+func (s *Scheduler) enqueueJob(j job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.queued[id] {
+	if s.queued[j.id] {
 		return
 	}
 	select {
-	case s.queue <- job{id: id, trigger: t, due: due}:
-		s.queued[id] = true
+	case s.queue <- j:
+		s.queued[j.id] = true
 	default:
-		s.log.Warn("sync queue full; run skipped", "integration", id)
+		s.log.Warn("sync queue full; run skipped", "integration", j.id)
 	}
 }
 
@@ -326,7 +348,17 @@ func (s *Scheduler) execute(ctx context.Context, j job) {
 		s.deferRun(j, wait.AvailableIn)
 		return
 	case err != nil:
-		s.log.Error("sync not started", "integration", j.id, "trigger", j.trigger, "err", err)
+		var invalid *domain.ValidationError
+		if errors.As(err, &invalid) || ctx.Err() != nil {
+			s.log.Error("sync not started", "integration", j.id, "trigger", j.trigger, "err", err)
+			return
+		}
+		// Redis or the database out of reach: the slot is not lost.
+		j.failed++
+		in := s.startRetry(j.failed)
+		s.log.Warn("sync not started; trying again", "integration", j.id, "trigger", j.trigger,
+			"in", in.String(), "tries", j.failed, "err", err)
+		s.deferRun(j, in)
 		return
 	}
 	run, err := st.Execute(ctx)
@@ -338,13 +370,15 @@ func (s *Scheduler) execute(ctx context.Context, j job) {
 		"requests", run.Requests, "rateLimited", run.RateLimited)
 }
 
-// deferRun queues j again once the quota is back, in d. Slots that come
-// meanwhile join it: one run, due at the latest of them.
+// deferRun queues j again in d, once the quota is back or after a try
+// that could not start it. Slots that come meanwhile join it: one run, due
+// at the latest of them.
 func (s *Scheduler) deferRun(j job, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur := s.deferred[j.id]; cur != nil {
 		if j.due.After(cur.job.due) {
+			j.failed = max(j.failed, cur.job.failed)
 			cur.job = j
 		}
 		return
@@ -359,7 +393,7 @@ func (s *Scheduler) deferRun(j job, d time.Duration) {
 		delete(s.deferred, j.id)
 		next := dj.job
 		s.mu.Unlock()
-		s.enqueue(next.id, next.trigger, next.due)
+		s.enqueueJob(next)
 	})
 	s.deferred[j.id] = dj
 }
