@@ -122,7 +122,10 @@ type Changes interface {
 type Config struct {
 	// MinInterval is SYNC_MIN_INTERVAL in minutes; default 5.
 	MinInterval int
-	// Stagger is the least time between two run starts; default 10 s.
+	// Stagger is the least time between two run starts, across
+	// integrations; default 10 s, NoStagger (any negative) for none. A
+	// scheduler starts at most one run per Stagger: an integration's slot
+	// that falls while its previous one still waits to start joins it.
 	Stagger time.Duration
 	// NoCatchUp turns off the start-up catch-up of overdue integrations.
 	NoCatchUp bool
@@ -133,6 +136,9 @@ type Config struct {
 	RetryEvery time.Duration
 	Now        func() time.Time
 }
+
+// NoStagger is a Config.Stagger that starts runs as they fall due.
+const NoStagger time.Duration = -1
 
 // Scheduler runs scheduled syncs. Build it with New and run it with Run.
 type Scheduler struct {
@@ -316,6 +322,10 @@ func (s *Scheduler) enqueueJob(j job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.queued[j.id] {
+		// Starts are staggered: more integrations fall due than start
+		// within an interval, and their schedules slip.
+		s.log.Warn("sync slot joins the integration's previous one, still waiting to start", "integration", j.id,
+			"trigger", j.trigger, "due", j.due, "queued", len(s.queue), "stagger", s.cfg.Stagger.String())
 		return
 	}
 	select {

@@ -3,6 +3,8 @@ package schedule
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,5 +59,55 @@ func TestRunsDueAtOnceStartTheStaggerApart(t *testing.T) {
 		if gap := starts[i].Sub(starts[i-1]); gap < stagger-slack {
 			t.Errorf("runs %d and %d started %s apart, want at least %s", i-1, i, gap, stagger)
 		}
+	}
+}
+
+// A slot that falls while the integration's previous one still waits its
+// turn to start (more integrations due than start one stagger apart) joins
+// it, and says so: the schedule slips.
+func TestSlotJoiningOneStillWaitingIsAWarning(t *testing.T) {
+	var ins fakeIntegrations
+	for i := range 2 {
+		ins = append(ins, domain.Integration{ID: fmt.Sprintf("int_%d", i), Active: true, SyncEnabled: true,
+			SyncTypes: []string{"transactions"}, SyncFrequency: 15})
+	}
+	starter := &timedStarter{}
+	var logs lockedBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	// Both catch-ups are due at start: int_1's waits a minute for its turn.
+	s := New(Config{Stagger: time.Minute}, starter, ins, loadOnce{}, log)
+	run(t, s)
+	<-s.Started()
+	if strings.Contains(logs.String(), "still waiting to start") {
+		t.Fatalf("warned before any slot joined another:\n%s", logs.String())
+	}
+	s.mu.Lock()
+	e := s.entries["int_1"]
+	s.mu.Unlock()
+	s.cron.Entry(e.id).Job.Run() // int_1's slot falls
+	if got := logs.String(); !strings.Contains(got, `"level":"WARN","msg":"sync slot joins the integration's previous one, still waiting to start","integration":"int_1"`) {
+		t.Fatalf("logs:\n%s\nwant a warning that int_1's slot joined the one waiting", got)
+	}
+	if n := len(starter.times()); n > 1 {
+		t.Fatalf("%d runs started within the stagger", n)
+	}
+}
+
+// NoStagger starts runs due at once together.
+func TestNoStaggerStartsRunsAsTheyFallDue(t *testing.T) {
+	var ins fakeIntegrations
+	for i := range 3 {
+		ins = append(ins, domain.Integration{ID: fmt.Sprintf("int_%d", i), Active: true, SyncEnabled: true,
+			SyncTypes: []string{"transactions"}, SyncFrequency: 15})
+	}
+	starter := &timedStarter{}
+	s := New(Config{Stagger: NoStagger}, starter, ins, loadOnce{}, nil)
+	run(t, s)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(starter.times()) < len(ins) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d runs started within 5 s, want %d at once", len(starter.times()), len(ins))
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -55,6 +55,9 @@ type Config struct {
 	// SoftProAPIURL is the base URL of SoftPro API connections that do not
 	// set their own; "{integrationId}" in it is replaced by the integration's id.
 	SoftProAPIURL string `env:"SOFTPRO_API_URL"`
+	// SyncStagger is the least time between two scheduled run starts of a
+	// process, across integrations; 0 starts them as they fall due.
+	SyncStagger time.Duration `env:"SYNC_STAGGER" envDefault:"10s"`
 }
 
 // LoadConfig reads the process environment and reports every problem at
@@ -120,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if c.WebhookSecretGrace < 0 {
 		errs = append(errs, fmt.Errorf("WEBHOOK_SECRET_GRACE must not be negative"))
+	}
+	if c.SyncStagger < 0 {
+		errs = append(errs, fmt.Errorf("SYNC_STAGGER must not be negative"))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)

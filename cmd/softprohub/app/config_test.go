@@ -3,6 +3,7 @@ package app
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/roisystems/softprohub/infra/kafka"
 )
@@ -62,5 +63,33 @@ func TestConfigWarnsOfADedupWindowShorterThanTheReplayWindow(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("a short dedup window is refused: %v", err)
+	}
+}
+
+// SYNC_STAGGER is a duration, 10 s unless set, and 0 (no stagger) at the
+// least.
+func TestConfigSyncStagger(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	if cfg.SyncStagger != 10*time.Second {
+		t.Fatalf("default SYNC_STAGGER %s, want 10s", cfg.SyncStagger)
+	}
+	for _, tt := range []struct {
+		name    string
+		stagger time.Duration
+		refused bool
+	}{
+		{name: "none", stagger: 0},
+		{name: "a minute", stagger: time.Minute},
+		{name: "negative", stagger: -time.Second, refused: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cfg
+			c.SyncStagger = tt.stagger
+			err := c.Validate()
+			if refused := err != nil && strings.Contains(err.Error(), "SYNC_STAGGER"); refused != tt.refused {
+				t.Errorf("SYNC_STAGGER=%s: %v, want refused %v", tt.stagger, err, tt.refused)
+			}
+		})
 	}
 }

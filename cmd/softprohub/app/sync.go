@@ -85,8 +85,12 @@ func (a *App) wireSync() (func(chi.Router), error) {
 	bg := &background{}
 	a.runnables = append(a.runnables, bg.run)
 	if a.opts.Roles.Schedule {
-		sched := schedule.New(schedule.Config{MinInterval: a.cfg.SyncMinInterval}, sys.Syncer, a.store, a.store,
-			a.log.With("component", "scheduler"))
+		stagger := a.cfg.SyncStagger
+		if stagger == 0 {
+			stagger = schedule.NoStagger
+		}
+		sched := schedule.New(schedule.Config{MinInterval: a.cfg.SyncMinInterval, Stagger: stagger}, sys.Syncer,
+			a.store, a.store, a.log.With("component", "scheduler"))
 		a.runnables = append(a.runnables, sched.Run)
 		a.scheduler = sched
 	}
