@@ -83,13 +83,31 @@ type RebuildRun struct {
 // ErrRebuildRunning is returned when another rebuild holds the lock.
 var ErrRebuildRunning = errors.New("a rebuild is already running")
 
-// RebuildRuns records rebuild runs. Begin of a KindRebuild run takes a lock
-// that release gives back (a crashed process gives it back by dying), and
-// returns ErrRebuildRunning while another process holds it; the runs a
-// dead process left active are then returned as stale, marked failed.
+// ErrTargetBusy is returned when a point-in-time build into a schema is
+// asked for while another one into it is running.
+var ErrTargetBusy = errors.New("a point-in-time build into this schema is running")
+
+// RebuildRuns records rebuild runs and tells live runs from dead ones.
+//
+// Begin of a KindRebuild run takes a lock that release gives back (a
+// crashed process gives it back by dying), and returns ErrRebuildRunning
+// while another process holds it; the full rebuilds a dead process left
+// active are then returned as stale, marked failed. Begin of a KindAsOf
+// run only records it: its schema must be claimed first.
+//
+// Claim takes schema for one point-in-time build until release is called
+// (a crashed process gives it back by dying), and returns an error
+// wrapping ErrTargetBusy while another run, in any process, holds it.
+//
+// Both Claim and Begin of a KindRebuild run mark failed the point-in-time
+// builds whose claim is no longer held (their process died) and drop the
+// schemas they left half-built, each under its claim, so that a new build
+// into it waits for the drop; a schema another run built into after the
+// dead one is left alone.
 type RebuildRuns interface {
 	Begin(ctx context.Context, run RebuildRun) (id int64, stale []RebuildRun, release func(), err error)
 	Update(ctx context.Context, run RebuildRun) error
+	Claim(ctx context.Context, schema string) (release func(), err error)
 }
 
 // RebuildTarget is where rebuilds write: fresh schemas next to the live
@@ -97,7 +115,7 @@ type RebuildRuns interface {
 type RebuildTarget interface {
 	// Create makes schema, migrated and empty, and returns a store writing
 	// into it (durability may be relaxed: it is not live until the swap).
-	// The store is valid until Drop or until the swap committed. A schema
+	// The store is valid until Release or until the swap committed. A schema
 	// that exists already is an error wrapping ErrTargetExists; one Create
 	// made but could not finish (migrate, or the context ended) it drops
 	// again, so that it does not refuse the next try.
@@ -110,11 +128,13 @@ type RebuildTarget interface {
 	// Pause makes the live projectors wait (their next transaction blocks)
 	// until the returned swap commits or aborts.
 	Pause(ctx context.Context) (Swap, error)
-	// Drop removes schema and everything in it; a missing one is fine.
+	// Drop removes schema and everything in it; a missing one is fine. It
+	// leaves alone any store Create returned: that is its run's to release.
 	Drop(ctx context.Context, schema string) error
-	// Release closes what Create opened to write into schema, which stays:
-	// a point-in-time build is done with its store.
-	Release(schema string)
+	// Release closes what Create opened to return store, and nothing else;
+	// the schema stays (a point-in-time build is done with its store).
+	// Releasing a store twice, or after the swap closed it, is fine.
+	Release(store Store)
 }
 
 // Swap is the paused moment of a rebuild.
@@ -264,18 +284,19 @@ func (b *Rebuilder) StartRebuild(ctx context.Context) (*StartedRebuild, error) {
 		release()
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
-	return &StartedRebuild{b: b, run: run, release: release,
-		build: func(ctx context.Context, run *RebuildRun, tr *tracker) error {
-			for _, s := range stale {
-				// A run can die after its swap committed, before it cleaned
-				// up; one recorded before its name was can only have used
-				// the name its id gives.
-				schema := cmp.Or(s.Schema, b.rebuildSchema(s.ID))
-				_ = b.target.Drop(ctx, schema+"_retired")
-				_ = b.target.Drop(ctx, schema)
-			}
-			return b.rebuild(ctx, run, tr)
-		}}, nil
+	s := &StartedRebuild{b: b, run: run, release: release}
+	s.build = func(ctx context.Context, run *RebuildRun, tr *tracker) error {
+		for _, st := range stale {
+			// A run can die after its swap committed, before it cleaned
+			// up; one recorded before its name was can only have used
+			// the name its id gives.
+			schema := cmp.Or(st.Schema, b.rebuildSchema(st.ID))
+			_ = b.target.Drop(ctx, schema+"_retired")
+			_ = b.target.Drop(ctx, schema)
+		}
+		return b.rebuild(ctx, run, tr, &s.created)
+	}
+	return s, nil
 }
 
 // rebuildSchema is the schema the rebuild run id builds into.
@@ -297,36 +318,52 @@ func (b *Rebuilder) AsOf(ctx context.Context, t time.Time, schema string, replac
 
 // StartAsOf admits a point-in-time build into schema: it refuses a schema
 // no build may write into (an error wrapping ErrInvalidTarget, see
-// validTarget) and, unless replace is set, one that exists (the target's
-// Create wraps ErrTargetExists); it then creates schema, dropping it first
-// with replace, and records the run. Execute then builds it.
+// validTarget), one another
+// point-in-time build is running into (ErrTargetBusy: replace never drops
+// a running build's schema) and, unless replace is set, one that exists
+// (the target's Create wraps ErrTargetExists). It then claims the schema
+// for the run's life, creates it, dropping it first with replace, and
+// records the run. Execute then builds it.
 func (b *Rebuilder) StartAsOf(ctx context.Context, t time.Time, schema string, replace bool) (*StartedRebuild, error) {
 	if err := b.validTarget(schema); err != nil {
 		return nil, fmt.Errorf("as-of: %w", err)
 	}
+	unclaim, err := b.runs.Claim(ctx, schema)
+	if err != nil {
+		return nil, fmt.Errorf("as-of: %w", err)
+	}
 	if replace {
 		if err := b.target.Drop(ctx, schema); err != nil {
+			unclaim()
 			return nil, fmt.Errorf("as-of: %w", err)
 		}
 	}
 	store, err := b.target.Create(ctx, schema)
 	if err != nil {
+		unclaim()
 		return nil, fmt.Errorf("as-of: %w", err)
 	}
 	at := t.UTC()
 	run := RebuildRun{Kind: KindAsOf, Schema: schema, AsOf: &at, State: StateBuilding, StartedAt: time.Now().UTC()}
 	id, _, release, err := b.runs.Begin(ctx, run)
 	if err != nil {
+		b.target.Release(store)
 		_ = b.target.Drop(context.WithoutCancel(ctx), schema)
+		unclaim()
 		return nil, fmt.Errorf("as-of: %w", err)
 	}
 	run.ID = id
 	// A build that fails or is cancelled drops its schema (finish): a
 	// half-built, unindexed copy is no state analysts should query, and its
-	// name is free for the next try.
-	return &StartedRebuild{b: b, run: run, release: release,
+	// name is free for the next try. The claim is held until then, so what
+	// finish drops is this run's schema.
+	return &StartedRebuild{b: b, run: run, created: true,
+		release: func() {
+			release()
+			unclaim()
+		},
 		build: func(ctx context.Context, run *RebuildRun, tr *tracker) error {
-			defer b.target.Release(schema)
+			defer b.target.Release(store)
 			bounds, err := b.log.Bounds(ctx, b.cfg.Topics, time.Time{}, at)
 			if err != nil {
 				return err
@@ -398,6 +435,9 @@ type StartedRebuild struct {
 	run     RebuildRun
 	release func()
 	build   func(ctx context.Context, run *RebuildRun, tr *tracker) error
+	// created is set once the run has created its schema: only then is
+	// the schema its own to drop when it fails.
+	created bool
 }
 
 // Run is the run as recorded at its start: its id, kind and schema.
@@ -409,14 +449,20 @@ func (s *StartedRebuild) Execute(ctx context.Context) (RebuildRun, error) {
 	tr := s.b.track(ctx, &s.run)
 	defer tr.stop()
 	err := s.build(ctx, &s.run, tr)
-	return s.b.finish(ctx, &s.run, tr, err)
+	return s.b.finish(ctx, &s.run, tr, s.created, err)
 }
 
-func (b *Rebuilder) rebuild(ctx context.Context, run *RebuildRun, tr *tracker) error {
+// rebuild runs a full rebuild; it sets created once it has created its
+// schema.
+func (b *Rebuilder) rebuild(ctx context.Context, run *RebuildRun, tr *tracker, created *bool) error {
 	store, err := b.target.Create(ctx, run.Schema)
 	if err != nil {
 		return err
 	}
+	*created = true
+	// The swap closes the store as it commits; on any other way out it is
+	// released here, before finish drops the schema.
+	defer b.target.Release(store)
 	bounds, err := b.log.Bounds(ctx, b.cfg.Topics, time.Time{}, time.Time{})
 	if err != nil {
 		return err
@@ -498,7 +544,10 @@ func (b *Rebuilder) rest(ctx context.Context, schema string) (Bounds, error) {
 	return head.From(next), nil
 }
 
-func (b *Rebuilder) finish(ctx context.Context, run *RebuildRun, tr *tracker, err error) (RebuildRun, error) {
+func (b *Rebuilder) finish(ctx context.Context, run *RebuildRun, tr *tracker, created bool, err error) (RebuildRun, error) {
+	// No progress report may land after the final one: a run recorded
+	// active once its claim or lock is given back reads as one that died.
+	tr.stop()
 	now := time.Now().UTC()
 	tr.set(func(r *RebuildRun) {
 		r.FinishedAt = &now
@@ -511,8 +560,7 @@ func (b *Rebuilder) finish(ctx context.Context, run *RebuildRun, tr *tracker, er
 			r.State, r.Error = StateFailed, err.Error()
 		}
 	})
-	tr.stop()
-	if err != nil {
+	if err != nil && created {
 		// Neither a rebuild's schema nor a point-in-time copy is of use
 		// half-built.
 		_ = b.target.Drop(context.WithoutCancel(ctx), run.Schema)
@@ -830,14 +878,16 @@ type tracker struct {
 	count   atomic.Int64
 	left    atomic.Int64
 	done    chan struct{}
+	exited  chan struct{}
 	once    sync.Once
 	ctx     context.Context
 }
 
 func (b *Rebuilder) track(ctx context.Context, run *RebuildRun) *tracker {
-	tr := &tracker{b: b, run: *run, started: time.Now(), done: make(chan struct{}), ctx: context.WithoutCancel(ctx)}
+	tr := &tracker{b: b, run: *run, started: time.Now(), done: make(chan struct{}), exited: make(chan struct{}), ctx: context.WithoutCancel(ctx)}
 	b.status.Store(run.ID, tr.run)
 	go func() {
+		defer close(tr.exited)
 		t := time.NewTicker(b.cfg.ProgressEvery)
 		defer t.Stop()
 		for {
@@ -892,6 +942,10 @@ func (tr *tracker) report() {
 	}
 }
 
+// stop ends the periodic reports and returns once none is under way.
 func (tr *tracker) stop() {
-	tr.once.Do(func() { close(tr.done) })
+	tr.once.Do(func() {
+		close(tr.done)
+		<-tr.exited
+	})
 }

@@ -79,9 +79,10 @@ type memTarget struct {
 	store     *cpStore
 	paused    atomic.Bool
 	committed []string
-	// released lists the schemas Release was called for; sealErr fails
-	// Seal.
+	// released lists the schemas whose store Release was called for;
+	// sealErr fails Seal.
 	released []string
+	created  map[Store]string
 	dropped  []string
 	sealErr  error
 }
@@ -92,13 +93,19 @@ func newMemTarget() *memTarget {
 	return t
 }
 
-func (t *memTarget) Create(context.Context, string) (Store, error) { return t.store, nil }
-func (t *memTarget) Seal(context.Context, string) error            { return t.sealErr }
+func (t *memTarget) Create(_ context.Context, schema string) (Store, error) {
+	if t.created == nil {
+		t.created = map[Store]string{}
+	}
+	t.created[t.store] = schema
+	return t.store, nil
+}
+func (t *memTarget) Seal(context.Context, string) error { return t.sealErr }
 func (t *memTarget) Drop(_ context.Context, schema string) error {
 	t.dropped = append(t.dropped, schema)
 	return nil
 }
-func (t *memTarget) Release(schema string) { t.released = append(t.released, schema) }
+func (t *memTarget) Release(store Store) { t.released = append(t.released, t.created[store]) }
 
 func (t *memTarget) Checkpoints(_ context.Context, _, name string) (map[Partition]int64, error) {
 	t.store.mu.Lock()
@@ -135,6 +142,9 @@ func (memRuns) Begin(context.Context, RebuildRun) (int64, []RebuildRun, func(), 
 	return 1, nil, func() {}, nil
 }
 func (memRuns) Update(context.Context, RebuildRun) error { return nil }
+func (memRuns) Claim(context.Context, string) (func(), error) {
+	return func() {}, nil
+}
 
 // growingLog is a fakeLog the live traffic keeps appending to while the
 // live projectors run: each scan, as it starts, appends the next count of

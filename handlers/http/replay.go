@@ -95,7 +95,8 @@ func (a *recoveryAPI) fail(w http.ResponseWriter, r *http.Request, op string, er
 		return
 	}
 	switch {
-	case errors.Is(err, projections.ErrRebuildRunning), errors.Is(err, projections.ErrTargetExists):
+	case errors.Is(err, projections.ErrRebuildRunning), errors.Is(err, projections.ErrTargetExists),
+		errors.Is(err, projections.ErrTargetBusy):
 		writeError(w, http.StatusConflict, codeConflict, err.Error())
 	case errors.Is(err, projections.ErrNoSync):
 		writeError(w, http.StatusConflict, codeNoConnection, err.Error())

@@ -124,10 +124,9 @@ func (t *RebuildTarget) Create(ctx context.Context, schema string) (projections.
 	if err := t.strip(ctx, p, schema); err != nil {
 		return fail(p, err)
 	}
+	// Another run's pool registered under the name is left alone: it is
+	// that run's to release (Release closes only the pool of its store).
 	t.mu.Lock()
-	if old := t.pools[schema]; old != nil {
-		old.Close()
-	}
 	t.pools[schema] = p
 	t.mu.Unlock()
 	return NewProjectionStore(p), nil
@@ -267,29 +266,29 @@ func (t *RebuildTarget) Checkpoints(ctx context.Context, schema, name string) (m
 }
 
 // Release implements projections.RebuildTarget: it closes the pool Create
-// opened for schema.
-func (t *RebuildTarget) Release(schema string) {
-	t.mu.Lock()
-	p := t.pools[schema]
-	delete(t.pools, schema)
-	t.mu.Unlock()
-	if p != nil {
-		p.Close()
+// opened for store, and forgets it unless another Create of the same name
+// has replaced it since.
+func (t *RebuildTarget) Release(store projections.Store) {
+	s, ok := store.(*ProjectionStore)
+	if !ok {
+		return
 	}
+	t.mu.Lock()
+	for schema, p := range t.pools {
+		if p == s.pool {
+			delete(t.pools, schema)
+		}
+	}
+	t.mu.Unlock()
+	s.pool.Close()
 }
 
 // Drop implements projections.RebuildTarget. It never drops the live
-// schema.
+// schema, and closes no pool: the run that created one releases it.
 func (t *RebuildTarget) Drop(ctx context.Context, schema string) error {
 	if schema == "" || schema == t.live {
 		return fmt.Errorf("drop %q: %w", schema, projections.ErrInvalidTarget)
 	}
-	t.mu.Lock()
-	if p := t.pools[schema]; p != nil {
-		p.Close()
-		delete(t.pools, schema)
-	}
-	t.mu.Unlock()
 	if _, err := t.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
 		return fmt.Errorf("drop schema %s: %w", schema, err)
 	}
@@ -381,8 +380,12 @@ func (s *swap) Abort(ctx context.Context) error {
 	return nil
 }
 
-// RebuildRuns records rebuild runs in rebuild_runs and serialises full
-// rebuilds with a session advisory lock. It satisfies
+// RebuildRuns records rebuild runs in rebuild_runs, serialises full
+// rebuilds with a session advisory lock keyed on the live schema, and
+// claims the schema of a point-in-time build with one keyed on that
+// schema's name (schemas are the database's, whatever live schema a run
+// belongs to). A run is alive while its lock is held: the lock is its
+// connection's and goes when its process dies. It satisfies
 // projections.RebuildRuns and is safe for concurrent use.
 type RebuildRuns struct {
 	pool *pgxpool.Pool
@@ -397,6 +400,108 @@ func rebuildLockID(schema string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte("softprohub/rebuild\x00" + schema))
 	return int64(h.Sum64())
+}
+
+// asOfLockID is the lock of a point-in-time build into schema.
+func asOfLockID(schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("softprohub/as-of\x00" + schema))
+	return int64(h.Sum64())
+}
+
+// activeStates are the states of a run still working, as stored.
+var activeStates = []string{
+	string(projections.StateBuilding), string(projections.StateSealing),
+	string(projections.StateCatchingUp), string(projections.StatePaused),
+}
+
+// Claim implements projections.RebuildRuns: it takes the session advisory
+// lock of schema on a connection of its own, held until release, and then
+// sweeps the point-in-time builds that died (sweepAsOf).
+func (s *RebuildRuns) Claim(ctx context.Context, schema string) (func(), error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", schema, err)
+	}
+	id := asOfLockID(schema)
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", id).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("claim %s: %w", schema, err)
+	}
+	if !ok {
+		conn.Release()
+		return nil, fmt.Errorf("schema %s: %w", schema, projections.ErrTargetBusy)
+	}
+	release := func() {
+		_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", id)
+		conn.Release()
+	}
+	if err := s.sweepAsOf(ctx, conn.Conn()); err != nil {
+		release()
+		return nil, fmt.Errorf("claim %s: %w", schema, err)
+	}
+	return release, nil
+}
+
+// sweepAsOf marks failed ("interrupted") every point-in-time build recorded
+// active whose claim no one holds, its process having died, and drops the
+// schema it left half-built unless a later run built into that schema.
+// Each is handled holding its claim on conn (a claim conn holds already,
+// such as the caller's own, it takes again), so that a build starting into
+// the schema meanwhile is refused rather than dropped.
+func (s *RebuildRuns) sweepAsOf(ctx context.Context, conn *pgx.Conn) error {
+	rows, err := conn.Query(ctx, `SELECT id, schema_name FROM rebuild_runs WHERE kind = $1 AND state = ANY($2) ORDER BY id`,
+		string(projections.KindAsOf), activeStates)
+	if err != nil {
+		return fmt.Errorf("sweep point-in-time builds: %w", err)
+	}
+	type run struct {
+		id     int64
+		schema string
+	}
+	var runs []run
+	var r run
+	if _, err := pgx.ForEachRow(rows, []any{&r.id, &r.schema}, func() error {
+		runs = append(runs, r)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("sweep point-in-time builds: %w", err)
+	}
+	live, err := CurrentSchema(ctx, s.pool)
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		if err := s.sweepOne(ctx, conn, r.id, r.schema, live); err != nil {
+			return fmt.Errorf("sweep point-in-time build %d into %s: %w", r.id, r.schema, err)
+		}
+	}
+	return nil
+}
+
+func (s *RebuildRuns) sweepOne(ctx context.Context, conn *pgx.Conn, id int64, schema, live string) error {
+	lock := asOfLockID(schema)
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", lock).Scan(&ok); err != nil {
+		return err
+	}
+	if !ok {
+		return nil // alive
+	}
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lock) }()
+	tag, err := conn.Exec(ctx, `UPDATE rebuild_runs SET state = 'failed', error = 'interrupted', finished_at = now(), updated_at = now()
+WHERE id = $1 AND state = ANY($2)`, id, activeStates)
+	if err != nil || tag.RowsAffected() == 0 || schema == "" || schema == live {
+		return err
+	}
+	var later bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rebuild_runs WHERE kind = $1 AND schema_name = $2 AND id > $3)`,
+		string(projections.KindAsOf), schema, id).Scan(&later); err != nil || later {
+		return err
+	}
+	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	return err
 }
 
 // Begin implements projections.RebuildRuns.
@@ -436,6 +541,9 @@ WHERE kind = 'rebuild' AND state IN ('building', 'sealing', 'catching-up', 'paus
 				stale = append(stale, r)
 				return nil
 			})
+		}
+		if err == nil {
+			err = s.sweepAsOf(ctx, conn.Conn())
 		}
 		if err != nil {
 			release()
