@@ -87,6 +87,11 @@ var ErrRebuildRunning = errors.New("a rebuild is already running")
 // asked for while another one into it is running.
 var ErrTargetBusy = errors.New("a point-in-time build into this schema is running")
 
+// ErrAsOfInFuture is returned for a point-in-time build of a time that
+// has not come yet: the copy would hold the records up to now, labelled as
+// the state at that time.
+var ErrAsOfInFuture = errors.New("as-of time is in the future")
+
 // RebuildRuns records rebuild runs and tells live runs from dead ones.
 //
 // Begin of a KindRebuild run takes a lock that release gives back (a
@@ -316,15 +321,18 @@ func (b *Rebuilder) AsOf(ctx context.Context, t time.Time, schema string, replac
 	return s.Execute(ctx)
 }
 
-// StartAsOf admits a point-in-time build into schema: it refuses a schema
-// no build may write into (an error wrapping ErrInvalidTarget, see
-// validTarget), one another
+// StartAsOf admits a point-in-time build into schema: it refuses a time
+// after now (an error wrapping ErrAsOfInFuture), a schema no build may
+// write into (ErrInvalidTarget, see validTarget), one another
 // point-in-time build is running into (ErrTargetBusy: replace never drops
 // a running build's schema) and, unless replace is set, one that exists
 // (the target's Create wraps ErrTargetExists). It then claims the schema
 // for the run's life, creates it, dropping it first with replace, and
 // records the run. Execute then builds it.
 func (b *Rebuilder) StartAsOf(ctx context.Context, t time.Time, schema string, replace bool) (*StartedRebuild, error) {
+	if now := time.Now(); t.After(now) {
+		return nil, fmt.Errorf("as-of: %s is after now (%s): %w", t.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339), ErrAsOfInFuture)
+	}
 	if err := b.validTarget(schema); err != nil {
 		return nil, fmt.Errorf("as-of: %w", err)
 	}

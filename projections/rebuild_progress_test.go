@@ -394,3 +394,20 @@ func TestAsOfReleasesItsStore(t *testing.T) {
 		}
 	}
 }
+
+// A point-in-time build of a time after now is refused before it claims or
+// creates anything: the copy would hold the log up to now, labelled as the
+// state at that time.
+func TestAsOfRefusesATimeAfterNow(t *testing.T) {
+	t.Parallel()
+	target := newMemTarget()
+	rb, err := NewRebuilder(RebuildConfig{LiveSchema: "live", Topics: []string{domain.TopicTransactions},
+		Names: map[string]string{domain.TopicTransactions: "transactions"}}, target, memRuns{}, &fakeLog{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rb.StartAsOf(context.Background(), time.Now().Add(time.Minute), "copy_1", true)
+	if !errors.Is(err, ErrAsOfInFuture) || len(target.created) != 0 || len(target.dropped) != 0 {
+		t.Fatalf("as-of a minute ahead: %v, created %v, dropped %v; want ErrAsOfInFuture and nothing touched", err, target.created, target.dropped)
+	}
+}

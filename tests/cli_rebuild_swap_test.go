@@ -134,6 +134,8 @@ func TestCLIRebuildAsOfBuildsThePastIntoItsSchema(t *testing.T) {
 	e.cliRefused("lower-case letters", "rebuild", "--as-of", "1m", "--schema", "Copy")
 	e.cliRefused("live schema", "rebuild", "--as-of", "1m", "--schema", "test_"+e.ns)
 	e.cliRefused("0001-01-01", "rebuild", "--as-of", "0001-01-01T00:00:00Z", "--schema", other)
+	e.cliRefused("future", "rebuild", "--as-of", "2999-01-01T00:00:00Z", "--schema", other)
+	e.cliRefused("future", "rebuild", "--as-of=-1h", "--schema", other)
 	if got := queryString(t, db, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, other); got != "0" {
 		t.Fatalf("a refused build left its schema")
 	}

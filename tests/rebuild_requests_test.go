@@ -44,6 +44,29 @@ func TestRebuildBodyForAPointInTimeBuildNeverStartsALiveRebuild(t *testing.T) {
 	}
 }
 
+// TestPointInTimeBuildOfTheFutureRefused: an asOf after now would build the
+// log up to now and label it as the state at that time; it is refused with
+// 400 and creates nothing, as a replay's from in the future is.
+func TestPointInTimeBuildOfTheFutureRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	schema := "asof_future_" + e.ns
+	t.Cleanup(func() { dropSchema(sharedServices(t).databaseURL, schema) })
+	for _, asOf := range []string{time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "2999-01-01T00:00:00Z"} {
+		statuses, raws := e.rebuildStarts(map[string]any{"asOf": asOf, "schema": schema})
+		if code, msg := errCode(raws[0]); statuses[0] != http.StatusBadRequest || code != "BAD_REQUEST" || !strings.Contains(msg, "future") {
+			t.Errorf("as-of %s: %d %s, want 400 saying it is in the future", asOf, statuses[0], raws[0])
+		}
+	}
+	db := e.db()
+	if got := queryString(t, db, `SELECT count(*) FROM rebuild_runs`); got != "0" {
+		t.Fatalf("rebuild runs after refused requests: %s", got)
+	}
+	if got := queryString(t, db, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, schema); got != "0" {
+		t.Fatalf("a refused build created its schema")
+	}
+}
+
 // rebuildStarts fires one POST …/projections/rebuild per body, all at
 // once, and returns their statuses and answers in that order.
 func (e *Env) rebuildStarts(bodies ...map[string]any) ([]int, [][]byte) {

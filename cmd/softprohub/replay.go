@@ -195,7 +195,7 @@ ones, which are not touched.`,
 		},
 	}
 	rebuild.Flags().StringVar(&projection, "projection", "all", "projection to rebuild (all of them share the read models)")
-	rebuild.Flags().StringVar(&asOf, "as-of", "", "build the state at this time (RFC 3339 or a duration ago) into --schema")
+	rebuild.Flags().StringVar(&asOf, "as-of", "", "build the state at this time (RFC 3339 or a duration ago; not after now) into --schema")
 	rebuild.Flags().StringVar(&schema, "schema", "", "schema of the point-in-time copy")
 	rebuild.Flags().BoolVar(&replace, "replace", false, "drop --schema first if it exists")
 	rebuild.Flags().IntVar(&batch, "batch", projections.DefaultRebuildBatch, "records per transaction")

@@ -102,7 +102,8 @@ func (a *recoveryAPI) fail(w http.ResponseWriter, r *http.Request, op string, er
 		writeError(w, http.StatusConflict, codeNoConnection, err.Error())
 	case errors.Is(err, domain.ErrNotFound):
 		writeError(w, http.StatusNotFound, codeNotFound, err.Error())
-	case errors.Is(err, projections.ErrInvalidTarget), errors.Is(err, projections.ErrEmptyWindow):
+	case errors.Is(err, projections.ErrInvalidTarget), errors.Is(err, projections.ErrEmptyWindow),
+		errors.Is(err, projections.ErrAsOfInFuture):
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 	case upstreamFailed(err):
 		// The SoftPro API failed the resync's sync run (its record says
