@@ -67,6 +67,44 @@ func TestPointInTimeBuildOfTheFutureRefused(t *testing.T) {
 	}
 }
 
+// TestRebuildBodyTakesTheProjection: projection takes the values of the
+// CLI's --projection, all or one projection's name, each rebuilding every
+// read model (with asOf, into the copy); another name is 400.
+func TestRebuildBodyTakesTheProjection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	statuses, raws := e.rebuildStarts(map[string]any{"projection": "invoices"})
+	if code, msg := errCode(raws[0]); statuses[0] != http.StatusBadRequest || code != "BAD_REQUEST" || !strings.Contains(msg, "invoices") ||
+		!strings.Contains(msg, "transactions") {
+		t.Fatalf("unknown projection: %d %s, want 400 naming it and the known ones", statuses[0], raws[0])
+	}
+	if got := queryString(t, e.db(), `SELECT count(*) FROM rebuild_runs`); got != "0" {
+		t.Fatalf("rebuild runs after a refused request: %s", got)
+	}
+	for _, p := range []string{"all", "contacts"} {
+		// The lock of the run before is given back once it has dropped
+		// the tables it replaced, a moment after it is done.
+		eventually(t, 30*time.Second, func() string {
+			statuses, raws = e.rebuildStarts(map[string]any{"projection": p})
+			if statuses[0] != http.StatusAccepted {
+				return fmt.Sprintf("rebuild of projection %s: %d %s, want 202", p, statuses[0], raws[0])
+			}
+			return ""
+		})
+		e.waitRun(raws[0])
+	}
+	schema := "asof_proj_" + e.ns
+	t.Cleanup(func() { dropSchema(sharedServices(t).databaseURL, schema) })
+	statuses, raws = e.rebuildStarts(map[string]any{"projection": "all", "asOf": time.Now().UTC().Format(time.RFC3339), "schema": schema})
+	if statuses[0] != http.StatusAccepted {
+		t.Fatalf("as-of with projection all: %d %s, want 202", statuses[0], raws[0])
+	}
+	e.waitRun(raws[0])
+	if got := queryString(t, e.db(), `SELECT string_agg(kind, ',' ORDER BY id) FROM rebuild_runs`); got != "rebuild,rebuild,as-of" {
+		t.Fatalf("runs: %s, want two rebuilds and a copy", got)
+	}
+}
+
 // rebuildStarts fires one POST …/projections/rebuild per body, all at
 // once, and returns their statuses and answers in that order.
 func (e *Env) rebuildStarts(bodies ...map[string]any) ([]int, [][]byte) {

@@ -3,8 +3,10 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,9 +26,11 @@ type ProjectionsStatusSource interface {
 // RebuildStarter starts rebuilds (projections.Rebuilder): a start that is
 // refused (another rebuild running, a schema a build may not write into)
 // returns the error; one that is admitted is executed in the background.
+// Projections names the projections a rebuild replaces.
 type RebuildStarter interface {
 	StartRebuild(ctx context.Context) (*projections.StartedRebuild, error)
 	StartAsOf(ctx context.Context, t time.Time, schema string, replace bool) (*projections.StartedRebuild, error)
+	Projections() []string
 }
 
 // WindowReplayer replays windows of the log (projections.Replayer).
@@ -154,12 +158,22 @@ func (a *recoveryAPI) status(w http.ResponseWriter, r *http.Request) {
 // build) in the background and answers 202; progress shows in the status.
 func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		AsOf    string `json:"asOf"`
-		Schema  string `json:"schema"`
-		Replace bool   `json:"replace"`
+		// Projection is "all" or one projection's name, as the CLI's
+		// --projection: every projection writes the same tables, so either
+		// rebuilds all of them.
+		Projection string `json:"projection"`
+		AsOf       string `json:"asOf"`
+		Schema     string `json:"schema"`
+		Replace    bool   `json:"replace"`
 	}
 	if err := decodeOptionalBody(r, &body); err != nil {
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
+	if names := a.d.Rebuilder.Projections(); body.Projection != "" && body.Projection != "all" && !slices.Contains(names, body.Projection) {
+		slices.Sort(names)
+		writeError(w, http.StatusBadRequest, codeBadRequest,
+			fmt.Sprintf("unknown projection %q: all, or one of %s", body.Projection, strings.Join(names, ", ")))
 		return
 	}
 	// A body meant for a point-in-time build must never start a live
