@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -168,6 +170,33 @@ func set[T any](dst, src *T) {
 // every start.
 const MaxSyncFrequency = 365 * 24 * 60
 
+// newIDPattern is what a new integration's id may be: it appears in URL
+// paths and Redis keys.
+var newIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
+
+// ReservedIDs are the fixed path segments right under
+// /api/v1/integrations/softpro/. An integration id equal to one would be
+// routed to those routes rather than to the integration's own (GET
+// …/softpro/projections is the projections status), so none may be one.
+var ReservedIDs = []string{"projections", "sync", "webhooks"}
+
+// ValidateNewID checks the id of an integration being created, whichever
+// way it is created (API or CLI).
+func ValidateNewID(id string) error {
+	var v ValidationError
+	switch {
+	case !newIDPattern.MatchString(id):
+		v.Add("id must be 1-128 characters of letters, digits, '_', '.', ':' or '-', starting with a letter or digit")
+	case slices.Contains(ReservedIDs, id):
+		v.Add("id must not be %s: they name routes under /api/v1/integrations/softpro/", strings.Join(ReservedIDs, ", "))
+	}
+	return v.Err()
+}
+
+// MaxOrganizationIDBytes bounds organizationId, which an index holds (a
+// B-tree entry may not exceed about 2.7 kB).
+const MaxOrganizationIDBytes = 1000
+
 // ValidateSettings checks the user-settable fields of an integration.
 func ValidateSettings(in Integration, minSyncInterval int) error {
 	var v ValidationError
@@ -178,6 +207,8 @@ func ValidateSettings(in Integration, minSyncInterval int) error {
 	}
 	if in.OrganizationID == "" {
 		v.Add("organizationId is required")
+	} else if len(in.OrganizationID) > MaxOrganizationIDBytes {
+		v.Add("organizationId must be at most %d bytes", MaxOrganizationIDBytes)
 	}
 	if !in.SignatureScheme.Valid() {
 		v.Add("signatureScheme must be %q or %q", SchemeSoftPro, SchemeStandardWebhooks)

@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/roisystems/softprohub/handlers/schedule"
@@ -41,5 +43,27 @@ func TestCLIIntegrationsUpdate(t *testing.T) {
 	e.cliRefused("name at least one setting", "integrations", "update", id)
 	if now := e.integrationNow(id); now.SyncFrequency != 120 {
 		t.Fatalf("a refused update changed the integration: %+v", now)
+	}
+}
+
+// `integrations create` is checked as POST is: the id rules (no reserved
+// route name, no spaces or slashes), limits given as given, and the
+// organization id's length.
+func TestCLIIntegrationsCreateIsCheckedAsTheAPIIs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	org := "org-" + e.ns
+	e.cliRefused("id must not be projections, sync, webhooks", "integrations", "create", "--org", org, "--id", "webhooks")
+	e.cliRefused("id must be 1-128 characters", "integrations", "create", "--org", org, "--id", e.id("a b/c"))
+	e.cliRefused("rateLimit must be positive", "integrations", "create", "--org", org, "--rate-limit", "-5")
+	e.cliRefused("ingestRateLimit must be positive", "integrations", "create", "--org", org, "--ingest-rate-limit", "0")
+	e.cliRefused("organizationId must be at most 1000 bytes", "integrations", "create", "--org", strings.Repeat("o", 1001))
+	status, raw := e.call(http.MethodPost, "/api/v1/integrations/softpro", e.Token, map[string]any{"organizationId": strings.Repeat("o", 4000)})
+	if code, _ := errCode(raw); status != http.StatusBadRequest || code != "BAD_REQUEST" || !strings.Contains(string(raw), "organizationId must be at most") {
+		t.Fatalf("POST with a 4,000-byte organizationId: %d %s, want 400 naming it", status, raw)
+	}
+	got := cliJSON[integrationView](e, "integrations", "create", "--org", org, "--id", e.id("fine"), "--rate-limit", "7")
+	if got.RateLimit != 7 {
+		t.Fatalf("created %+v, want rateLimit 7", got)
 	}
 }

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"reflect"
@@ -211,4 +212,14 @@ func TestCLIDevTakesTheSecretsOfDataDir(t *testing.T) {
 		t.Fatalf("gaps --dev: %v\n%s%s\nwant every side checked", err, out, stderr)
 	}
 	e.cliFails(noKey, "JWT_SECRET and SECRETS_KEY must be set (or run with --dev", "sync", "run", id)
+
+	// A DATA_DIR without them: --dev says so and writes none (a key of
+	// its own would seal secrets the server cannot open).
+	empty := []string{"SECRETS_KEY=", "JWT_SECRET=", "DATA_DIR=" + t.TempDir()}
+	for _, args := range [][]string{{"integrations", "list", "--dev"}, {"sync", "run", id, "--dev"}, {"gaps", id, "--dev"}} {
+		e.cliFails(empty, "serve --dev, which make run starts, writes them", args...)
+	}
+	if _, err := os.Stat(app.DevSecretsPath(strings.TrimPrefix(empty[2], "DATA_DIR="))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a command with --dev wrote dev secrets: %v", err)
+	}
 }

@@ -25,7 +25,7 @@ func withStore(ctx context.Context, dev bool, fn func(cfg app.Config, s *postgre
 	if err != nil {
 		return err
 	}
-	if _, err := cfg.RequireSecrets(dev); err != nil {
+	if err := cfg.UseSecrets(dev); err != nil {
 		return err
 	}
 	pool, err := app.OpenDatabase(ctx, cfg, false)
@@ -111,6 +111,8 @@ func newIntegrationsCmd() *cobra.Command {
 				}
 				if id == "" {
 					id = "int_" + newSecret()[4:20]
+				} else if err := domain.ValidateNewID(id); err != nil {
+					return err
 				}
 				in := domain.Integration{
 					ID: id, OrganizationID: org, Active: true, WebhookEnabled: true,
@@ -118,10 +120,12 @@ func newIntegrationsCmd() *cobra.Command {
 					SyncTypes:  []string{domain.SyncTransactions, domain.SyncContacts, domain.SyncDocuments},
 					SyncStatus: "IDLE", RateLimit: cfg.RateLimitDefault, IngestRateLimit: cfg.IngestRateLimit,
 				}
-				if rateLimit > 0 {
+				// A limit given is validated as given; only an absent one
+				// takes the default.
+				if cmd.Flags().Changed("rate-limit") {
 					in.RateLimit = rateLimit
 				}
-				if ingestLimit > 0 {
+				if cmd.Flags().Changed("ingest-rate-limit") {
 					in.IngestRateLimit = ingestLimit
 				}
 				if err := domain.ValidateSettings(in, cfg.SyncMinInterval); err != nil {

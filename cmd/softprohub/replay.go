@@ -26,7 +26,7 @@ func (o *recoveryOpener) open(cmd *cobra.Command, opts app.RecoveryOptions) (*ap
 		return nil, err
 	}
 	if o.dev {
-		if _, err := cfg.RequireSecrets(true); err != nil {
+		if err := cfg.UseSecrets(true); err != nil {
 			return nil, err
 		}
 	}

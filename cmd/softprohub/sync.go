@@ -24,8 +24,7 @@ func newSyncCmd() *cobra.Command {
 		if err != nil {
 			return cfg, err
 		}
-		_, err = cfg.RequireSecrets(dev)
-		return cfg, err
+		return cfg, cfg.UseSecrets(dev)
 	}
 	openWith := func(cmd *cobra.Command, cfg app.Config) (*app.SyncTool, error) {
 		return app.OpenSyncTool(cmd.Context(), cfg, app.NewLogger(cfg.LogLevel, dev))

@@ -8,9 +8,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
-	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
@@ -91,14 +89,6 @@ type createIntegrationRequest struct {
 	WebhookRetryConfig *domain.RetryConfig `json:"webhookRetryConfig"`
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
-
-// routeSegments are the fixed path segments right under
-// /api/v1/integrations/softpro/. An integration id equal to one would be
-// routed to those routes rather than to the integration's own (GET
-// …/softpro/projections is the projections status), so none may be one.
-var routeSegments = []string{"projections", "sync", "webhooks"}
-
 func newIntegrationID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -127,11 +117,9 @@ func (s *server) createIntegration(w http.ResponseWriter, r *http.Request) {
 	}
 	var v domain.ValidationError
 	if req.ID != nil {
-		switch {
-		case !idPattern.MatchString(*req.ID):
-			v.Add("id must be 1-128 characters of letters, digits, '_', '.', ':' or '-'")
-		case slices.Contains(routeSegments, *req.ID):
-			v.Add("id must not be %s: they name routes under /api/v1/integrations/softpro/", strings.Join(routeSegments, ", "))
+		var verr *domain.ValidationError
+		if errors.As(domain.ValidateNewID(*req.ID), &verr) {
+			v.Problems = append(v.Problems, verr.Problems...)
 		}
 		in.ID = *req.ID
 	}

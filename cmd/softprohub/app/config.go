@@ -135,8 +135,22 @@ func (c Config) Validate() error {
 
 // RequireSecrets enforces JWT_SECRET and SECRETS_KEY outside dev mode; in
 // dev mode missing ones are generated once and kept in DATA_DIR so tokens
-// and sealed secrets survive restarts.
+// and sealed secrets survive restarts. It is for serve; the other commands
+// use UseSecrets.
 func (c *Config) RequireSecrets(dev bool) (generated bool, err error) {
+	return c.requireSecrets(dev, true)
+}
+
+// UseSecrets is RequireSecrets for the commands that work beside a
+// server: in dev mode they read the secrets serve --dev wrote and never
+// write new ones (a key of their own would seal secrets the server cannot
+// open).
+func (c *Config) UseSecrets(dev bool) error {
+	_, err := c.requireSecrets(dev, false)
+	return err
+}
+
+func (c *Config) requireSecrets(dev, create bool) (generated bool, err error) {
 	if !dev {
 		var missing []string
 		if c.JWTSecret == "" {
@@ -153,7 +167,12 @@ func (c *Config) RequireSecrets(dev bool) (generated bool, err error) {
 	if c.JWTSecret != "" && c.SecretsKey != "" {
 		return false, nil
 	}
-	ds, generated, err := loadDevSecrets(c.DataDir)
+	var ds DevSecrets
+	if create {
+		ds, generated, err = loadDevSecrets(c.DataDir)
+	} else if ds, err = ReadDevSecrets(c.DataDir); err != nil {
+		err = fmt.Errorf("--dev: %w (serve --dev, which make run starts, writes them on its first start; or set JWT_SECRET and SECRETS_KEY)", err)
+	}
 	if err != nil {
 		return false, err
 	}
