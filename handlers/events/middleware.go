@@ -125,14 +125,11 @@ func recoverer(h message.HandlerFunc) message.HandlerFunc { return middleware.Re
 // hook is not used: asking it takes a step of the backoff, so each failed
 // attempt would take two and the waits would grow fourfold.)
 func (r *Router) retry() message.HandlerMiddleware {
-	maxInterval := r.cfg.RetryDelay
-	for range r.cfg.MaxRetries {
-		maxInterval *= 2
-	}
+	delay := max(r.cfg.RetryDelay, 0) // NoRetryDelay
 	retry := middleware.Retry{
 		MaxRetries:          r.cfg.MaxRetries - 1,
-		InitialInterval:     r.cfg.RetryDelay,
-		MaxInterval:         max(maxInterval, time.Millisecond),
+		InitialInterval:     delay,
+		MaxInterval:         maxRetryInterval(delay, r.cfg.MaxRetries, r.cfg.retryBudget()),
 		Multiplier:          2,
 		MaxElapsedTime:      r.cfg.retryBudget(),
 		RandomizationFactor: 0,
@@ -148,6 +145,19 @@ func (r *Router) retry() message.HandlerMiddleware {
 			return out, err
 		})
 	}
+}
+
+// maxRetryInterval is the cap on one wait: the longest of the attempts'
+// waits (delay doubled before each attempt after the second), but no
+// more than the budget, which no wait can outlast anyway. Doubling stops
+// there, so a large attempt count cannot overflow the cap into a negative
+// one (which would make every wait 1 ms).
+func maxRetryInterval(delay time.Duration, attempts int, budget time.Duration) time.Duration {
+	longest := delay
+	for i := 2; i < attempts && longest < budget; i++ {
+		longest *= 2
+	}
+	return max(longest, time.Millisecond)
 }
 
 func timeout(d time.Duration) message.HandlerMiddleware { return middleware.Timeout(d) }

@@ -74,3 +74,45 @@ func TestDefaultRebalanceTimeoutHoldsTheOriginalSchedule(t *testing.T) {
 		t.Fatalf("retry budget %v under a %v rebalance timeout, want at least the %v of waits", cfg.retryBudget(), cfg.RebalanceTimeout, waits)
 	}
 }
+
+// However many attempts QUEUE_MAX_RETRIES allows, the waits keep doubling
+// until the retry budget ends them: the cap on a wait does not overflow
+// into a hot loop of 1 ms retries.
+func TestRetryWaitsKeepDoublingWithManyAttempts(t *testing.T) {
+	t.Parallel()
+	const delay = 50 * time.Millisecond
+	fail := errors.New("database unavailable")
+	// A 1 s retry budget: waits of 50, 100, 200 and 400 ms fit in it.
+	at, _ := attempts(t, Config{MaxRetries: 40, RetryDelay: delay, HandlerTimeout: time.Second, RebalanceTimeout: 7 * time.Second}, fail)
+	if len(at) < 2 || len(at) > 6 {
+		t.Fatalf("%d attempts within a 1s retry budget at 50ms doubling, want 2 to 6", len(at))
+	}
+	for i := 1; i < len(at); i++ {
+		if want, got := delay<<(i-1), at[i].Sub(at[i-1]); got < want {
+			t.Errorf("wait before attempt %d: %v, want %v", i+1, got, want)
+		}
+	}
+}
+
+// QUEUE_RETRY_DELAY=0 retries at once: NoRetryDelay is kept, not taken for
+// unset.
+func TestNoRetryDelayRetriesAtOnce(t *testing.T) {
+	t.Parallel()
+	fail := errors.New("database unavailable")
+	at, _ := attempts(t, Config{MaxRetries: 5, RetryDelay: NoRetryDelay, HandlerTimeout: time.Second, RebalanceTimeout: time.Minute}, fail)
+	if len(at) != 5 {
+		t.Fatalf("%d attempts, want 5", len(at))
+	}
+	if took := at[len(at)-1].Sub(at[0]); took > 500*time.Millisecond {
+		t.Errorf("5 attempts without a retry delay took %v, want them at once", took)
+	}
+	cfg := Config{Topics: []string{"t"}, RetryDelay: NoRetryDelay}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("NoRetryDelay refused: %v", err)
+	}
+	cfg.RetryDelay = -2 * time.Second
+	if err := cfg.Validate(); err == nil {
+		t.Error("a negative retry delay other than NoRetryDelay is accepted")
+	}
+}

@@ -41,6 +41,7 @@ type Config struct {
 	MaxRetries int
 	// RetryDelay is QUEUE_RETRY_DELAY: the wait after the first failed
 	// attempt, doubling after each (default 2 s: 2, 4, 8, 16 s).
+	// NoRetryDelay makes every attempt at once.
 	RetryDelay time.Duration
 	// Concurrency is QUEUE_CONCURRENCY: how many projection transactions
 	// this process runs at once, across all topics (default 5). Each
@@ -75,6 +76,10 @@ type Config struct {
 // a 5 s margin, for the original retry schedule: five attempts, 2, 4, 8
 // and 16 s apart (QUEUE_MAX_RETRIES and QUEUE_RETRY_DELAY's defaults).
 const DefaultRebalanceTimeout = 90 * time.Second
+
+// NoRetryDelay is the RetryDelay of retries without a wait (a zero
+// RetryDelay takes the default).
+const NoRetryDelay time.Duration = -1
 
 // maxStartRetryDelay caps the doubling StartRetryDelay.
 const maxStartRetryDelay = 30 * time.Second
@@ -129,8 +134,8 @@ func (c Config) Validate() error {
 	if c.MaxRetries < 1 {
 		errs = append(errs, fmt.Errorf("max retries must be at least 1 attempt, got %d", c.MaxRetries))
 	}
-	if c.RetryDelay < 0 {
-		errs = append(errs, fmt.Errorf("retry delay must not be negative, got %v", c.RetryDelay))
+	if c.RetryDelay < 0 && c.RetryDelay != NoRetryDelay {
+		errs = append(errs, fmt.Errorf("retry delay must not be negative (NoRetryDelay aside), got %v", c.RetryDelay))
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("concurrency must be positive, got %d", c.Concurrency))

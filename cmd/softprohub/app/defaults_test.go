@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/roisystems/softprohub/handlers/events"
 )
 
 // readmeDefaults reads the configuration table of the README: each
@@ -124,5 +126,20 @@ func TestDefaultProjectionConfig(t *testing.T) {
 	if ec.RetryDelay != 2*time.Second || ec.MaxRetries != 5 || ec.Concurrency != 5 || ec.RebalanceTimeout != 90*time.Second {
 		t.Fatalf("projection config at the defaults: retry delay %v, max retries %d, concurrency %d, rebalance timeout %v; want 2s, 5, 5, 90s",
 			ec.RetryDelay, ec.MaxRetries, ec.Concurrency, ec.RebalanceTimeout)
+	}
+}
+
+// QUEUE_RETRY_DELAY=0 is accepted and means retries without a wait, not
+// the 2 s default.
+func TestZeroRetryDelayRetriesAtOnce(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.JWTSecret, cfg.SecretsKey = "jwt-secret-for-test", "secrets-key-for-test"
+	cfg.QueueRetryDelayMs = 0
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("QUEUE_RETRY_DELAY=0 refused: %v", err)
+	}
+	if ec := projectionConfig(cfg); ec.RetryDelay != events.NoRetryDelay {
+		t.Fatalf("QUEUE_RETRY_DELAY=0 gives the router a retry delay of %v, want events.NoRetryDelay", ec.RetryDelay)
 	}
 }

@@ -49,10 +49,15 @@ func (a *App) startProjections() error {
 
 // projectionConfig is the live projection router's configuration from the
 // QUEUE_* variables.
+// QUEUE_RETRY_DELAY=0 retries at once.
 func projectionConfig(cfg Config) events.Config {
+	delay := time.Duration(cfg.QueueRetryDelayMs) * time.Millisecond
+	if delay == 0 {
+		delay = events.NoRetryDelay
+	}
 	return events.Config{
 		MaxRetries:       cfg.QueueMaxRetries,
-		RetryDelay:       time.Duration(cfg.QueueRetryDelayMs) * time.Millisecond,
+		RetryDelay:       delay,
 		Concurrency:      cfg.QueueConcurrency,
 		RebalanceTimeout: rebalanceTimeout,
 	}
