@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/roisystems/softprohub/domain"
 )
@@ -55,4 +56,25 @@ func Unavailable(op string, err error) error {
 func IsTransient(err error) bool {
 	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrCheckpointMoved) ||
 		errors.Is(err, context.DeadlineExceeded)
+}
+
+// PanicError is a panic recovered while applying records. It is neither
+// transient nor permanent: the live path retries the event, then poisons
+// it, as it does with any failure of the event's own.
+type PanicError struct {
+	// Value is what was passed to panic.
+	Value any
+	// Stack is the panicking goroutine's stack, for the log.
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("projection panicked: %v", e.Value) }
+
+// Recovered turns v, a value recover returned, into a PanicError with the
+// current stack; nil stays nil. Call it in the deferred function itself.
+func Recovered(v any) *PanicError {
+	if v == nil {
+		return nil
+	}
+	return &PanicError{Value: v, Stack: debug.Stack()}
 }

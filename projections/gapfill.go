@@ -84,14 +84,22 @@ func fillBatch(ctx context.Context, p *Projector, batch []ScannedRecord) error {
 }
 
 // fillApply applies recs in one transaction or, if one of them fails for
-// reasons of its own, one by one, passing over those that fail.
+// reasons of its own, one by one, passing over those that fail. A panic
+// while applying is such a failure (a PanicError), so a record that
+// panics, which the poison queue already has, does not fail the record
+// that revealed the gap.
 func fillApply(ctx context.Context, p *Projector, recs []Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
 	apply := func(recs ...Record) error {
-		return retryTransient(ctx, func() error {
-			_, err := p.Apply(ctx, recs...)
+		return retryTransient(ctx, func() (err error) {
+			defer func() {
+				if perr := Recovered(recover()); perr != nil {
+					err = perr
+				}
+			}()
+			_, err = p.Apply(ctx, recs...)
 			return err
 		})
 	}

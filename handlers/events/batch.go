@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,9 @@ type committer struct {
 	// run's goroutine only.
 	applied    map[projections.Partition]int64
 	checkEvery time.Duration
+	// log receives the stack of a panic while applying (default
+	// slog.Default()).
+	log *slog.Logger
 }
 
 type pending struct {
@@ -63,7 +67,7 @@ const lingerFor = 2 * time.Millisecond
 
 func newCommitter(p *projections.Projector, slots chan struct{}, maxBatch int, timeout time.Duration, sizes, durations prometheus.Observer) *committer {
 	return &committer{p: p, queue: make(chan *pending, maxBatch), maxBatch: maxBatch, timeout: timeout, linger: lingerFor, slots: slots,
-		stopped: make(chan struct{}), sizes: sizes, durations: durations, applied: map[projections.Partition]int64{}}
+		stopped: make(chan struct{}), sizes: sizes, durations: durations, applied: map[projections.Partition]int64{}, log: slog.Default()}
 }
 
 // apply hands rec to the committer and waits for its outcome. If ctx ends
@@ -184,7 +188,8 @@ func (c *committer) run(ctx context.Context) {
 // not take the good events of other partitions, which happened to share
 // its transaction, to the poison queue with it. A transient error (the
 // database unavailable, a lost checkpoint race, a timeout) is every
-// record's.
+// record's. A panic while applying is such an error of its own (see
+// applySafely): its record is retried and poisoned, the others applied.
 func (c *committer) commit(batch []*pending) {
 	live := batch[:0:0]
 	for _, pd := range batch {
@@ -205,20 +210,42 @@ func (c *committer) commit(batch []*pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	began := time.Now()
-	outcomes, err := c.applyFilling(ctx, recs)
+	outcomes, err := c.applySafely(ctx, recs)
 	c.durations.Observe(time.Since(began).Seconds())
 	if err == nil || len(live) == 1 || !projections.OwnFailure(ctx, err) {
 		c.finish(live, outcomes, err)
 		return
 	}
 	for i, pd := range live {
-		out, err := c.applyFilling(ctx, recs[i:i+1])
+		out, err := c.applySafely(ctx, recs[i:i+1])
 		var o projections.Outcome
 		if err == nil {
 			o = out[0]
 		}
 		c.done(pd, result{outcome: o, err: err})
 	}
+}
+
+// applySafely is applyFilling with a panic turned into an error
+// (projections.PanicError), its stack logged: the committer's goroutine
+// applies for every handler of the topic, and a panic there would end the
+// process (and again in every process the record is delivered to). The
+// transaction is not committed: the store's connection, still inside it,
+// is closed rather than reused.
+func (c *committer) applySafely(ctx context.Context, recs []projections.Record) (outcomes []projections.Outcome, err error) {
+	defer func() {
+		perr := projections.Recovered(recover())
+		if perr == nil {
+			return
+		}
+		args := []any{"records", len(recs), "err", perr, "stack", string(perr.Stack)}
+		if len(recs) == 1 {
+			args = append(args, "partition", recs[0].Partition.Partition, "offset", recs[0].Offset, "event", recs[0].Envelope.EventID)
+		}
+		c.log.Error("projection panicked", args...)
+		outcomes, err = nil, perr
+	}()
+	return c.applyFilling(ctx, recs)
 }
 
 // check fills, from the log, what the database lost of the records this
@@ -236,6 +263,12 @@ func (c *committer) check(ctx context.Context) {
 		return
 	}
 	defer func() { <-c.slots }()
+	defer func() {
+		if perr := projections.Recovered(recover()); perr != nil {
+			c.log.Error("projection panicked while filling lost commits from the log, will check again",
+				"err", perr, "stack", string(perr.Stack))
+		}
+	}()
 	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	gaps, err := c.p.Behind(cctx, c.applied)

@@ -280,6 +280,7 @@ func NewRouter(cfg Config, deps Deps) (*Router, error) {
 		p := projections.NewProjector(name, cmp.Or[projections.Store](deps.AsyncStore, deps.Store), nil).WithRefold(r.refolder.Add)
 		c := newCommitter(p.WithGapCheck(), slots, cfg.MaxBatch, cfg.HandlerTimeout, m.batch.WithLabelValues(topic), m.tx.WithLabelValues(topic))
 		c.checkEvery = cfg.CheckEvery
+		c.log = deps.Logger.With("topic", topic)
 		c.fill = func(ctx context.Context, gap *projections.GapError) error {
 			n, err := projections.FillGap(ctx, p, deps.Log, gap)
 			m.gapRecords.WithLabelValues(topic).Add(float64(n))
