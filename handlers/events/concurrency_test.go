@@ -23,12 +23,14 @@ func TestConcurrencyBoundsTransactionsAcrossTopics(t *testing.T) {
 	for _, slots := range []int{1, 2} {
 		store := &gatedStore{batches: make(chan []string, 2), release: make(chan struct{})}
 		r, err := NewRouter(Config{Topics: []string{"softpro.a.v1", "softpro.b.v1"}, Concurrency: slots}, Deps{
-			Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Store:       store,
-			Subscribers: func(string, func(string, int32, int64)) (message.Subscriber, error) { return nil, nil },
-			Publisher:   struct{ message.Publisher }{},
-			Registerer:  prometheus.NewRegistry(),
-			Log:         struct{ projections.LogScanner }{},
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Store:  store,
+			Subscribers: func(string, func(string, int32, int64), func(string, int32)) (message.Subscriber, error) {
+				return nil, nil
+			},
+			Publisher:  struct{ message.Publisher }{},
+			Registerer: prometheus.NewRegistry(),
+			Log:        struct{ projections.LogScanner }{},
 		})
 		if err != nil {
 			t.Fatal(err)

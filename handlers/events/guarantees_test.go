@@ -126,12 +126,14 @@ func TestRouterHandlerChainCutsAttemptsAndRetriesWithAFreshContext(t *testing.T)
 	const cut = 100 * time.Millisecond
 	r, err := NewRouter(Config{Topics: []string{"softpro.a.v1"}, HandlerTimeout: cut, RetryDelay: 10 * time.Millisecond,
 		RebalanceTimeout: time.Minute}, Deps{
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Store:       &gatedStore{},
-		Subscribers: func(string, func(string, int32, int64)) (message.Subscriber, error) { return nil, nil },
-		Publisher:   struct{ message.Publisher }{},
-		Registerer:  prometheus.NewRegistry(),
-		Log:         struct{ projections.LogScanner }{},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Store:  &gatedStore{},
+		Subscribers: func(string, func(string, int32, int64), func(string, int32)) (message.Subscriber, error) {
+			return nil, nil
+		},
+		Publisher:  struct{ message.Publisher }{},
+		Registerer: prometheus.NewRegistry(),
+		Log:        struct{ projections.LogScanner }{},
 	})
 	if err != nil {
 		t.Fatal(err)

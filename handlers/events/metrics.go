@@ -16,7 +16,9 @@ type promMetrics struct {
 	events *prometheus.CounterVec
 	// latency is the duration of one attempt.
 	latency *prometheus.HistogramVec
-	// lag is each partition's records not yet consumed.
+	// lag is, for each partition this process claims, its records after
+	// the one being projected; a partition is forgotten when its claim
+	// ends.
 	lag *prometheus.GaugeVec
 	// retries counts attempts after the first.
 	retries *prometheus.CounterVec
@@ -85,4 +87,8 @@ func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
 
 func (m *promMetrics) setLag(topic string, partition int32, lag int64) {
 	m.lag.WithLabelValues(topic, strconv.Itoa(int(partition))).Set(float64(lag))
+}
+
+func (m *promMetrics) forgetLag(topic string, partition int32) {
+	m.lag.DeleteLabelValues(topic, strconv.Itoa(int(partition)))
 }

@@ -221,3 +221,70 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// While a record is retried (the database unavailable), the consumer lag
+// keeps up with the records appended behind it instead of keeping the
+// figure it had when the record was taken.
+func TestConsumerLagRisesDuringAStall(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	store := hookStore{Store: postgres.NewProjectionStore(e.pool), before: func() error {
+		return projections.Unavailable("begin", errors.New("database down"))
+	}}
+	reg := prometheus.NewRegistry()
+	e.startWith(store, reg)
+	lag := func() float64 {
+		v, _ := sample(t, reg, "softprohub_projection_consumer_lag", map[string]string{"topic": e.topics[0]})
+		return v
+	}
+	e.append(0, "int_a", "s0", domain.TransactionUpdated, t0, `{"id":"txn_1","status":"s0"}`)
+	e.waitFor(30*time.Second, "the first record taken", func() bool {
+		_, ok := sample(t, reg, "softprohub_projection_consumer_lag", map[string]string{"topic": e.topics[0]})
+		return ok
+	})
+	const more = 10
+	for i := 1; i <= more; i++ {
+		e.append(0, "int_a", "s"+strconv.Itoa(i), domain.TransactionUpdated, t0.Add(time.Duration(i)*time.Second),
+			`{"id":"txn_1","status":"s`+strconv.Itoa(i)+`"}`)
+	}
+	e.waitFor(5*time.Second, "the lag at the records appended behind the stalled one", func() bool { return lag() == more })
+}
+
+// When a partition moves to another member of the group, its lag is no
+// longer reported by the member it left.
+func TestConsumerLagForgetsPartitionsThatMoveAway(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	reg := prometheus.NewRegistry()
+	e.startWith(postgres.NewProjectionStore(e.pool), reg)
+	partitions := func(r *prometheus.Registry) int {
+		mfs, err := r.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, mf := range mfs {
+			if mf.GetName() != "softprohub_projection_consumer_lag" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "topic" && l.GetValue() == e.topics[0] {
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+	e.appendUpdates("m", 0, 40, 20, 5)
+	e.waitFor(30*time.Second, "every partition's lag reported", func() bool { return partitions(reg) == 4 })
+
+	// A second member joins the groups and takes some partitions.
+	reg2 := prometheus.NewRegistry()
+	e.startWith(postgres.NewProjectionStore(e.pool), reg2)
+	e.waitFor(60*time.Second, "the partitions shared", func() bool {
+		n1, n2 := partitions(reg), partitions(reg2)
+		return n1 > 0 && n2 > 0 && n1+n2 == 4
+	})
+}

@@ -24,10 +24,11 @@ import (
 )
 
 // SubscriberFactory builds a subscriber in consumer group group. onLag,
-// when the subscriber can tell, is called with each partition's lag as
-// messages are handed out. infra/kafka.NewWatermillSubscriberFactory
-// returns one.
-type SubscriberFactory = func(group string, onLag func(topic string, partition int32, lag int64)) (message.Subscriber, error)
+// when the subscriber can tell, is called with each claimed partition's
+// lag, as messages are handed out and periodically while one is handled;
+// onRelease is called once a partition's claim ended, after its last
+// onLag. infra/kafka.NewWatermillSubscriberFactory returns one.
+type SubscriberFactory = func(group string, onLag func(topic string, partition int32, lag int64), onRelease func(topic string, partition int32)) (message.Subscriber, error)
 
 // Config tunes the router. Zero values take the defaults noted.
 type Config struct {
@@ -328,7 +329,7 @@ func (r *Router) wire() (*wiring, error) {
 	metrics.NewPrometheusMetricsBuilder(r.registerer, "softprohub", "watermill").AddPrometheusRouterMetrics(wr)
 	w := &wiring{router: wr}
 	for _, h := range r.handlers {
-		sub, err := r.subscribers(GroupName(h.name), r.metrics.setLag)
+		sub, err := r.subscribers(GroupName(h.name), r.metrics.setLag, r.metrics.forgetLag)
 		if err != nil {
 			w.close()
 			return nil, fmt.Errorf("subscriber for %s: %w", h.topic, err)

@@ -59,8 +59,8 @@ func TestRouterWaitsForTheBrokerToSubscribe(t *testing.T) {
 	}, events.Deps{
 		Logger: logger,
 		Store:  postgres.NewProjectionStore(e.pool),
-		Subscribers: func(group string, onLag func(string, int32, int64)) (message.Subscriber, error) {
-			s, err := newSubscriber(group, onLag)
+		Subscribers: func(group string, onLag func(string, int32, int64), onRelease func(string, int32)) (message.Subscriber, error) {
+			s, err := newSubscriber(group, onLag, onRelease)
 			return countingSubscriber{s, &failed}, err
 		},
 		Publisher:  gochannel.NewGoChannel(gochannel.Config{}, wlog),

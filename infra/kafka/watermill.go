@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -36,9 +37,21 @@ type WatermillConfig struct {
 	// its in-flight message when partitions move (default 60 s). A handler's
 	// retries must fit in it.
 	RebalanceTimeout time.Duration
-	// OnLag, when set, is called as each message is handed to the handler
-	// with the partition's lag: records after this one not yet consumed.
+	// OnLag, when set, is called with each claimed partition's lag: the
+	// records after the one being handled (before the first is handed
+	// over: after the claim's initial offset). It is called as the claim
+	// starts, as each message is handed to the handler, and every LagEvery
+	// in between, so the figure keeps up with appends while one message
+	// takes long (retries during an outage). The partition's head is as of
+	// the consumer's last fetch.
 	OnLag func(topic string, partition int32, lag int64)
+	// OnRelease, when set, is called once a partition's claim has ended (a
+	// rebalance moved it, or the subscriber stopped), after its last OnLag:
+	// its lag is no longer this subscriber's to report.
+	OnRelease func(topic string, partition int32)
+	// LagEvery is how often OnLag is called while a partition is claimed
+	// (default 1 s).
+	LagEvery time.Duration
 	// ClientID names the client to the broker (default "softprohub").
 	ClientID string
 }
@@ -49,6 +62,9 @@ func (c *WatermillConfig) setDefaults() {
 	}
 	if c.ClientID == "" {
 		c.ClientID = "softprohub"
+	}
+	if c.LagEvery == 0 {
+		c.LagEvery = time.Second
 	}
 }
 
@@ -95,7 +111,7 @@ func NewWatermillSubscriber(cfg WatermillConfig, logger watermill.LoggerAdapter)
 	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
 	var tracer wkafka.SaramaTracer
 	if cfg.OnLag != nil {
-		tracer = lagTracer{onLag: cfg.OnLag}
+		tracer = lagTracer{onLag: cfg.OnLag, onRelease: cfg.OnRelease, every: cfg.LagEvery}
 	}
 	sub, err := wkafka.NewSubscriber(wkafka.SubscriberConfig{
 		Brokers:               cfg.Brokers,
@@ -113,10 +129,11 @@ func NewWatermillSubscriber(cfg WatermillConfig, logger watermill.LoggerAdapter)
 }
 
 // NewWatermillSubscriberFactory returns a function that builds a
-// subscriber for a consumer group, in the shape handlers/events takes.
-func NewWatermillSubscriberFactory(brokers []string, rebalanceTimeout time.Duration, logger watermill.LoggerAdapter) func(group string, onLag func(topic string, partition int32, lag int64)) (message.Subscriber, error) {
-	return func(group string, onLag func(topic string, partition int32, lag int64)) (message.Subscriber, error) {
-		return NewWatermillSubscriber(WatermillConfig{Brokers: brokers, Group: group, RebalanceTimeout: rebalanceTimeout, OnLag: onLag}, logger)
+// subscriber for a consumer group, in the shape handlers/events takes:
+// onLag and onRelease are WatermillConfig's OnLag and OnRelease.
+func NewWatermillSubscriberFactory(brokers []string, rebalanceTimeout time.Duration, logger watermill.LoggerAdapter) func(group string, onLag func(topic string, partition int32, lag int64), onRelease func(topic string, partition int32)) (message.Subscriber, error) {
+	return func(group string, onLag func(topic string, partition int32, lag int64), onRelease func(topic string, partition int32)) (message.Subscriber, error) {
+		return NewWatermillSubscriber(WatermillConfig{Brokers: brokers, Group: group, RebalanceTimeout: rebalanceTimeout, OnLag: onLag, OnRelease: onRelease}, logger)
 	}
 }
 
@@ -171,7 +188,9 @@ func (u positionUnmarshaler) Unmarshal(m *sarama.ConsumerMessage) (*message.Mess
 // lagTracer hooks into each claimed partition to report its lag; it traces
 // nothing.
 type lagTracer struct {
-	onLag func(topic string, partition int32, lag int64)
+	onLag     func(topic string, partition int32, lag int64)
+	onRelease func(topic string, partition int32)
+	every     time.Duration
 }
 
 func (t lagTracer) WrapConsumer(c sarama.Consumer) sarama.Consumer { return c }
@@ -185,30 +204,69 @@ func (t lagTracer) WrapSyncProducer(_ *sarama.Config, p sarama.SyncProducer) sar
 }
 
 func (t lagTracer) WrapConsumerGroupHandler(h sarama.ConsumerGroupHandler) sarama.ConsumerGroupHandler {
-	return lagHandler{ConsumerGroupHandler: h, onLag: t.onLag}
+	return lagHandler{ConsumerGroupHandler: h, lagTracer: t}
 }
 
 type lagHandler struct {
 	sarama.ConsumerGroupHandler
-	onLag func(topic string, partition int32, lag int64)
+	lagTracer
 }
 
+// ConsumeClaim hands the claim's messages to the handler through a
+// channel of its own, noting the offset of each one taken (the record
+// being handled, one at a time), and reports the lag behind it from a
+// goroutine of its own: when a message is taken and every LagEvery, so a
+// message that takes long does not freeze the figure. Once the claim ends
+// and that goroutine stopped, the partition is released.
 func (h lagHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	msgs := make(chan *sarama.ConsumerMessage)
 	done := make(chan struct{})
+	// next is the offset after the record being handled.
+	var next atomic.Int64
+	next.Store(claim.InitialOffset())
+	taken := make(chan struct{}, 1)
 	go func() {
 		defer close(msgs)
 		for m := range claim.Messages() {
 			select {
 			case msgs <- m:
-				// Taken: m is the record being projected now.
-				h.onLag(m.Topic, m.Partition, max(claim.HighWaterMarkOffset()-m.Offset-1, 0))
+				// Taken: m is the record being handled now.
+				next.Store(m.Offset + 1)
+				select {
+				case taken <- struct{}{}:
+				default:
+				}
 			case <-done:
 				return
 			}
 		}
 	}()
-	defer close(done)
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		tick := time.NewTicker(h.every)
+		defer tick.Stop()
+		for {
+			// A negative initial offset (oldest, newest) is not known
+			// until a record is taken.
+			if n := next.Load(); n >= 0 {
+				h.onLag(claim.Topic(), claim.Partition(), max(claim.HighWaterMarkOffset()-n, 0))
+			}
+			select {
+			case <-done:
+				return
+			case <-taken:
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() {
+		close(done)
+		<-reported
+		if h.onRelease != nil {
+			h.onRelease(claim.Topic(), claim.Partition())
+		}
+	}()
 	return h.ConsumerGroupHandler.ConsumeClaim(sess, lagClaim{ConsumerGroupClaim: claim, msgs: msgs})
 }
 
