@@ -55,6 +55,10 @@ type QueueStat struct {
 	Paused    bool   `json:"paused"`
 	// Appended is the number of events on the topic (its end offsets).
 	Appended int64 `json:"appended"`
+	// LagUnavailable says the broker did not answer for the consumer
+	// group's lag: waiting is 0 because it is unknown, not because
+	// nothing waits.
+	LagUnavailable bool `json:"lagUnavailable,omitempty"`
 }
 
 // QueueReporter reports per-topic figures.

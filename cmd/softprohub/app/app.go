@@ -26,6 +26,7 @@ import (
 	"github.com/roisystems/softprohub/infra/redis"
 	"github.com/roisystems/softprohub/infra/secretbox"
 	"github.com/roisystems/softprohub/ingest"
+	"github.com/roisystems/softprohub/projections"
 )
 
 // Roles selects which parts of the system a process runs.
@@ -378,38 +379,65 @@ func (a *App) Close() { a.closers.closeAll() }
 
 // topicReporter reports each topic's figures for the health answer: events
 // on the log, consumer lag of its projection, the live projector's messages
-// in flight and in retry backoff, and whether a rebuild holds it paused.
+// in flight and in retry backoff, whether a rebuild holds it paused, and
+// the events received in the last 24 hours that completed and failed (the
+// stats route's default period, from the same read models).
 func (a *App) topicReporter() topicReporter {
-	r := topicReporter{admin: a.admin, lag: groupLag{admin: a.admin, groups: projectionGroups()}, pauses: a.pauses}
+	r := topicReporter{offsets: a.admin, lag: groupLag{admin: a.admin, groups: projectionGroups()}, pauses: a.pauses,
+		stats: postgres.NewQueryStore(a.pool), now: time.Now}
 	if a.router != nil {
 		r.gauges = a.router
 	}
 	return r
 }
 
+// healthStatsPeriod is the window of the health answer's completed and
+// failed figures.
+const healthStatsPeriod = 24 * time.Hour
+
 type topicReporter struct {
-	admin  *kafka.Admin
-	lag    groupLag
+	offsets interface {
+		EndOffsets(ctx context.Context, topics ...string) (kafka.Offsets, error)
+	}
+	lag interface {
+		Lag(ctx context.Context) (map[string]int64, error)
+	}
+	stats  httpapi.StatsQueries
 	gauges httpapi.QueueGauges
 	pauses httpapi.QueuePauses
+	now    func() time.Time
 }
 
+// Queues fails only when the log's end offsets cannot be read. A lag the
+// broker does not give leaves waiting at 0 with LagUnavailable; pauses or
+// counts the database does not give leave paused false and completed and
+// failed at 0: health stays answerable.
 func (t topicReporter) Queues(ctx context.Context) ([]httpapi.QueueStat, error) {
-	offs, err := t.admin.EndOffsets(ctx, domain.AllTopics...)
+	offs, err := t.offsets.EndOffsets(ctx, domain.AllTopics...)
 	if err != nil {
 		return nil, err
 	}
-	lag, err := t.lag.Lag(ctx)
-	if err != nil {
-		lag = nil // the figure is then 0; health stays answerable
-	}
+	lag, lagErr := t.lag.Lag(ctx)
 	paused, err := t.pauses.Paused(ctx)
 	if err != nil {
-		paused = nil // false, as above
+		paused = nil
+	}
+	end := t.now().UTC()
+	counts, err := t.stats.Stats(ctx, projections.StatsFilter{Start: end.Add(-healthStatsPeriod), End: end})
+	if err != nil {
+		counts = nil
+	}
+	completed, failed := map[string]int64{}, map[string]int64{}
+	for _, c := range counts {
+		topic := c.EventType.Topic()
+		// Skipped events (types that change no entity) count as completed.
+		completed[topic] += c.Completed + c.Skipped
+		failed[topic] += c.Failed
 	}
 	out := make([]httpapi.QueueStat, 0, len(domain.AllTopics))
 	for _, topic := range domain.AllTopics {
-		q := httpapi.QueueStat{QueueName: topic, Appended: offs.Total(topic), Waiting: max(lag[topic], 0), Paused: paused[topic]}
+		q := httpapi.QueueStat{QueueName: topic, Appended: offs.Total(topic), Waiting: max(lag[topic], 0),
+			LagUnavailable: lagErr != nil, Completed: completed[topic], Failed: failed[topic], Paused: paused[topic]}
 		if t.gauges != nil {
 			q.Active, q.Delayed = t.gauges.Gauges(topic)
 		}
