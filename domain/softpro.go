@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"time"
 )
 
@@ -61,11 +62,25 @@ type SoftProConnection struct {
 	UpdatedAt    time.Time
 }
 
-// Validate lists every problem with the connection settings.
+// MaskedSecret is how a stored secret is shown (by the API and the
+// command line): never a secret's value.
+const MaskedSecret = "***"
+
+// Validate lists every problem with the connection settings: the base URL
+// (and the token URL, when set) must be absolute http or https URLs with a
+// host, and no secret may be MaskedSecret, which a client sending back a
+// connection as it was shown would otherwise store in place of the real one.
 func (c SoftProConnection) Validate() error {
 	var v ValidationError
 	if c.BaseURL == "" {
 		v.Add("baseUrl is required")
+	} else {
+		// List endpoints are BaseURL + "/v1/<type>": a query or fragment
+		// would swallow that path.
+		checkHTTPURL(&v, "baseUrl", c.BaseURL, false)
+	}
+	if c.TokenURL != "" {
+		checkHTTPURL(&v, "tokenUrl", c.TokenURL, true)
 	}
 	switch c.Auth {
 	case AuthAPIKey:
@@ -79,5 +94,23 @@ func (c SoftProConnection) Validate() error {
 	default:
 		v.Add("auth must be %q or %q", AuthAPIKey, AuthOAuth)
 	}
+	for _, s := range []struct{ field, value string }{{"apiKey", c.APIKey}, {"clientSecret", c.ClientSecret}} {
+		if s.value == MaskedSecret {
+			v.Add("%s must be the credential itself, not %q as it is shown; leave it out to keep the stored one", s.field, MaskedSecret)
+		}
+	}
 	return v.Err()
+}
+
+// checkHTTPURL adds a problem to v unless raw is an absolute http or https
+// URL with a host name (and, unless query is true, neither a query nor a
+// fragment).
+func checkHTTPURL(v *ValidationError, field, raw string, query bool) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil, u.Scheme != "http" && u.Scheme != "https", u.Hostname() == "":
+		v.Add("%s must be an http or https URL with a host, such as https://softpro.example.com/api: got %q", field, raw)
+	case !query && (u.RawQuery != "" || u.Fragment != "" || u.ForceQuery):
+		v.Add("%s must not have a query or fragment: got %q", field, raw)
+	}
 }

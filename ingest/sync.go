@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/roisystems/softprohub/domain"
@@ -152,10 +153,11 @@ type ConnectionSource interface {
 
 // CheckConnection validates c as it will be stored and used: the stores
 // keep the stored credentials c leaves out, and an empty base URL syncs
-// from defaultBaseURL (SOFTPRO_API_URL).
+// from defaultBaseURL (SOFTPRO_API_URL) with "{integrationId}" replaced by
+// the integration's id.
 func CheckConnection(ctx context.Context, stored ConnectionSource, c domain.SoftProConnection, defaultBaseURL string) error {
 	if c.BaseURL == "" {
-		c.BaseURL = defaultBaseURL
+		c.BaseURL = strings.ReplaceAll(defaultBaseURL, "{integrationId}", c.IntegrationID)
 	}
 	prev, err := stored.Connection(ctx, c.IntegrationID)
 	switch {

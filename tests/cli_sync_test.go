@@ -54,3 +54,22 @@ func TestCLISyncConnectFallsBackToSoftProAPIURL(t *testing.T) {
 		t.Fatalf("sync over the connection: %+v, want %d records of each type", run, records)
 	}
 }
+
+// sync connect checks the URLs as PUT …/sync/connection does: a base URL
+// that is not http(s) with a host is refused, naming the flag's field, and
+// nothing is stored.
+func TestCLISyncConnectionRefusesNonHTTPURL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	bin := softprohubBinary(t)
+	id, _ := e.syncIntegration("cliconnectftp", nil)
+	cmd := exec.Command(bin, "sync", "connect", id, "--base-url", "ftp://x", "--api-key", "k")
+	cmd.Env = append(cliEnv(e), "REDIS_URL="+e.Cfg.RedisURL)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "baseUrl must be an http or https URL") {
+		t.Fatalf("connect --base-url ftp://x: %v\n%s\nwant it refused", err, out)
+	}
+	if status, body := e.do(http.MethodGet, "/api/v1/integrations/softpro/"+id+"/sync/connection", e.Token, nil); status != http.StatusNotFound {
+		t.Fatalf("connection after the refusal: %d %s, want none", status, body)
+	}
+}

@@ -45,7 +45,8 @@ type secretView struct {
 	NotAfter  *time.Time `json:"notAfter"`
 }
 
-const masked = "***"
+// masked is how the API shows a stored secret.
+const masked = domain.MaskedSecret
 
 func viewIntegration(in domain.Integration) integrationView {
 	v := integrationView{
