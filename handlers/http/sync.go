@@ -205,16 +205,28 @@ func viewConnection(c domain.SoftProConnection) connectionView {
 	v := connectionView{IntegrationID: c.IntegrationID, BaseURL: c.BaseURL, Auth: string(c.Auth),
 		ClientID: c.ClientID, TokenURL: c.TokenURL, UpdatedAt: c.UpdatedAt}
 	if c.APIKey != "" {
-		v.APIKey = "***"
+		v.APIKey = masked
 	}
 	if c.ClientSecret != "" {
-		v.ClientSecret = "***"
+		v.ClientSecret = masked
 	}
 	return v
 }
 
+// connectionRequest is the body of PUT …/sync/connection: what a client
+// sets. The integration comes from the path and updatedAt from the
+// store, so naming either (as the view shows them) is refused as unknown.
+type connectionRequest struct {
+	BaseURL      string `json:"baseUrl"`
+	Auth         string `json:"auth"`
+	APIKey       string `json:"apiKey"`
+	ClientID     string `json:"clientId"`
+	ClientSecret string `json:"clientSecret"`
+	TokenURL     string `json:"tokenUrl"`
+}
+
 func (a *syncAPI) putConnection(w http.ResponseWriter, r *http.Request) {
-	var body connectionView
+	var body connectionRequest
 	if err := decodeBody(r, &body); err != nil {
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
@@ -225,7 +237,8 @@ func (a *syncAPI) putConnection(w http.ResponseWriter, r *http.Request) {
 	if c.Auth == "" {
 		c.Auth = domain.AuthAPIKey
 	}
-	// Credentials may be left out to keep the stored ones.
+	// Credentials may be left out to keep the stored ones; "***", how
+	// they are shown, is refused rather than stored in their place.
 	if err := ingest.CheckConnection(r.Context(), a.d.Connections, c, a.d.DefaultBaseURL); err != nil {
 		var invalid *domain.ValidationError
 		if errors.As(err, &invalid) {
