@@ -48,8 +48,27 @@ func ClaimsFromContext(ctx context.Context) Claims {
 	return c
 }
 
+// callerKey is the context key of the *caller an outer middleware (the
+// access log) leaves for authenticate to fill.
+type callerKey struct{}
+
+// caller is who made a request, as far as authenticate verified it. The
+// access log wraps authenticate, which passes its claims on in a child
+// request the log never sees; authenticate writes them here as well.
+// The zero value is an unauthenticated request.
+type caller struct {
+	subject, role string
+}
+
+// withCaller returns r carrying an empty caller for authenticate to fill.
+func withCaller(r *http.Request) (*http.Request, *caller) {
+	c := new(caller)
+	return r.WithContext(context.WithValue(r.Context(), callerKey{}, c)), c
+}
+
 // authenticate verifies the bearer token: 401 when it is missing, malformed,
-// expired or wrongly signed.
+// expired or wrongly signed. A verified token's subject and role reach
+// the caller of an outer withCaller, the refused role included.
 func authenticate(secret []byte) func(http.Handler) http.Handler {
 	parser := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithExpirationRequired())
 	return func(next http.Handler) http.Handler {
@@ -70,6 +89,9 @@ func authenticate(secret []byte) func(http.Handler) http.Handler {
 				}
 				writeError(w, http.StatusUnauthorized, codeUnauthorized, msg)
 				return
+			}
+			if who, ok := r.Context().Value(callerKey{}).(*caller); ok {
+				who.subject, who.role = c.Subject, c.Role
 			}
 			if c.Role != RoleAdmin && c.Role != RoleAnalyst {
 				writeError(w, http.StatusForbidden, codeForbidden, "unknown role")
