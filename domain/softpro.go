@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -107,10 +108,16 @@ func (c SoftProConnection) Validate() error {
 // fragment).
 func checkHTTPURL(v *ValidationError, field, raw string, query bool) {
 	u, err := url.Parse(raw)
+	shown := raw // what the problem repeats: without a password
+	if err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			shown = strings.Replace(u.Redacted(), "xxxxx", "…", 1)
+		}
+	}
 	switch {
 	case err != nil, u.Scheme != "http" && u.Scheme != "https", u.Hostname() == "":
-		v.Add("%s must be an http or https URL with a host, such as https://softpro.example.com/api: got %q", field, raw)
+		v.Add("%s must be an http or https URL with a host, such as https://softpro.example.com/api: got %q", field, shown)
 	case !query && (u.RawQuery != "" || u.Fragment != "" || u.ForceQuery):
-		v.Add("%s must not have a query or fragment: got %q", field, raw)
+		v.Add("%s must not have a query or fragment: got %q", field, shown)
 	}
 }
