@@ -41,7 +41,8 @@ func TestEventsPageBeyondAnyOffset(t *testing.T) {
 }
 
 // TestQueryTextPostgresCannotHold: a NUL character or bytes that are not
-// UTF-8 in a filter answer 400 naming the filter; in an id of the path
+// UTF-8 in a query parameter (a filter, or the integrationId that
+// disambiguates an event id) answer 400 naming it; in an id of the path
 // they name nothing (404, or an empty list of an unknown integration). The
 // database never sees them, so none of these is a 500.
 func TestQueryTextPostgresCannotHold(t *testing.T) {
@@ -58,6 +59,7 @@ func TestQueryTextPostgresCannotHold(t *testing.T) {
 			{base + "webhooks/events?eventType=" + bad, "eventType"},
 			{base + "webhooks/events?integrationId=" + bad, "integrationId"},
 			{base + "webhooks/stats?integrationId=" + bad, "integrationId"},
+			{base + "webhooks/events/evt_1?integrationId=" + bad, "integrationId"},
 			{base + a + "/transactions?status=" + bad, "status"},
 			{base + a + "/transactions?fileNumber=" + bad, "fileNumber"},
 			{base + a + "/contacts?name=" + bad, "name"},
@@ -76,7 +78,6 @@ func TestQueryTextPostgresCannotHold(t *testing.T) {
 	for _, bad := range []string{"%00", "%FF", "txn%00"} {
 		for _, path := range []string{
 			base + "webhooks/events/" + bad,
-			base + "webhooks/events/evt_1?integrationId=" + bad,
 			base + a + "/transactions/" + bad,
 			base + a + "/transactions/" + bad + "/status-history",
 			base + a + "/transactions/" + bad + "/documents",
@@ -108,7 +109,8 @@ func TestQueryTextPostgresCannotHold(t *testing.T) {
 
 // TestRetryBatchIDsPostgresCannotHold: event ids with a NUL character
 // cannot name an event: in a batch's body they are refused with 400 naming
-// the field; in the path they name nothing (404).
+// the field; in the path they name nothing (404); an integrationId
+// parameter Postgres cannot hold is refused with 400.
 func TestRetryBatchIDsPostgresCannotHold(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -119,7 +121,7 @@ func TestRetryBatchIDsPostgresCannotHold(t *testing.T) {
 		t.Fatalf("POST %s: %d %s, want 400 naming eventIds[0]", path, status, raw)
 	}
 	e.checkContract(http.MethodPost, path, status, raw)
-	for _, ref := range []string{"evt%00", "evt%00?integrationId=" + a, "evt_1?integrationId=%00", "%FF"} {
+	for _, ref := range []string{"evt%00", "evt%00?integrationId=" + a, "%FF"} {
 		p := "/api/v1/integrations/softpro/webhooks/retry/" + ref
 		status, raw := e.do(http.MethodPost, p, e.Token, nil)
 		if status != http.StatusNotFound {
@@ -128,6 +130,13 @@ func TestRetryBatchIDsPostgresCannotHold(t *testing.T) {
 		}
 		e.checkContract(http.MethodPost, p, status, raw)
 	}
+	// The integrationId parameter is read as every query parameter is.
+	p := "/api/v1/integrations/softpro/webhooks/retry/evt_1?integrationId=%00"
+	status, raw = e.do(http.MethodPost, p, e.Token, nil)
+	if code, msg := errCode(raw); status != http.StatusBadRequest || code != "BAD_REQUEST" || !strings.Contains(msg, "integrationId") {
+		t.Errorf("POST %s: %d %s, want 400 naming integrationId", p, status, raw)
+	}
+	e.checkContract(http.MethodPost, p, status, raw)
 }
 
 // tampered is next, a cursor this API returned, with its key and id
