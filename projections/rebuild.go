@@ -593,6 +593,18 @@ func (b *Rebuilder) Status() []RebuildRun {
 	return out
 }
 
+// workSafely is work with a panic turned into the build's failure: the
+// build stops and leaves the live read models as they are, and the
+// process, which may be serving, goes on.
+func (b *Rebuilder) workSafely(ctx context.Context, q chan []ScannedRecord, p *Projector, refusals *refusalBudget, tr *tracker) (err error) {
+	defer func() {
+		if perr := Recovered(recover()); perr != nil {
+			err = fmt.Errorf("rebuild worker: %w", perr)
+		}
+	}()
+	return b.work(ctx, q, p, refusals, tr)
+}
+
 // keysFor is how many keys a build of bounds queries, about: one event and
 // at most one entity per record, plus room for the catch-up.
 func keysFor(bounds Bounds) int64 { return 2*bounds.Records() + 1<<16 }
@@ -623,7 +635,7 @@ func (b *Rebuilder) build(ctx context.Context, store Store, keys *KeySet, bounds
 		wg.Add(1)
 		go func(q chan []ScannedRecord) {
 			defer wg.Done()
-			if err := b.work(ctx, q, p, refusals, tr); err != nil {
+			if err := b.workSafely(ctx, q, p, refusals, tr); err != nil {
 				cancel(err)
 				// Drain, so the scanner never blocks on this queue.
 				for range q {

@@ -3,6 +3,8 @@ package projections
 import (
 	"bytes"
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +74,30 @@ func TestRebuildFoldsAnEntitysTopicsInAppendOrder(t *testing.T) {
 		if got := target.store.checkpoints[name][Partition{Topic: topic}]; got != wantNext {
 			t.Errorf("%s checkpoint %d, want %d", name, got, wantNext)
 		}
+	}
+}
+
+// A panic while a rebuild applies records fails the rebuild, as any error
+// of its workers does: nothing is swapped in, and the process goes on.
+func TestRebuildThatPanicsFailsWithoutSwapping(t *testing.T) {
+	t.Parallel()
+	log := &fakeLog{}
+	log.add(domain.TransactionCreated, "e1", time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC), `{"id":"txn_a","status":"open"}`)
+	target := newMemTarget()
+	target.store.panicSave = true
+	rb, err := NewRebuilder(RebuildConfig{
+		LiveSchema: "live", Topics: []string{domain.TopicTransactions},
+		Names: map[string]string{domain.TopicTransactions: "transactions"},
+	}, target, memRuns{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rb.Rebuild(context.Background())
+	var perr *PanicError
+	if !errors.As(err, &perr) || !strings.Contains(err.Error(), "projection bug") {
+		t.Fatalf("rebuild: %v, want the panic as its error", err)
+	}
+	if len(target.committed) != 0 {
+		t.Fatalf("a failed rebuild swapped in %v", target.committed)
 	}
 }

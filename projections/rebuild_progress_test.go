@@ -25,6 +25,8 @@ type cpStore struct {
 	// lookups counts the loads of audit or entity rows, by whether they
 	// locked them.
 	lookups map[bool]int
+	// panicSave makes Save panic, as a bug in a projection would.
+	panicSave bool
 }
 
 func (s *cpStore) InTx(ctx context.Context, fn func(context.Context, Tx) error) error {
@@ -54,6 +56,9 @@ func (s *cpStore) Load(ctx context.Context, q Query) (Snapshot, error) {
 }
 
 func (s *cpStore) Save(ctx context.Context, w Writes) error {
+	if s.panicSave {
+		panic("projection bug")
+	}
 	for _, c := range w.Checkpoints {
 		cur, ok := s.checkpoints[c.Projection][c.Partition]
 		if !ok {

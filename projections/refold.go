@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -126,12 +127,15 @@ func (f *Refolder) Run(ctx context.Context) {
 			if !from.IsZero() {
 				from = from.Add(-refoldClockMargin)
 			}
-			rep, err := f.replayer.Refold(ctx, id, f.topics, keys, from)
+			rep, err := f.refold(ctx, id, keys, from)
 			if ctx.Err() != nil {
 				return
 			}
 			f.report(RefoldResult{IntegrationID: id, Entities: keys, Replay: rep, Err: err})
-			if err != nil {
+			// A refold that panicked would panic again: it is reported,
+			// and left to gaps fill, which names the entities as differing.
+			var perr *PanicError
+			if err != nil && !errors.As(err, &perr) {
 				go func() {
 					select {
 					case <-ctx.Done():
@@ -142,6 +146,17 @@ func (f *Refolder) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// refold is Replayer.Refold with a panic turned into its error: the
+// refolder runs in the serving process.
+func (f *Refolder) refold(ctx context.Context, id string, keys []domain.EntityKey, from time.Time) (rep ReplayReport, err error) {
+	defer func() {
+		if perr := Recovered(recover()); perr != nil {
+			err = fmt.Errorf("refold %s: %w", id, perr)
+		}
+	}()
+	return f.replayer.Refold(ctx, id, f.topics, keys, from)
 }
 
 // take removes and returns one integration's queued entities, in key

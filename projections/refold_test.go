@@ -346,3 +346,41 @@ func createdThenClosing(t0 time.Time) (*fakeLog, domain.EntityKey) {
 	log.add(domain.TransactionStatusChanged, "e_status", t0, `{"id":"txn_1","status":"closing"}`)
 	return log, domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTransaction, ID: "txn_1"}
 }
+
+// panickingStore panics in every transaction, as a bug in a projection
+// would.
+type panickingStore struct{ *memStore }
+
+func (panickingStore) InTx(context.Context, func(context.Context, Tx) error) error {
+	panic("projection bug")
+}
+
+// A refold that panics is reported as failed, not tried again (it would
+// panic again), and the refolder, in the serving process, goes on.
+func TestRefolderReportsAPanicAndDoesNotRetryIt(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC)
+	log, txn1 := createdThenClosing(t0)
+	results := make(chan RefoldResult, 4)
+	f := NewRefolder(NewReplayer(panickingStore{newMemStore()}, log, nil), []string{domain.TopicTransactions},
+		func(r RefoldResult) { results <- r })
+	f.retryDelay = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go f.Run(ctx)
+	f.Add([]Refold{{Key: txn1, Created: t0}})
+	select {
+	case r := <-results:
+		var perr *PanicError
+		if !errors.As(r.Err, &perr) {
+			t.Fatalf("refold %+v, want the panic as its error", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no refold within 5 s")
+	}
+	select {
+	case r := <-results:
+		t.Fatalf("a panicking refold was tried again: %+v", r)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
