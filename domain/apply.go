@@ -210,7 +210,9 @@ func ChangeOf(e Envelope) (c Change, ok bool, err error) {
 		Op:      eff.op,
 		Type:    e.Type,
 		EventID: e.EventID,
-		At:      at.UTC(),
+		// To the microsecond, as the read models keep it: a change must
+		// compare with a row reloaded from them as with the state it left.
+		At:      at.UTC().Truncate(time.Microsecond),
 		Data:    data,
 		Raw:     raw,
 	}, true, nil
@@ -297,20 +299,21 @@ func Apply(cur Entity, c Change) (Entity, Effect) {
 	}
 	var eff Effect
 	eff.Applied = true
-	if c.Op == OpClosingScheduled || c.Op == OpClosingCompleted {
+	d := c.Data
+	// A closing event naming its transaction carries the closing's own
+	// data (its status is the closing's): it is kept under "closing", and
+	// only its dates are the transaction's. Without transaction_id, the
+	// data is the transaction's own, all fields applying.
+	closing := c.Op == OpClosingScheduled || c.Op == OpClosingCompleted
+	closingsOwn := closing && text(d, "transaction_id", "transactionId") != ""
+	if closingsOwn {
 		next.Data, _ = mergeData(cur.Data, map[string]json.RawMessage{"closing": c.Raw}, nil)
 	} else {
 		next.Data, eff.DataAsCarried = mergeData(cur.Data, c.Data, c.Raw)
 	}
-	d := c.Data
 	switch c.Key.Kind {
 	case KindTransaction:
 		t := &next.Transaction
-		// A closing event naming its transaction carries the closing's
-		// own data (its status is the closing's): only its dates are the
-		// transaction's. Without transaction_id, the data is the
-		// transaction's own.
-		closingsOwn := (c.Op == OpClosingScheduled || c.Op == OpClosingCompleted) && text(d, "transaction_id", "transactionId") != ""
 		if !closingsOwn {
 			setText(&t.FileNumber, d, "file_number", "fileNumber")
 			setText(&t.Status, d, "status", "new_status", "newStatus")
@@ -326,14 +329,16 @@ func Apply(cur Entity, c Change) (Entity, Effect) {
 		}
 		switch c.Op {
 		case OpClosingScheduled:
-			setTime(&t.ClosingDate, d, "closing_date", "closingDate", "scheduled_date", "scheduled_at", "date")
+			setDate(&t.ClosingDate, d, "closing_date", "closingDate", "scheduled_date", "scheduled_at", "date")
 		case OpClosingCompleted:
+			// Completed at the time it names, else at the event's: never
+			// without one.
 			at := c.At
 			t.ClosedAt = &at
-			setTime(&t.ClosedAt, d, "closed_at", "closedAt", "completed_at", "completedAt")
-			setTime(&t.ClosingDate, d, "closing_date", "closingDate")
+			setTimeIfAny(&t.ClosedAt, d, "closed_at", "closedAt", "completed_at", "completedAt")
+			setDate(&t.ClosingDate, d, "closing_date", "closingDate")
 		default:
-			setTime(&t.ClosingDate, d, "closing_date", "closingDate")
+			setDate(&t.ClosingDate, d, "closing_date", "closingDate")
 		}
 		from := cur.Transaction.Status
 		if from == "" {
@@ -370,8 +375,10 @@ func Apply(cur Entity, c Change) (Entity, Effect) {
 			}
 			at := c.At
 			f.CompletedAt = &at
+			setTimeIfAny(&f.CompletedAt, d, "completed_at", "completedAt")
+		} else {
+			setTime(&f.CompletedAt, d, "completed_at", "completedAt")
 		}
-		setTime(&f.CompletedAt, d, "completed_at", "completedAt")
 	}
 	return next, eff
 }
@@ -445,6 +452,32 @@ func setTime(dst **time.Time, d map[string]json.RawMessage, keys ...string) {
 	}
 }
 
+// setTimeIfAny is setTime for a field that must keep a time: a null, or
+// anything not a time, leaves *dst.
+func setTimeIfAny(dst **time.Time, d map[string]json.RawMessage, keys ...string) {
+	if _, raw := first(d, keys...); raw != "" {
+		if t, ok := parseTime(raw); ok {
+			*dst = &t
+		}
+	}
+}
+
+// setDate is setTime for a date column: the day is the one the value
+// names, in its own offset (2024-02-01T19:30:00-05:00 is February 1st,
+// not the 2nd it is in UTC), kept as midnight UTC.
+func setDate(dst **time.Time, d map[string]json.RawMessage, keys ...string) {
+	old := *dst
+	setTime(dst, d, keys...)
+	if *dst == old || *dst == nil {
+		return
+	}
+	_, raw := first(d, keys...)
+	if t, ok := parseTimeInZone(raw); ok {
+		day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		*dst = &day
+	}
+}
+
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", time.DateOnly}
 
 // maxTime is the latest time a typed column takes: the end of year 9999,
@@ -456,12 +489,21 @@ var maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
 // parseTime reads s as a time: an RFC 3339 or ISO date-time or date, or
 // Unix seconds (milliseconds above 1e12). A time after maxTime is no time.
 func parseTime(s string) (time.Time, bool) {
+	t, ok := parseTimeInZone(s)
+	return t.UTC(), ok
+}
+
+// parseTimeInZone is parseTime keeping the offset the value names.
+func parseTimeInZone(s string) (time.Time, bool) {
 	if s == "" {
 		return time.Time{}, false
 	}
 	for _, l := range timeLayouts {
 		if t, err := time.Parse(l, s); err == nil {
-			return t.UTC(), true
+			if t.UTC().After(maxTime) || t.UTC().Year() < 1 {
+				return time.Time{}, false
+			}
+			return t, true
 		}
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
