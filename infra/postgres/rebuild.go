@@ -45,6 +45,8 @@ type RebuildTarget struct {
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
+	// migrate makes a new schema's tables (Migrate; tests make it fail).
+	migrate func(context.Context, *pgxpool.Pool) error
 }
 
 var _ projections.RebuildTarget = (*RebuildTarget)(nil)
@@ -55,7 +57,7 @@ func NewRebuildTarget(ctx context.Context, pool *pgxpool.Pool) (*RebuildTarget, 
 	if err != nil {
 		return nil, err
 	}
-	return &RebuildTarget{pool: pool, live: live, pools: map[string]*pgxpool.Pool{}}, nil
+	return &RebuildTarget{pool: pool, live: live, pools: map[string]*pgxpool.Pool{}, migrate: Migrate}, nil
 }
 
 // CurrentSchema is the schema pool's unqualified names resolve to.
@@ -106,14 +108,16 @@ func (t *RebuildTarget) Create(ctx context.Context, schema string) (projections.
 		return nil, err
 	}
 	cfg := t.pool.Config().Copy()
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	// Quoted: the schema was created under its exact name, which the live
+	// schema's (DATABASE_URL's search_path="Tenant") may make mixed-case.
+	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	cfg.MaxConns = 6
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return fail(nil, fmt.Errorf("open schema %s: %w", schema, err))
 	}
-	if err := Migrate(ctx, p); err != nil {
+	if err := t.migrate(ctx, p); err != nil {
 		return fail(p, err)
 	}
 	// Until Seal, the read-model tables keep only the indexes the
@@ -137,7 +141,7 @@ func (t *RebuildTarget) Create(ctx context.Context, schema string) (projections.
 func (t *RebuildTarget) strip(ctx context.Context, p *pgxpool.Pool, schema string) error {
 	_, err := p.Exec(ctx, `CREATE TABLE rebuild_indexes AS SELECT indexname, indexdef FROM pg_indexes i
 WHERE schemaname = current_schema() AND tablename = ANY($1) AND NOT EXISTS (
-  SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname AND c.connamespace = current_schema()::regnamespace)`, ReadModelTables)
+  SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname AND c.connamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()))`, ReadModelTables)
 	if err != nil {
 		return fmt.Errorf("strip %s: %w", schema, err)
 	}

@@ -277,17 +277,37 @@ func TestRebuildTargetCreateLeavesNoUnfinishedSchema(t *testing.T) {
 		return n == 1
 	}
 
-	// Postgres creates it quoted, but search_path does not find it
-	// unquoted: the migration has nowhere to create its tables.
-	unfinished := randomName(t, "Unfinished-")
+	// A migration that fails after the schema was made.
+	unfinished := randomName(t, "unfinished_")
 	t.Cleanup(func() {
 		_, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{unfinished}.Sanitize()+" CASCADE")
 	})
-	if _, err := target.Create(ctx, unfinished); err == nil || errors.Is(err, projections.ErrTargetExists) {
+	failing := &RebuildTarget{pool: pool, live: target.LiveSchema(), pools: map[string]*pgxpool.Pool{},
+		migrate: func(context.Context, *pgxpool.Pool) error { return errors.New("migration failed") }}
+	if _, err := failing.Create(ctx, unfinished); err == nil || errors.Is(err, projections.ErrTargetExists) {
 		t.Fatalf("create %s: %v, want the migration's error", unfinished, err)
 	}
 	if schemaExists(unfinished) {
 		t.Fatalf("create %s failed but left the schema", unfinished)
+	}
+
+	// A mixed-case name (the rebuild schema of a live schema named so)
+	// is created and migrated under its exact name.
+	mixed := randomName(t, "Tenant_")
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{mixed}.Sanitize()+" CASCADE")
+	})
+	store, err := target.Create(ctx, mixed)
+	if err != nil {
+		t.Fatalf("create %s: %v", mixed, err)
+	}
+	if err := target.Seal(ctx, mixed); err != nil {
+		t.Fatalf("seal %s: %v", mixed, err)
+	}
+	target.Release(store)
+	var found *string
+	if err := pool.QueryRow(ctx, "SELECT to_regclass($1)::text", pgx.Identifier{mixed, "contacts"}.Sanitize()).Scan(&found); err != nil || found == nil {
+		t.Fatalf("%s.contacts after create: %v %v", mixed, found, err)
 	}
 
 	existing := randomName(t, "existing_")
