@@ -212,9 +212,9 @@ func ChangeOf(e Envelope) (c Change, ok bool, err error) {
 		EventID: e.EventID,
 		// To the microsecond, as the read models keep it: a change must
 		// compare with a row reloaded from them as with the state it left.
-		At:      at.UTC().Truncate(time.Microsecond),
-		Data:    data,
-		Raw:     raw,
+		At:   at.UTC().Truncate(time.Microsecond),
+		Data: data,
+		Raw:  raw,
 	}, true, nil
 }
 
