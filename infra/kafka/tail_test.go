@@ -348,3 +348,28 @@ func appendEarlyThenLate(t *testing.T, addrs []string, early, late func(add func
 	late(add)
 	return log, from
 }
+
+// From within a record's millisecond leaves it out, as a replay's window
+// does: a time is after every record stamped before it, to the
+// millisecond the log keeps.
+func TestTailFromWithinARecordsMillisecond(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	ensureTopics(t, b.Addrs())
+	p := newProducer(t, b.Addrs(), 5*time.Second)
+	e := envelope(randomID("ms"), domain.TaskCreated, "")
+	mustAppend(t, p, e)
+	var stamped time.Time
+	if err := Tail(testContext(t), TailConfig{Brokers: b.Addrs(), IntegrationID: e.IntegrationID}, func(r Record) error {
+		stamped = r.Timestamp
+		return nil
+	}); err != nil || stamped.IsZero() {
+		t.Fatalf("tail: %v, stamped %v", err, stamped)
+	}
+	if got := collect(t, TailConfig{Brokers: b.Addrs(), IntegrationID: e.IntegrationID, From: stamped}); len(got) != 1 {
+		t.Fatalf("from the record's own millisecond: %v, want it", got)
+	}
+	if got := collect(t, TailConfig{Brokers: b.Addrs(), IntegrationID: e.IntegrationID, From: stamped.Add(500 * time.Microsecond)}); len(got) != 0 {
+		t.Fatalf("from within the record's millisecond: %v, want none", got)
+	}
+}

@@ -343,7 +343,12 @@ func (s *swap) Commit(ctx context.Context, schema, retired string, names []strin
 		delete(s.t.pools, schema)
 	}
 	s.t.mu.Unlock()
-	stmts := []string{"CREATE SCHEMA " + pgx.Identifier{retired}.Sanitize()}
+	grants, err := s.grants(ctx, live, schema)
+	if err != nil {
+		_ = s.tx.Rollback(context.WithoutCancel(ctx))
+		return fmt.Errorf("swap %s: %w", schema, err)
+	}
+	stmts := append([]string{"CREATE SCHEMA " + pgx.Identifier{retired}.Sanitize()}, grants...)
 	for _, table := range ReadModelTables {
 		stmts = append(stmts,
 			"ALTER TABLE "+pgx.Identifier{live, table}.Sanitize()+" SET SCHEMA "+pgx.Identifier{retired}.Sanitize(),
@@ -374,6 +379,38 @@ SELECT projection, topic, "partition", next_offset FROM `+pgx.Identifier{schema,
 		return fmt.Errorf("swap %s: commit: %w", schema, err)
 	}
 	return nil
+}
+
+// grants returns the GRANT statements that give the rebuilt tables of
+// schema the privileges other roles hold on their live twins (analysts'
+// SELECT, say), which stay with the tables the swap retires. Column
+// privileges and row security policies are not carried over.
+func (s *swap) grants(ctx context.Context, live, schema string) ([]string, error) {
+	rows, err := s.tx.Query(ctx, `SELECT c.relname, a.privilege_type,
+ CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, a.is_grantable
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL aclexplode(c.relacl) a
+LEFT JOIN pg_roles r ON r.oid = a.grantee
+WHERE n.nspname = $1 AND c.relname = ANY($2) AND a.grantee <> c.relowner
+ORDER BY 1, 3, 2`, live, ReadModelTables)
+	if err != nil {
+		return nil, fmt.Errorf("grants of %s: %w", live, err)
+	}
+	var out []string
+	var table, privilege, grantee string
+	var grantable bool
+	_, err = pgx.ForEachRow(rows, []any{&table, &privilege, &grantee, &grantable}, func() error {
+		q := "GRANT " + privilege + " ON " + pgx.Identifier{schema, table}.Sanitize() + " TO " + grantee
+		if grantable {
+			q += " WITH GRANT OPTION"
+		}
+		out = append(out, q)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("grants of %s: %w", live, err)
+	}
+	return out, nil
 }
 
 // Abort implements projections.Swap.

@@ -224,6 +224,19 @@ func TestRebuildSwapHandsOverTheRebuiltCheckpoints(t *testing.T) {
 	if err := target.Seal(ctx, rebuilt); err != nil {
 		t.Fatalf("seal: %v", err)
 	}
+	// An analyst's role reads the live contacts, and may pass that on for
+	// the audit; it keeps both on the rebuilt tables.
+	analyst := randomName(t, "analyst_")
+	for _, q := range []string{"CREATE ROLE " + analyst, "GRANT SELECT ON " + pgx.Identifier{live, "contacts"}.Sanitize() + " TO " + analyst,
+		"GRANT SELECT ON " + pgx.Identifier{live, "webhook_events"}.Sanitize() + " TO " + analyst + " WITH GRANT OPTION"} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), "DROP OWNED BY "+analyst)
+		_, _ = pool.Exec(context.Background(), "DROP ROLE "+analyst)
+	})
 
 	swap, err := target.Pause(ctx)
 	if err != nil {
@@ -255,6 +268,12 @@ func TestRebuildSwapHandsOverTheRebuiltCheckpoints(t *testing.T) {
 	}
 	if ids := contactIDs(t, pool, live); len(ids) != 1 || ids[0] != "con_rebuilt" {
 		t.Errorf("live contacts after the swap %v, want the rebuilt [con_rebuilt]", ids)
+	}
+	for _, c := range []struct{ table, privilege string }{{"contacts", "SELECT"}, {"webhook_events", "SELECT WITH GRANT OPTION"}} {
+		var has bool
+		if err := pool.QueryRow(ctx, "SELECT has_table_privilege($1, $2, $3)", analyst, pgx.Identifier{live, c.table}.Sanitize(), c.privilege).Scan(&has); err != nil || !has {
+			t.Errorf("%s holds %s on the rebuilt %s: %v (%v)", analyst, c.privilege, c.table, has, err)
+		}
 	}
 	if ids := contactIDs(t, pool, retired); len(ids) != 1 || ids[0] != "con_live" {
 		t.Errorf("retired contacts %v, want the replaced [con_live]", ids)
