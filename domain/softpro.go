@@ -119,5 +119,9 @@ func checkHTTPURL(v *ValidationError, field, raw string, query bool) {
 		v.Add("%s must be an http or https URL with a host, such as https://softpro.example.com/api: got %q", field, shown)
 	case !query && (u.RawQuery != "" || u.Fragment != "" || u.ForceQuery):
 		v.Add("%s must not have a query or fragment: got %q", field, shown)
+	case u.User != nil:
+		// It would be a credential kept and shown in clear: credentials
+		// go in the fields that are sealed and masked.
+		v.Add("%s must not carry a user or password (put credentials in apiKey, or clientId and clientSecret): got %q", field, shown)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -162,16 +163,42 @@ func CheckConnection(ctx context.Context, stored ConnectionSource, c domain.Soft
 	prev, err := stored.Connection(ctx, c.IntegrationID)
 	switch {
 	case err == nil:
-		if c.APIKey == "" {
+		if prev.BaseURL == "" {
+			prev.BaseURL = strings.ReplaceAll(defaultBaseURL, "{integrationId}", c.IntegrationID)
+		}
+		// A stored credential follows the connection only to the hosts it
+		// was given for: moved elsewhere, it must be given again, or
+		// whoever may change the URLs could have it sent to any host.
+		moved := origin(c.BaseURL) != origin(prev.BaseURL) || origin(c.TokenURL) != origin(prev.TokenURL)
+		var v domain.ValidationError
+		if c.APIKey == "" && prev.APIKey != "" {
+			if moved && c.Auth == domain.AuthAPIKey {
+				v.Add("apiKey must be given again when baseUrl moves to another host")
+			}
 			c.APIKey = prev.APIKey
 		}
-		if c.ClientSecret == "" {
+		if c.ClientSecret == "" && prev.ClientSecret != "" {
+			if moved && c.Auth == domain.AuthOAuth {
+				v.Add("clientSecret must be given again when baseUrl or tokenUrl moves to another host")
+			}
 			c.ClientSecret = prev.ClientSecret
+		}
+		if err := v.Err(); err != nil {
+			return err
 		}
 	case !errors.Is(err, domain.ErrNotFound):
 		return err
 	}
 	return c.Validate()
+}
+
+// origin is the scheme and host (with its port) of a URL, "" for none.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || raw == "" {
+		return ""
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host)
 }
 
 // SyncIntegrations reads and updates integrations (the sync fields).

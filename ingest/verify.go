@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -164,9 +165,18 @@ func SecretProblem(scheme domain.SignatureScheme, secret string) string {
 	case len(secret) > 512:
 		return "webhookSecret must be at most 512 characters"
 	case scheme == domain.SchemeStandardWebhooks:
-		if _, err := StandardKey([]byte(secret)); err != nil {
+		key, err := StandardKey([]byte(secret))
+		if err != nil {
 			return "webhookSecret for standard-webhooks must be \"whsec_\" followed by base64"
+		}
+		if len(key) < MinStandardKeyBytes {
+			return fmt.Sprintf("webhookSecret for standard-webhooks must decode to at least %d bytes of key", MinStandardKeyBytes)
 		}
 	}
 	return ""
 }
+
+// MinStandardKeyBytes is the shortest standard-webhooks key accepted: the
+// length check of the secret counts its "whsec_" prefix and base64, not
+// the key the HMAC uses ("whsec_\r\n\r\n" decodes to none).
+const MinStandardKeyBytes = 16

@@ -210,3 +210,21 @@ func TestRouting(t *testing.T) {
 		}
 	}
 }
+
+// A standard-webhooks secret is checked by the key it decodes to, not by
+// its text's length: "whsec_" and a little base64 can pass 8 characters
+// and leave a key of one byte, or none.
+func TestStandardSecretsNeedAKeyOfSixteenBytes(t *testing.T) {
+	t.Parallel()
+	for secret, ok := range map[string]bool{
+		"whsec_AA==":                             false, // 1 byte
+		"whsec_\r\n\r\n":                         false, // no key at all
+		"whsec_AAAAAAAAAAAAAAAAAAAA":             false, // 15 bytes
+		"whsec_AAAAAAAAAAAAAAAAAAAAAA==":         true,  // 16 bytes
+		"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw": true,  // 24 bytes
+	} {
+		if p := SecretProblem(domain.SchemeStandardWebhooks, secret); (p == "") != ok {
+			t.Errorf("SecretProblem(%q) = %q, want acceptable %v", secret, p, ok)
+		}
+	}
+}

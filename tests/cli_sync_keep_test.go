@@ -11,8 +11,9 @@ import (
 )
 
 // sync connect, like PUT …/sync/connection, keeps the stored credentials
-// it is not given: a base URL changes without resending the API key, and
-// a connection without credentials stored or given is still refused.
+// it is not given: a base URL changes within its origin without resending
+// the API key; to another origin, and without credentials stored or given,
+// it is refused.
 func TestCLISyncConnectKeepsStoredCredentials(t *testing.T) {
 	t.Parallel()
 	const tenant, records = "shared", 2
@@ -41,10 +42,14 @@ func TestCLISyncConnectKeepsStoredCredentials(t *testing.T) {
 		t.Fatalf("connect without credentials stored or given: %v\n%s\nwant it refused naming apiKey", err, out)
 	}
 
-	if out, err := connect("--base-url", "http://127.0.0.1:1/nowhere", "--api-key", ten.APIKey); err != nil {
+	if out, err := connect("--base-url", srv.URL+"/nowhere", "--api-key", ten.APIKey); err != nil {
 		t.Fatalf("first connect: %v\n%s", err, out)
 	}
-	// A new base URL alone: the stored API key stays and serves the sync.
+	// A new base URL on the same origin alone: the stored API key stays
+	// and serves the sync. On another origin it must be given again.
+	if out, err := connect("--base-url", "http://127.0.0.1:1/elsewhere"); err == nil || !strings.Contains(out, "apiKey must be given again") {
+		t.Fatalf("connect to another origin without --api-key: %v\n%s\nwant it refused naming apiKey", err, out)
+	}
 	if out, err := connect("--base-url", srv.URL+"/t/"+tenant); err != nil {
 		t.Fatalf("connect with a new base URL and no --api-key: %v\n%s\nwant the stored key kept", err, out)
 	}

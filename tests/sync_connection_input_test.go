@@ -42,6 +42,13 @@ func TestSyncConnectionRefusesBadInput(t *testing.T) {
 		{"masked api key", map[string]any{"baseUrl": baseURL, "apiKey": "***"}, `apiKey must be the credential itself`},
 		{"masked client secret", map[string]any{"baseUrl": baseURL, "auth": "oauth", "clientId": "c", "clientSecret": "***"},
 			`clientSecret must be the credential itself`},
+		{"a password in the base URL", map[string]any{"baseUrl": "https://u:p@softpro.example.com", "apiKey": apiKey},
+			`baseUrl must not carry a user or password`},
+		// The stored key follows the connection only on its own host.
+		{"stored key to another host", map[string]any{"baseUrl": "https://elsewhere.example.com/t/x"},
+			`apiKey must be given again when baseUrl moves to another host`},
+		{"stored key to another port", map[string]any{"baseUrl": "http://127.0.0.1:10/t/x"},
+			`apiKey must be given again when baseUrl moves to another host`},
 	} {
 		status, body := e.call(http.MethodPut, path, e.Token, c.body)
 		if status != http.StatusBadRequest || !strings.Contains(string(body), c.want) {
@@ -68,5 +75,12 @@ func TestSyncConnectionRefusesBadInput(t *testing.T) {
 	}
 	if status, body := e.call(http.MethodGet, "/api/v1/integrations/softpro/"+other+"/sync/connection", e.Token, nil); status != http.StatusNotFound {
 		t.Errorf("GET the other integration's connection: %d %s, want 404", status, body)
+	}
+	// On its own host the stored key stays when left out (another path is
+	// fine), and with a new key the connection may move anywhere.
+	for _, body := range []map[string]any{{"baseUrl": "http://127.0.0.1:9/t/y"}, {"baseUrl": "https://elsewhere.example.com", "apiKey": apiKey + "2"}} {
+		if status, raw := e.call(http.MethodPut, path, e.Token, body); status != http.StatusOK {
+			t.Errorf("PUT %v: %d %s, want 200", body, status, raw)
+		}
 	}
 }

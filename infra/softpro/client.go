@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,7 +27,8 @@ var _ ingest.SoftProAPI = (*Client)(nil)
 
 // Config configures the client.
 type Config struct {
-	// HTTPClient defaults to one with a 30 s timeout.
+	// HTTPClient defaults to one with a 30 s timeout that follows
+	// redirects only within the origin asked (sameOrigin).
 	HTTPClient *http.Client
 	// MaxBody bounds a page's body; default 64 MiB.
 	MaxBody int64
@@ -50,7 +52,7 @@ type token struct {
 // New returns a client.
 func New(cfg Config) *Client {
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second, CheckRedirect: sameOrigin}
 	}
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = 64 << 20
@@ -262,4 +264,21 @@ func (c *Client) token(ctx context.Context, conn domain.SoftProConnection) (stri
 	c.tokens[key] = token{value: tr.AccessToken, expires: time.Now().Add(life * 9 / 10)}
 	c.mu.Unlock()
 	return tr.AccessToken, nil
+}
+
+// sameOrigin follows a redirect only to the scheme, host and port of the
+// request it answers: the API key header and the token request's client
+// secret would go wherever it points (Go drops only Authorization and
+// cookies on a redirect to another host, and keeps them on a downgrade to
+// http).
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	from := via[0].URL
+	if req.URL.Scheme != from.Scheme || !strings.EqualFold(req.URL.Host, from.Host) {
+		return fmt.Errorf("redirect from %s://%s to %s://%s refused: the credentials are not sent to another origin",
+			from.Scheme, from.Host, req.URL.Scheme, req.URL.Host)
+	}
+	return nil
 }
