@@ -88,8 +88,16 @@ func (c Config) Warnings() []string {
 			"a copy of a webhook sent again late in its time window can be appended again (the projections still apply each event id once)",
 			c.WebhookDedupTTL, c.WebhookSignatureTTL))
 	}
+	if n := len(c.JWTSecret); n > 0 && n < MinJWTSecretBytes {
+		out = append(out, fmt.Sprintf("JWT_SECRET is %d bytes, fewer than %d: a token's signature can then be guessed offline "+
+			"and an admin token forged (generate one with openssl rand -hex 32)", n, MinJWTSecretBytes))
+	}
 	return out
 }
+
+// MinJWTSecretBytes is the shortest JWT_SECRET that does not warn: an
+// HS256 key as long as its hash (RFC 7518, section 3.2).
+const MinJWTSecretBytes = 32
 
 // Validate checks ranges; secrets are checked by requireSecrets.
 func (c Config) Validate() error {

@@ -93,3 +93,16 @@ func TestConfigSyncStagger(t *testing.T) {
 		})
 	}
 }
+
+// A short JWT_SECRET works, and is said at start.
+func TestConfigWarnsOfAShortJWTSecret(t *testing.T) {
+	c := DefaultConfig()
+	c.JWTSecret = "changeme"
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "JWT_SECRET is 8 bytes, fewer than 32") {
+		t.Fatalf("warnings %v", w)
+	}
+	c.JWTSecret = strings.Repeat("k", 32)
+	if w := c.Warnings(); len(w) != 0 {
+		t.Fatalf("a 32-byte secret warns: %v", w)
+	}
+}
