@@ -262,6 +262,35 @@ func TestRotatedSecretValidDuringGraceOnly(t *testing.T) {
 	if n := len(e.records(domain.TopicTasks)); n != 3 {
 		t.Fatalf("tasks topic holds %d records, want 3", n)
 	}
+
+	// A leaked secret is revoked at once with secretGraceSeconds 0; the
+	// field goes with a new secret only, within 30 days.
+	for _, bad := range []map[string]any{
+		{"integrationId": id, "secretGraceSeconds": 0},
+		{"integrationId": id, "webhookSecret": "rotated-" + randomID(8), "secretGraceSeconds": -1},
+		{"integrationId": id, "webhookSecret": "rotated-" + randomID(8), "secretGraceSeconds": 30*24*3600 + 1},
+	} {
+		if status, body := e.do(http.MethodPut, "/api/v1/integrations/softpro/webhooks/config", e.Token, bad); status != 400 ||
+			!strings.Contains(string(body), "secretGraceSeconds") {
+			t.Errorf("PUT %v: %d %s, want 400 naming secretGraceSeconds", bad, status, body)
+		}
+	}
+	third := "rotated-" + randomID(8)
+	status, body = e.do(http.MethodPut, "/api/v1/integrations/softpro/webhooks/config", e.Token,
+		map[string]any{"integrationId": id, "webhookSecret": third, "secretGraceSeconds": 0})
+	if status != 200 {
+		t.Fatalf("rotate with no grace: %d %s", status, body)
+	}
+	// Well within the configured grace (3 s), which would let it through.
+	eventually(t, 1500*time.Millisecond, func() string {
+		if r := e.send(signedWebhook(id, newSecret, payload("evt_leaked", domain.TaskCreated, `{}`))); r.Status != 401 {
+			return fmt.Sprintf("the replaced secret with no grace: %d %s", r.Status, r.Raw)
+		}
+		return ""
+	})
+	if r := e.send(signedWebhook(id, third, payload("evt_third", domain.TaskCreated, `{}`))); r.Status != 200 {
+		t.Fatalf("the new secret: %d %s", r.Status, r.Raw)
+	}
 }
 
 func TestRateLimitIsPerIntegration(t *testing.T) {

@@ -267,13 +267,17 @@ func (s *server) updateIntegration(w http.ResponseWriter, r *http.Request) {
 }
 
 type webhookConfigRequest struct {
-	IntegrationID   string            `json:"integrationId"`
-	Enabled         *bool             `json:"enabled"`
-	Active          *bool             `json:"active"`
-	WebhookSecret   *string           `json:"webhookSecret"`
-	SignatureScheme *string           `json:"signatureScheme"`
-	IngestRateLimit *int              `json:"ingestRateLimit"`
-	RetryConfig     *retryConfigPatch `json:"retryConfig"`
+	IntegrationID string  `json:"integrationId"`
+	Enabled       *bool   `json:"enabled"`
+	Active        *bool   `json:"active"`
+	WebhookSecret *string `json:"webhookSecret"`
+	// SecretGraceSeconds, with webhookSecret, is how long the replaced
+	// secret keeps verifying (0: revoked at once; default
+	// WEBHOOK_SECRET_GRACE).
+	SecretGraceSeconds *int              `json:"secretGraceSeconds"`
+	SignatureScheme    *string           `json:"signatureScheme"`
+	IngestRateLimit    *int              `json:"ingestRateLimit"`
+	RetryConfig        *retryConfigPatch `json:"retryConfig"`
 }
 
 // retryConfigPatch is a retryConfig in an update: a field left out keeps
@@ -294,6 +298,9 @@ func (p *retryConfigPatch) apply(cur *domain.RetryConfig) *domain.RetryConfig {
 	return &out
 }
 
+// maxSecretGraceSeconds bounds secretGraceSeconds: 30 days.
+const maxSecretGraceSeconds = 30 * 24 * 3600
+
 // updateWebhookConfig is the original PUT …/webhooks/config. A new
 // webhookSecret rotates: the previous one keeps verifying for the grace
 // period.
@@ -312,6 +319,17 @@ func (s *server) updateWebhookConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.IngestRateLimit != nil && *req.IngestRateLimit <= 0 {
 		v.Add("ingestRateLimit must be positive")
+	}
+	grace := s.cfg.SecretGrace
+	if g := req.SecretGraceSeconds; g != nil {
+		switch {
+		case req.WebhookSecret == nil:
+			v.Add("secretGraceSeconds applies to a new webhookSecret only")
+		case *g < 0 || *g > maxSecretGraceSeconds:
+			v.Add("secretGraceSeconds must be between 0 (the replaced secret revoked at once) and %d (30 days)", maxSecretGraceSeconds)
+		default:
+			grace = time.Duration(*g) * time.Second
+		}
 	}
 	if req.IngestRateLimit != nil {
 		validateStorable(&v, map[string]int{"ingestRateLimit": *req.IngestRateLimit})
@@ -358,7 +376,7 @@ func (s *server) updateWebhookConfig(w http.ResponseWriter, r *http.Request) {
 	var updated domain.Integration
 	var err error
 	if req.WebhookSecret != nil {
-		updated, err = s.integrations.UpdateRotating(r.Context(), req.IntegrationID, update, *req.WebhookSecret, s.cfg.SecretGrace, s.cfg.Now())
+		updated, err = s.integrations.UpdateRotating(r.Context(), req.IntegrationID, update, *req.WebhookSecret, grace, s.cfg.Now())
 	} else {
 		updated, err = s.integrations.Update(r.Context(), req.IntegrationID, update)
 	}
