@@ -160,6 +160,7 @@ func CheckConnection(ctx context.Context, stored ConnectionSource, c domain.Soft
 	if c.BaseURL == "" {
 		c.BaseURL = strings.ReplaceAll(defaultBaseURL, "{integrationId}", c.IntegrationID)
 	}
+	var v domain.ValidationError
 	prev, err := stored.Connection(ctx, c.IntegrationID)
 	switch {
 	case err == nil:
@@ -170,26 +171,29 @@ func CheckConnection(ctx context.Context, stored ConnectionSource, c domain.Soft
 		// was given for: moved elsewhere, it must be given again, or
 		// whoever may change the URLs could have it sent to any host.
 		moved := origin(c.BaseURL) != origin(prev.BaseURL) || origin(c.TokenURL) != origin(prev.TokenURL)
-		var v domain.ValidationError
+		// Every stored credential, whichever mode the connection now
+		// uses: one kept for the other mode would follow the move and be
+		// sent there once the mode is switched back.
 		if c.APIKey == "" && prev.APIKey != "" {
-			if moved && c.Auth == domain.AuthAPIKey {
-				v.Add("apiKey must be given again when baseUrl moves to another host")
+			if moved {
+				v.Add("apiKey must be given again when baseUrl moves to another host (the stored one was given for the old host)")
 			}
 			c.APIKey = prev.APIKey
 		}
 		if c.ClientSecret == "" && prev.ClientSecret != "" {
-			if moved && c.Auth == domain.AuthOAuth {
-				v.Add("clientSecret must be given again when baseUrl or tokenUrl moves to another host")
+			if moved {
+				v.Add("clientSecret must be given again when baseUrl or tokenUrl moves to another host (the stored one was given for the old host)")
 			}
 			c.ClientSecret = prev.ClientSecret
-		}
-		if err := v.Err(); err != nil {
-			return err
 		}
 	case !errors.Is(err, domain.ErrNotFound):
 		return err
 	}
-	return c.Validate()
+	// The connection's own problems first (a bad URL moves nothing).
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return v.Err()
 }
 
 // origin is the scheme and host (with its port) of a URL, "" for none.

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -334,16 +335,17 @@ func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error
 // projection has not applied: per topic, those past the projection's
 // checkpoint in the partition holding the integration's key (or past the
 // log start where there is no checkpoint yet), at most limit offsets
-// behind the partition's end. truncated says the limit left some out.
-func (r *Recovery) unapplied(ctx context.Context, integrationID string, limit int64, fn func(ScannedRecord)) (truncated bool, err error) {
+// behind the partition's end. cut names the partitions the limit left
+// some out of.
+func (r *Recovery) unapplied(ctx context.Context, integrationID string, limit int64, fn func(ScannedRecord)) (cut map[Partition]bool, err error) {
 	bounds, err := r.log.Bounds(ctx, r.cfg.Topics, time.Time{}, time.Time{})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	bounds = onlyIntegration(bounds, r.log, integrationID)
 	cps, err := r.status.ProjectionCheckpoints(ctx)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	next := map[Partition]int64{}
 	for _, c := range cps {
@@ -352,13 +354,14 @@ func (r *Recovery) unapplied(ctx context.Context, integrationID string, limit in
 		}
 	}
 	rest := bounds.From(next)
+	cut = map[Partition]bool{}
 	for p, s := range rest.Start {
 		// Bound the read; a projection that far behind is a gap anyway.
 		if s < rest.End[p]-limit {
-			rest.Start[p], truncated = rest.End[p]-limit, true
+			rest.Start[p], cut[p] = rest.End[p]-limit, true
 		}
 	}
-	return truncated, r.log.Scan(ctx, ScanRequest{Bounds: rest, IntegrationID: integrationID, BatchSize: 2000}, func(recs []ScannedRecord) error {
+	return cut, r.log.Scan(ctx, ScanRequest{Bounds: rest, IntegrationID: integrationID, BatchSize: 2000}, func(recs []ScannedRecord) error {
 		for _, rec := range recs {
 			fn(rec)
 		}
@@ -386,20 +389,26 @@ type PendingRecord struct {
 // last limit offsets of each partition are read (ScanLimit when limit is
 // 0); truncated says records before them were left out.
 func (r *Recovery) Pending(ctx context.Context, integrationID string, limit int64) (recs []PendingRecord, truncated bool, err error) {
+	recs, cut, err := r.pending(ctx, integrationID, limit)
+	return recs, len(cut) > 0, err
+}
+
+// pending is Pending naming the partitions the limit cut.
+func (r *Recovery) pending(ctx context.Context, integrationID string, limit int64) (recs []PendingRecord, cut map[Partition]bool, err error) {
 	if limit <= 0 {
 		limit = r.cfg.ScanLimit
 	}
-	truncated, err = r.unapplied(ctx, integrationID, limit, func(rec ScannedRecord) {
+	cut, err = r.unapplied(ctx, integrationID, limit, func(rec ScannedRecord) {
 		if rec.Err != nil {
 			return
 		}
 		recs = append(recs, PendingRecord{EventID: rec.Envelope.EventID, Partition: rec.Partition, AppendedAt: rec.Timestamp.UTC()})
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("pending %s: %w", integrationID, err)
+		return nil, nil, fmt.Errorf("pending %s: %w", integrationID, err)
 	}
 	if len(recs) == 0 {
-		return nil, truncated, nil
+		return nil, cut, nil
 	}
 	ids := make([]string, len(recs))
 	for i, rec := range recs {
@@ -407,9 +416,9 @@ func (r *Recovery) Pending(ctx context.Context, integrationID string, limit int6
 	}
 	settled, err := r.settled.Settled(ctx, integrationID, ids)
 	if err != nil {
-		return nil, false, fmt.Errorf("pending %s: %w", integrationID, err)
+		return nil, nil, fmt.Errorf("pending %s: %w", integrationID, err)
 	}
-	return slices.DeleteFunc(recs, func(rec PendingRecord) bool { return settled[rec.EventID] }), truncated, nil
+	return slices.DeleteFunc(recs, func(rec PendingRecord) bool { return settled[rec.EventID] }), cut, nil
 }
 
 // logGaps: per topic, the integration's pending records (see Pending) that
@@ -420,7 +429,7 @@ func (r *Recovery) logGaps(ctx context.Context, integrationID string) ([]Gap, er
 		n        int64
 		from, to time.Time
 	}
-	recs, truncated, err := r.Pending(ctx, integrationID, r.cfg.ScanLimit)
+	recs, cut, err := r.pending(ctx, integrationID, r.cfg.ScanLimit)
 	if err != nil {
 		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
 	}
@@ -444,7 +453,7 @@ func (r *Recovery) logGaps(ctx context.Context, integrationID string) ([]Gap, er
 		g := Gap{Kind: GapLogBehind, IntegrationID: integrationID, Topic: p.Topic, Partition: &part,
 			From: &from, To: &to, Records: s.n, Fill: FillReplay,
 			Missing: fmt.Sprintf("%d records of %s not projected by %s for over %v", s.n, p.Topic, r.cfg.Names[p.Topic], r.cfg.Behind)}
-		if truncated {
+		if cut[p] {
 			// Records before the offsets read may be unapplied too: the
 			// count is a floor, and the fill replays from the log's start.
 			g.From = nil
@@ -453,6 +462,9 @@ func (r *Recovery) logGaps(ctx context.Context, integrationID string) ([]Gap, er
 		}
 		out = append(out, g)
 	}
+	slices.SortFunc(out, func(a, b Gap) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(*a.Partition, *b.Partition))
+	})
 	return out, nil
 }
 
@@ -614,12 +626,13 @@ func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string
 			var n int
 			n, err = r.syncer.SyncNow(ctx, integrationID, since, false)
 			rep.Synced += n
-			if err != nil || n == 0 {
+			if n == 0 || ctx.Err() != nil {
 				break
 			}
-			var rr ReplayReport
-			rr, err = r.replayer.Replay(ctx, ReplayRequest{IntegrationID: integrationID, Topics: []string{domain.TopicSync}, From: started})
+			// What a run that failed part way appended is applied too.
+			rr, rerr := r.replayer.Replay(ctx, ReplayRequest{IntegrationID: integrationID, Topics: []string{domain.TopicSync}, From: started})
 			rep.Replayed = append(rep.Replayed, rr)
+			err = errors.Join(err, rerr)
 		case FillRefold:
 			var n int
 			n, err = r.refile(ctx, integrationID, g.Issues)

@@ -56,6 +56,14 @@ func TestSchemeChangeNeedsAUsableSecret(t *testing.T) {
 	if r := e.send(signedWebhook(id, secret, payload("evt_1", domain.TaskCreated, `{}`))); r.Status != 200 {
 		t.Fatalf("the refused change altered the integration: %d %s", r.Status, r.Raw)
 	}
+	// A softpro secret that decodes as standard-webhooks, to a key too
+	// short (none at all here), is no usable one either.
+	weak, _ := e.integration("weak", map[string]any{"webhookSecret": "whsec_\r\n\r\n"})
+	status, body = e.do(http.MethodPut, "/api/v1/integrations/softpro/webhooks/config", e.Token,
+		map[string]any{"integrationId": weak, "signatureScheme": "standard-webhooks"})
+	if status != http.StatusBadRequest {
+		t.Fatalf("scheme change keeping a secret of no key: %d %s, want 400", status, body)
+	}
 	std := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	status, body = e.do(http.MethodPut, "/api/v1/integrations/softpro/webhooks/config", e.Token,
 		map[string]any{"integrationId": id, "signatureScheme": "standard-webhooks", "webhookSecret": std})

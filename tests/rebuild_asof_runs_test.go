@@ -148,8 +148,10 @@ VALUES ('as-of', $1, now(), $2, now()) RETURNING id`, schema, state).Scan(&id); 
 		if _, err := db.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+pgx.Identifier{schema, "transactions"}.Sanitize()+" (id text)"); err != nil {
-			t.Fatal(err)
+		for _, table := range []string{"transactions", "rebuild_indexes"} { // unsealed
+			if _, err := db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+pgx.Identifier{schema, table}.Sanitize()+" (id text)"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return id
 	}
@@ -176,6 +178,13 @@ VALUES ('as-of', $1, now(), $2, now()) RETURNING id`, schema, state).Scan(&id); 
 	// kept is the later one's.
 	kept := "asof_kept_" + e.ns
 	keptDead := died(kept, "building")
+	// A build that sealed its copy and lost its last state write: the
+	// copy is whole, kept, and its run done.
+	sealed := "asof_sealed_" + e.ns
+	sealedID := died(sealed, "sealing")
+	if _, err := db.Exec(ctx, "DROP TABLE "+pgx.Identifier{sealed, "rebuild_indexes"}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := db.Exec(ctx, `INSERT INTO rebuild_runs (kind, schema_name, as_of, state, started_at, finished_at)
 VALUES ('as-of', $1, now(), 'done', now(), now())`, kept); err != nil {
 		t.Fatal(err)
@@ -195,6 +204,9 @@ VALUES ('as-of', $1, now(), 'done', now(), now())`, kept); err != nil {
 	}
 	if exists(other) {
 		t.Errorf("schema %s of a build that died is still there", other)
+	}
+	if got := state(sealedID); got != "done " || !exists(sealed) {
+		t.Errorf("run %d whose copy was sealed: %q, schema kept %v; want done and kept", sealedID, got, exists(sealed))
 	}
 	if !exists(kept) {
 		t.Errorf("schema %s, built again after the build that died, was dropped", kept)

@@ -49,6 +49,11 @@ func TestSyncConnectionRefusesBadInput(t *testing.T) {
 			`apiKey must be given again when baseUrl moves to another host`},
 		{"stored key to another port", map[string]any{"baseUrl": "http://127.0.0.1:10/t/x"},
 			`apiKey must be given again when baseUrl moves to another host`},
+		// Switching mode while moving would keep the stored key for a
+		// later switch back on the new host.
+		{"stored key kept by a switch to oauth elsewhere", map[string]any{"baseUrl": "https://elsewhere.example.com", "auth": "oauth",
+			"clientId": "c", "clientSecret": "s", "tokenUrl": "https://elsewhere.example.com/token"},
+			`apiKey must be given again when baseUrl moves to another host`},
 	} {
 		status, body := e.call(http.MethodPut, path, e.Token, c.body)
 		if status != http.StatusBadRequest || !strings.Contains(string(body), c.want) {

@@ -362,8 +362,7 @@ func (s *server) updateWebhookConfig(w http.ResponseWriter, r *http.Request) {
 			// scheme, or every webhook would be refused from now on.
 			valid := in.ValidSecrets(s.cfg.Now())
 			usable := slices.ContainsFunc(valid, func(sec domain.Secret) bool {
-				_, err := ingest.StandardKey(sec.Value)
-				return err == nil
+				return ingest.SecretProblem(domain.SchemeStandardWebhooks, string(sec.Value)) == ""
 			})
 			if len(valid) > 0 && !usable {
 				return &domain.ValidationError{Problems: []string{

@@ -531,6 +531,21 @@ func (s *RebuildRuns) sweepOne(ctx context.Context, conn *pgx.Conn, id int64, sc
 		return nil // alive
 	}
 	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lock) }()
+	// A schema whose indexes were restored (Seal drops rebuild_indexes)
+	// is a finished copy whose run's last state write was lost: kept, and
+	// its run marked done.
+	var unsealed, present bool
+	if schema != "" {
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
+ EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'rebuild_indexes')`, schema).Scan(&present, &unsealed); err != nil {
+			return err
+		}
+	}
+	if present && !unsealed {
+		_, err := conn.Exec(ctx, `UPDATE rebuild_runs SET state = 'done', finished_at = coalesce(finished_at, now()), updated_at = now()
+WHERE id = $1 AND state = ANY($2)`, id, activeStates)
+		return err
+	}
 	tag, err := conn.Exec(ctx, `UPDATE rebuild_runs SET state = 'failed', error = 'interrupted', finished_at = now(), updated_at = now()
 WHERE id = $1 AND state = ANY($2)`, id, activeStates)
 	if err != nil || tag.RowsAffected() == 0 || schema == "" || schema == live {
