@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,5 +214,50 @@ func TestReplayResyncRefusedAnswersLikeASync(t *testing.T) {
 	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM sync_watermarks WHERE integration_id = $1 AND watermark = $2`,
 		inactive, mark).Scan(&kept); err != nil || kept != len(domain.SyncTypes) {
 		t.Errorf("after the refused resyncs %d of %d watermarks are where they were (%v)", kept, len(domain.SyncTypes), err)
+	}
+}
+
+// A gap fill whose sync fails part way (here on contacts, after the
+// transactions were pulled) still applies what the sync appended before
+// failing, with no live projector running, and reports the failure.
+func TestFillAppliesWhatASyncAppendedBeforeFailing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.syncIntegration("partialfill", nil)
+	s := sim.New(sim.Config{Seed: 42, Records: 10, MaxPage: 25, Tenants: []string{id}})
+	// Once armed, the contacts list answers its first request (the gap
+	// detection's) and fails every later one (the sync's).
+	var armed atomic.Bool
+	var contactsAsked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if armed.Load() && strings.Contains(r.URL.Path, "/v1/"+domain.SyncContacts) && contactsAsked.Add(1) > 1 {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		s.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	e.connect(s, srv, id, false)
+	e.syncNow(id)
+	e.matchesSimulator(s, id, 60*time.Second)
+	e.shutdown()
+	e.roles = app.Roles{Ingest: true, API: true}
+	e.launch()
+
+	for range 3 {
+		s.Modify(id, domain.SyncTransactions, "")
+		s.Modify(id, domain.SyncContacts, "")
+	}
+	armed.Store(true)
+	rep := e.fill(id)
+	if rep.Synced == 0 || len(rep.Errors) == 0 {
+		t.Fatalf("fill: %+v, want records synced and the contacts' failure reported", rep)
+	}
+	var replayed int64
+	for _, rr := range rep.Replayed {
+		replayed += rr.Records
+	}
+	if replayed < int64(rep.Synced) {
+		t.Fatalf("fill replayed %d records after its sync appended %d and failed: %+v", replayed, rep.Synced, rep)
 	}
 }
