@@ -436,6 +436,11 @@ func setText(dst *string, d map[string]json.RawMessage, keys ...string) {
 // it, a timestamp or date sets it, anything else leaves it (the value stays
 // in the data jsonb).
 func setTime(dst **time.Time, d map[string]json.RawMessage, keys ...string) {
+	setParsed(dst, d, parseTime, keys...)
+}
+
+// setParsed is setTime reading the value with parse.
+func setParsed(dst **time.Time, d map[string]json.RawMessage, parse func(string) (time.Time, bool), keys ...string) {
 	for _, k := range keys {
 		raw, ok := d[k]
 		if !ok {
@@ -445,7 +450,7 @@ func setTime(dst **time.Time, d map[string]json.RawMessage, keys ...string) {
 			*dst = nil
 			return
 		}
-		if t, ok := parseTime(rawText(raw)); ok {
+		if t, ok := parse(rawText(raw)); ok {
 			*dst = &t
 		}
 		return
@@ -466,16 +471,17 @@ func setTimeIfAny(dst **time.Time, d map[string]json.RawMessage, keys ...string)
 // names, in its own offset (2024-02-01T19:30:00-05:00 is February 1st,
 // not the 2nd it is in UTC), kept as midnight UTC.
 func setDate(dst **time.Time, d map[string]json.RawMessage, keys ...string) {
-	old := *dst
-	setTime(dst, d, keys...)
-	if *dst == old || *dst == nil {
-		return
+	setParsed(dst, d, parseDate, keys...)
+}
+
+// parseDate reads s as parseTime does and keeps the day it names in its
+// own offset, as midnight UTC.
+func parseDate(s string) (time.Time, bool) {
+	t, ok := parseTimeInZone(s)
+	if !ok {
+		return time.Time{}, false
 	}
-	_, raw := first(d, keys...)
-	if t, ok := parseTimeInZone(raw); ok {
-		day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-		*dst = &day
-	}
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC), true
 }
 
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", time.DateOnly}

@@ -501,9 +501,11 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 			// Records appended already (the overlap brings them again)
 			// are passed over.
 			fresh := make([]Record, 0, len(page.Records))
+			freshIDs := make([]string, 0, len(page.Records))
 			for _, rec := range page.Records {
-				if _, done := mark.Recent[domain.SyncEventID(evType, rec.ID, rec.UpdatedAt)]; !done {
-					fresh = append(fresh, rec)
+				id := domain.SyncEventID(evType, rec.ID, rec.UpdatedAt)
+				if _, done := mark.Recent[id]; !done {
+					fresh, freshIDs = append(fresh, rec), append(freshIDs, id)
 				}
 			}
 			tooLarge, err := r.appendPage(ctx, run, evType, fresh)
@@ -514,9 +516,9 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 				*skipped = append(*skipped, typ+" "+id)
 			}
 			appended := make(map[string]time.Time, len(fresh))
-			for _, rec := range fresh {
+			for i, rec := range fresh {
 				if _, large := slices.BinarySearch(tooLarge, rec.ID); !large {
-					appended[domain.SyncEventID(evType, rec.ID, rec.UpdatedAt)] = rec.UpdatedAt.UTC()
+					appended[freshIDs[i]] = rec.UpdatedAt.UTC()
 				}
 			}
 			run.Records[typ] += len(appended)

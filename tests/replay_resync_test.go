@@ -109,10 +109,7 @@ func TestReplayDataSideGapsAreFoundAndFilledByATargetedSync(t *testing.T) {
 	if rep.Synced < int(missing) || len(rep.Errors) != 0 {
 		t.Fatalf("fill: %+v", rep)
 	}
-	var replayed int64
-	for _, rr := range rep.Replayed {
-		replayed += rr.Records
-	}
+	replayed := replayedRecords(rep)
 	if replayed < int64(rep.Synced) {
 		t.Fatalf("fill replayed %d records after syncing %d: %+v", replayed, rep.Synced, rep)
 	}
@@ -253,11 +250,17 @@ func TestFillAppliesWhatASyncAppendedBeforeFailing(t *testing.T) {
 	if rep.Synced == 0 || len(rep.Errors) == 0 {
 		t.Fatalf("fill: %+v, want records synced and the contacts' failure reported", rep)
 	}
-	var replayed int64
-	for _, rr := range rep.Replayed {
-		replayed += rr.Records
-	}
+	replayed := replayedRecords(rep)
 	if replayed < int64(rep.Synced) {
 		t.Fatalf("fill replayed %d records after its sync appended %d and failed: %+v", replayed, rep.Synced, rep)
 	}
+}
+
+// replayedRecords is how many records a fill's replays read.
+func replayedRecords(rep projections.FillReport) int64 {
+	var n int64
+	for _, rr := range rep.Replayed {
+		n += rr.Records
+	}
+	return n
 }

@@ -581,10 +581,8 @@ func missedSlot(in domain.Integration, minInterval int, now time.Time) bool {
 	if last == nil {
 		return true
 	}
-	if sched, err := cron.ParseStandard(CronSpec(in.SyncFrequency, minInterval)); err == nil {
-		if _, constant := sched.(cron.ConstantDelaySchedule); !constant {
-			return !sched.Next(last.UTC()).After(now.UTC())
-		}
+	if _, sched, err := ScheduleOf(in, minInterval); err == nil {
+		return !sched.Next(last.UTC()).After(now.UTC())
 	}
 	return now.Sub(*last) >= Interval(in.SyncFrequency, minInterval)
 }

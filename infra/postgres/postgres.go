@@ -195,9 +195,16 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 // lockID derives the advisory lock key that guards one schema's migrations.
-func lockID(database, schema string) int64 {
+func lockID(database, schema string) int64 { return advisoryKey("migrate", database, schema) }
+
+// advisoryKey is the advisory lock key named by what and its parts
+// ("softprohub/what\x00part…", hashed).
+func advisoryKey(what string, parts ...string) int64 {
 	h := fnv.New64a()
-	h.Write([]byte("softprohub/migrate\x00" + database + "\x00" + schema))
+	h.Write([]byte("softprohub/" + what))
+	for _, p := range parts {
+		h.Write([]byte("\x00" + p))
+	}
 	return int64(h.Sum64())
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strings"
 	"sync"
 	"time"
@@ -437,18 +436,11 @@ var _ projections.RebuildRuns = (*RebuildRuns)(nil)
 // NewRebuildRuns returns the run store of pool's schema.
 func NewRebuildRuns(pool *pgxpool.Pool) *RebuildRuns { return &RebuildRuns{pool: pool} }
 
-func rebuildLockID(schema string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("softprohub/rebuild\x00" + schema))
-	return int64(h.Sum64())
-}
+// rebuildLockID is the lock of full rebuilds of the live schema.
+func rebuildLockID(schema string) int64 { return advisoryKey("rebuild", schema) }
 
 // asOfLockID is the lock of a point-in-time build into schema.
-func asOfLockID(schema string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("softprohub/as-of\x00" + schema))
-	return int64(h.Sum64())
-}
+func asOfLockID(schema string) int64 { return advisoryKey("as-of", schema) }
 
 // activeStates are the states of a run still working, as stored.
 var activeStates = []string{
