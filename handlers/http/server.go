@@ -59,6 +59,12 @@ type QueueStat struct {
 	// group's lag: waiting is 0 because it is unknown, not because
 	// nothing waits.
 	LagUnavailable bool `json:"lagUnavailable,omitempty"`
+	// CountsUnavailable says the database did not answer for the
+	// completed and failed counts: they are 0 because they are unknown.
+	CountsUnavailable bool `json:"countsUnavailable,omitempty"`
+	// PausedUnavailable says the database did not answer for the pause
+	// flags: paused is false because it is unknown.
+	PausedUnavailable bool `json:"pausedUnavailable,omitempty"`
 }
 
 // QueueReporter reports per-topic figures.

@@ -41,6 +41,9 @@ type queueStatsView struct {
 	// group's lag: waiting is 0 because it is unknown, not because
 	// nothing waits.
 	LagUnavailable bool `json:"lagUnavailable,omitempty"`
+	// PausedUnavailable says the database did not answer for the pause
+	// flags: paused is false because it is unknown.
+	PausedUnavailable bool `json:"pausedUnavailable,omitempty"`
 }
 
 // stats is GET …/webhooks/stats: figures of the events received in the
@@ -92,8 +95,8 @@ func (q *queryAPI) stats(w http.ResponseWriter, r *http.Request) {
 
 // queueStats fills in the live figures. Lag comes from the broker and
 // pauses from the database; if either does not answer, its figures are
-// left at 0 and false rather than failing the stats, and a lag the broker
-// did not give is marked lagUnavailable.
+// left at 0 and false rather than failing the stats, and marked
+// lagUnavailable or pausedUnavailable.
 func (q *queryAPI) queueStats(ctx context.Context, perTopic map[string]*queueStatsView) []queueStatsView {
 	var lag map[string]int64
 	var lagErr error
@@ -103,9 +106,10 @@ func (q *queryAPI) queueStats(ctx context.Context, perTopic map[string]*queueSta
 		cancel()
 	}
 	var paused map[string]bool
+	var pausedErr error
 	if q.Pauses != nil {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		paused, _ = q.Pauses.Paused(pctx)
+		paused, pausedErr = q.Pauses.Paused(pctx)
 		cancel()
 	}
 	out := make([]queueStatsView, 0, len(q.Topics))
@@ -114,6 +118,7 @@ func (q *queryAPI) queueStats(ctx context.Context, perTopic map[string]*queueSta
 		qs.Waiting = max(lag[t], 0)
 		qs.LagUnavailable = lagErr != nil
 		qs.Paused = paused[t]
+		qs.PausedUnavailable = pausedErr != nil
 		if q.Gauges != nil {
 			qs.Active, qs.Delayed = q.Gauges.Gauges(t)
 		}

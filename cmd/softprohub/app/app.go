@@ -410,21 +410,22 @@ type topicReporter struct {
 
 // Queues fails only when the log's end offsets cannot be read. A lag the
 // broker does not give leaves waiting at 0 with LagUnavailable; pauses or
-// counts the database does not give leave paused false and completed and
-// failed at 0: health stays answerable.
+// counts the database does not give leave paused false with
+// PausedUnavailable, completed and failed at 0 with CountsUnavailable:
+// health stays answerable.
 func (t topicReporter) Queues(ctx context.Context) ([]httpapi.QueueStat, error) {
 	offs, err := t.offsets.EndOffsets(ctx, domain.AllTopics...)
 	if err != nil {
 		return nil, err
 	}
 	lag, lagErr := t.lag.Lag(ctx)
-	paused, err := t.pauses.Paused(ctx)
-	if err != nil {
+	paused, pausedErr := t.pauses.Paused(ctx)
+	if pausedErr != nil {
 		paused = nil
 	}
 	end := t.now().UTC()
-	counts, err := t.stats.Stats(ctx, projections.StatsFilter{Start: end.Add(-healthStatsPeriod), End: end})
-	if err != nil {
+	counts, countsErr := t.stats.Stats(ctx, projections.StatsFilter{Start: end.Add(-healthStatsPeriod), End: end})
+	if countsErr != nil {
 		counts = nil
 	}
 	completed, failed := map[string]int64{}, map[string]int64{}
@@ -437,7 +438,8 @@ func (t topicReporter) Queues(ctx context.Context) ([]httpapi.QueueStat, error) 
 	out := make([]httpapi.QueueStat, 0, len(domain.AllTopics))
 	for _, topic := range domain.AllTopics {
 		q := httpapi.QueueStat{QueueName: topic, Appended: offs.Total(topic), Waiting: max(lag[topic], 0),
-			LagUnavailable: lagErr != nil, Completed: completed[topic], Failed: failed[topic], Paused: paused[topic]}
+			LagUnavailable: lagErr != nil, Completed: completed[topic], Failed: failed[topic], CountsUnavailable: countsErr != nil,
+			Paused: paused[topic], PausedUnavailable: pausedErr != nil}
 		if t.gauges != nil {
 			q.Active, q.Delayed = t.gauges.Gauges(topic)
 		}

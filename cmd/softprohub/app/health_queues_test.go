@@ -26,38 +26,58 @@ func (l fakeLag) Lag(context.Context) (map[string]int64, error) {
 	return map[string]int64{domain.TopicTasks: 3}, nil
 }
 
-type fakeStats struct{ from time.Time }
+type fakeStats struct {
+	from time.Time
+	err  error
+}
 
 func (s *fakeStats) Stats(_ context.Context, f projections.StatsFilter) ([]projections.Counts, error) {
 	s.from = f.Start
+	if s.err != nil {
+		return nil, s.err
+	}
 	return []projections.Counts{
 		{EventType: domain.TaskCreated, Received: 4, Completed: 2, Failed: 1},
 		{EventType: domain.TaskCompleted, Received: 1, Completed: 1},
 	}, nil
 }
 
-type noPauses struct{}
+type fakePauses struct{ err error }
 
-func (noPauses) Paused(context.Context) (map[string]bool, error) { return nil, nil }
+func (p fakePauses) Paused(context.Context) (map[string]bool, error) {
+	if p.err != nil {
+		return nil, p.err
+	}
+	return map[string]bool{domain.TopicTasks: true}, nil
+}
 
 // Health's queue figures: completed and failed from the read models over
-// the last 24 hours, and a lag the broker does not give marked as unknown.
+// the last 24 hours, and a lag the broker does not give, or counts and
+// pauses the database does not give, marked as unknown.
 func TestTopicReporterFigures(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	down := errors.New("down")
 	for _, tc := range []struct {
-		name        string
-		lagErr      error
-		waiting     int64
-		unavailable bool
+		name                string
+		lagErr, statsErr    error
+		pausesErr           error
+		waiting             int64
+		completed, failed   int64
+		paused              bool
+		lagGone, countsGone bool
+		pausedGone          bool
 	}{
-		{name: "lag read", waiting: 3},
-		{name: "lag unavailable", lagErr: errors.New("broker down"), unavailable: true},
+		{name: "all read", waiting: 3, completed: 3, failed: 1, paused: true},
+		{name: "lag unavailable", lagErr: down, completed: 3, failed: 1, paused: true, lagGone: true},
+		{name: "counts unavailable", statsErr: down, waiting: 3, paused: true, countsGone: true},
+		{name: "pauses unavailable", pausesErr: down, waiting: 3, completed: 3, failed: 1, pausedGone: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			stats := &fakeStats{}
-			r := topicReporter{offsets: fakeOffsets{}, lag: fakeLag{err: tc.lagErr}, stats: stats, pauses: noPauses{}, now: func() time.Time { return now }}
+			stats := &fakeStats{err: tc.statsErr}
+			r := topicReporter{offsets: fakeOffsets{}, lag: fakeLag{err: tc.lagErr}, stats: stats, pauses: fakePauses{err: tc.pausesErr},
+				now: func() time.Time { return now }}
 			qs, err := r.Queues(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -66,15 +86,16 @@ func TestTopicReporterFigures(t *testing.T) {
 				t.Errorf("counts from %v, want the last 24 hours", stats.from)
 			}
 			for _, q := range qs {
-				if q.LagUnavailable != tc.unavailable {
-					t.Errorf("%s: lagUnavailable %v, want %v", q.QueueName, q.LagUnavailable, tc.unavailable)
+				if q.LagUnavailable != tc.lagGone || q.CountsUnavailable != tc.countsGone || q.PausedUnavailable != tc.pausedGone {
+					t.Errorf("%s: lagUnavailable %v, countsUnavailable %v, pausedUnavailable %v; want %v, %v, %v", q.QueueName,
+						q.LagUnavailable, q.CountsUnavailable, q.PausedUnavailable, tc.lagGone, tc.countsGone, tc.pausedGone)
 				}
 				if q.QueueName != domain.TopicTasks {
 					continue
 				}
-				if q.Completed != 3 || q.Failed != 1 || q.Waiting != tc.waiting || q.Appended != 7 {
-					t.Errorf("tasks: completed %d, failed %d, waiting %d, appended %d; want 3, 1, %d, 7",
-						q.Completed, q.Failed, q.Waiting, q.Appended, tc.waiting)
+				if q.Completed != tc.completed || q.Failed != tc.failed || q.Waiting != tc.waiting || q.Appended != 7 || q.Paused != tc.paused {
+					t.Errorf("tasks: completed %d, failed %d, waiting %d, appended %d, paused %v; want %d, %d, %d, 7, %v",
+						q.Completed, q.Failed, q.Waiting, q.Appended, q.Paused, tc.completed, tc.failed, tc.waiting, tc.paused)
 				}
 			}
 		})
