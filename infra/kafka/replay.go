@@ -60,7 +60,7 @@ func (r *ReplayReader) Bounds(ctx context.Context, topics []string, from, to tim
 	if from.IsZero() {
 		listedStart, err = adm.ListStartOffsets(ctx, present...)
 	} else {
-		listedStart, err = adm.ListOffsetsAfterMilli(ctx, ceilMilli(from), present...)
+		listedStart, err = listOffsetsFrom(ctx, adm, from, present)
 	}
 	if err != nil {
 		return projections.Bounds{}, fmt.Errorf("log bounds: start: %w", err)
@@ -70,7 +70,7 @@ func (r *ReplayReader) Bounds(ctx context.Context, topics []string, from, to tim
 		return projections.Bounds{}, fmt.Errorf("log bounds: start: %w", err)
 	}
 	if !to.IsZero() {
-		listedTo, err := adm.ListOffsetsAfterMilli(ctx, ceilMilli(to), present...)
+		listedTo, err := listOffsetsFrom(ctx, adm, to, present)
 		if err != nil {
 			return projections.Bounds{}, fmt.Errorf("log bounds: end: %w", err)
 		}
@@ -340,6 +340,17 @@ func (r *ReplayReader) Partitions(ctx context.Context, topics []string) (map[str
 		out[t] = len(ps)
 	}
 	return out, nil
+}
+
+// listOffsetsFrom lists, per partition, the offset of the first record
+// stamped at or after t. Before 1970 that is the log's start: Kafka reads
+// a negative time as a special offset (-1 the end, -2 the start, other
+// values an error), not as a time.
+func listOffsetsFrom(ctx context.Context, adm *kadm.Client, t time.Time, topics []string) (kadm.ListedOffsets, error) {
+	if ms := ceilMilli(t); ms >= 0 {
+		return adm.ListOffsetsAfterMilli(ctx, ms, topics...)
+	}
+	return adm.ListStartOffsets(ctx, topics...)
 }
 
 // ceilMilli is t in Unix milliseconds, rounded up: record timestamps are

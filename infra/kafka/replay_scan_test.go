@@ -252,3 +252,42 @@ func TestReplayReaderBoundsAtATimeWithinARecordsMillisecond(t *testing.T) {
 		}
 	}
 }
+
+// Times before 1970 are before every record: Kafka reads a negative
+// millisecond as a special offset (-1 the end, -2 the start) or refuses
+// it, so they must not reach it as times.
+func TestReplayReaderBoundsBefore1970(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	ensureTopics(t, b.Addrs())
+	p := newProducer(t, b.Addrs(), 10*time.Second)
+	id := randomID("int")
+	for range 3 {
+		mustAppend(t, p, envelope(id, domain.TransactionCreated, ""))
+	}
+	r := NewReplayReader(b.Addrs())
+	epoch := time.Unix(0, 0).UTC()
+	for _, at := range []time.Time{
+		epoch.Add(-time.Millisecond),       // -1 ms: "the end"
+		epoch.Add(-2 * time.Millisecond),   // -2 ms: "the start"
+		epoch.Add(-3 * time.Millisecond),   // -3 ms: "the largest timestamp"
+		epoch.Add(-500 * time.Microsecond), // rounds up to 0 ms
+		epoch.Add(-time.Second),
+		time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		from, err := r.Bounds(testContext(t), domain.EventTopics, at, time.Time{})
+		if err != nil {
+			t.Fatalf("from %s: %v", at.Format(time.RFC3339Nano), err)
+		}
+		upTo, err := r.Bounds(testContext(t), domain.EventTopics, time.Time{}, at)
+		if err != nil {
+			t.Fatalf("up to %s: %v", at.Format(time.RFC3339Nano), err)
+		}
+		if from.Records() != 3 || upTo.Records() != 0 {
+			t.Errorf("at %s: %d records from it, %d before it; want 3 and 0", at.Format(time.RFC3339Nano), from.Records(), upTo.Records())
+		}
+		if got := collect(t, TailConfig{Brokers: b.Addrs(), IntegrationID: id, From: at}); len(got) != 3 {
+			t.Errorf("tail from %s: %d records, want 3", at.Format(time.RFC3339Nano), len(got))
+		}
+	}
+}

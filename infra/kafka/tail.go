@@ -199,7 +199,7 @@ func tailBounds(ctx context.Context, brokers, topics []string, from time.Time) (
 	if from.IsZero() {
 		listedStart, err = adm.ListStartOffsets(ctx, present...)
 	} else {
-		listedStart, err = adm.ListOffsetsAfterMilli(ctx, ceilMilli(from), present...)
+		listedStart, err = listOffsetsFrom(ctx, adm, from, present)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("list start offsets: %w", err)
