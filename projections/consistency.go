@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -399,15 +400,95 @@ func day(t *time.Time) string {
 	return t.UTC().Format(time.DateOnly)
 }
 
+// sameJSON reports whether two JSON documents hold the same value: keys
+// in any order, numbers by their exact decimal value (jsonb writes 1e2 as
+// 100 and keeps numbers beyond float64's range, such as 1e400).
 func sameJSON(a, b json.RawMessage) bool {
 	if bytes.Equal(a, b) {
 		return true
 	}
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
+	x, errX := decodeNumbers(a)
+	y, errY := decodeNumbers(b)
+	return errX == nil && errY == nil && sameValue(x, y)
+}
+
+func decodeNumbers(raw json.RawMessage) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
+}
+
+// sameValue compares values decoded by decodeNumbers.
+func sameValue(x, y any) bool {
+	switch x := x.(type) {
+	case map[string]any:
+		y, ok := y.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			w, ok := y[k]
+			if !ok || !sameValue(v, w) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := y.([]any)
+		return ok && slices.EqualFunc(x, y, sameValue)
+	case json.Number:
+		y, ok := y.(json.Number)
+		return ok && sameNumber(string(x), string(y))
+	default:
+		return x == y
 	}
-	return reflect.DeepEqual(x, y)
+}
+
+// sameNumber reports whether two JSON numbers have the same decimal value,
+// comparing their digits and exponents once trailing and leading zeros
+// are dropped (exact, whatever their size).
+func sameNumber(a, b string) bool {
+	if a == b {
+		return true
+	}
+	na, okA := normalNumber(a)
+	nb, okB := normalNumber(b)
+	return okA && okB && na == nb
+}
+
+type decimal struct {
+	negative bool
+	digits   string // no leading or trailing zeros; "" for zero
+	exp      int64  // value = 0.digits × 10^exp
+}
+
+func normalNumber(s string) (decimal, bool) {
+	var d decimal
+	if strings.HasPrefix(s, "-") {
+		d.negative, s = true, s[1:]
+	}
+	mant, expText, hasExp := strings.Cut(strings.ToLower(s), "e")
+	var exp int64
+	if hasExp {
+		e, err := strconv.ParseInt(expText, 10, 64)
+		if err != nil || e > 1<<40 || e < -(1<<40) {
+			return decimal{}, false
+		}
+		exp = e
+	}
+	whole, frac, _ := strings.Cut(mant, ".")
+	digits := whole + frac
+	exp += int64(len(whole))
+	trimmed := strings.TrimLeft(digits, "0")
+	exp -= int64(len(digits) - len(trimmed))
+	d.digits = strings.TrimRight(trimmed, "0")
+	if d.digits == "" {
+		return decimal{}, true // zero, whatever its sign
+	}
+	d.exp = exp
+	return d, true
 }
 
 // misfiledAudit says whether the audit row differs in type or time of
