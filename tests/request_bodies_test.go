@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -94,5 +95,64 @@ func TestOptionalBodiesAreStrict(t *testing.T) {
 	// Nothing was started: no rebuild run is recorded.
 	if got := queryString(t, e.db(), `SELECT count(*) FROM rebuild_runs`); got != "0" {
 		t.Fatalf("rebuild runs after refused requests: %s", got)
+	}
+}
+
+// TestBodyFieldNamesAreCaseSensitive: a field name must be spelled as the
+// route takes it, case included, in nested objects too: "ID" for id,
+// "FROM" for from or "MaxRetries" in retryConfig answers 400 naming it, as
+// an unknown field does, and nothing is done.
+func TestBodyFieldNamesAreCaseSensitive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.integration("a", nil)
+	base := "/api/v1/integrations/softpro/"
+	created := e.id("case")
+	for _, c := range []struct {
+		method, path, body, want string
+	}{
+		{http.MethodPost, base, `{"ID":"` + created + `","ORGANIZATIONID":"org_case","SyncFrequency":30}`, `unknown field "ID"`},
+		{http.MethodPost, base, `{"id":"` + created + `","organizationId":"org_case","webhookRetryConfig":{"maxRetries":1,"InitialDelay":5}}`, `unknown field "InitialDelay"`},
+		{http.MethodPatch, base + id, `{"syncFrequency":30,"RateLimit":5}`, `unknown field "RateLimit"`},
+		{http.MethodPatch, base + id, `{"webhookRetryConfig":{"MaxRetries":3}}`, `unknown field "MaxRetries"`},
+		{http.MethodPut, base + "webhooks/config", `{"integrationId":"` + id + `","retryConfig":{"maxretries":3}}`, `unknown field "maxretries"`},
+		{http.MethodPut, base + "webhooks/config", `{"integrationID":"` + id + `","active":false}`, `unknown field "integrationID"`},
+		{http.MethodPost, base + "webhooks/retry-batch", `{"integrationID":"` + id + `"}`, `unknown field "integrationID"`},
+		{http.MethodPost, base + id + "/replay", `{"FROM":"2024-01-01T00:00:00Z"}`, `unknown field "FROM"`},
+		{http.MethodPost, base + id + "/sync", `{"Types":["contacts"]}`, `unknown field "Types"`},
+		{http.MethodPut, base + id + "/sync/connection", `{"baseURL":"http://127.0.0.1:1"}`, `unknown field "baseURL"`},
+		{http.MethodPost, base + "projections/rebuild", `{"AsOf":"2024-01-01T00:00:00Z","SCHEMA":"x"}`, `unknown field "AsOf"`},
+	} {
+		status, raw := e.doBody(c.method, c.path, c.body, false)
+		code, msg := errCode(raw)
+		if status != http.StatusBadRequest || code != "BAD_REQUEST" || msg != "invalid JSON body: json: "+c.want {
+			t.Errorf("%s %s %s: %d %s, want 400 naming it: %s", c.method, c.path, c.body, status, raw, c.want)
+			continue
+		}
+		e.checkContract(c.method, c.path, status, raw)
+	}
+	// Nothing was created, changed or started.
+	if status, raw := e.do(http.MethodGet, base+created, e.Token, nil); status != http.StatusNotFound {
+		t.Errorf("integration of a refused create: %d %s", status, raw)
+	}
+	var got struct {
+		Data struct {
+			Integration struct {
+				Active             bool
+				SyncFrequency      int
+				RateLimit          int
+				WebhookRetryConfig *struct{ MaxRetries int }
+			}
+		}
+	}
+	_, raw := e.do(http.MethodGet, base+id, e.Token, nil)
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	if in := got.Data.Integration; !in.Active || in.SyncFrequency == 30 || in.RateLimit == 5 || in.WebhookRetryConfig != nil {
+		t.Errorf("integration after refused changes: %s", raw)
+	}
+	if got := queryString(t, e.db(), `SELECT count(*) FROM rebuild_runs`); got != "0" {
+		t.Errorf("rebuild runs after a refused request: %s", got)
 	}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -68,6 +69,91 @@ func TestDecodeOptionalBody(t *testing.T) {
 				t.Fatalf("error %v, want one with %q", err, tc.want)
 			case tc.want == "" && len(b.Types) != tc.types:
 				t.Fatalf("decoded %+v", b)
+			}
+		})
+	}
+}
+
+// selfDecoding takes any object, whatever its keys' case.
+type selfDecoding struct{ keys int }
+
+func (s *selfDecoding) UnmarshalJSON(b []byte) error {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	s.keys = len(m)
+	return nil
+}
+
+type strictInner struct {
+	MaxRetries int `json:"maxRetries"`
+}
+
+type StrictEmbedded struct {
+	Promoted string `json:"promoted"`
+	Untagged string
+}
+
+type strictBody struct {
+	StrictEmbedded
+	ID       *string                `json:"id"`
+	Retry    *strictInner           `json:"retryConfig"`
+	Nested   strictInner            `json:"nested"`
+	List     []strictInner          `json:"list"`
+	Ptrs     []*strictInner         `json:"ptrs"`
+	Array    [2]strictInner         `json:"array"`
+	ByName   map[string]strictInner `json:"byName"`
+	Free     map[string]any         `json:"free"`
+	Any      any                    `json:"any"`
+	Raw      json.RawMessage        `json:"raw"`
+	Self     selfDecoding           `json:"self"`
+	SelfPtr  *selfDecoding          `json:"selfPtr"`
+	Hidden   string                 `json:"-"`
+	Dash     string                 `json:"-,"`
+	Plain    int
+	internal int
+}
+
+// TestStrictBodyKeysAreExact: a key that names a field only when case is
+// ignored (encoding/json's matching) is refused as unknown, at every level
+// the target type defines; maps, interfaces and types that decode
+// themselves take the keys they take.
+func TestStrictBodyKeysAreExact(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"exact", `{"id":"a","retryConfig":{"maxRetries":1},"nested":{"maxRetries":2},"list":[{"maxRetries":3}],
+			"ptrs":[null,{"maxRetries":4}],"array":[{"maxRetries":5}],"byName":{"AnyKey":{"maxRetries":6}},
+			"free":{"X":{"Y":1}},"any":{"Z":[{"W":1}]},"raw":{"R":1},"self":{"S":1},"selfPtr":{"T":1},
+			"promoted":"p","Untagged":"u","-":"d","Plain":7}`, ""},
+		{"top level", `{"ID":"a"}`, `json: unknown field "ID"`},
+		{"mixed case", `{"iD":"a"}`, `json: unknown field "iD"`},
+		{"first in document order", `{"id":"a","Plain":1,"NESTED":{},"List":[]}`, `json: unknown field "NESTED"`},
+		{"pointer to struct", `{"retryConfig":{"MaxRetries":1}}`, `json: unknown field "MaxRetries"`},
+		{"struct", `{"nested":{"maxretries":1}}`, `json: unknown field "maxretries"`},
+		{"slice element", `{"list":[{"maxRetries":1},{"MAXRETRIES":2}]}`, `json: unknown field "MAXRETRIES"`},
+		{"slice of pointers", `{"ptrs":[{"Maxretries":1}]}`, `json: unknown field "Maxretries"`},
+		{"array element", `{"array":[{"maxRetries":1},{"maxRETRIES":1}]}`, `json: unknown field "maxRETRIES"`},
+		{"map value", `{"byName":{"k":{"MaxRetries":1}}}`, `json: unknown field "MaxRetries"`},
+		{"promoted from an embedded struct", `{"Promoted":"p"}`, `json: unknown field "Promoted"`},
+		{"untagged", `{"untagged":"u"}`, `json: unknown field "untagged"`},
+		{"untagged plain", `{"plain":1}`, `json: unknown field "plain"`},
+		{"json:\"-\" is no field", `{"Hidden":"h"}`, `json: unknown field "Hidden"`},
+		{"Unicode folding", `{"byName":{"k":{"maxRetrie\u017f":1}}}`, `json: unknown field "maxRetrieſ"`},
+		{"unexported", `{"internal":1}`, `json: unknown field "internal"`},
+		{"unknown still unknown", `{"nope":1}`, `json: unknown field "nope"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var b strictBody
+			err := decodeStrict([]byte(tc.body), &b)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want one with %q", err, tc.want)
 			}
 		})
 	}
