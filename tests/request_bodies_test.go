@@ -156,3 +156,44 @@ func TestBodyFieldNamesAreCaseSensitive(t *testing.T) {
 		t.Errorf("rebuild runs after a refused request: %s", got)
 	}
 }
+
+// TestRoutesWithoutBodyRefuseFields: the routes that take no body (a
+// single retry, gap filling, resync) refuse one that names a field, with
+// 400 naming it, rather than ignore it: integrationId of a retry goes in
+// the query string, and a resync never runs on a body it did not read. An
+// empty body, however framed, and {} are none.
+func TestRoutesWithoutBodyRefuseFields(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.integration("a", nil)
+	base := "/api/v1/integrations/softpro/"
+	routes := []struct {
+		path string
+		want int // the answer to no body: nothing to retry, nothing to fill, no connection to resync
+	}{
+		{base + "webhooks/retry/evt_none?integrationId=" + id, http.StatusNotFound},
+		{base + id + "/gaps/fill", http.StatusOK},
+		{base + id + "/resync", http.StatusConflict},
+	}
+	for _, c := range routes {
+		for _, body := range []string{`{"integrationId":"` + id + `"}`, `{"foo":1}`, `{"from":"2024-01-01T00:00:00Z"}`} {
+			status, raw := e.doBody(http.MethodPost, c.path, body, false)
+			var field map[string]any
+			_ = json.Unmarshal([]byte(body), &field)
+			for name := range field {
+				code, msg := errCode(raw)
+				if status != http.StatusBadRequest || code != "BAD_REQUEST" || msg != `invalid JSON body: json: unknown field "`+name+`"` {
+					t.Errorf("POST %s %s: %d %s, want 400 naming %s", c.path, body, status, raw, name)
+				}
+			}
+			e.checkContract(http.MethodPost, c.path, status, raw)
+		}
+		for _, body := range []string{"", " \n", "{}", " { } "} {
+			for _, chunked := range []bool{false, true} {
+				if status, raw := e.doBody(http.MethodPost, c.path, body, chunked); status != c.want {
+					t.Errorf("POST %s, body %q, chunked %v: %d %s, want %d", c.path, body, chunked, status, raw, c.want)
+				}
+			}
+		}
+	}
+}

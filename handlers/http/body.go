@@ -47,6 +47,13 @@ func decodeOptionalBody(r *http.Request, v any) error {
 	return decodeStrict(raw, v)
 }
 
+// decodeNoBody is for a route that takes no body: one that names a field
+// is refused as an unknown field is, rather than ignored; a body of no
+// bytes (or only white space), however framed, and {} are none.
+func decodeNoBody(r *http.Request) error {
+	return decodeOptionalBody(r, &struct{}{})
+}
+
 func readBody(r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil

@@ -158,3 +158,40 @@ func TestStrictBodyKeysAreExact(t *testing.T) {
 		})
 	}
 }
+
+// TestNoBody: a route that takes no body takes an empty one, however
+// framed, and {}; a field is refused, named.
+func TestNoBody(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		body    string
+		chunked bool
+		want    string
+	}{
+		{name: "no bytes", body: ""},
+		{name: "no bytes, chunked", body: "", chunked: true},
+		{name: "white space, chunked", body: " \n", chunked: true},
+		{name: "empty object", body: `{}`},
+		{name: "empty object, chunked", body: ` {} `, chunked: true},
+		{name: "a field", body: `{"integrationId":"a"}`, want: `invalid JSON body: json: unknown field "integrationId"`},
+		{name: "a field, chunked", body: `{"foo":1}`, chunked: true, want: `unknown field "foo"`},
+		{name: "trailing data", body: `{} {}`, want: "trailing data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tc.body))
+			if tc.chunked {
+				r.ContentLength = -1
+				r.Body = io.NopCloser(strings.NewReader(tc.body))
+			}
+			err := decodeNoBody(r)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want one with %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -273,7 +273,13 @@ func (a *recoveryAPI) gaps(w http.ResponseWriter, r *http.Request) {
 	writeData(w, http.StatusOK, map[string]any{"integrationId": id, "gaps": gaps})
 }
 
+// fill and resync take no body: one naming a field is refused, not
+// ignored.
 func (a *recoveryAPI) fill(w http.ResponseWriter, r *http.Request) {
+	if err := decodeNoBody(r); err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
 	rep, err := a.d.Recovery.Fill(r.Context(), pathParam(r, "integrationId"), middleware.GetReqID(r.Context()))
 	if err != nil {
 		a.fail(w, r, "gaps fill", err)
@@ -292,6 +298,10 @@ func (a *recoveryAPI) consistency(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *recoveryAPI) resync(w http.ResponseWriter, r *http.Request) {
+	if err := decodeNoBody(r); err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
 	rep, err := a.d.Recovery.Resync(r.Context(), pathParam(r, "integrationId"))
 	if err != nil {
 		a.fail(w, r, "resync", err)

@@ -10,8 +10,14 @@ import (
 )
 
 // retry is POST …/webhooks/retry/{eventId}: re-append one FAILED event.
-// 409 when it is not FAILED (or another retry has just taken it).
+// 409 when it is not FAILED (or another retry has just taken it). It takes
+// no body: integrationId goes in the query string, and a body naming it
+// (or anything else) is refused rather than ignored.
 func (q *queryAPI) retry(w http.ResponseWriter, r *http.Request) {
+	if err := decodeNoBody(r); err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
 	p := newParams(r)
 	ref := projections.EventRef{ID: pathParam(r, "eventId"), IntegrationID: p.str("integrationId")}
 	if p.err != nil {
