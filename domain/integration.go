@@ -131,7 +131,8 @@ func (e *ValidationError) Err() error {
 }
 
 // SettingsChange is a partial update of an integration's settings: a nil
-// field keeps the stored value. SyncTypes set to an empty list clears them.
+// field keeps the stored value. SyncTypes set to an empty list clears them;
+// a type named more than once is kept once, where it first appears.
 // Secrets and the signature scheme change through a rotation, not here.
 type SettingsChange struct {
 	OrganizationID  *string
@@ -154,8 +155,20 @@ func (c SettingsChange) Apply(in *Integration) {
 	set(&in.RateLimit, c.RateLimit)
 	set(&in.IngestRateLimit, c.IngestRateLimit)
 	if c.SyncTypes != nil {
-		in.SyncTypes = slices.Clone(c.SyncTypes)
+		in.SyncTypes = firstOfEach(c.SyncTypes)
 	}
+}
+
+// firstOfEach returns a new list of the values of list, each once, in the
+// order of their first appearance; empty, not nil, for an empty list.
+func firstOfEach(list []string) []string {
+	out := make([]string, 0, len(list))
+	for _, v := range list {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func set[T any](dst, src *T) {

@@ -28,3 +28,13 @@ func TestSettingsChangeKeepsWhatItDoesNotName(t *testing.T) {
 		t.Fatalf("an empty list must clear the types: %v", got.SyncTypes)
 	}
 }
+
+// TestSettingsChangeKeepsEachSyncTypeOnce: a type named twice is stored
+// once, the types in the order they were first named.
+func TestSettingsChangeKeepsEachSyncTypeOnce(t *testing.T) {
+	var got Integration
+	SettingsChange{SyncTypes: []string{SyncTasks, SyncContacts, SyncTasks, SyncContacts, SyncTransactions}}.Apply(&got)
+	if want := []string{SyncTasks, SyncContacts, SyncTransactions}; !slices.Equal(got.SyncTypes, want) {
+		t.Fatalf("SyncTypes = %v, want %v", got.SyncTypes, want)
+	}
+}

@@ -10,8 +10,8 @@ import (
 )
 
 // TestCLIIntegrationsUpdate: `integrations update` changes the settings its
-// flags name, keeps the others, is checked as PATCH is, and the running
-// service's scheduler follows it.
+// flags name, keeps the others, is checked (and stores sync types) as PATCH
+// does, and the running service's scheduler follows it.
 func TestCLIIntegrationsUpdate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -35,6 +35,12 @@ func TestCLIIntegrationsUpdate(t *testing.T) {
 	}
 	if now := e.integrationNow(id); now.SyncEnabled || now.WebhookEnabled || now.RateLimit != 300 {
 		t.Fatalf("stored after the second update: %+v", now)
+	}
+
+	// A type named twice is stored once, as PATCH stores it.
+	got = cliJSON[integrationView](e, "integrations", "update", id, "--sync-types", "tasks,contacts,tasks")
+	if want := []string{"tasks", "contacts"}; !slices.Equal(got.SyncTypes, want) || !slices.Equal(e.integrationNow(id).SyncTypes, want) {
+		t.Fatalf("--sync-types tasks,contacts,tasks printed %v, stored %v, want %v", got.SyncTypes, e.integrationNow(id).SyncTypes, want)
 	}
 
 	e.cliRefused("syncFrequency must be at least", "integrations", "update", id, "--sync-frequency", "1")

@@ -170,3 +170,34 @@ func TestUpdateIntegrationSettings(t *testing.T) {
 		t.Errorf("patch without a token: %d %s, want 401", status, raw)
 	}
 }
+
+// TestSyncTypesAreStoredOnce: syncTypes naming a type more than once, in
+// a creation or a PATCH, is stored (and shown) with each type once, in the
+// order first named; the database holds what the answer shows.
+func TestSyncTypesAreStoredOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id, _ := e.integration("dup", map[string]any{"syncTypes": []string{"contacts", "tasks", "contacts", "tasks"}})
+	stored := func(want ...string) {
+		t.Helper()
+		if got := e.integrationNow(id).SyncTypes; !slices.Equal(got, want) {
+			t.Errorf("GET shows syncTypes %v, want %v", got, want)
+		}
+		if got := queryString(t, e.db(), `SELECT array_to_string(sync_types, ',') FROM softpro_integrations WHERE id = $1`, id); got != strings.Join(want, ",") {
+			t.Errorf("stored sync_types %s, want %v", got, want)
+		}
+	}
+	stored("contacts", "tasks")
+
+	status, got, raw := e.patchIntegration(id, map[string]any{"syncTypes": []string{"contacts", "contacts"}})
+	if status != http.StatusOK || !slices.Equal(got.SyncTypes, []string{"contacts"}) {
+		t.Fatalf("patch syncTypes [contacts contacts]: %d %s, want 200 with [contacts]", status, raw)
+	}
+	stored("contacts")
+
+	status, got, raw = e.patchIntegration(id, map[string]any{"syncTypes": []string{"documents", "transactions", "documents", "contacts", "transactions"}})
+	if status != http.StatusOK || !slices.Equal(got.SyncTypes, []string{"documents", "transactions", "contacts"}) {
+		t.Fatalf("patch: %d %s, want 200 with [documents transactions contacts]", status, raw)
+	}
+	stored("documents", "transactions", "contacts")
+}
