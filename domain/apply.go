@@ -146,8 +146,9 @@ type Change struct {
 }
 
 // ChangeOf reads the change an event makes. It returns ok false, and no
-// error, for event types that change no entity. A payload without a data
-// object or entity id is an error wrapping ErrUnprojectable.
+// error, for event types that change no entity. A payload that is not an
+// object, is nested deeper than MaxPayloadDepth, or has no data object or
+// entity id is an error wrapping ErrUnprojectable.
 //
 // The data object is the payload's "data" field (webhooks, and sync records
 // that keep the webhook shape) or, when there is none, the payload itself
@@ -160,6 +161,9 @@ func ChangeOf(e Envelope) (c Change, ok bool, err error) {
 	p := parsers.Get()
 	defer parsers.Put(p)
 	top, perr := p.ParseBytes(e.Payload)
+	if perr != nil && TooDeep(e.Payload) {
+		return Change{}, false, fmt.Errorf("%w: %s %s: payload is nested deeper than %d levels", ErrUnprojectable, e.Type, e.EventID, MaxPayloadDepth)
+	}
 	if perr != nil || top.Type() != fastjson.TypeObject {
 		return Change{}, false, fmt.Errorf("%w: %s %s: payload is not a JSON object", ErrUnprojectable, e.Type, e.EventID)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/roisystems/softprohub/domain"
 )
 
 // ErrInvalidPayload marks a body that is not a SoftPro webhook.
@@ -23,10 +25,16 @@ type Payload struct {
 }
 
 // ParsePayload reads id, type and timestamp from a webhook body. The
-// timestamp is RFC 3339.
+// timestamp is RFC 3339. A body nested deeper than domain.MaxPayloadDepth,
+// which the projections could not read, is refused too.
 func ParsePayload(body []byte) (Payload, error) {
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return Payload{}, fmt.Errorf("%w: body must be a JSON object", ErrInvalidPayload)
+	}
+	// Before decoding, which would call a body nested deeper than its own
+	// limit (10,000 levels) not JSON.
+	if domain.TooDeep(body) {
+		return Payload{}, fmt.Errorf("%w: body is nested deeper than %d levels, the most the projections read", ErrInvalidPayload, domain.MaxPayloadDepth)
 	}
 	var raw struct {
 		ID        *string `json:"id"`
