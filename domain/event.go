@@ -48,6 +48,18 @@ const (
 	TaskSynced        EventType = "task.synced"
 )
 
+// SyncRecord reports whether t is the type of a record pulled by a sync
+// (transaction.synced, …): one SoftPro API record, appended to TopicSync by
+// a sync job, never sent as a webhook. Such a record's payload may be the
+// bare record, without the webhook's "data".
+func (t EventType) SyncRecord() bool {
+	switch t {
+	case TransactionSynced, ContactSynced, DocumentSynced, TaskSynced:
+		return true
+	}
+	return false
+}
+
 // WebhookTypes lists every webhook event type SoftPro sends, in spec order.
 var WebhookTypes = []EventType{
 	TransactionCreated, TransactionUpdated, TransactionStatusChanged,

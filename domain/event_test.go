@@ -111,3 +111,19 @@ func TestPayloadValidityAgreesWithEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// SyncRecord names exactly the types routed to softpro.sync.v1, the
+// records sync jobs append.
+func TestSyncRecordTypesAreTheSyncTopics(t *testing.T) {
+	t.Parallel()
+	for _, typ := range append(append([]EventType(nil), WebhookTypes...), TransactionSynced, ContactSynced, DocumentSynced, TaskSynced, "invoice.synced", "x") {
+		if got, want := typ.SyncRecord(), typ.Topic() == TopicSync; got != want {
+			t.Errorf("%s: SyncRecord %v, want %v (topic %s)", typ, got, want, typ.Topic())
+		}
+	}
+	for _, st := range SyncTypes {
+		if typ, _ := SyncEventType(st); !typ.SyncRecord() {
+			t.Errorf("%s: %s is not a sync record type", st, typ)
+		}
+	}
+}

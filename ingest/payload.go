@@ -26,7 +26,8 @@ type Payload struct {
 
 // ParsePayload reads id, type and timestamp from a webhook body. The
 // timestamp is RFC 3339. A body nested deeper than domain.MaxPayloadDepth,
-// which the projections could not read, is refused too.
+// which the projections could not read, and a type of the records syncs
+// pull (transaction.synced, …) are refused too.
 func ParsePayload(body []byte) (Payload, error) {
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return Payload{}, fmt.Errorf("%w: body must be a JSON object", ErrInvalidPayload)
@@ -62,6 +63,8 @@ func ParsePayload(body []byte) (Payload, error) {
 		return Payload{}, fmt.Errorf("%w: type must be at most 128 characters", ErrInvalidPayload)
 	case strings.ContainsFunc(*raw.Type, unicode.IsControl):
 		return Payload{}, fmt.Errorf("%w: type must not contain control characters", ErrInvalidPayload)
+	case domain.EventType(*raw.Type).SyncRecord():
+		return Payload{}, fmt.Errorf("%w: type %s is reserved for records pulled by syncs", ErrInvalidPayload, *raw.Type)
 	}
 	if problem := eventIDProblem("id", *raw.ID); problem != "" {
 		return Payload{}, fmt.Errorf("%w: %s", ErrInvalidPayload, problem)
