@@ -151,8 +151,10 @@ type Change struct {
 // entity id is an error wrapping ErrUnprojectable.
 //
 // The data object is the payload's "data" field (webhooks, and sync records
-// that keep the webhook shape) or, when there is none, the payload itself
-// (bare API records).
+// that keep the webhook shape) or, for a record pulled by a sync (a type
+// whose SyncRecord is true) when there is none, the payload itself (bare
+// API records). An event of a webhook type without "data" is
+// unprojectable: its payload's id is the event's, not an entity's.
 func ChangeOf(e Envelope) (c Change, ok bool, err error) {
 	eff, known := effects[e.Type]
 	if !known {
@@ -175,6 +177,11 @@ func ChangeOf(e Envelope) (c Change, ok bool, err error) {
 			d = v // the last one, as encoding/json keeps
 		}
 	})
+	if d == nil && !e.Type.SyncRecord() {
+		// A webhook carries its entity in "data"; its own id, type and
+		// timestamp are the event's, not an entity's.
+		return Change{}, false, fmt.Errorf("%w: %s %s: payload has no data object", ErrUnprojectable, e.Type, e.EventID)
+	}
 	if d != nil {
 		if d.Type() != fastjson.TypeObject {
 			return Change{}, false, fmt.Errorf("%w: %s %s: data is not a JSON object", ErrUnprojectable, e.Type, e.EventID)
@@ -241,9 +248,9 @@ type Effect struct {
 	// so changed nothing.
 	Applied bool
 	// DataAsCarried is set when the new state's data is the change's data
-	// object as the event carried it (the payload's "data", or the payload
-	// itself when it has none), not merged with earlier data: the entity
-	// was created by this change. A store may then take the data from the
+	// object as the event carried it (the payload's "data", or a sync
+	// record's payload itself when it has none), not merged with earlier
+	// data: the entity was created by this change. A store may then take the data from the
 	// event's stored payload instead of receiving it a second time.
 	DataAsCarried bool
 	// StatusChange is set when a transaction's status changed.

@@ -295,14 +295,18 @@ func TestChangeOfReadsAsEncodingJSON(t *testing.T) {
 		"{\"data\":{\"id\":\"bad \xff utf-8\",\"name\":\"\xc3\"}}",
 	}
 	for _, p := range payloads {
-		e := Envelope{Schema: SchemaV1, EventID: "e", IntegrationID: "i", Type: TransactionUpdated, Payload: []byte(p)}
-		c, ok, err := ChangeOf(e)
-		if err != nil || !ok {
-			t.Fatalf("%s: ok %v err %v", p, ok, err)
-		}
 		var top, want map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(p), &top); err != nil {
 			t.Fatal(err)
+		}
+		typ := TransactionUpdated
+		if _, has := top["data"]; !has {
+			typ = TransactionSynced // a bare record: only syncs pull those
+		}
+		e := Envelope{Schema: SchemaV1, EventID: "e", IntegrationID: "i", Type: typ, Payload: []byte(p)}
+		c, ok, err := ChangeOf(e)
+		if err != nil || !ok {
+			t.Fatalf("%s: ok %v err %v", p, ok, err)
 		}
 		raw := json.RawMessage(p)
 		if d, has := top["data"]; has {
@@ -446,8 +450,8 @@ func TestApplySaysWhenDataIsAsCarried(t *testing.T) {
 func TestApplyCreationTimeIsTheEarliestChangesInAnyOrder(t *testing.T) {
 	t.Parallel()
 	snapshot := env(TransactionSynced, "sync_1", t0, `{"id":"txn_1","file_number":"F-1","status":"open","updated_at":"2024-01-15T10:30:00Z"}`)
-	update := env(TransactionUpdated, "evt_2", t0.Add(time.Hour), `{"id":"txn_1","status":"in_progress"}`)
-	late := env(TransactionUpdated, "evt_0", t0.Add(-time.Hour), `{"id":"txn_1","status":"draft"}`)
+	update := env(TransactionUpdated, "evt_2", t0.Add(time.Hour), `{"data":{"id":"txn_1","status":"in_progress"}}`)
+	late := env(TransactionUpdated, "evt_0", t0.Add(-time.Hour), `{"data":{"id":"txn_1","status":"draft"}}`)
 	orders := [][]Envelope{
 		{late, snapshot, update}, {late, update, snapshot}, {snapshot, late, update},
 		{snapshot, update, late}, {update, late, snapshot}, {update, snapshot, late},
@@ -466,7 +470,7 @@ func TestApplyCreationTimeIsTheEarliestChangesInAnyOrder(t *testing.T) {
 	}
 	// Stale but not older than the creation: nothing moves.
 	cur, _ := fold(t, snapshot, update)
-	c, _, _ := ChangeOf(env(TransactionUpdated, "evt_1", t0.Add(time.Minute), `{"id":"txn_1","status":"x"}`))
+	c, _, _ := ChangeOf(env(TransactionUpdated, "evt_1", t0.Add(time.Minute), `{"data":{"id":"txn_1","status":"x"}}`))
 	if next, eff := Apply(cur, c); eff != (Effect{}) || !next.CreatedAt.Equal(t0) {
 		t.Errorf("a stale change after the creation: %+v, created %s", eff, next.CreatedAt)
 	}

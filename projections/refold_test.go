@@ -87,13 +87,13 @@ func TestProjectorNamesEntitiesOvertakenAcrossTopics(t *testing.T) {
 		return map[domain.EntityKey]LastChange{txn1: {Topic: domain.TopicTransactions, AppendedAt: at, ReceivedAt: t0.Add(10 * time.Second)}}
 	}
 	snapshot := func(syncAppended time.Time, topic string) Record {
-		typ := domain.TransactionSynced
+		typ, payload := domain.TransactionSynced, `{"id":"txn_1","file_number":"F-1"}`
 		if topic == domain.TopicTransactions {
-			typ = domain.TransactionUpdated
+			typ, payload = domain.TransactionUpdated, `{"id":"e_snap","data":{"id":"txn_1","file_number":"F-1"}}`
 		}
 		return Record{Partition: Partition{Topic: topic}, Offset: 3, Timestamp: syncAppended, Envelope: domain.Envelope{
 			Schema: domain.SchemaV1, EventID: "e_snap", IntegrationID: "int_a", Type: typ, OccurredAt: t0.Add(-time.Hour),
-			ReceivedAt: syncAppended, Source: domain.SourceSync, Payload: json.RawMessage(`{"id":"txn_1","file_number":"F-1"}`)}}
+			ReceivedAt: syncAppended, Source: domain.SourceSync, Payload: json.RawMessage(payload)}}
 	}
 	tests := []struct {
 		name  string
