@@ -110,12 +110,16 @@ func TestSyncRecordNestedTooDeepFailsAloneSayingSo(t *testing.T) {
 		t.Fatalf("run: %s %q, records %v; want succeeded with 3 contacts", run.Status, run.Error, run.Records)
 	}
 	eventually(t, 60*time.Second, func() string {
-		got := queryString(t, db, `SELECT coalesce(string_agg(status || ' ' || coalesce(error, ''), ','), '') FROM webhook_events WHERE integration_id = $1 AND event_type = 'contact.synced' AND status <> 'COMPLETED'`, id)
-		if !strings.HasPrefix(got, "FAILED ") || strings.Contains(got, ",") || !strings.Contains(got, "payload is nested deeper than 300 levels") {
-			return "contact events not completed: " + got
+		got := queryString(t, db, `SELECT count(*) FROM webhook_events WHERE integration_id = $1 AND event_type = 'contact.synced' AND status IN ('COMPLETED', 'FAILED')`, id)
+		if got != "3" {
+			return "final contact events: " + got + ", want 3"
 		}
 		return ""
 	})
+	got := queryString(t, db, `SELECT coalesce(string_agg(status || ' ' || coalesce(error, ''), ','), '') FROM webhook_events WHERE integration_id = $1 AND event_type = 'contact.synced' AND status <> 'COMPLETED'`, id)
+	if !strings.HasPrefix(got, "FAILED ") || strings.Contains(got, ",") || !strings.Contains(got, "payload is nested deeper than 300 levels") {
+		t.Fatalf("contact events not completed: %q, want one FAILED saying payload is nested deeper than 300 levels", got)
+	}
 	if got := queryString(t, db, `SELECT count(*) FROM contacts WHERE integration_id = $1 AND id <> $2`, id, deepID); got != "2" {
 		t.Errorf("other contacts: %s, want 2", got)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/roisystems/softprohub/domain"
 	"github.com/roisystems/softprohub/projections"
 )
@@ -29,14 +31,7 @@ func TestWebhookWithoutDataFailsAndMakesNoEntity(t *testing.T) {
 	if r := e.send(signedWebhook(id, secret, event("e_ok", domain.TransactionCreated, now, `{"id":"txn_1","status":"open"}`))); r.Status != 200 {
 		t.Fatalf("e_ok: %d %s", r.Status, r.Raw)
 	}
-	waitAudit(t, db, id, 1)
-	eventually(t, 60*time.Second, func() string {
-		got := queryString(t, db, `SELECT status, coalesce(error, '') FROM webhook_events WHERE integration_id = $1 AND event_id = 'e_nodata'`, id)
-		if !strings.HasPrefix(got, "FAILED ") || !strings.Contains(got, "payload has no data object") {
-			return "e_nodata: " + got
-		}
-		return ""
-	})
+	noDataFailed(t, db, id)
 	if status, raw := e.call(http.MethodGet, "/api/v1/integrations/softpro/"+id+"/transactions/e_nodata", e.Token, nil); status != http.StatusNotFound {
 		t.Errorf("GET transactions/e_nodata: %d %s, want 404", status, raw)
 	}
@@ -45,6 +40,27 @@ func TestWebhookWithoutDataFailsAndMakesNoEntity(t *testing.T) {
 	}
 	if rep := e.consistency(id); rep.Score != 100 {
 		t.Errorf("consistency: score %d, issues %+v", rep.Score, rep.Issues)
+	}
+}
+
+// noDataFailed waits until e_ok and e_nodata of integration id are final,
+// and fails the test unless e_ok completed and e_nodata failed for want of
+// a data object.
+func noDataFailed(t *testing.T, db *pgxpool.Pool, id string) {
+	t.Helper()
+	eventually(t, 60*time.Second, func() string {
+		got := queryString(t, db, `SELECT count(*) FROM webhook_events WHERE integration_id = $1 AND status IN ('COMPLETED', 'FAILED', 'SKIPPED')`, id)
+		if got != "2" {
+			return "final audit rows: " + got + ", want 2"
+		}
+		return ""
+	})
+	if got := queryString(t, db, `SELECT status FROM webhook_events WHERE integration_id = $1 AND event_id = 'e_ok'`, id); got != "COMPLETED" {
+		t.Fatalf("e_ok: %s, want COMPLETED", got)
+	}
+	got := queryString(t, db, `SELECT status, coalesce(error, '') FROM webhook_events WHERE integration_id = $1 AND event_id = 'e_nodata'`, id)
+	if !strings.HasPrefix(got, "FAILED ") || !strings.Contains(got, "payload has no data object") {
+		t.Fatalf("e_nodata: %q, want FAILED saying payload has no data object", got)
 	}
 }
 
@@ -66,10 +82,7 @@ func TestRowsOfTheEarlierNoDataRuleAreNamedAndRebuiltAway(t *testing.T) {
 	if r := e.send(signedWebhook(id, secret, event("e_ok", domain.TransactionCreated, now, `{"id":"txn_1","status":"open"}`))); r.Status != 200 {
 		t.Fatalf("e_ok: %d %s", r.Status, r.Raw)
 	}
-	waitAudit(t, db, id, 1)
-	eventually(t, 60*time.Second, func() string {
-		return strings.TrimPrefix(queryString(t, db, `SELECT status FROM webhook_events WHERE integration_id = $1 AND event_id = 'e_nodata'`, id), "FAILED")
-	})
+	noDataFailed(t, db, id)
 	// What the earlier rule made: the event COMPLETED (and counted so in
 	// the hourly metrics, which a gaps fill recounts from the audit), and
 	// a row with the whole webhook as its data.
