@@ -22,16 +22,7 @@ func TestWebhookWithoutDataFailsAndMakesNoEntity(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	id, secret := e.integration("a", nil)
-	now := time.Now()
-	noData := []byte(fmt.Sprintf(`{"id":"e_nodata","type":"transaction.created","timestamp":%q}`, at(now)))
-	if r := e.send(signedWebhook(id, secret, noData)); r.Status != 200 {
-		t.Fatalf("e_nodata: %d %s", r.Status, r.Raw)
-	}
-	if r := e.send(signedWebhook(id, secret, event("e_ok", domain.TransactionCreated, now, `{"id":"txn_1","status":"open"}`))); r.Status != 200 {
-		t.Fatalf("e_ok: %d %s", r.Status, r.Raw)
-	}
-	noDataFailed(t, db, id)
+	id, _, _ := sendWithAndWithoutData(t, e)
 	if status, raw := e.call(http.MethodGet, "/api/v1/integrations/softpro/"+id+"/transactions/e_nodata", e.Token, nil); status != http.StatusNotFound {
 		t.Errorf("GET transactions/e_nodata: %d %s, want 404", status, raw)
 	}
@@ -41,6 +32,25 @@ func TestWebhookWithoutDataFailsAndMakesNoEntity(t *testing.T) {
 	if rep := e.consistency(id); rep.Score != 100 {
 		t.Errorf("consistency: score %d, issues %+v", rep.Score, rep.Issues)
 	}
+}
+
+// sendWithAndWithoutData sends a new integration's webhooks e_nodata (a
+// transaction.created without "data") and e_ok (with it), waits for both
+// to be final (noDataFailed); it returns the integration's id, the time
+// both were stamped with and e_nodata's body.
+func sendWithAndWithoutData(t *testing.T, e *Env) (id string, now time.Time, noData []byte) {
+	t.Helper()
+	id, secret := e.integration("a", nil)
+	now = time.Now()
+	noData = []byte(fmt.Sprintf(`{"id":"e_nodata","type":"transaction.created","timestamp":%q}`, at(now)))
+	if r := e.send(signedWebhook(id, secret, noData)); r.Status != 200 {
+		t.Fatalf("e_nodata: %d %s", r.Status, r.Raw)
+	}
+	if r := e.send(signedWebhook(id, secret, event("e_ok", domain.TransactionCreated, now, `{"id":"txn_1","status":"open"}`))); r.Status != 200 {
+		t.Fatalf("e_ok: %d %s", r.Status, r.Raw)
+	}
+	noDataFailed(t, e.db(), id)
+	return id, now, noData
 }
 
 // noDataFailed waits until e_ok and e_nodata of integration id are final,
@@ -73,16 +83,7 @@ func TestRowsOfTheEarlierNoDataRuleAreNamedAndRebuiltAway(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	db := e.db()
-	id, secret := e.integration("a", nil)
-	now := time.Now()
-	noData := []byte(fmt.Sprintf(`{"id":"e_nodata","type":"transaction.created","timestamp":%q}`, at(now)))
-	if r := e.send(signedWebhook(id, secret, noData)); r.Status != 200 {
-		t.Fatalf("e_nodata: %d %s", r.Status, r.Raw)
-	}
-	if r := e.send(signedWebhook(id, secret, event("e_ok", domain.TransactionCreated, now, `{"id":"txn_1","status":"open"}`))); r.Status != 200 {
-		t.Fatalf("e_ok: %d %s", r.Status, r.Raw)
-	}
-	noDataFailed(t, db, id)
+	id, now, noData := sendWithAndWithoutData(t, e)
 	// What the earlier rule made: the event COMPLETED (and counted so in
 	// the hourly metrics, which a gaps fill recounts from the audit), and
 	// a row with the whole webhook as its data.
