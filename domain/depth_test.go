@@ -2,7 +2,6 @@ package domain
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 
@@ -96,16 +95,7 @@ func TestChangeOfNamesAPayloadNestedTooDeep(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c, ok, err := ChangeOf(tt.env)
-			if tt.wantErr != "" {
-				if !errors.Is(err, ErrUnprojectable) || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want ErrUnprojectable saying %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || !ok || c.Key.ID != tt.wantID {
-				t.Fatalf("ok %v, err %v, key %+v; want entity %s", ok, err, c.Key, tt.wantID)
-			}
+			checkChangeOf(t, tt.env, tt.wantID, tt.wantErr)
 		})
 	}
 }

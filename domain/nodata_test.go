@@ -36,16 +36,23 @@ func TestChangeOfNeedsADataObjectButOfSyncRecords(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c, ok, err := ChangeOf(tt.env)
-			if tt.wantErr != "" {
-				if !errors.Is(err, ErrUnprojectable) || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want ErrUnprojectable saying %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || !ok || c.Key.ID != tt.wantID {
-				t.Fatalf("ok %v, err %v, key %+v; want entity %s", ok, err, c.Key, tt.wantID)
-			}
+			checkChangeOf(t, tt.env, tt.wantID, tt.wantErr)
 		})
+	}
+}
+
+// checkChangeOf fails the test unless ChangeOf(e) is a change of entity
+// wantID or, when wantErr is set, an unprojectable error saying wantErr.
+func checkChangeOf(t *testing.T, e Envelope, wantID, wantErr string) {
+	t.Helper()
+	c, ok, err := ChangeOf(e)
+	if wantErr != "" {
+		if !errors.Is(err, ErrUnprojectable) || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("err = %v, want ErrUnprojectable saying %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil || !ok || c.Key.ID != wantID {
+		t.Fatalf("ok %v, err %v, key %+v; want entity %s", ok, err, c.Key, wantID)
 	}
 }
