@@ -11,20 +11,32 @@ import (
 	"github.com/roisystems/softprohub/projections"
 )
 
-// The flags of a point-in-time copy without --as-of are refused: the
-// command was meant for a copy and must never rebuild and swap the live
-// read models.
+// The flags of a point-in-time copy without --as-of are refused, even
+// given empty or false: the command was meant for a copy and must never
+// rebuild and swap the live read models. So are a batch or a number of
+// workers that is not positive (0 ran with the defaults).
 func TestCLIRebuildRefusesACopysFlagsWithoutAsOf(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	bin := softprohubBinary(t)
 	env := cliEnv(e)
-	for _, args := range [][]string{{"rebuild", "--schema", "my_copy"}, {"rebuild", "--replace"}} {
+	for _, args := range [][]string{{"rebuild", "--schema", "my_copy"}, {"rebuild", "--replace"},
+		// Given empty or false (a script's unset variable): still a copy's.
+		{"rebuild", "--as-of", ""}, {"rebuild", "--schema", ""}, {"rebuild", "--replace=false"},
+		{"rebuild", "--as-of", "", "--schema", "my_copy"}} {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "need --as-of") {
 			t.Errorf("softprohub %v: %v\n%s\nwant it refused for want of --as-of", args, err, out)
+		}
+	}
+	for _, args := range [][]string{{"rebuild", "--batch", "0"}, {"rebuild", "--workers", "0"}, {"rebuild", "--batch", "-1"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "must be positive") {
+			t.Errorf("softprohub %v: %v\n%s\nwant it refused as not positive", args, err, out)
 		}
 	}
 	if got := queryString(t, e.db(), `SELECT count(*) FROM rebuild_runs`); got != "0" {

@@ -11,9 +11,9 @@ import (
 )
 
 // TestRebuildBodyForAPointInTimeBuildNeverStartsALiveRebuild: schema or
-// replace without asOf, and an asOf at the zero time (which reads as no
-// asOf), are refused with 400 rather than starting a full rebuild and
-// swap of the live read models.
+// replace without asOf, any of the three named empty, false or null, and
+// an asOf at the zero time (which reads as no asOf), are refused with 400
+// rather than starting a full rebuild and swap of the live read models.
 func TestRebuildBodyForAPointInTimeBuildNeverStartsALiveRebuild(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -30,6 +30,15 @@ func TestRebuildBodyForAPointInTimeBuildNeverStartsALiveRebuild(t *testing.T) {
 		{map[string]any{"asOf": "0001-01-01T01:00:00+01:00", "schema": "my_copy"}, "asOf"},
 		{map[string]any{"asOf": "2024-01-01T00:00:00Z"}, "schema"},
 		{map[string]any{"asOf": "yesterday", "schema": "my_copy"}, "asOf"},
+		// Named but empty, false or null (a script's unset variable): still
+		// a request for a copy.
+		{map[string]any{"asOf": ""}, "asOf"},
+		{map[string]any{"schema": ""}, "asOf"},
+		{map[string]any{"replace": false}, "asOf"},
+		{map[string]any{"asOf": nil, "schema": nil}, "asOf"},
+		{map[string]any{"projection": "all", "asOf": nil}, "asOf"},
+		{map[string]any{"asOf": "2024-01-01T00:00:00Z", "schema": ""}, "schema"},
+		{map[string]any{"asOf": "2024-01-01T00:00:00Z", "schema": nil}, "schema"},
 	} {
 		status, raw := e.do(http.MethodPost, path, e.Token, c.body)
 		code, msg := errCode(raw)

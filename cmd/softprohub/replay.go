@@ -150,12 +150,20 @@ ones, which are not touched.`,
 			if !known {
 				return fmt.Errorf("unknown projection %q", projection)
 			}
-			if asOf == "" && (schema != "" || replace) {
-				// A command meant for a copy must never swap the live models.
-				return errors.New("--schema and --replace are for a point-in-time build and need --as-of; without it, rebuild builds its own schema and swaps it in")
+			if batch <= 0 || workers <= 0 {
+				return errors.New("--batch and --workers must be positive")
+			}
+			// A command meant for a copy must never swap the live models:
+			// any of the copy's flags, even given empty or false (a script's
+			// unset variable), makes it one, which then needs --as-of and
+			// --schema.
+			flags := cmd.Flags()
+			copying := flags.Changed("as-of") || flags.Changed("schema") || flags.Changed("replace")
+			if copying && asOf == "" {
+				return errors.New("--schema and --replace are for a point-in-time build and need --as-of; without any of them, rebuild builds its own schema and swaps it in")
 			}
 			var when time.Time
-			if asOf != "" {
+			if copying {
 				var err error
 				if when, err = parseWhen("as-of", asOf); err != nil {
 					return err
@@ -178,7 +186,7 @@ ones, which are not touched.`,
 			}
 			defer t.Close()
 			var run projections.RebuildRun
-			if asOf != "" {
+			if copying {
 				run, err = t.Rebuilder.AsOf(cmd.Context(), when, schema, replace)
 			} else {
 				run, err = t.Rebuilder.Rebuild(cmd.Context())

@@ -136,3 +136,18 @@ func nulPath(v any, path string) string {
 	}
 	return ""
 }
+
+// present is a body field whose presence counts, null included: set is
+// true when the body names the field, v its value (zero for null).
+type present[T any] struct {
+	set bool
+	v   T
+}
+
+func (p *present[T]) UnmarshalJSON(b []byte) error {
+	p.set = true
+	if string(b) == "null" {
+		return nil
+	}
+	return json.Unmarshal(b, &p.v)
+}

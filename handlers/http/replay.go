@@ -161,10 +161,10 @@ func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 		// Projection is "all" or one projection's name, as the CLI's
 		// --projection: every projection writes the same tables, so either
 		// rebuilds all of them.
-		Projection string `json:"projection"`
-		AsOf       string `json:"asOf"`
-		Schema     string `json:"schema"`
-		Replace    bool   `json:"replace"`
+		Projection string          `json:"projection"`
+		AsOf       present[string] `json:"asOf"`
+		Schema     present[string] `json:"schema"`
+		Replace    present[bool]   `json:"replace"`
 	}
 	if err := decodeOptionalBody(r, &body); err != nil {
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
@@ -177,10 +177,17 @@ func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A body meant for a point-in-time build must never start a live
-	// rebuild: without asOf, schema and replace are refused, not ignored.
+	// rebuild: any of asOf, schema and replace, even empty, false or null,
+	// makes it one, which then needs asOf and schema.
+	copying := body.AsOf.set || body.Schema.set || body.Replace.set
+	if copying && body.AsOf.v == "" {
+		writeError(w, http.StatusBadRequest, codeBadRequest,
+			"schema and replace are for a point-in-time build and need asOf; a rebuild without any of asOf, schema and replace builds its own schema and swaps it in")
+		return
+	}
 	var asOf time.Time
-	if body.AsOf != "" {
-		t, err := time.Parse(time.RFC3339, body.AsOf)
+	if copying {
+		t, err := time.Parse(time.RFC3339, body.AsOf.v)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, codeBadRequest, "asOf must be RFC 3339")
 			return
@@ -189,25 +196,21 @@ func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, codeBadRequest, "asOf must be later than 0001-01-01T00:00:00Z")
 			return
 		}
-		if body.Schema == "" {
+		if body.Schema.v == "" {
 			writeError(w, http.StatusBadRequest, codeBadRequest, "schema is required with asOf")
 			return
 		}
 		asOf = t
-	} else if body.Schema != "" || body.Replace {
-		writeError(w, http.StatusBadRequest, codeBadRequest,
-			"schema and replace are for a point-in-time build and need asOf; a rebuild without asOf builds its own schema and swaps it in")
-		return
 	}
 	// The start is decided here, so that a refusal is the answer: another
 	// rebuild holding the lock (409), a schema no build may write into
 	// (400) or one that exists without replace (409).
 	var start *projections.StartedRebuild
 	var err error
-	if asOf.IsZero() {
-		start, err = a.d.Rebuilder.StartRebuild(r.Context())
+	if copying {
+		start, err = a.d.Rebuilder.StartAsOf(r.Context(), asOf, body.Schema.v, body.Replace.v)
 	} else {
-		start, err = a.d.Rebuilder.StartAsOf(r.Context(), asOf, body.Schema, body.Replace)
+		start, err = a.d.Rebuilder.StartRebuild(r.Context())
 	}
 	if err != nil {
 		a.fail(w, r, "rebuild", err)
@@ -224,7 +227,7 @@ func (a *recoveryAPI) rebuild(w http.ResponseWriter, r *http.Request) {
 			"eventsPerSecond", int(run.Progress.Rate), "paused", run.Paused)
 	})
 	run := start.Run()
-	writeData(w, http.StatusAccepted, map[string]any{"started": true, "runId": run.ID, "asOf": body.AsOf, "schema": body.Schema})
+	writeData(w, http.StatusAccepted, map[string]any{"started": true, "runId": run.ID, "asOf": body.AsOf.v, "schema": body.Schema.v})
 }
 
 func (a *recoveryAPI) replay(w http.ResponseWriter, r *http.Request) {
