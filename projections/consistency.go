@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -37,6 +38,9 @@ type ConsistencyStore interface {
 	// Snapshot calls fn with a store whose reads all see the database as
 	// of one moment.
 	Snapshot(ctx context.Context, fn func(ConsistencyStore) error) error
+	// StatusChanges returns every status change stored for the
+	// integration's transactions.
+	StatusChanges(ctx context.Context, integrationID string) ([]domain.StatusChange, error)
 	// AheadOf counts, per bucket, the integration's audit rows projected
 	// from records at or past ends (appended after a log read that ended
 	// there), and returns their event ids.
@@ -158,6 +162,8 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 	// as a rebuild applies them) while the log is read: memory holds the
 	// entities, not the events' data.
 	want := map[domain.EntityKey]domain.Entity{}
+	// history holds the status changes the fold records, per transaction.
+	history := map[domain.EntityKey][]domain.StatusChange{}
 	// firsts holds each event's first record as its audit row should have
 	// it, a few dozen bytes an event.
 	firsts := newFirstRecords()
@@ -182,8 +188,12 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 			if !ok {
 				continue
 			}
-			if next, eff := domain.Apply(want[c.Key], c); eff.Applied || eff.Earlier {
+			next, eff := domain.Apply(want[c.Key], c)
+			if eff.Applied || eff.Earlier {
 				want[c.Key] = next
+			}
+			if eff.Applied && eff.StatusChange != nil {
+				history[c.Key] = append(history[c.Key], *eff.StatusChange)
 			}
 		}
 		return nil
@@ -195,12 +205,16 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 	// records appended after the log read ended: those are compared by
 	// the next validation, not reported now.
 	var rows []domain.Entity
+	var changes []domain.StatusChange
 	var audit, metrics map[AuditBucket]StatusCounts
 	var aheadCounts map[AuditBucket]int64
 	var ahead map[string]bool
 	err = store.Snapshot(ctx, func(s ConsistencyStore) error {
 		var err error
 		if rows, err = s.EntityRows(ctx, integrationID); err != nil {
+			return err
+		}
+		if changes, err = s.StatusChanges(ctx, integrationID); err != nil {
 			return err
 		}
 		if audit, err = s.AuditCounts(ctx, integrationID); err != nil {
@@ -224,6 +238,12 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 		}
 		have[r.Key] = r
 	}
+	stored := map[domain.EntityKey][]domain.StatusChange{}
+	for _, c := range changes {
+		if !ahead[c.EventID] {
+			stored[c.Key] = append(stored[c.Key], c)
+		}
+	}
 	keys := make([]domain.EntityKey, 0, len(want)+len(have))
 	for k := range want {
 		keys = append(keys, k)
@@ -246,6 +266,11 @@ func Validate(ctx context.Context, store ConsistencyStore, log LogScanner, integ
 			rep.Issues = append(rep.Issues, Issue{Kind: IssueExtra, EntityKind: k.Kind, EntityID: k.ID, Actual: h.LastEventID})
 		default:
 			fields, exp, act := entityDiff(w, h)
+			if k.Kind == domain.KindTransaction {
+				if e, a, differ := historyDiff(history[k], stored[k]); differ {
+					fields, exp, act = append(fields, "status_history"), append(exp, e), append(act, a)
+				}
+			}
 			if len(fields) == 0 {
 				continue
 			}
@@ -352,6 +377,7 @@ func entityDiff(w, h domain.Entity) (fields, expected, actual []string) {
 		}
 	}
 	add("deleted", w.Deleted, h.Deleted)
+	add("deleted_at", microsPtr(w.DeletedAt), microsPtr(h.DeletedAt))
 	add("softpro_updated_at", micros(w.UpdatedAt), micros(h.UpdatedAt))
 	add("softpro_created_at", micros(w.CreatedAt), micros(h.CreatedAt))
 	add("last_event_id", w.LastEventID, h.LastEventID)
@@ -398,6 +424,38 @@ func day(t *time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.DateOnly)
+}
+
+// historyDiff compares a transaction's status changes as the fold records
+// them with the stored ones, by event: each side names the changes the
+// other lacks or holds otherwise (at most five, then how many more).
+func historyDiff(want, have []domain.StatusChange) (expected, actual string, differ bool) {
+	render := func(cs []domain.StatusChange) map[string]string {
+		out := make(map[string]string, len(cs))
+		for _, c := range cs {
+			out[c.EventID] = fmt.Sprintf("%s %s→%s at %s", c.EventID, c.From, c.To, micros(c.At))
+		}
+		return out
+	}
+	w, h := render(want), render(have)
+	only := func(a, b map[string]string) string {
+		var out []string
+		for id, line := range a {
+			if b[id] != line {
+				out = append(out, line)
+			}
+		}
+		slices.Sort(out)
+		n := len(out)
+		if n > 5 {
+			out = append(out[:5], fmt.Sprintf("%d more", n-5))
+		}
+		return fmt.Sprintf("status_history=%d changes [%s]", len(a), strings.Join(out, ", "))
+	}
+	if maps.Equal(w, h) {
+		return "", "", false
+	}
+	return only(w, h), only(h, w), true
 }
 
 // sameJSON reports whether two JSON documents hold the same value: keys

@@ -93,6 +93,9 @@ func (e emptyConsistencyStore) Snapshot(_ context.Context, fn func(ConsistencySt
 func (emptyConsistencyStore) AheadOf(context.Context, string, map[Partition]int64) (map[AuditBucket]int64, map[string]bool, error) {
 	return nil, nil, nil
 }
+func (emptyConsistencyStore) StatusChanges(context.Context, string) ([]domain.StatusChange, error) {
+	return nil, nil
+}
 
 // Validate folds the entities while it reads the log: what it holds once
 // the read ends is the entities and a reference per event, not the events'

@@ -64,6 +64,10 @@ func (f fakeConsistency) AheadOf(context.Context, string, map[Partition]int64) (
 	return nil, nil, nil
 }
 
+func (f fakeConsistency) StatusChanges(context.Context, string) ([]domain.StatusChange, error) {
+	return f.m.history, nil
+}
+
 func (f fakeConsistency) AuditRows(context.Context, string, func(AuditRef) error) error {
 	return nil
 }

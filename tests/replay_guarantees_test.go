@@ -87,7 +87,7 @@ func TestReplayValidateNamesEachFieldEditedBehindTheBack(t *testing.T) {
 	}{
 		{"transaction txn_1", []string{"status"}, "status=cancelled"},
 		{"transaction txn_2", []string{"softpro_updated_at"}, "softpro_updated_at="},
-		{"document doc_1", []string{"deleted"}, "deleted=false"},
+		{"document doc_1", []string{"deleted", "deleted_at"}, "deleted=false"},
 		{"task tsk_1", []string{"last_event_id", "payload"}, "last_event_id=evt_forged"},
 		{"contact con_1", []string{"contact"}, "eve@example.com"},
 	} {
@@ -106,6 +106,45 @@ func TestReplayValidateNamesEachFieldEditedBehindTheBack(t *testing.T) {
 	if len(got) != 5 {
 		t.Errorf("%d entities reported differing, want 5: %+v", len(got), rep.Issues)
 	}
+}
+
+// Validate names a transaction whose status history was edited behind the
+// system's back (a change deleted, another's status rewritten) and an
+// entity whose deleted_at was set while it is not deleted; gaps fill
+// restores them exactly.
+func TestValidateNamesStatusHistoryAndDeletedAtEditedBehindTheBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := e.db()
+	id, _, _ := fixtureIntegration(t, e, db, "evt")
+	before := readModelDump(t, db, id)
+	tamper(t, db, id,
+		`DELETE FROM transaction_status_changes WHERE integration_id=$1 AND transaction_id='txn_1'`,
+		`UPDATE transaction_status_changes SET to_status='bogus' WHERE integration_id=$1 AND transaction_id='txn_2'`,
+		`UPDATE tasks SET deleted_at='2020-01-01T00:00:00Z' WHERE integration_id=$1 AND id='tsk_1'`,
+	)
+	rep := e.consistency(id)
+	got := map[string]projections.Issue{}
+	for _, is := range rep.Issues {
+		got[string(is.EntityKind)+" "+is.EntityID] = is
+	}
+	for _, w := range []struct {
+		entity, field, actual string
+	}{
+		{"transaction txn_1", "status_history", "status_history=0 changes"},
+		{"transaction txn_2", "status_history", "open→bogus"},
+		{"task tsk_1", "deleted_at", "deleted_at=2020-01-01T00:00:00Z"},
+	} {
+		is, ok := got[w.entity]
+		if !ok || is.Kind != projections.IssueDiffers || !slices.Equal(is.Fields, []string{w.field}) || !strings.Contains(is.Actual, w.actual) {
+			t.Errorf("%s: %+v, want it differing in %s only, actual holding %q", w.entity, is, w.field, w.actual)
+		}
+	}
+	if len(rep.Issues) != 3 {
+		t.Errorf("issues %+v, want the three above", rep.Issues)
+	}
+	e.fill(id)
+	e.restoredExactly(db, id, before)
 }
 
 // A row that no event produced (a contact inserted behind the system's

@@ -96,6 +96,24 @@ func (s *ConsistencyStore) EntityRows(ctx context.Context, integrationID string)
 	return out, nil
 }
 
+// StatusChanges implements projections.ConsistencyStore.
+func (s *ConsistencyStore) StatusChanges(ctx context.Context, integrationID string) ([]domain.StatusChange, error) {
+	rows, err := s.q.Query(ctx, `SELECT transaction_id, from_status, to_status, changed_at, event_id
+FROM transaction_status_changes WHERE integration_id = $1`, integrationID)
+	if err != nil {
+		return nil, fmt.Errorf("status changes of %s: %w", integrationID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.StatusChange, error) {
+		c := domain.StatusChange{Key: domain.EntityKey{IntegrationID: integrationID, Kind: domain.KindTransaction}}
+		err := row.Scan(&c.Key.ID, &c.From, &c.To, &c.At, &c.EventID)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("status changes of %s: %w", integrationID, err)
+	}
+	return out, nil
+}
+
 // AuditCounts implements projections.ConsistencyStore.
 func (s *ConsistencyStore) AuditCounts(ctx context.Context, integrationID string) (map[projections.AuditBucket]projections.StatusCounts, error) {
 	return s.counts(ctx, "audit counts", `SELECT event_type, date_trunc('hour', received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
