@@ -20,7 +20,8 @@ func TestFillLogBehindGapAppliesItsLastRecord(t *testing.T) {
 	old := now.Add(-time.Hour)
 	rec, m := behindRecovery(t, now, 0)
 	topic := domain.TopicTransactions
-	gaps, err := rec.Gaps(context.Background(), "int_a")
+	found, err := rec.Gaps(context.Background(), "int_a")
+	gaps := found.Gaps
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,8 @@ func TestTruncatedLogBehindGapIsFilledFromTheStart(t *testing.T) {
 		e6 = old.Add(4 * time.Minute)
 		log.add(domain.ContactUpdated, "e6", e6, `{"id":"con_1","last_name":"Lovelace"}`)
 	})
-	gaps, err := rec.Gaps(context.Background(), "int_a")
+	found, err := rec.Gaps(context.Background(), "int_a")
+	gaps := found.Gaps
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,8 @@ func TestSettledRecordsPastTheCheckpointAreNoGap(t *testing.T) {
 	if err != nil || len(pending) != 0 {
 		t.Fatalf("pending %+v (%v), want none", pending, err)
 	}
-	gaps, err := rec.Gaps(context.Background(), "int_a")
+	found, err := rec.Gaps(context.Background(), "int_a")
+	gaps := found.Gaps
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -130,10 +130,20 @@ type SourceRecord struct {
 
 // SourceLister lists the records the SoftPro API reports changed since a
 // time. It returns nil and no error for an integration without an API
-// connection.
+// connection. A failure of the API itself (no answer, an error answer, a
+// rate limit waited out, a refused token) it returns as a *SourceError;
+// any other error (the database, the rate limiter's store) is its own.
 type SourceLister interface {
 	ChangedSince(ctx context.Context, integrationID string, since time.Time) ([]SourceRecord, error)
 }
+
+// SourceError is the SoftPro API's failure to answer a SourceLister. Gap
+// detection then leaves the data side out, naming it in NotChecked with
+// the error as the reason, and still checks every other side.
+type SourceError struct{ Err error }
+
+func (e *SourceError) Error() string { return e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
 
 // FailedCounter counts an integration's FAILED events.
 type FailedCounter interface {
@@ -230,7 +240,9 @@ func NewRecovery(cfg GapConfig, d RecoveryDeps) *Recovery {
 }
 
 // NotChecked names the sides Gaps leaves out because their collaborators
-// are not wired (SideSync, SideData); nil when every side is checked.
+// are not wired (SideSync, SideData); nil when every side is wired. Gaps
+// may leave out the data side of one integration as well, when the
+// SoftPro API fails it (GapReport.NotChecked).
 func (r *Recovery) NotChecked() []string {
 	var out []string
 	if r.syncs == nil {
@@ -247,21 +259,50 @@ func (r *Recovery) Validate(ctx context.Context, integrationID string) (Consiste
 	return Validate(ctx, r.store, r.log, integrationID, r.cfg.Topics)
 }
 
+// GapReport is what gap detection found for one integration, and which
+// sides it could not look at.
+type GapReport struct {
+	IntegrationID string `json:"integrationId"`
+	Gaps          []Gap  `json:"gaps"`
+	// NotChecked names the sides whose gaps were not looked for (SideSync,
+	// SideData): those not wired (Recovery.NotChecked), and the data side
+	// when the SoftPro API failed to answer.
+	NotChecked []string `json:"notChecked,omitempty"`
+	// NotCheckedReasons says, for each side of NotChecked, why.
+	NotCheckedReasons map[string]string `json:"notCheckedReasons,omitempty"`
+}
+
+// notChecked adds side to NotChecked with its reason.
+func (g *GapReport) notChecked(side, reason string) {
+	g.NotChecked = append(g.NotChecked, side)
+	if g.NotCheckedReasons == nil {
+		g.NotCheckedReasons = map[string]string{}
+	}
+	g.NotCheckedReasons[side] = reason
+}
+
 // Gaps finds the integration's gaps on every side this process can see:
 // the log (unapplied and poisoned records), the schedule (failed or
 // missed syncs), the data (records the SoftPro API has and the read models
-// lack) and the read models (rows that disagree with the log). NotChecked
-// names the sides it cannot see.
-func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error) {
+// lack) and the read models (rows that disagree with the log). The report
+// names the sides it cannot see, with why: those not wired, and the data
+// side when the SoftPro API fails (a *SourceError), whose failure leaves
+// the other sides checked. Any other failure (the database, the log) fails
+// the whole.
+func (r *Recovery) Gaps(ctx context.Context, integrationID string) (GapReport, error) {
+	out := GapReport{IntegrationID: integrationID}
+	for _, side := range r.NotChecked() {
+		out.notChecked(side, ErrNoSync.Error())
+	}
 	gaps := []Gap{}
 	logGaps, err := r.logGaps(ctx, integrationID)
 	if err != nil {
-		return nil, err
+		return GapReport{}, err
 	}
 	gaps = append(gaps, logGaps...)
 	n, from, to, err := r.failed.FailedEvents(ctx, integrationID)
 	if err != nil {
-		return nil, err
+		return GapReport{}, err
 	}
 	if n > 0 {
 		gaps = append(gaps, Gap{Kind: GapPoisoned, IntegrationID: integrationID, From: &from, To: &to, Records: n,
@@ -270,20 +311,27 @@ func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error
 	if r.syncs != nil {
 		g, err := r.syncGaps(ctx, integrationID)
 		if err != nil {
-			return nil, err
+			return GapReport{}, err
 		}
 		gaps = append(gaps, g...)
 	}
 	if r.source != nil {
 		g, err := r.dataGaps(ctx, integrationID)
-		if err != nil {
-			return nil, err
+		var source *SourceError
+		switch {
+		case err == nil:
+			gaps = append(gaps, g...)
+		case errors.As(err, &source) && ctx.Err() == nil:
+			// The API does not answer: every other side is still
+			// checked, and this one is named as not checked.
+			out.notChecked(SideData, err.Error())
+		default:
+			return GapReport{}, fmt.Errorf("gaps %s: %w", integrationID, err)
 		}
-		gaps = append(gaps, g...)
 	}
 	rep, err := r.Validate(ctx, integrationID)
 	if err != nil {
-		return nil, err
+		return GapReport{}, err
 	}
 	var keys []domain.EntityKey
 	var issues, metricsIssues []Issue
@@ -328,7 +376,8 @@ func (r *Recovery) Gaps(ctx context.Context, integrationID string) ([]Gap, error
 			Missing: fmt.Sprintf("%d hourly metrics rows disagree with the audit", len(rows)), Fill: FillRecount,
 			Metrics: rows, Issues: metricsIssues})
 	}
-	return gaps, nil
+	out.Gaps = gaps
+	return out, nil
 }
 
 // unapplied calls fn with each of the integration's records that its
@@ -522,14 +571,14 @@ func (r *Recovery) dataGaps(ctx context.Context, integrationID string) ([]Gap, e
 	since := r.now().Add(-r.cfg.DataWindow).UTC()
 	recs, err := r.source.ChangedSince(ctx, integrationID, since)
 	if err != nil {
-		return nil, fmt.Errorf("gaps %s: softpro api: %w", integrationID, err)
+		return nil, fmt.Errorf("softpro api: %w", err)
 	}
 	if len(recs) == 0 {
 		return nil, nil
 	}
 	rows, err := r.store.EntityRows(ctx, integrationID)
 	if err != nil {
-		return nil, fmt.Errorf("gaps %s: %w", integrationID, err)
+		return nil, err
 	}
 	have := make(map[domain.EntityKey]time.Time, len(rows))
 	for _, e := range rows {
@@ -569,8 +618,15 @@ type FillReport struct {
 	AuditRefiled int      `json:"auditRefiled"`
 	Errors       []string `json:"errors,omitempty"`
 	// NotChecked names the sides whose gaps were neither looked for nor
-	// filled (Recovery.NotChecked).
-	NotChecked []string `json:"notChecked,omitempty"`
+	// filled (GapReport.NotChecked), and NotCheckedReasons says why.
+	NotChecked        []string          `json:"notChecked,omitempty"`
+	NotCheckedReasons map[string]string `json:"notCheckedReasons,omitempty"`
+	// Partial is set when the fill left something undone: a gap it could
+	// not fill (Errors), or a side it could not check because it failed
+	// (the data side while the SoftPro API does not answer). The sides
+	// left out because they are not wired (Recovery.NotChecked) are left
+	// out by configuration, and do not make a fill partial.
+	Partial bool `json:"partial"`
 }
 
 // Fill finds the integration's gaps and fills each: log-side ones by
@@ -578,14 +634,17 @@ type FillReport struct {
 // schedule- and data-side ones by a sync now whose records it then
 // replays, and read-model ones by folding the named entities again from
 // the whole log. A gap that cannot be filled is
-// reported in Errors; the others are still filled.
+// reported in Errors; the others are still filled. A side Gaps could not
+// check (the data side while the SoftPro API does not answer) is named in
+// NotChecked, with why, and the gaps of the others are still filled.
 func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string) (FillReport, error) {
 	rep := FillReport{IntegrationID: integrationID, Replayed: []ReplayReport{}, NotChecked: r.NotChecked()}
-	gaps, err := r.Gaps(ctx, integrationID)
+	found, err := r.Gaps(ctx, integrationID)
 	if err != nil {
 		return rep, err
 	}
-	rep.Gaps = gaps
+	gaps := found.Gaps
+	rep.Gaps, rep.NotChecked, rep.NotCheckedReasons = gaps, found.NotChecked, found.NotCheckedReasons
 	synced := false
 	// One sync covers every schedule- and data-side gap: from the earliest
 	// data gap, or from the watermarks.
@@ -655,6 +714,8 @@ func (r *Recovery) Fill(ctx context.Context, integrationID, correlationID string
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", g.Kind, err))
 		}
 	}
+	notWired := r.NotChecked()
+	rep.Partial = len(rep.Errors) > 0 || slices.ContainsFunc(rep.NotChecked, func(side string) bool { return !slices.Contains(notWired, side) })
 	return rep, nil
 }
 

@@ -2,7 +2,9 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,7 +149,8 @@ func TestGaps(t *testing.T) {
 			rec := NewRecovery(GapConfig{Topics: []string{domain.TopicTransactions}, Names: names},
 				RecoveryDeps{Log: log, Status: fakeStatus{tt.cps}, Store: fc, Failed: fc, Retrier: fc, Settled: fc,
 					Replayer: NewReplayer(m, log, nil), Syncs: fakeSyncs{tt.syncs}})
-			gaps, err := rec.Gaps(context.Background(), "int_a")
+			found, err := rec.Gaps(context.Background(), "int_a")
+			gaps := found.Gaps
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -211,6 +214,82 @@ func TestRecoveryNamesTheSidesItDoesNotCheck(t *testing.T) {
 			if !slices.Equal(rep.NotChecked, tt.want) {
 				t.Errorf("fill report: notChecked %v, want %v", rep.NotChecked, tt.want)
 			}
+			// Sides left out by configuration do not make a fill partial.
+			if rep.Partial || len(rep.NotCheckedReasons) != len(tt.want) {
+				t.Errorf("fill report: partial %v, reasons %v, want not partial and a reason per side", rep.Partial, rep.NotCheckedReasons)
+			}
 		})
+	}
+}
+
+type failingSource struct{ err error }
+
+func (f failingSource) ChangedSince(context.Context, string, time.Time) ([]SourceRecord, error) {
+	return nil, f.err
+}
+
+// A SoftPro API that does not answer leaves the data side out, named with
+// why, and every other side is still checked and filled: the failed sync
+// and the row deleted behind the system's back are found, and the row is
+// refolded. Any other failure of the data side still fails the whole.
+func TestGapsWithoutTheSoftProAPICheckAndFillTheOtherSides(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC()
+	old := now.Add(-time.Hour)
+	finished := now.Add(-10 * time.Minute)
+	newRecovery := func(source SourceLister) (*Recovery, *memStore) {
+		log := &fakeLog{}
+		log.add(domain.TransactionCreated, "e1", old, `{"id":"txn_1","status":"open"}`)
+		m := newMemStore()
+		if _, err := NewReplayer(m, log, nil).Replay(context.Background(), ReplayRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		// Deleted behind the system's back.
+		delete(m.entities, domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTransaction, ID: "txn_1"})
+		fc := fakeConsistency{m}
+		cps := []CheckpointRow{{Projection: "transactions", Partition: Partition{Topic: domain.TopicTransactions}, Next: 1}}
+		syncs := SyncInfo{Connected: true, Runs: []SyncRunInfo{{Failed: true, StartedAt: finished, FinishedAt: &finished, Error: "connection refused"}}}
+		return NewRecovery(GapConfig{Topics: []string{domain.TopicTransactions}, Names: map[string]string{domain.TopicTransactions: "transactions"}},
+			RecoveryDeps{Log: log, Status: fakeStatus{cps}, Store: fc, Failed: fc, Retrier: fc, Settled: fc,
+				Replayer: NewReplayer(m, log, nil), Syncs: fakeSyncs{syncs}, Source: source}), m
+	}
+	down := &SourceError{Err: errors.New("list transactions: dial tcp 127.0.0.1:1: connection refused")}
+
+	rec, m := newRecovery(failingSource{down})
+	rep, err := rec.Gaps(context.Background(), "int_a")
+	if err != nil {
+		t.Fatalf("gaps with the SoftPro API down: %v", err)
+	}
+	var kinds []string
+	for _, g := range rep.Gaps {
+		kinds = append(kinds, g.Kind)
+	}
+	if !slices.Equal(kinds, []string{GapSyncFailed, GapReadModel}) {
+		t.Errorf("gaps %v, want the failed sync and the deleted row", kinds)
+	}
+	if !slices.Equal(rep.NotChecked, []string{SideData}) || !strings.Contains(rep.NotCheckedReasons[SideData], "connection refused") {
+		t.Errorf("notChecked %v reasons %v, want the data side with the API's failure", rep.NotChecked, rep.NotCheckedReasons)
+	}
+
+	fill, err := rec.Fill(context.Background(), "int_a", "test")
+	if err != nil {
+		t.Fatalf("fill with the SoftPro API down: %v", err)
+	}
+	if _, ok := m.entities[domain.EntityKey{IntegrationID: "int_a", Kind: domain.KindTransaction, ID: "txn_1"}]; !ok {
+		t.Errorf("fill did not refold the deleted row: %+v", fill)
+	}
+	// No syncer: the sync-failed gap is not filled.
+	if !fill.Partial || len(fill.Errors) != 1 || !slices.Equal(fill.NotChecked, []string{SideData}) || fill.NotCheckedReasons[SideData] == "" {
+		t.Errorf("fill report %+v, want it partial, the failed sync in errors and the data side not checked, with why", fill)
+	}
+
+	// The database behind the data side failing is no reason to report
+	// the others alone.
+	rec, _ = newRecovery(failingSource{errors.New("get integration: connection reset by peer")})
+	if _, err := rec.Gaps(context.Background(), "int_a"); err == nil {
+		t.Error("gaps whose data side fails for the database: no error")
+	}
+	if _, err := rec.Fill(context.Background(), "int_a", "test"); err == nil {
+		t.Error("fill whose data side fails for the database: no error")
 	}
 }

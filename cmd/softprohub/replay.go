@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,17 +53,56 @@ func (o *recoveryOpener) openFor(cmd *cobra.Command, opts app.RecoveryOptions, i
 // connections.
 const needsSecretsKey = "scheduled sync needs SECRETS_KEY (set it, or pass --dev)"
 
+// exitPartial is the exit status of a gaps fill that printed its report
+// but left something undone (FillReport.Partial): a gap it could not
+// fill, or a side it could not check because the SoftPro API failed.
+const exitPartial exitCode = 3
+
+// notCheckedReasons puts, for the sides this process does not wire
+// (notWired), needsSecretsKey as the reason: the only way the CLI leaves
+// them out.
+func notCheckedReasons(reasons map[string]string, notWired []string) {
+	for _, side := range notWired {
+		if _, ok := reasons[side]; ok {
+			reasons[side] = needsSecretsKey
+		}
+	}
+}
+
+// partialWhat says what a partial fill left undone.
+func partialWhat(rep projections.FillReport, notWired []string) string {
+	var what []string
+	if n := len(rep.Errors); n > 0 {
+		what = append(what, fmt.Sprintf("%d gaps not filled", n))
+	}
+	for _, side := range rep.NotChecked {
+		if !slices.Contains(notWired, side) {
+			what = append(what, "the "+side+" side not checked")
+		}
+	}
+	return strings.Join(what, "; ")
+}
+
 // warnNotChecked tells the operator which sides of gap detection were left
-// out, and why.
-func warnNotChecked(w io.Writer, sides []string) {
-	if len(sides) == 0 {
+// out, and why: those not wired because scheduled sync needs SECRETS_KEY,
+// and any the SoftPro API failed.
+func warnNotChecked(w io.Writer, sides []string, reasons map[string]string) {
+	var unwired []string
+	for _, side := range sides {
+		if reasons[side] != needsSecretsKey {
+			fmt.Fprintf(w, "gaps: the %s side was not checked, because %s\n", side, reasons[side])
+			continue
+		}
+		unwired = append(unwired, side)
+	}
+	if len(unwired) == 0 {
 		return
 	}
 	noun := "side was"
-	if len(sides) > 1 {
+	if len(unwired) > 1 {
 		noun = "sides were"
 	}
-	fmt.Fprintf(w, "gaps: the %s %s not checked, because %s\n", strings.Join(sides, " and "), noun, needsSecretsKey)
+	fmt.Fprintf(w, "gaps: the %s %s not checked, because %s\n", strings.Join(unwired, " and "), noun, needsSecretsKey)
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -223,16 +263,15 @@ ones, which are not touched.`,
 				return err
 			}
 			defer t.Close()
-			g, err := t.Recovery.Gaps(cmd.Context(), args[0])
+			// A side the SoftPro API fails is named in the report, as a
+			// side not wired is: the others are reported, exit status 0.
+			rep, err := t.Recovery.Gaps(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			out := map[string]any{"integrationId": args[0], "gaps": g}
-			if nc := t.Recovery.NotChecked(); len(nc) > 0 {
-				out["notChecked"] = nc
-				warnNotChecked(cmd.ErrOrStderr(), nc)
-			}
-			return printJSON(cmd.OutOrStdout(), out)
+			notCheckedReasons(rep.NotCheckedReasons, t.Recovery.NotChecked())
+			warnNotChecked(cmd.ErrOrStderr(), rep.NotChecked, rep.NotCheckedReasons)
+			return printJSON(cmd.OutOrStdout(), rep)
 		},
 	}
 	gaps.PersistentFlags().DurationVar(&behind, "behind", 5*time.Minute, "how long a projection may lag before it is a gap")
@@ -250,13 +289,22 @@ ones, which are not touched.`,
 			}
 			defer t.Close()
 			// Gaps that cannot be filled are in the report; an error is
-			// one that stopped the fill, such as the gaps not being found.
+			// one that stopped the fill, such as the gaps not being found
+			// (exit status 1, no report). A fill that left something
+			// undone prints its report and exits 3.
 			rep, err := t.Recovery.Fill(cmd.Context(), args[0], "cli-gaps-fill")
 			if err != nil {
 				return err
 			}
-			warnNotChecked(cmd.ErrOrStderr(), rep.NotChecked)
-			return printJSON(cmd.OutOrStdout(), rep)
+			notCheckedReasons(rep.NotCheckedReasons, t.Recovery.NotChecked())
+			warnNotChecked(cmd.ErrOrStderr(), rep.NotChecked, rep.NotCheckedReasons)
+			if err := printJSON(cmd.OutOrStdout(), rep); err != nil {
+				return err
+			}
+			if rep.Partial {
+				return fmt.Errorf("gaps fill %s was partial (%s): %w", args[0], partialWhat(rep, t.Recovery.NotChecked()), exitPartial)
+			}
+			return nil
 		},
 	}
 	gaps.AddCommand(fill)

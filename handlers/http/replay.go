@@ -41,7 +41,7 @@ type WindowReplayer interface {
 // GapsRecovery finds and fills gaps, validates and resyncs
 // (projections.Recovery).
 type GapsRecovery interface {
-	Gaps(ctx context.Context, integrationID string) ([]projections.Gap, error)
+	Gaps(ctx context.Context, integrationID string) (projections.GapReport, error)
 	Fill(ctx context.Context, integrationID, correlationID string) (projections.FillReport, error)
 	Validate(ctx context.Context, integrationID string) (projections.ConsistencyReport, error)
 	Resync(ctx context.Context, integrationID string) (projections.ResyncReport, error)
@@ -266,18 +266,20 @@ func (a *recoveryAPI) replay(w http.ResponseWriter, r *http.Request) {
 	writeData(w, http.StatusOK, rep)
 }
 
+// gaps answers 200 with what it found, also when the SoftPro API does not
+// answer: the report then names the data side in notChecked, with why.
 func (a *recoveryAPI) gaps(w http.ResponseWriter, r *http.Request) {
-	id := pathParam(r, "integrationId")
-	gaps, err := a.d.Recovery.Gaps(r.Context(), id)
+	rep, err := a.d.Recovery.Gaps(r.Context(), pathParam(r, "integrationId"))
 	if err != nil {
 		a.fail(w, r, "gaps", err)
 		return
 	}
-	writeData(w, http.StatusOK, map[string]any{"integrationId": id, "gaps": gaps})
+	writeData(w, http.StatusOK, rep)
 }
 
 // fill and resync take no body: one naming a field is refused, not
-// ignored.
+// ignored. A fill that ran answers 200 with its report, partial or not
+// (its partial, errors and notChecked say what it left).
 func (a *recoveryAPI) fill(w http.ResponseWriter, r *http.Request) {
 	if err := decodeNoBody(r); err != nil {
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())

@@ -161,7 +161,23 @@ var syncKinds = map[string]domain.Kind{
 	domain.SyncDocuments: domain.KindDocument, domain.SyncTasks: domain.KindTask,
 }
 
+// ChangedSince returns the SoftPro API's failures (an error answer, no
+// answer, a rate limit or quota waited out, a refused token, cursors that
+// never end) as a *projections.SourceError, so that gap detection leaves
+// the data side out and checks the others; a failure of the database or
+// of the rate limiter's store is returned as it is.
 func (s sourceLister) ChangedSince(ctx context.Context, id string, since time.Time) ([]projections.SourceRecord, error) {
+	recs, err := s.changedSince(ctx, id, since)
+	var api *ingest.APIError
+	var limited *ingest.RateLimitedError
+	if errors.As(err, &api) || errors.As(err, &limited) || errors.Is(err, ingest.ErrTokenRefused) ||
+		errors.Is(err, ingest.ErrQuotaExhausted) || errors.Is(err, ingest.ErrNoProgress) {
+		return nil, &projections.SourceError{Err: err}
+	}
+	return recs, err
+}
+
+func (s sourceLister) changedSince(ctx context.Context, id string, since time.Time) ([]projections.SourceRecord, error) {
 	in, err := s.integrations.Integration(ctx, id)
 	if err != nil {
 		return nil, err
