@@ -259,15 +259,19 @@ func TestQueryAuthMatrix(t *testing.T) {
 	e := newEnv(t)
 	a, _ := e.integration("a", nil)
 	secret := []byte(e.Cfg.JWTSecret)
-	mint := func(role string, ttl time.Duration, key []byte) string {
-		tok, err := httpapi.IssueToken(key, "u", role, ttl, time.Now())
+	// mintAt mints a token issued at issued: an hour ago with a minute's
+	// validity is an expired one (IssueToken refuses a ttl that is not
+	// positive).
+	mintAt := func(role string, ttl time.Duration, issued time.Time, key []byte) string {
+		tok, err := httpapi.IssueToken(key, "u", role, ttl, issued)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
+	mint := func(role string, ttl time.Duration, key []byte) string { return mintAt(role, ttl, time.Now(), key) }
 	analyst := mint(httpapi.RoleAnalyst, time.Hour, secret)
-	expired := mint(httpapi.RoleAdmin, -time.Minute, secret)
+	expired := mintAt(httpapi.RoleAdmin, time.Minute, time.Now().Add(-time.Hour), secret)
 	forged := mint(httpapi.RoleAdmin, time.Hour, []byte("another-secret"))
 	badRole, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "u", "role": "root", "exp": time.Now().Add(time.Hour).Unix()}).SignedString(secret)
 	base := "/api/v1/integrations/softpro/"

@@ -20,6 +20,9 @@ func newTokenCmd() *cobra.Command {
 			"the secret that `serve --dev` generated in DATA_DIR. Prints the bare token.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ttl <= 0 {
+				return fmt.Errorf("--ttl must be positive (a token valid for %s is expired when it is minted)", ttl)
+			}
 			cfg, err := app.LoadConfig()
 			if err != nil {
 				return err
@@ -41,6 +44,6 @@ func newTokenCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&role, "role", httpapi.RoleAdmin, "role claim: admin or analyst")
 	cmd.Flags().StringVar(&subject, "sub", "cli", "subject claim")
-	cmd.Flags().DurationVar(&ttl, "ttl", time.Hour, "validity")
+	cmd.Flags().DurationVar(&ttl, "ttl", time.Hour, "validity, positive (e.g. 30m, 24h)")
 	return cmd
 }

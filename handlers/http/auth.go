@@ -23,7 +23,10 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
-// IssueToken mints an HS256 token for subject with role, valid for ttl.
+// IssueToken mints an HS256 token for subject with role, valid from now for
+// at least ttl, which must be positive: a token that expires when it is
+// minted is refused by every route. The expiry is kept in whole seconds,
+// rounded up, so a token is never valid for less than ttl.
 func IssueToken(secret []byte, subject, role string, ttl time.Duration, now time.Time) (string, error) {
 	if role != RoleAdmin && role != RoleAnalyst {
 		return "", fmt.Errorf("issue token: role must be %q or %q", RoleAdmin, RoleAnalyst)
@@ -31,10 +34,17 @@ func IssueToken(secret []byte, subject, role string, ttl time.Duration, now time
 	if len(secret) == 0 {
 		return "", errors.New("issue token: empty secret")
 	}
+	if ttl <= 0 {
+		return "", fmt.Errorf("issue token: ttl must be positive, got %s", ttl)
+	}
+	exp := now.Add(ttl)
+	if t := exp.Truncate(time.Second); !t.Equal(exp) {
+		exp = t.Add(time.Second)
+	}
 	c := Claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   subject,
 		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		ExpiresAt: jwt.NewNumericDate(exp),
 	}}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 }
