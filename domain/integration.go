@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // SignatureScheme names how an integration's webhooks are signed.
@@ -222,6 +223,10 @@ func ValidateSettings(in Integration, minSyncInterval int) error {
 		v.Add("organizationId is required")
 	} else if len(in.OrganizationID) > MaxOrganizationIDBytes {
 		v.Add("organizationId must be at most %d bytes", MaxOrganizationIDBytes)
+	} else if strings.ContainsFunc(in.OrganizationID, unicode.IsControl) {
+		// A newline or tab would let it pass for more rows or columns
+		// wherever it is listed as text, as event ids may not either.
+		v.Add("organizationId must not contain control characters (U+0000-U+001F, U+007F-U+009F)")
 	}
 	if !in.SignatureScheme.Valid() {
 		v.Add("signatureScheme must be %q or %q", SchemeSoftPro, SchemeStandardWebhooks)

@@ -40,7 +40,7 @@ func withStore(ctx context.Context, dev bool, fn func(cfg app.Config, s *postgre
 	return fn(cfg, postgres.NewIntegrationStore(pool, box))
 }
 
-// integrationJSON prints an integration without its secrets.
+// printIntegration prints an integration without its secrets.
 func printIntegration(w io.Writer, in domain.Integration) error {
 	type secret struct {
 		KeyID     string     `json:"keyId"`
@@ -56,7 +56,7 @@ func printIntegration(w io.Writer, in domain.Integration) error {
 		}
 		secrets = append(secrets, sv)
 	}
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(jsonOut(w))
 	enc.SetIndent("", "  ")
 	return enc.Encode(map[string]any{
 		"id": in.ID, "organizationId": in.OrganizationID, "active": in.Active, "webhookEnabled": in.WebhookEnabled,
@@ -162,8 +162,11 @@ func newIntegrationsCmd() *cobra.Command {
 					return err
 				}
 				for _, in := range all {
+					// Stored text is printed so that it cannot pass
+					// for more lines or columns (see listText).
 					fmt.Fprintf(cmd.OutOrStdout(), "%s\torg=%s\tactive=%t\twebhooks=%t\tscheme=%s\tkeys=%d\n",
-						in.ID, in.OrganizationID, in.Active, in.WebhookEnabled, in.SignatureScheme, len(in.ValidSecrets(time.Now())))
+						listText(in.ID), listText(in.OrganizationID), in.Active, in.WebhookEnabled,
+						listText(string(in.SignatureScheme)), len(in.ValidSecrets(time.Now())))
 				}
 				return nil
 			})

@@ -77,7 +77,7 @@ func newLogCmd() *cobra.Command {
 			for _, t := range types {
 				ts = append(ts, domain.EventType(t))
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc := json.NewEncoder(jsonOut(cmd.OutOrStdout()))
 			return kafka.Tail(cmd.Context(), kafka.TailConfig{
 				Brokers: cfg.Brokers(), Topics: topics, IntegrationID: integration, Types: ts, From: since, Follow: follow,
 			}, func(r kafka.Record) error {

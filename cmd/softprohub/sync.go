@@ -37,7 +37,7 @@ func newSyncCmd() *cobra.Command {
 		return openWith(cmd, cfg)
 	}
 	printJSON := func(cmd *cobra.Command, v any) error {
-		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc := json.NewEncoder(jsonOut(cmd.OutOrStdout()))
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
