@@ -58,7 +58,9 @@ func newLogCmd() *cobra.Command {
 		Use:   "tail",
 		Short: "Print envelopes from the log as JSON lines",
 		Long: "Print envelopes from the event topics, one JSON line each with topic, partition and offset.\n" +
-			"--from takes an RFC 3339 time or a duration back from now (e.g. 1h).",
+			"--from takes an RFC 3339 time or a duration back from now (e.g. 1h).\n" +
+			"A --topic the broker does not have is an error unless it is one of the service's,\n" +
+			"not created yet (skipped).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := app.LoadConfig()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -19,8 +21,11 @@ import (
 type TailConfig struct {
 	// Brokers are the seed brokers, host:port. Required.
 	Brokers []string
-	// Topics to read; default domain.EventTopics. Topics that do not exist
-	// are skipped.
+	// Topics to read; default domain.EventTopics. A topic of the service
+	// (domain.AllTopics) that the broker does not have yet is skipped, as
+	// it holds no records; any other name the broker does not have is an
+	// error wrapping ErrUnknownTopic that names it, as is a list of which
+	// the broker has none.
 	Topics []string
 	// IntegrationID keeps only that integration's records (the record
 	// key); empty keeps all.
@@ -59,15 +64,20 @@ type Record struct {
 // one goroutine at a time, and each batch the broker returns is passed to fn
 // before the next is used.
 //
-// Without Follow, Tail lists the end offsets first and returns nil once
-// every partition has been read up to them: records appended later are not
-// read. With Follow it reads until ctx ends (new partitions of a topic are
-// not picked up). Either way, when ctx ends Tail returns an error wrapping
-// ctx.Err(), and when fn returns an error Tail stops and returns it wrapped.
-// Retriable broker errors (a broker restarting) are retried until ctx
-// ends; others end Tail. Each call uses its own clients, so any number of
-// Tails may run at once.
+// Topics are checked first, in either mode, before fn is called: see
+// TailConfig.Topics. Without Follow, Tail lists the end offsets first and
+// returns nil once every partition has been read up to them: records
+// appended later are not read. With Follow it reads until ctx ends (new
+// partitions of a topic are not picked up). Either way, when ctx ends Tail
+// returns an error wrapping ctx.Err(), and when fn returns an error Tail
+// stops and returns it wrapped. Retriable broker errors (a broker
+// restarting) are retried until ctx ends; others end Tail. Each call uses
+// its own clients, so any number of Tails may run at once.
 func Tail(ctx context.Context, cfg TailConfig, fn func(Record) error) error {
+	return tail(ctx, cfg, fn)
+}
+
+func tail(ctx context.Context, cfg TailConfig, fn func(Record) error) error {
 	topics := cfg.Topics
 	if len(topics) == 0 {
 		topics = domain.EventTopics
@@ -78,6 +88,9 @@ func Tail(ctx context.Context, cfg TailConfig, fn func(Record) error) error {
 
 	start, end, err := tailBounds(ctx, cfg.Brokers, topics, cfg.From)
 	if err != nil {
+		return fmt.Errorf("tail: %w", err)
+	}
+	if err := checkTailTopics(topics, end); err != nil {
 		return fmt.Errorf("tail: %w", err)
 	}
 	consume := make(map[string]map[int32]kgo.Offset)
@@ -101,10 +114,7 @@ func Tail(ctx context.Context, cfg TailConfig, fn func(Record) error) error {
 		}
 	}
 	if len(consume) == 0 {
-		if cfg.Follow {
-			return fmt.Errorf("tail: none of %v: %w", topics, ErrUnknownTopic)
-		}
-		return nil
+		return nil // without Follow: nothing to read up to the end
 	}
 
 	cl, err := kgo.NewClient(
@@ -208,6 +218,37 @@ func tailBounds(ctx context.Context, brokers, topics []string, from time.Time) (
 		return nil, nil, fmt.Errorf("list start offsets: %w", err)
 	}
 	return start, end, nil
+}
+
+// checkTailTopics refuses topics the broker does not have (they are not
+// in end) unless they are the service's own, not created yet, and refuses
+// a list of which the broker has none, as there is nothing to read or
+// follow. The names are quoted, as they come from the command line.
+func checkTailTopics(topics []string, end Offsets) error {
+	var unknown, missing []string
+	for _, t := range topics {
+		if _, ok := end[t]; ok {
+			continue
+		}
+		q := strconv.Quote(t)
+		if slices.Contains(missing, q) || slices.Contains(unknown, q) {
+			continue
+		}
+		if slices.Contains(domain.AllTopics, t) {
+			missing = append(missing, q)
+		} else {
+			unknown = append(unknown, q)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("%w %s: the broker has no such topic and it is not one of the service's (%s)",
+			ErrUnknownTopic, strings.Join(unknown, ", "), strings.Join(domain.AllTopics, ", "))
+	}
+	if len(end) == 0 {
+		return fmt.Errorf("none of %s is on the broker yet (the service creates its topics when it starts): %w",
+			strings.Join(missing, ", "), ErrUnknownTopic)
+	}
+	return nil
 }
 
 // onlyUnknownTopics reports whether err is made only of ErrUnknownTopic.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,11 +100,6 @@ func TestTailFilters(t *testing.T) {
 			cfg:  TailConfig{Topics: []string{domain.TopicContacts}},
 			want: ids(func(a appended) bool { return a.env.Type.Topic() == domain.TopicContacts }),
 		},
-		{
-			name: "missing topics are skipped",
-			cfg:  TailConfig{Topics: []string{domain.TopicTasks, randomID("absent")}},
-			want: ids(func(a appended) bool { return a.env.Type.Topic() == domain.TopicTasks }),
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,6 +190,92 @@ func TestTailFollow(t *testing.T) {
 	err := Tail(ctx, TailConfig{Brokers: b.Addrs(), Follow: true}, func(Record) error { return nil })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("tail with a cancelled context returned %v, want context.Canceled", err)
+	}
+}
+
+// A topic name the broker does not have, that is not one of the
+// service's, is an error naming it in both modes, before any record is
+// passed on; a topic of the service not created yet is skipped, unless
+// the broker has none of those asked, which is an error too. A topic the
+// broker has is read whoever made it.
+func TestTailUnknownTopics(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	// Only two of the service's topics, and one of another's.
+	raw := randomID("raw")
+	if _, err := EnsureTopics(testContext(t), b.Addrs(), []string{domain.TopicTasks, domain.TopicOther, raw}, TopicSpec{Partitions: 2}); err != nil {
+		t.Fatalf("ensure topics: %v", err)
+	}
+	p := newProducer(t, b.Addrs(), 5*time.Second)
+	integration := randomID("int")
+	task := envelope(integration, domain.TaskCreated, "")
+	mustAppend(t, p, task)
+	other := envelope(integration, domain.EventType("custom.thing"), "")
+	if _, err := p.AppendTo(testContext(t), domain.TopicOther, other); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	if _, err := p.AppendTo(testContext(t), raw, other); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+
+	bogus := "bogus.topic"
+	for _, follow := range []bool{false, true} {
+		for _, tt := range []struct {
+			topics []string
+			want   []string // in the error
+		}{
+			{[]string{bogus}, []string{`unknown topic "bogus.topic"`}},
+			{[]string{bogus, domain.TopicOther}, []string{`unknown topic "bogus.topic"`}},
+			{[]string{domain.TopicOther, "nope\n1", domain.TopicTasks, bogus}, []string{`unknown topic "nope\n1", "bogus.topic"`}},
+			{[]string{domain.TopicContacts}, []string{`none of "softpro.contacts.v1" is on the broker yet`, "unknown topic"}},
+			{[]string{domain.TopicContacts, domain.TopicSync}, []string{`none of "softpro.contacts.v1", "softpro.sync.v1"`}},
+		} {
+			ctx, cancel := context.WithTimeout(testContext(t), 10*time.Second)
+			var read int
+			err := Tail(ctx, TailConfig{Brokers: b.Addrs(), Topics: tt.topics, Follow: follow}, func(Record) error {
+				read++
+				return nil
+			})
+			cancel()
+			if !errors.Is(err, ErrUnknownTopic) || read != 0 {
+				t.Errorf("follow %t, topics %q: %v after %d records, want an ErrUnknownTopic and none", follow, tt.topics, err, read)
+				continue
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("follow %t, topics %q: %q, want it to say %s", follow, tt.topics, err, w)
+				}
+			}
+		}
+	}
+
+	// A service topic not created yet is skipped; another's topic the
+	// broker has is read.
+	got := collect(t, TailConfig{Brokers: b.Addrs(), Topics: []string{domain.TopicContacts, domain.TopicTasks, raw}})
+	want := []string{task.EventID, other.EventID}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("contacts (not created), tasks and %s: read %v, want %v", raw, got, want)
+	}
+	// So are the default topics, some of which are not created.
+	got = collect(t, TailConfig{Brokers: b.Addrs()})
+	want = []string{task.EventID, other.EventID}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("the default topics: read %v, want %v", got, want)
+	}
+}
+
+// Without any of the event topics on the broker, tail says so in both
+// modes, instead of printing nothing.
+func TestTailNoTopics(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	for _, follow := range []bool{false, true} {
+		err := Tail(testContext(t), TailConfig{Brokers: b.Addrs(), Follow: follow}, func(Record) error { return nil })
+		if !errors.Is(err, ErrUnknownTopic) || !strings.Contains(err.Error(), "none of") {
+			t.Errorf("follow %t on a broker without topics: %v, want none of the topics named", follow, err)
+		}
 	}
 }
 
