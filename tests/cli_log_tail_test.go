@@ -1,11 +1,13 @@
 package tests
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,5 +74,42 @@ func TestCLILogTailUnknownTopic(t *testing.T) {
 	// A known topic still reads.
 	if out, err := command("log", "tail", "--topic", domain.TopicOther).Output(); err != nil || !strings.Contains(string(out), `"eventId":"evt_tail_1"`) {
 		t.Fatalf("log tail --topic %s: %v\n%s", domain.TopicOther, err, out)
+	}
+
+}
+
+// Ctrl-C (SIGINT), the way to end log tail -f, ends it with exit 0 and
+// nothing on stderr.
+func TestCLILogTailFollowEndsOnInterrupt(t *testing.T) {
+	t.Parallel()
+	command := tailBroker(t)
+	cmd := command("log", "tail", "-f")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"eventId":"evt_tail_1"`) {
+		t.Fatalf("log tail -f printed %q (%v); stderr: %s", line, err, stderr.String())
+	}
+	time.Sleep(200 * time.Millisecond) // following
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil || stderr.String() != "" {
+			t.Errorf("log tail -f after SIGINT: %v, stderr %q; want exit 0 and nothing on stderr", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("log tail -f did not end within 15s of SIGINT")
 	}
 }

@@ -60,7 +60,7 @@ func newLogCmd() *cobra.Command {
 		Long: "Print envelopes from the event topics, one JSON line each with topic, partition and offset.\n" +
 			"--from takes an RFC 3339 time or a duration back from now (e.g. 1h).\n" +
 			"A --topic the broker does not have is an error unless it is one of the service's,\n" +
-			"not created yet (skipped).",
+			"not created yet (skipped). -f follows until interrupted (Ctrl-C), which exits 0.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := app.LoadConfig()

@@ -67,14 +67,19 @@ type Record struct {
 // Topics are checked first, in either mode, before fn is called: see
 // TailConfig.Topics. Without Follow, Tail lists the end offsets first and
 // returns nil once every partition has been read up to them: records
-// appended later are not read. With Follow it reads until ctx ends (new
-// partitions of a topic are not picked up). Either way, when ctx ends Tail
-// returns an error wrapping ctx.Err(), and when fn returns an error Tail
-// stops and returns it wrapped. Retriable broker errors (a broker
-// restarting) are retried until ctx ends; others end Tail. Each call uses
-// its own clients, so any number of Tails may run at once.
+// appended later are not read; when ctx ends first, it returns an error
+// wrapping ctx.Err(). With Follow it reads until ctx ends, and then
+// returns nil: ending ctx is how a follow ends (new partitions of a topic
+// are not picked up). When fn returns an error Tail stops and returns it
+// wrapped. Retriable broker errors (a broker restarting) are retried
+// until ctx ends; others end Tail. Each call uses its own clients, so
+// any number of Tails may run at once.
 func Tail(ctx context.Context, cfg TailConfig, fn func(Record) error) error {
-	return tail(ctx, cfg, fn)
+	err := tail(ctx, cfg, fn)
+	if cfg.Follow && err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return nil
+	}
+	return err
 }
 
 func tail(ctx context.Context, cfg TailConfig, fn func(Record) error) error {

@@ -185,11 +185,54 @@ func TestTailFollow(t *testing.T) {
 		t.Errorf("tail returned %v, want the callback's error", err)
 	}
 
+}
+
+// Ending ctx is how a follow ends: Tail returns nil, whether ctx ends
+// while it waits for records or before it starts. Without Follow, a ctx
+// that ends before the end offsets are read is still an error.
+func TestTailFollowEndsWithItsContext(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "", 0)
+	ensureTopics(t, b.Addrs())
+	p := newProducer(t, b.Addrs(), 5*time.Second)
+	integration := randomID("int")
+	mustAppend(t, p, envelope(integration, domain.ContactCreated, ""))
+
 	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	seen := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Tail(ctx, TailConfig{Brokers: b.Addrs(), IntegrationID: integration, Follow: true}, func(Record) error {
+			seen <- struct{}{}
+			return nil
+		})
+	}()
+	<-seen
+	time.Sleep(100 * time.Millisecond) // waiting for more
 	cancel()
-	err := Tail(ctx, TailConfig{Brokers: b.Addrs(), Follow: true}, func(Record) error { return nil })
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("tail with a cancelled context returned %v, want context.Canceled", err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("follow cancelled while waiting returned %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("follow did not end within 10s of its context")
+	}
+
+	for _, cause := range []string{"cancelled", "past its deadline"} {
+		ctx, cancel := context.WithCancel(testContext(t))
+		if cause == "past its deadline" {
+			ctx, cancel = context.WithDeadline(testContext(t), time.Now().Add(-time.Second))
+		}
+		cancel()
+		if err := Tail(ctx, TailConfig{Brokers: b.Addrs(), Follow: true}, func(Record) error { return nil }); err != nil {
+			t.Errorf("follow with a context %s before it starts returned %v, want nil", cause, err)
+		}
+		err := Tail(ctx, TailConfig{Brokers: b.Addrs()}, func(Record) error { return nil })
+		if !errors.Is(err, ctx.Err()) {
+			t.Errorf("tail without follow with a context %s returned %v, want %v", cause, err, ctx.Err())
+		}
 	}
 }
 
