@@ -31,16 +31,8 @@ func TestLiveProjectionsResumeAfterBrokerRestart(t *testing.T) {
 	time.Sleep(5 * time.Second) // the outage: the subscribers lose the broker
 	e.Broker = startBroker(t, e.Cfg.DataDir, port)
 
-	sent := time.Now()
 	send("evt_after")
-	eventually(t, 60*time.Second, func() string {
-		var status string
-		_ = e.db().QueryRow(t.Context(), `SELECT status FROM webhook_events WHERE integration_id = $1 AND event_id = 'evt_after'`, id).Scan(&status)
-		if status != "COMPLETED" {
-			return fmt.Sprintf("evt_after is %q %v after it was sent, want COMPLETED", status, time.Since(sent).Round(time.Second))
-		}
-		return ""
-	})
+	e.waitStatuses(id, map[string]string{"evt_after": "COMPLETED"})
 	select {
 	case <-e.exited:
 		t.Fatal("the service stopped")

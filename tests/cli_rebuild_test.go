@@ -20,23 +20,27 @@ func TestCLIRebuildRefusesACopysFlagsWithoutAsOf(t *testing.T) {
 	e := newEnv(t)
 	bin := softprohubBinary(t)
 	env := cliEnv(e)
-	for _, args := range [][]string{{"rebuild", "--schema", "my_copy"}, {"rebuild", "--replace"},
+	const noAsOf, notPositive = "need --as-of", "must be positive"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rebuild", "--schema", "my_copy"}, noAsOf},
+		{[]string{"rebuild", "--replace"}, noAsOf},
 		// Given empty or false (a script's unset variable): still a copy's.
-		{"rebuild", "--as-of", ""}, {"rebuild", "--schema", ""}, {"rebuild", "--replace=false"},
-		{"rebuild", "--as-of", "", "--schema", "my_copy"}} {
-		cmd := exec.Command(bin, args...)
+		{[]string{"rebuild", "--as-of", ""}, noAsOf},
+		{[]string{"rebuild", "--schema", ""}, noAsOf},
+		{[]string{"rebuild", "--replace=false"}, noAsOf},
+		{[]string{"rebuild", "--as-of", "", "--schema", "my_copy"}, noAsOf},
+		{[]string{"rebuild", "--batch", "0"}, notPositive},
+		{[]string{"rebuild", "--workers", "0"}, notPositive},
+		{[]string{"rebuild", "--batch", "-1"}, notPositive},
+	} {
+		cmd := exec.Command(bin, c.args...)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "need --as-of") {
-			t.Errorf("softprohub %v: %v\n%s\nwant it refused for want of --as-of", args, err, out)
-		}
-	}
-	for _, args := range [][]string{{"rebuild", "--batch", "0"}, {"rebuild", "--workers", "0"}, {"rebuild", "--batch", "-1"}} {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "must be positive") {
-			t.Errorf("softprohub %v: %v\n%s\nwant it refused as not positive", args, err, out)
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("softprohub %v: %v\n%s\nwant it refused saying %q", c.args, err, out, c.want)
 		}
 	}
 	if got := queryString(t, e.db(), `SELECT count(*) FROM rebuild_runs`); got != "0" {

@@ -215,11 +215,12 @@ func TestCLIDevTakesTheSecretsOfDataDir(t *testing.T) {
 
 	// A DATA_DIR without them: --dev says so and writes none (a key of
 	// its own would seal secrets the server cannot open).
-	empty := []string{"SECRETS_KEY=", "JWT_SECRET=", "DATA_DIR=" + t.TempDir()}
+	emptyDir := t.TempDir()
+	empty := []string{"SECRETS_KEY=", "JWT_SECRET=", "DATA_DIR=" + emptyDir}
 	for _, args := range [][]string{{"integrations", "list", "--dev"}, {"sync", "run", id, "--dev"}, {"gaps", id, "--dev"}} {
 		e.cliFails(empty, "serve --dev, which make run starts, writes them", args...)
 	}
-	if _, err := os.Stat(app.DevSecretsPath(strings.TrimPrefix(empty[2], "DATA_DIR="))); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(app.DevSecretsPath(emptyDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a command with --dev wrote dev secrets: %v", err)
 	}
 }

@@ -52,10 +52,7 @@ func TestWebhookNestedDeeperThanTheProjectorsReadIsRefused(t *testing.T) {
 	}
 	for _, tt := range refused {
 		r := e.send(signedWebhook(id, secret, tt.body))
-		msg := ""
-		if er, ok := r.Body["error"].(map[string]any); ok {
-			msg, _ = er["message"].(string)
-		}
+		_, msg := errCode(r.Raw)
 		if r.Status != 400 || r.code() != "INVALID_PAYLOAD" || !strings.HasPrefix(msg, tt.msg) {
 			t.Errorf("%s: %d %s, want 400 INVALID_PAYLOAD %q", tt.name, r.Status, r.Raw, tt.msg)
 		}

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,9 +22,7 @@ func TestWebhookOfASyncRecordTypeIsRefused(t *testing.T) {
 	if r := e.send(signedWebhook(id, secret, event("e_other", "invoice.synced", now, `{"id":"inv_1"}`))); r.Status != 200 {
 		t.Fatalf("invoice.synced: %d %s", r.Status, r.Raw)
 	}
-	eventually(t, 60*time.Second, func() string {
-		return strings.TrimPrefix(queryString(t, db, `SELECT status FROM webhook_events WHERE integration_id = $1 AND event_id = 'e_other'`, id), "SKIPPED")
-	})
+	e.waitStatuses(id, map[string]string{"e_other": "SKIPPED"})
 	before := e.appendedTotal()
 	refused := []struct {
 		name string
@@ -38,10 +35,7 @@ func TestWebhookOfASyncRecordTypeIsRefused(t *testing.T) {
 	}
 	for _, tt := range refused {
 		r := e.send(signedWebhook(id, secret, tt.body))
-		msg := ""
-		if er, ok := r.Body["error"].(map[string]any); ok {
-			msg, _ = er["message"].(string)
-		}
+		_, msg := errCode(r.Raw)
 		if want := "type " + tt.name + " is reserved for records pulled by syncs"; r.Status != 400 || r.code() != "INVALID_PAYLOAD" || msg != want {
 			t.Errorf("%s: %d %s, want 400 INVALID_PAYLOAD %q", tt.name, r.Status, r.Raw, want)
 		}

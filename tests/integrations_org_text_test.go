@@ -45,8 +45,7 @@ func TestOrganizationIDControlCharacters(t *testing.T) {
 	}
 
 	// A row stored before the rule.
-	old := e.id("ctl-old")
-	e.integration("ctl-old", map[string]any{"organizationId": "org"})
+	old, _ := e.integration("ctl-old", map[string]any{"organizationId": "org"})
 	spoof := "evil\nfake\torg=x\x1b[2J\u009b"
 	if _, err := e.db().Exec(context.Background(), `UPDATE softpro_integrations SET organization_id = $2 WHERE id = $1`, old, spoof); err != nil {
 		t.Fatal(err)
