@@ -53,11 +53,7 @@ const (
 // a sync job, never sent as a webhook. Such a record's payload may be the
 // bare record, without the webhook's "data".
 func (t EventType) SyncRecord() bool {
-	switch t {
-	case TransactionSynced, ContactSynced, DocumentSynced, TaskSynced:
-		return true
-	}
-	return false
+	return t.Topic() == TopicSync
 }
 
 // WebhookTypes lists every webhook event type SoftPro sends, in spec order.

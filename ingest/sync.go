@@ -157,15 +157,16 @@ type ConnectionSource interface {
 // from defaultBaseURL (SOFTPRO_API_URL) with "{integrationId}" replaced by
 // the integration's id.
 func CheckConnection(ctx context.Context, stored ConnectionSource, c domain.SoftProConnection, defaultBaseURL string) error {
+	defaultURL := strings.ReplaceAll(defaultBaseURL, "{integrationId}", c.IntegrationID)
 	if c.BaseURL == "" {
-		c.BaseURL = strings.ReplaceAll(defaultBaseURL, "{integrationId}", c.IntegrationID)
+		c.BaseURL = defaultURL
 	}
 	var v domain.ValidationError
 	prev, err := stored.Connection(ctx, c.IntegrationID)
 	switch {
 	case err == nil:
 		if prev.BaseURL == "" {
-			prev.BaseURL = strings.ReplaceAll(defaultBaseURL, "{integrationId}", c.IntegrationID)
+			prev.BaseURL = defaultURL
 		}
 		// A stored credential follows the connection only to the hosts it
 		// was given for: moved elsewhere, it must be given again, or

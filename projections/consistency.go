@@ -6,10 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
-	"maps"
+	"math/big"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -430,6 +429,9 @@ func day(t *time.Time) string {
 // them with the stored ones, by event: each side names the changes the
 // other lacks or holds otherwise (at most five, then how many more).
 func historyDiff(want, have []domain.StatusChange) (expected, actual string, differ bool) {
+	if sameHistory(want, have) {
+		return "", "", false
+	}
 	render := func(cs []domain.StatusChange) map[string]string {
 		out := make(map[string]string, len(cs))
 		for _, c := range cs {
@@ -452,10 +454,26 @@ func historyDiff(want, have []domain.StatusChange) (expected, actual string, dif
 		}
 		return fmt.Sprintf("status_history=%d changes [%s]", len(a), strings.Join(out, ", "))
 	}
-	if maps.Equal(w, h) {
-		return "", "", false
-	}
 	return only(w, h), only(h, w), true
+}
+
+// sameHistory reports whether two lists hold the same status changes, by
+// event, to the microsecond.
+func sameHistory(want, have []domain.StatusChange) bool {
+	if len(want) != len(have) {
+		return false
+	}
+	byEvent := make(map[string]domain.StatusChange, len(have))
+	for _, c := range have {
+		byEvent[c.EventID] = c
+	}
+	for _, c := range want {
+		h, ok := byEvent[c.EventID]
+		if !ok || h.From != c.From || h.To != c.To || !h.At.Truncate(time.Microsecond).Equal(c.At.Truncate(time.Microsecond)) {
+			return false
+		}
+	}
+	return len(byEvent) == len(want)
 }
 
 // sameJSON reports whether two JSON documents hold the same value: keys
@@ -504,49 +522,15 @@ func sameValue(x, y any) bool {
 	}
 }
 
-// sameNumber reports whether two JSON numbers have the same decimal value,
-// comparing their digits and exponents once trailing and leading zeros
-// are dropped (exact, whatever their size).
+// sameNumber reports whether two JSON numbers have the same decimal value
+// (exact, whatever their size).
 func sameNumber(a, b string) bool {
 	if a == b {
 		return true
 	}
-	na, okA := normalNumber(a)
-	nb, okB := normalNumber(b)
-	return okA && okB && na == nb
-}
-
-type decimal struct {
-	negative bool
-	digits   string // no leading or trailing zeros; "" for zero
-	exp      int64  // value = 0.digits × 10^exp
-}
-
-func normalNumber(s string) (decimal, bool) {
-	var d decimal
-	if strings.HasPrefix(s, "-") {
-		d.negative, s = true, s[1:]
-	}
-	mant, expText, hasExp := strings.Cut(strings.ToLower(s), "e")
-	var exp int64
-	if hasExp {
-		e, err := strconv.ParseInt(expText, 10, 64)
-		if err != nil || e > 1<<40 || e < -(1<<40) {
-			return decimal{}, false
-		}
-		exp = e
-	}
-	whole, frac, _ := strings.Cut(mant, ".")
-	digits := whole + frac
-	exp += int64(len(whole))
-	trimmed := strings.TrimLeft(digits, "0")
-	exp -= int64(len(digits) - len(trimmed))
-	d.digits = strings.TrimRight(trimmed, "0")
-	if d.digits == "" {
-		return decimal{}, true // zero, whatever its sign
-	}
-	d.exp = exp
-	return d, true
+	x, okA := new(big.Rat).SetString(a)
+	y, okB := new(big.Rat).SetString(b)
+	return okA && okB && x.Cmp(y) == 0
 }
 
 // misfiledAudit says whether the audit row differs in type or time of

@@ -60,7 +60,7 @@ func printIntegration(w io.Writer, in domain.Integration) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(map[string]any{
 		"id": in.ID, "organizationId": in.OrganizationID, "active": in.Active, "webhookEnabled": in.WebhookEnabled,
-		"signatureScheme": in.SignatureScheme, "webhookSecret": "***", "secrets": secrets,
+		"signatureScheme": in.SignatureScheme, "webhookSecret": domain.MaskedSecret, "secrets": secrets,
 		"syncEnabled": in.SyncEnabled, "syncFrequency": in.SyncFrequency, "syncTypes": in.SyncTypes,
 		"rateLimit": in.RateLimit, "ingestRateLimit": in.IngestRateLimit, "syncStatus": in.SyncStatus,
 	})

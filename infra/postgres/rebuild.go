@@ -582,7 +582,7 @@ func (s *RebuildRuns) Begin(ctx context.Context, run projections.RebuildRun) (in
 		}
 		// Whoever left a run active died holding the lock.
 		rows, err := s.pool.Query(ctx, `UPDATE rebuild_runs SET state = 'failed', error = 'interrupted', finished_at = now(), updated_at = now()
-WHERE kind = 'rebuild' AND state IN ('building', 'sealing', 'catching-up', 'paused') RETURNING id, schema_name`)
+WHERE kind = 'rebuild' AND state = ANY($1) RETURNING id, schema_name`, activeStates)
 		if err == nil {
 			var r projections.RebuildRun
 			_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.Schema}, func() error {

@@ -399,9 +399,7 @@ type topicReporter struct {
 	offsets interface {
 		EndOffsets(ctx context.Context, topics ...string) (kafka.Offsets, error)
 	}
-	lag interface {
-		Lag(ctx context.Context) (map[string]int64, error)
-	}
+	lag    httpapi.QueueLag
 	stats  httpapi.StatsQueries
 	gauges httpapi.QueueGauges
 	pauses httpapi.QueuePauses
