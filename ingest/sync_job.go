@@ -508,7 +508,7 @@ func (r *StartedSync) pullTypes(ctx context.Context, run *SyncRun, skipped *[]st
 					fresh, freshIDs = append(fresh, rec), append(freshIDs, id)
 				}
 			}
-			tooLarge, err := r.appendPage(ctx, run, evType, fresh)
+			tooLarge, err := r.appendPage(ctx, run, evType, fresh, freshIDs)
 			if err != nil {
 				return fmt.Errorf("%s: %w", typ, err)
 			}
@@ -730,17 +730,18 @@ func sleep(ctx context.Context, d time.Duration) error {
 // appendPage appends every record of a page as a sync event, several at a
 // time, and returns once all are acknowledged (or the first failure). A
 // record the log refuses for its size can never be appended: it is left
-// out, and its id returned, rather than failing the page for ever.
-func (r *StartedSync) appendPage(ctx context.Context, run *SyncRun, t domain.EventType, recs []Record) (tooLarge []string, err error) {
+// out, and its id returned, rather than failing the page for ever. ids
+// are the records' event ids (domain.SyncEventID), in the order of recs.
+func (r *StartedSync) appendPage(ctx context.Context, run *SyncRun, t domain.EventType, recs []Record, ids []string) (tooLarge []string, err error) {
 	s := r.s
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.AppendConcurrency)
 	now := s.cfg.Now().UTC()
 	corr := fmt.Sprintf("sync-run-%d", run.ID)
-	for _, rec := range recs {
+	for i, rec := range recs {
 		env := domain.Envelope{
-			Schema: domain.SchemaV1, EventID: domain.SyncEventID(t, rec.ID, rec.UpdatedAt),
+			Schema: domain.SchemaV1, EventID: ids[i],
 			IntegrationID: run.IntegrationID, Type: t, OccurredAt: rec.UpdatedAt.UTC(), ReceivedAt: now,
 			Source: domain.SourceSync, Priority: t.Priority(), CorrelationID: corr, Payload: rec.Raw,
 		}

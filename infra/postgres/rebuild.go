@@ -452,29 +452,36 @@ var activeStates = []string{
 // lock of schema on a connection of its own, held until release, and then
 // sweeps the point-in-time builds that died (sweepAsOf).
 func (s *RebuildRuns) Claim(ctx context.Context, schema string) (func(), error) {
-	conn, err := s.pool.Acquire(ctx)
+	conn, release, ok, err := s.tryLock(ctx, asOfLockID(schema))
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", schema, err)
 	}
-	id := asOfLockID(schema)
-	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", id).Scan(&ok); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("claim %s: %w", schema, err)
-	}
 	if !ok {
-		conn.Release()
 		return nil, fmt.Errorf("schema %s: %w", schema, projections.ErrTargetBusy)
-	}
-	release := func() {
-		_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", id)
-		conn.Release()
 	}
 	if err := s.sweepAsOf(ctx, conn.Conn()); err != nil {
 		release()
 		return nil, fmt.Errorf("claim %s: %w", schema, err)
 	}
 	return release, nil
+}
+
+// tryLock takes the session advisory lock id on a connection of its own,
+// held until release unlocks it and returns the connection. ok is false,
+// and nothing held, when another session holds the lock.
+func (s *RebuildRuns) tryLock(ctx context.Context, id int64) (conn *pgxpool.Conn, release func(), ok bool, err error) {
+	conn, err = s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", id).Scan(&ok); err != nil || !ok {
+		conn.Release()
+		return nil, nil, false, err
+	}
+	return conn, func() {
+		_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", id)
+		conn.Release()
+	}, true, nil
 }
 
 // sweepAsOf marks failed ("interrupted") every point-in-time build recorded
@@ -500,6 +507,9 @@ func (s *RebuildRuns) sweepAsOf(ctx context.Context, conn *pgx.Conn) error {
 		return nil
 	}); err != nil {
 		return fmt.Errorf("sweep point-in-time builds: %w", err)
+	}
+	if len(runs) == 0 {
+		return nil
 	}
 	live, err := CurrentSchema(ctx, s.pool)
 	if err != nil {
@@ -557,29 +567,18 @@ func (s *RebuildRuns) Begin(ctx context.Context, run projections.RebuildRun) (in
 	release := func() {}
 	var stale []projections.RebuildRun
 	if run.Kind == projections.KindRebuild {
-		conn, err := s.pool.Acquire(ctx)
-		if err != nil {
-			return 0, nil, nil, fmt.Errorf("begin rebuild: %w", err)
-		}
 		schema, err := CurrentSchema(ctx, s.pool)
 		if err != nil {
-			conn.Release()
 			return 0, nil, nil, err
 		}
-		id := rebuildLockID(schema)
-		var ok bool
-		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", id).Scan(&ok); err != nil {
-			conn.Release()
+		conn, unlock, ok, err := s.tryLock(ctx, rebuildLockID(schema))
+		if err != nil {
 			return 0, nil, nil, fmt.Errorf("begin rebuild: %w", err)
 		}
 		if !ok {
-			conn.Release()
 			return 0, nil, nil, projections.ErrRebuildRunning
 		}
-		release = func() {
-			_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", id)
-			conn.Release()
-		}
+		release = unlock
 		// Whoever left a run active died holding the lock.
 		rows, err := s.pool.Query(ctx, `UPDATE rebuild_runs SET state = 'failed', error = 'interrupted', finished_at = now(), updated_at = now()
 WHERE kind = 'rebuild' AND state = ANY($1) RETURNING id, schema_name`, activeStates)
