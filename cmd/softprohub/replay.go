@@ -84,12 +84,12 @@ func partialWhat(rep projections.FillReport, notWired []string) string {
 }
 
 // warnNotChecked tells the operator which sides of gap detection were left
-// out, and why: those not wired because scheduled sync needs SECRETS_KEY,
-// and any the SoftPro API failed.
-func warnNotChecked(w io.Writer, sides []string, reasons map[string]string) {
+// out, and why: those not wired (notWired) because scheduled sync needs
+// SECRETS_KEY, and any the SoftPro API failed.
+func warnNotChecked(w io.Writer, sides []string, reasons map[string]string, notWired []string) {
 	var unwired []string
 	for _, side := range sides {
-		if reasons[side] != needsSecretsKey {
+		if !slices.Contains(notWired, side) {
 			fmt.Fprintf(w, "gaps: the %s side was not checked, because %s\n", side, reasons[side])
 			continue
 		}
@@ -269,8 +269,9 @@ ones, which are not touched.`,
 			if err != nil {
 				return err
 			}
-			notCheckedReasons(rep.NotCheckedReasons, t.Recovery.NotChecked())
-			warnNotChecked(cmd.ErrOrStderr(), rep.NotChecked, rep.NotCheckedReasons)
+			notWired := t.Recovery.NotChecked()
+			notCheckedReasons(rep.NotCheckedReasons, notWired)
+			warnNotChecked(cmd.ErrOrStderr(), rep.NotChecked, rep.NotCheckedReasons, notWired)
 			return printJSON(cmd.OutOrStdout(), rep)
 		},
 	}
@@ -296,13 +297,14 @@ ones, which are not touched.`,
 			if err != nil {
 				return err
 			}
-			notCheckedReasons(rep.NotCheckedReasons, t.Recovery.NotChecked())
-			warnNotChecked(cmd.ErrOrStderr(), rep.NotChecked, rep.NotCheckedReasons)
+			notWired := t.Recovery.NotChecked()
+			notCheckedReasons(rep.NotCheckedReasons, notWired)
+			warnNotChecked(cmd.ErrOrStderr(), rep.NotChecked, rep.NotCheckedReasons, notWired)
 			if err := printJSON(cmd.OutOrStdout(), rep); err != nil {
 				return err
 			}
 			if rep.Partial {
-				return fmt.Errorf("gaps fill %s was partial (%s): %w", args[0], partialWhat(rep, t.Recovery.NotChecked()), exitPartial)
+				return fmt.Errorf("gaps fill %s was partial (%s): %w", args[0], partialWhat(rep, notWired), exitPartial)
 			}
 			return nil
 		},

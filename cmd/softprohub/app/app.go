@@ -418,14 +418,8 @@ func (t topicReporter) Queues(ctx context.Context) ([]httpapi.QueueStat, error) 
 	}
 	lag, lagErr := t.lag.Lag(ctx)
 	paused, pausedErr := t.pauses.Paused(ctx)
-	if pausedErr != nil {
-		paused = nil
-	}
 	end := t.now().UTC()
 	counts, countsErr := t.stats.Stats(ctx, projections.StatsFilter{Start: end.Add(-healthStatsPeriod), End: end})
-	if countsErr != nil {
-		counts = nil
-	}
 	completed, failed := map[string]int64{}, map[string]int64{}
 	for _, c := range counts {
 		topic := c.EventType.Topic()
